@@ -1,0 +1,210 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/urunner/urunner/registry"
+)
+
+// Config is urunner's whole configuration, read from the environment. The
+// names of the original urunner are kept: they are a compatibility contract.
+type Config struct {
+	AcceptHeader string `envconfig:"DOCKER_API_ACCEPT_HEADER" desc:"Accept header of manifest HEAD requests, comma-separated media types (default: every manifest and index type)"`
+	Verify       bool   `envconfig:"URUNNER_CONF_DOCKER_API_VERIFY" default:"true" desc:"verify the TLS certificates of the watched registry (false: that registry only, with a warning)"`
+	LogLevel     string `envconfig:"URUNNER_CONF_LOG_LEVEL" default:"INFO" desc:"DEBUG, INFO, WARNING (or WARN) or ERROR"`
+	LogFormat    string `envconfig:"URUNNER_CONF_LOG_FORMAT" default:"text" desc:"text (coloured on a terminal) or json"`
+	KubeAuth     string `envconfig:"URUNNER_CONF_KUBE_AUTH" desc:"incluster or kubeconfig (honours KUBECONFIG); default: incluster in a pod, else kubeconfig"`
+
+	Registry     string `envconfig:"URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH" desc:"registry host[:port] whose images are watched, e.g. registry.example.com:5000; prefix http:// for a plain-HTTP registry"`
+	RegistryType string `envconfig:"URUNNER_CONF_CONTAINER_REGISTRY_TYPE" default:"generic" desc:"harbor, generic, dockerhub or digitalocean"`
+
+	HarborUser        string `envconfig:"URUNNER_SECR_HARBOR_USER" desc:"Harbor user or robot account (type harbor)"`
+	HarborPass        string `envconfig:"URUNNER_SECR_HARBOR_PASS" desc:"Harbor password (type harbor)"`
+	RegistryUser      string `envconfig:"URUNNER_SECR_REGISTRY_USER" desc:"user for basic or token auth (types generic, dockerhub)"`
+	RegistryPass      string `envconfig:"URUNNER_SECR_REGISTRY_PASS" desc:"password or access token (types generic, dockerhub)"`
+	DigitalOceanToken string `envconfig:"URUNNER_SECR_DIGITAL_OCEAN_TOKEN" desc:"DigitalOcean API token (type digitalocean)"`
+
+	StateConfigMap string `envconfig:"URUNNER_CONF_STATE_CONFIGMAP" default:"urunner-state" desc:"ConfigMap holding the digests seen by earlier runs"`
+	StateNamespace string `envconfig:"URUNNER_CONF_STATE_NAMESPACE" desc:"namespace of that ConfigMap; default: the pod's own namespace in a cluster, else the kubeconfig's (default)"`
+	DryRun         bool   `envconfig:"URUNNER_CONF_DRY_RUN" default:"false" desc:"resolve and report what would restart; patch nothing, write no state"`
+
+	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
+	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"100" desc:"Kubernetes API burst"`
+	RegistryConcurrency int           `envconfig:"URUNNER_CONF_REGISTRY_CONCURRENCY" default:"8" desc:"registry requests in flight per registry host"`
+	RegistryTimeout     time.Duration `envconfig:"URUNNER_CONF_REGISTRY_TIMEOUT" default:"15s" desc:"deadline of one registry lookup, retries included"`
+	RunTimeout          time.Duration `envconfig:"URUNNER_CONF_RUN_TIMEOUT" default:"10m" desc:"deadline of the whole run"`
+
+	// Variables of the original urunner that no longer apply. They are read
+	// only to tell the user what replaced them.
+	SQLitePath     string `envconfig:"URUNNER_CONF_SQLLIGHT_PATH" desc:"no longer used: state lives in the ConfigMap URUNNER_CONF_STATE_CONFIGMAP"`
+	FrequencyCheck string `envconfig:"URUNNER_CONF_FREQUENCY_CHECK_SECONDS" desc:"no longer used: the CronJob's schedule sets the frequency"`
+}
+
+// configError is a configuration problem: exit code 2, no network call made.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+func badConfig(format string, args ...any) error {
+	return &configError{msg: fmt.Sprintf(format, args...)}
+}
+
+// loadConfig reads and checks the configuration.
+func loadConfig() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return c, badConfig("%s: want %s, got %q", pe.KeyName, typeName(pe.TypeName), pe.Value)
+		}
+		return c, badConfig("%v", err)
+	}
+	return c, c.validate()
+}
+
+func typeName(t string) string {
+	switch t {
+	case "bool":
+		return "true or false"
+	case "time.Duration":
+		return "a duration such as 30s or 5m"
+	case "int", "float32":
+		return "a number"
+	}
+	return t
+}
+
+func (c *Config) validate() error {
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	switch strings.ToLower(c.LogFormat) {
+	case "text", "json":
+	default:
+		return badConfig("URUNNER_CONF_LOG_FORMAT: want text or json, got %q", c.LogFormat)
+	}
+	switch c.KubeAuth {
+	case "", "incluster", "kubeconfig":
+	default:
+		return badConfig("URUNNER_CONF_KUBE_AUTH: want incluster or kubeconfig, got %q", c.KubeAuth)
+	}
+	if c.Registry == "" {
+		return badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: required: the registry whose images urunner watches, e.g. registry.example.com:5000")
+	}
+	if _, err := c.registryHost(); err != nil {
+		return err
+	}
+	if c.StateConfigMap == "" {
+		return badConfig("URUNNER_CONF_STATE_CONFIGMAP: must not be empty")
+	}
+	for name, v := range map[string]float64{
+		"URUNNER_CONF_KUBE_QPS":             float64(c.KubeQPS),
+		"URUNNER_CONF_KUBE_BURST":           float64(c.KubeBurst),
+		"URUNNER_CONF_REGISTRY_CONCURRENCY": float64(c.RegistryConcurrency),
+		"URUNNER_CONF_REGISTRY_TIMEOUT":     c.RegistryTimeout.Seconds(),
+		"URUNNER_CONF_RUN_TIMEOUT":          c.RunTimeout.Seconds(),
+	} {
+		if v <= 0 {
+			return badConfig("%s: must be greater than zero", name)
+		}
+	}
+	return nil
+}
+
+// registryHost turns the registry variables into the one watched host.
+func (c *Config) registryHost() (registry.Host, error) {
+	name, plain := strings.CutPrefix(c.Registry, "http://")
+	name = strings.TrimPrefix(name, "https://")
+	name = strings.TrimSuffix(name, "/")
+	norm, err := registry.NormalizeHost(name)
+	if err != nil {
+		return registry.Host{}, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: %v", err)
+	}
+	h := registry.Host{Name: norm, PlainHTTP: plain, SkipVerify: !c.Verify}
+	switch c.RegistryType {
+	case "harbor":
+		h.User, h.Password = c.HarborUser, c.HarborPass
+	case "generic", "dockerhub":
+		h.User, h.Password = c.RegistryUser, c.RegistryPass
+	case "digitalocean":
+		// DOCR takes the API token as both user name and password.
+		h.User, h.Password = c.DigitalOceanToken, c.DigitalOceanToken
+	case "aws_ecr", "gitlab", "azure_acr":
+		return h, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TYPE: %q is not supported by this version yet; use harbor, generic, dockerhub or digitalocean", c.RegistryType)
+	default:
+		return h, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TYPE: want harbor, generic, dockerhub or digitalocean, got %q", c.RegistryType)
+	}
+	if (h.User == "") != (h.Password == "") {
+		return h, badConfig("registry %s: a user needs a password and a password a user (type %s)", norm, c.RegistryType)
+	}
+	return h, nil
+}
+
+// acceptList splits DOCKER_API_ACCEPT_HEADER.
+func (c *Config) acceptList() []string {
+	var out []string
+	for _, p := range strings.Split(c.AcceptHeader, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToUpper(s) {
+	case "DEBUG":
+		return slog.LevelDebug, nil
+	case "INFO":
+		return slog.LevelInfo, nil
+	case "WARNING", "WARN":
+		return slog.LevelWarn, nil
+	case "ERROR":
+		return slog.LevelError, nil
+	}
+	return 0, badConfig("URUNNER_CONF_LOG_LEVEL: want DEBUG, INFO, WARNING or ERROR, got %q", s)
+}
+
+// warnDeprecated logs once for each variable of the original urunner that
+// no longer applies.
+func (c *Config) warnDeprecated(log *slog.Logger) {
+	if c.SQLitePath != "" {
+		log.Warn("URUNNER_CONF_SQLLIGHT_PATH is ignored: state lives in a ConfigMap", "configmap", c.StateConfigMap)
+	}
+	if c.FrequencyCheck != "" {
+		log.Warn("URUNNER_CONF_FREQUENCY_CHECK_SECONDS is ignored: the CronJob's schedule sets the frequency")
+	}
+}
+
+// printUsage writes the --help text: flags, then every variable.
+func printUsage(w io.Writer) {
+	fmt.Fprintf(w, `urunner restarts Kubernetes workloads when the digest behind an image tag changes.
+It runs once and exits: schedule it with a CronJob.
+
+Usage: urunner [--dry-run] [--version] [--help]
+
+Exit codes: 0 all went well; 1 a lookup, restart or state write failed (what
+succeeded is saved); 2 bad configuration (nothing was contacted).
+
+`)
+	tw := tabwriter.NewWriter(w, 1, 4, 2, ' ', 0)
+	_ = envconfig.Usagef("", &Config{}, tw, `Environment:
+VARIABLE	DEFAULT	MEANING
+{{range .}}{{usage_key .}}	{{usage_default .}}	{{usage_description .}}
+{{end}}`)
+	_ = tw.Flush()
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/state"
+)
+
+// observed is one container of a listed workload, with what the registry
+// said about its image this run.
+type observed struct {
+	Name string
+	// Image is the canonical registry/repository:tag; "" when the image is
+	// not tracked (pinned by digest, another registry, not a registry image).
+	Image string
+	// Digest is the current digest; "" when the lookup failed.
+	Digest string
+}
+
+// observation is a listed workload and its containers.
+type observation struct {
+	Workload   kube.Workload
+	Containers []observed
+}
+
+// change is one container whose digest moved.
+type change struct {
+	Container, Image, From, To string
+}
+
+// restart is one workload to patch, once, for all its changed containers.
+type restart struct {
+	Workload kube.Workload
+	Changes  []change
+}
+
+// digests returns container → new digest, what the patch records.
+func (r restart) digests() map[string]string {
+	m := make(map[string]string, len(r.Changes))
+	for _, c := range r.Changes {
+		m[c.Container] = c.To
+	}
+	return m
+}
+
+// record adds to cs the entries a successful restart makes true.
+func (r restart) record(cs *state.Changes) {
+	k := keyOf(r.Workload)
+	for _, c := range r.Changes {
+		cs.Put(k, c.Container, state.Entry{Image: c.Image, Digest: c.To})
+	}
+}
+
+// plan is what a run does, decided before it does anything.
+type plan struct {
+	// Restarts are the workloads to patch. Their state entries are added
+	// only once the patch succeeded.
+	Restarts []restart
+	// Paused are Deployments with a change that waits for them to resume;
+	// their stored digests stay as they were.
+	Paused []restart
+	// Changes are the state edits that need no patch: baselines, entries a
+	// concurrent run already restarted for, and pruning.
+	Changes state.Changes
+	// Baselined counts containers seen for the first time (or with a new
+	// image), recorded without a restart.
+	Baselined int
+	// AlreadyDone counts containers whose workload already records the
+	// new digest (a run that crashed after patching, or an overlapping run).
+	AlreadyDone int
+}
+
+func keyOf(w kube.Workload) state.Key {
+	return state.Key{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name}
+}
+
+// decide is the whole policy of a run, free of I/O:
+//   - a container seen for the first time, or whose image changed, is
+//     baselined: recorded, not restarted;
+//   - a failed lookup changes nothing, not even the stored digest;
+//   - a stored digest that differs from a successful lookup restarts the
+//     workload, once for all its changed containers, unless the workload is
+//     paused or already records the new digest;
+//   - entries of workloads and containers no longer listed are pruned:
+//     the listing is complete, or decide is not called.
+func decide(st state.State, obs []observation) plan {
+	var p plan
+	listed := make(map[state.Key]bool, len(obs))
+	for _, o := range obs {
+		k := keyOf(o.Workload)
+		listed[k] = true
+		tracked := map[string]bool{}
+		var r restart
+		for _, c := range o.Containers {
+			if c.Image == "" {
+				continue
+			}
+			tracked[c.Name] = true
+			if c.Digest == "" {
+				continue
+			}
+			old, ok := st.Get(k, c.Name)
+			switch {
+			case !ok || old.Image != c.Image:
+				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest})
+				p.Baselined++
+			case old.Digest == c.Digest:
+			case o.Workload.RestartedFor[c.Name] == c.Digest:
+				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest})
+				p.AlreadyDone++
+			default:
+				r.Changes = append(r.Changes, change{Container: c.Name, Image: c.Image, From: old.Digest, To: c.Digest})
+			}
+		}
+		for name := range st[k] {
+			if !tracked[name] {
+				p.Changes.ForgetContainer(k, name)
+			}
+		}
+		if len(r.Changes) == 0 {
+			continue
+		}
+		r.Workload = o.Workload
+		if o.Workload.Paused {
+			p.Paused = append(p.Paused, r)
+		} else {
+			p.Restarts = append(p.Restarts, r)
+		}
+	}
+	for _, k := range st.Keys() {
+		if !listed[k] {
+			p.Changes.ForgetWorkload(k)
+		}
+	}
+	return p
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/state"
+)
+
+const (
+	dA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	dB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	dC = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+)
+
+const img = "reg.example.com/team/app:latest"
+
+func web(mods ...func(*kube.Workload)) kube.Workload {
+	w := kube.Workload{Kind: "Deployment", Namespace: "shop", Name: "web"}
+	for _, m := range mods {
+		m(&w)
+	}
+	return w
+}
+
+func e(image, digest string) state.Entry { return state.Entry{Image: image, Digest: digest} }
+
+var webKey = state.Key{Namespace: "shop", Kind: "Deployment", Name: "web"}
+
+func paused(w *kube.Workload) { w.Paused = true }
+
+func recorded(c, d string) func(*kube.Workload) {
+	return func(w *kube.Workload) { w.RestartedFor = map[string]string{c: d} }
+}
+
+// The table is the specification of when urunner restarts.
+func TestDecide(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		state        state.State
+		obs          []observation
+		wantRestarts []restart
+		wantPaused   int
+		wantState    state.State
+	}{
+		{
+			name:      "first sight is a baseline, not a restart",
+			state:     state.State{},
+			obs:       []observation{{web(), []observed{{"app", img, dA}}}},
+			wantState: state.State{webKey: {"app": e(img, dA)}},
+		},
+		{
+			name:      "same digest changes nothing",
+			state:     state.State{webKey: {"app": e(img, dA)}},
+			obs:       []observation{{web(), []observed{{"app", img, dA}}}},
+			wantState: state.State{webKey: {"app": e(img, dA)}},
+		},
+		{
+			name:         "a moved digest restarts",
+			state:        state.State{webKey: {"app": e(img, dA)}},
+			obs:          []observation{{web(), []observed{{"app", img, dB}}}},
+			wantRestarts: []restart{{web(), []change{{"app", img, dA, dB}}}},
+			wantState:    state.State{webKey: {"app": e(img, dA)}},
+		},
+		{
+			name:  "two moved containers make one restart",
+			state: state.State{webKey: {"app": e(img, dA), "init": e(img+"-init", dA)}},
+			obs:   []observation{{web(), []observed{{"init", img + "-init", dB}, {"app", img, dB}}}},
+			wantRestarts: []restart{{web(), []change{
+				{"init", img + "-init", dA, dB}, {"app", img, dA, dB},
+			}}},
+			wantState: state.State{webKey: {"app": e(img, dA), "init": e(img+"-init", dA)}},
+		},
+		{
+			name:      "a failed lookup keeps the stored digest",
+			state:     state.State{webKey: {"app": e(img, dA)}},
+			obs:       []observation{{web(), []observed{{"app", img, ""}}}},
+			wantState: state.State{webKey: {"app": e(img, dA)}},
+		},
+		{
+			name:      "a failed lookup on first sight records nothing",
+			state:     state.State{},
+			obs:       []observation{{web(), []observed{{"app", img, ""}}}},
+			wantState: state.State{},
+		},
+		{
+			name:      "a new image string is a new baseline",
+			state:     state.State{webKey: {"app": e(img, dA)}},
+			obs:       []observation{{web(), []observed{{"app", "reg.example.com/team/app:v2", dB}}}},
+			wantState: state.State{webKey: {"app": e("reg.example.com/team/app:v2", dB)}},
+		},
+		{
+			name:       "a paused deployment keeps its old digest",
+			state:      state.State{webKey: {"app": e(img, dA)}},
+			obs:        []observation{{web(paused), []observed{{"app", img, dB}}}},
+			wantPaused: 1,
+			wantState:  state.State{webKey: {"app": e(img, dA)}},
+		},
+		{
+			name:      "a workload that already records the new digest is not restarted again",
+			state:     state.State{webKey: {"app": e(img, dA)}},
+			obs:       []observation{{web(recorded("app", dB)), []observed{{"app", img, dB}}}},
+			wantState: state.State{webKey: {"app": e(img, dB)}},
+		},
+		{
+			name:         "a digest that flips back restarts again",
+			state:        state.State{webKey: {"app": e(img, dB)}},
+			obs:          []observation{{web(recorded("app", dB)), []observed{{"app", img, dA}}}},
+			wantRestarts: []restart{{web(recorded("app", dB)), []change{{"app", img, dB, dA}}}},
+			wantState:    state.State{webKey: {"app": e(img, dB)}},
+		},
+		{
+			name:      "a workload no longer listed is forgotten",
+			state:     state.State{webKey: {"app": e(img, dA)}},
+			obs:       nil,
+			wantState: state.State{},
+		},
+		{
+			name:      "a container no longer tracked is forgotten",
+			state:     state.State{webKey: {"app": e(img, dA), "side": e(img, dA)}},
+			obs:       []observation{{web(), []observed{{"app", img, dA}, {"side", "", ""}}}},
+			wantState: state.State{webKey: {"app": e(img, dA)}},
+		},
+		{
+			name:  "only the changed container of several restarts",
+			state: state.State{webKey: {"app": e(img, dA), "side": e("reg.example.com/side:1", dC)}},
+			obs: []observation{{web(), []observed{
+				{"app", img, dB}, {"side", "reg.example.com/side:1", dC},
+			}}},
+			wantRestarts: []restart{{web(), []change{{"app", img, dA, dB}}}},
+			wantState:    state.State{webKey: {"app": e(img, dA), "side": e("reg.example.com/side:1", dC)}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := decide(tc.state, tc.obs)
+			if diff := cmp.Diff(tc.wantRestarts, p.Restarts); diff != "" {
+				t.Errorf("restarts (-want +got):\n%s", diff)
+			}
+			if len(p.Paused) != tc.wantPaused {
+				t.Errorf("paused = %d, want %d", len(p.Paused), tc.wantPaused)
+			}
+			// The state the run saves before any patch succeeded.
+			if diff := cmp.Diff(tc.wantState, p.Changes.Apply(tc.state)); diff != "" {
+				t.Errorf("saved state (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRestartRecordsItsDigestsOnSuccess(t *testing.T) {
+	r := restart{web(), []change{{"app", img, dA, dB}}}
+	var cs state.Changes
+	r.record(&cs)
+	got := cs.Apply(state.State{webKey: {"app": e(img, dA)}})
+	if diff := cmp.Diff(state.State{webKey: {"app": e(img, dB)}}, got); diff != "" {
+		t.Errorf("state after a successful restart (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]string{"app": dB}, r.digests()); diff != "" {
+		t.Errorf("digests patched (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,454 @@
+package testground
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"maps"
+	"math/big"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/olareg/olareg"
+	olaregconfig "github.com/olareg/olareg/config"
+	"github.com/opencontainers/go-digest"
+	"github.com/regclient/regclient"
+	"github.com/regclient/regclient/config"
+	"github.com/regclient/regclient/types/descriptor"
+	"github.com/regclient/regclient/types/manifest"
+	"github.com/regclient/regclient/types/mediatype"
+	v1 "github.com/regclient/regclient/types/oci/v1"
+	"github.com/regclient/regclient/types/platform"
+	"github.com/regclient/regclient/types/ref"
+)
+
+// RegistryOptions configures StartRegistry.
+type RegistryOptions struct {
+	// Logins maps user to password. Nil serves anonymous access for
+	// everything; otherwise olareg's own basic auth answers with 401 and a
+	// WWW-Authenticate challenge, as a real private registry does.
+	Logins map[string]string
+	// AllowAnonymousRead lets requests without credentials pull when Logins
+	// is set.
+	AllowAnonymousRead bool
+	// Latency is slept before every counted request is served, fault or not.
+	Latency time.Duration
+	// TLS serves HTTPS with a self-signed certificate for 127.0.0.1, whose
+	// PEM is Registry.CAPEM.
+	TLS bool
+}
+
+// Registry is an in-process OCI registry (olareg, memory storage) served on
+// a loopback port, behind a middleware that counts requests and can delay
+// or fail them.
+type Registry struct {
+	// Host is "127.0.0.1:PORT", the registry part of image references.
+	Host string
+	// CAPEM is the PEM certificate clients must trust when TLS is on.
+	CAPEM []byte
+
+	olareg  *olareg.Server
+	srv     *http.Server
+	served  chan error
+	latency time.Duration
+	// helperUA marks the requests of the Registry's own helper client so
+	// the middleware lets them through uncounted. It carries a random
+	// token so that no client under test can send it by accident.
+	helperUA string
+	helper   *regclient.RegClient
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu       sync.Mutex
+	requests map[string]int
+	fault    func(w http.ResponseWriter, req *http.Request) bool
+}
+
+// StartRegistry starts a registry on a free 127.0.0.1 port. Close it when
+// done.
+func StartRegistry(opts RegistryOptions) (*Registry, error) {
+	yes := true
+	conf := olaregconfig.Config{
+		Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem},
+		API:     olaregconfig.ConfigAPI{DeleteEnabled: &yes},
+	}
+	if opts.Logins != nil {
+		auth, err := olaregconfig.NewAuthBasicStatic(opts.Logins, opts.AllowAnonymousRead)
+		if err != nil {
+			return nil, fmt.Errorf("configure registry logins: %w", err)
+		}
+		conf.Auth = auth
+	}
+
+	token := make([]byte, 8)
+	if _, err := rand.Read(token); err != nil {
+		return nil, fmt.Errorf("generate helper marker: %w", err)
+	}
+	r := &Registry{
+		olareg:   olareg.New(conf),
+		served:   make(chan error, 1),
+		latency:  opts.Latency,
+		helperUA: "urunner-testground-helper/" + hex.EncodeToString(token),
+		requests: map[string]int{},
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = r.olareg.Close()
+		return nil, fmt.Errorf("listen for registry: %w", err)
+	}
+	r.Host = ln.Addr().String()
+	r.srv = &http.Server{
+		Handler:           http.HandlerFunc(r.serveHTTP),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	hostConf := config.Host{Name: r.Host, TLS: config.TLSDisabled}
+	if opts.TLS {
+		certPEM, cert, err := selfSignedCert()
+		if err != nil {
+			_ = ln.Close()
+			_ = r.olareg.Close()
+			return nil, err
+		}
+		r.CAPEM = certPEM
+		r.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, r.srv.TLSConfig)
+		hostConf.TLS = config.TLSEnabled
+		hostConf.RegCert = string(certPEM)
+	}
+	if len(opts.Logins) > 0 {
+		// Any login will do: NewAuthBasicStatic gives every user full access.
+		user := slices.Sorted(maps.Keys(opts.Logins))[0]
+		hostConf.User, hostConf.Pass = user, opts.Logins[user]
+	}
+	r.helper = regclient.New(
+		regclient.WithConfigHost(hostConf),
+		regclient.WithUserAgent(r.helperUA),
+	)
+
+	go func() { r.served <- r.srv.Serve(ln) }()
+	return r, nil
+}
+
+// Close stops the server, waiting briefly for requests in flight, and
+// frees the stored content. Closing again returns the first result, so a
+// test may close a registry to simulate an outage and still clean up.
+func (r *Registry) Close() error {
+	r.closeOnce.Do(func() { r.closeErr = r.close() })
+	return r.closeErr
+}
+
+func (r *Registry) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errShutdown := r.srv.Shutdown(ctx)
+	if errShutdown != nil {
+		// Requests still in flight (e.g. a long Latency) must not keep the
+		// test binary alive.
+		_ = r.srv.Close()
+		errShutdown = fmt.Errorf("shut down registry %s: %w", r.Host, errShutdown)
+	}
+	errServe := <-r.served
+	if errors.Is(errServe, http.ErrServerClosed) {
+		errServe = nil
+	} else if errServe != nil {
+		errServe = fmt.Errorf("serve registry %s: %w", r.Host, errServe)
+	}
+	errStore := r.olareg.Close()
+	if errStore != nil {
+		errStore = fmt.Errorf("close registry store: %w", errStore)
+	}
+	return errors.Join(errShutdown, errServe, errStore)
+}
+
+// serveHTTP counts, delays and possibly faults a request before handing it
+// to olareg. Requests from the Registry's own helpers skip all three.
+func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Header.Get("User-Agent") == r.helperUA {
+		r.olareg.ServeHTTP(w, req)
+		return
+	}
+	r.mu.Lock()
+	r.requests[req.Method+" "+requestKind(req.URL.Path)]++
+	fault := r.fault
+	r.mu.Unlock()
+
+	if r.latency > 0 {
+		t := time.NewTimer(r.latency)
+		select {
+		case <-t.C:
+		case <-req.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if fault != nil && fault(w, req) {
+		return
+	}
+	r.olareg.ServeHTTP(w, req)
+}
+
+// requestKind names the distribution API endpoint of a request path.
+func requestKind(path string) string {
+	switch {
+	case path == "/v2" || path == "/v2/":
+		return "ping"
+	case path == "/token":
+		return "token"
+	case !strings.HasPrefix(path, "/v2/"):
+		return "other"
+	case strings.Contains(path, "/manifests/"):
+		return "manifest"
+	// Upload paths also contain "/blobs/", so they are checked first.
+	case strings.Contains(path, "/blobs/uploads/"):
+		return "upload"
+	case strings.Contains(path, "/blobs/"):
+		return "blob"
+	case strings.HasSuffix(path, "/tags/list"):
+		return "tags"
+	default:
+		return "other"
+	}
+}
+
+// Requests returns a snapshot of the counted requests keyed "METHOD kind",
+// kind being one of manifest, blob, upload, tags, ping, token or other. An
+// authentication challenge answered with a retry counts twice.
+func (r *Registry) Requests() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.requests)
+}
+
+// ResetRequests sets all request counts to zero.
+func (r *Registry) ResetRequests() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.requests)
+}
+
+// SetFault installs f in front of olareg for counted requests: when f
+// returns true it has answered the request and olareg is not called. Nil
+// removes the fault.
+func (r *Registry) SetFault(f func(w http.ResponseWriter, req *http.Request) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fault = f
+}
+
+// PushImage pushes a tiny linux/amd64 OCI image whose single layer is
+// derived from seed and tags it repoTag (e.g. "team/app:latest", relative
+// to Host). The same seed gives the same digest, a different seed a
+// different one. It returns the manifest digest.
+func (r *Registry) PushImage(ctx context.Context, repoTag string, seed string) (string, error) {
+	rf, err := r.ref(repoTag)
+	if err != nil {
+		return "", err
+	}
+	desc, err := r.pushImage(ctx, rf, seed, platform.Platform{OS: "linux", Architecture: "amd64"})
+	if err != nil {
+		return "", fmt.Errorf("push image %s: %w", rf.CommonName(), err)
+	}
+	return desc.Digest.String(), nil
+}
+
+// PushIndex pushes one image per platform ("linux/arm64" -> seed), by
+// digest, and an OCI index over them tagged repoTag. It returns the index
+// digest and the child manifest digest of each platform.
+func (r *Registry) PushIndex(ctx context.Context, repoTag string, platforms map[string]string) (string, map[string]string, error) {
+	rf, err := r.ref(repoTag)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(platforms) == 0 {
+		return "", nil, fmt.Errorf("push index %s: no platforms", rf.CommonName())
+	}
+	children := make(map[string]string, len(platforms))
+	descs := make([]descriptor.Descriptor, 0, len(platforms))
+	// Sorted so that the same platforms and seeds give the same index digest.
+	for _, name := range slices.Sorted(maps.Keys(platforms)) {
+		plat, err := platform.Parse(name)
+		if err != nil {
+			return "", nil, fmt.Errorf("push index %s: platform %q: %w", rf.CommonName(), name, err)
+		}
+		desc, err := r.pushImage(ctx, rf.SetDigest(""), platforms[name], plat)
+		if err != nil {
+			return "", nil, fmt.Errorf("push index %s: platform %s: %w", rf.CommonName(), name, err)
+		}
+		desc.Platform = &plat
+		descs = append(descs, desc)
+		children[name] = desc.Digest.String()
+	}
+	idx, err := manifest.New(manifest.WithOrig(v1.Index{
+		Versioned: v1.IndexSchemaVersion,
+		MediaType: mediatype.OCI1ManifestList,
+		Manifests: descs,
+	}))
+	if err != nil {
+		return "", nil, fmt.Errorf("push index %s: build index: %w", rf.CommonName(), err)
+	}
+	if err := r.helper.ManifestPut(ctx, rf, idx); err != nil {
+		return "", nil, fmt.Errorf("push index %s: %w", rf.CommonName(), err)
+	}
+	return idx.GetDescriptor().Digest.String(), children, nil
+}
+
+// DeleteTag removes the tag repoTag; the manifest it pointed to stays
+// reachable by digest.
+func (r *Registry) DeleteTag(ctx context.Context, repoTag string) error {
+	rf, err := r.ref(repoTag)
+	if err != nil {
+		return err
+	}
+	if err := r.helper.TagDelete(ctx, rf); err != nil {
+		return fmt.Errorf("delete tag %s: %w", rf.CommonName(), err)
+	}
+	return nil
+}
+
+func (r *Registry) ref(repoTag string) (ref.Ref, error) {
+	rf, err := ref.New(r.Host + "/" + repoTag)
+	if err != nil {
+		return ref.Ref{}, fmt.Errorf("parse image reference %q: %w", repoTag, err)
+	}
+	if rf.Digest != "" {
+		return ref.Ref{}, fmt.Errorf("image reference %q: want repo:tag, not a digest", repoTag)
+	}
+	return rf, nil
+}
+
+// pushImage pushes the config and layer blobs and the manifest. When rf
+// has no digest the manifest is tagged with rf's tag, otherwise it is
+// pushed by its own digest only.
+func (r *Registry) pushImage(ctx context.Context, rf ref.Ref, seed string, plat platform.Platform) (descriptor.Descriptor, error) {
+	layer, diffID, err := seedLayer(seed)
+	if err != nil {
+		return descriptor.Descriptor{}, err
+	}
+	// No timestamps, so the digest depends on the seed and platform only.
+	conf, err := json.Marshal(v1.Image{
+		Platform: plat,
+		RootFS:   v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
+	})
+	if err != nil {
+		return descriptor.Descriptor{}, fmt.Errorf("encode image config: %w", err)
+	}
+	confDesc := descriptor.Descriptor{MediaType: mediatype.OCI1ImageConfig, Digest: digest.FromBytes(conf), Size: int64(len(conf))}
+	layerDesc := descriptor.Descriptor{MediaType: mediatype.OCI1LayerGzip, Digest: digest.FromBytes(layer), Size: int64(len(layer))}
+	for _, b := range []struct {
+		desc descriptor.Descriptor
+		data []byte
+	}{{confDesc, conf}, {layerDesc, layer}} {
+		if _, err := r.helper.BlobPut(ctx, rf, b.desc, bytes.NewReader(b.data)); err != nil {
+			return descriptor.Descriptor{}, fmt.Errorf("push blob %s: %w", b.desc.Digest, err)
+		}
+	}
+	m, err := manifest.New(manifest.WithOrig(v1.Manifest{
+		Versioned: v1.ManifestSchemaVersion,
+		MediaType: mediatype.OCI1Manifest,
+		Config:    confDesc,
+		Layers:    []descriptor.Descriptor{layerDesc},
+	}))
+	if err != nil {
+		return descriptor.Descriptor{}, fmt.Errorf("build manifest: %w", err)
+	}
+	desc := m.GetDescriptor()
+	if rf.Tag == "" {
+		rf = rf.SetDigest(desc.Digest.String())
+	}
+	if err := r.helper.ManifestPut(ctx, rf, m); err != nil {
+		return descriptor.Descriptor{}, fmt.Errorf("push manifest: %w", err)
+	}
+	return descriptor.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}, nil
+}
+
+// seedLayer returns a gzipped tar holding one file with seed as content,
+// and the digest of the uncompressed tar (the config's diff ID). Fixed
+// header fields keep it reproducible.
+func seedLayer(seed string) (layer []byte, diffID digest.Digest, err error) {
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	if err := tw.WriteHeader(&tar.Header{
+		Name:    "seed",
+		Mode:    0o644,
+		Size:    int64(len(seed)),
+		ModTime: time.Unix(0, 0),
+		Format:  tar.FormatPAX,
+	}); err != nil {
+		return nil, "", fmt.Errorf("write layer: %w", err)
+	}
+	if _, err := tw.Write([]byte(seed)); err != nil {
+		return nil, "", fmt.Errorf("write layer: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, "", fmt.Errorf("write layer: %w", err)
+	}
+	var gzBuf bytes.Buffer
+	gw := gzip.NewWriter(&gzBuf)
+	if _, err := gw.Write(tarBuf.Bytes()); err != nil {
+		return nil, "", fmt.Errorf("compress layer: %w", err)
+	}
+	if err := gw.Close(); err != nil {
+		return nil, "", fmt.Errorf("compress layer: %w", err)
+	}
+	return gzBuf.Bytes(), digest.FromBytes(tarBuf.Bytes()), nil
+}
+
+// selfSignedCert makes a CA certificate that is also the serving
+// certificate for 127.0.0.1, so clients can trust it as a root (regclient's
+// RegCert) without a separate CA.
+func selfSignedCert() ([]byte, tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("generate registry key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("generate certificate serial: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "urunner testground registry"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("create registry certificate: %w", err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("encode registry key: %w", err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("load registry key pair: %w", err)
+	}
+	return certPEM, cert, nil
+}

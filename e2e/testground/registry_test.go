@@ -1,0 +1,363 @@
+package testground
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/regclient/regclient"
+	"github.com/regclient/regclient/config"
+	"github.com/regclient/regclient/scheme/reg"
+	"github.com/regclient/regclient/types/errs"
+	"github.com/regclient/regclient/types/platform"
+	"github.com/regclient/regclient/types/ref"
+)
+
+func startRegistry(t *testing.T, opts RegistryOptions) *Registry {
+	t.Helper()
+	r, err := StartRegistry(opts)
+	if err != nil {
+		t.Fatalf("StartRegistry: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return r
+}
+
+// client returns a plain regclient client, as urunner would build one,
+// that fails on the first error instead of backing off and retrying.
+func client(r *Registry, host config.Host) *regclient.RegClient {
+	host.Name = r.Host
+	if host.TLS == config.TLSUndefined {
+		host.TLS = config.TLSDisabled
+	}
+	return regclient.New(
+		regclient.WithConfigHost(host),
+		regclient.WithRegOpts(reg.WithRetryLimit(1)),
+	)
+}
+
+// head resolves repoTag on r the way urunner does, with one HEAD.
+func head(t *testing.T, rc *regclient.RegClient, r *Registry, repoTag string, opts ...regclient.ManifestOpts) (string, error) {
+	t.Helper()
+	rf, err := ref.New(r.Host + "/" + repoTag)
+	if err != nil {
+		t.Fatalf("parse reference: %v", err)
+	}
+	m, err := rc.ManifestHead(t.Context(), rf, opts...)
+	if err != nil {
+		return "", err
+	}
+	return m.GetDescriptor().Digest.String(), nil
+}
+
+func TestRegistryPushImageResolvesWithOneHead(t *testing.T) {
+	r := startRegistry(t, RegistryOptions{})
+	want, err := r.PushImage(t.Context(), "team/app:latest", "v1")
+	if err != nil {
+		t.Fatalf("PushImage: %v", err)
+	}
+	if !strings.HasPrefix(want, "sha256:") {
+		t.Errorf("PushImage digest = %q, want a sha256 digest", want)
+	}
+
+	got, err := head(t, client(r, config.Host{}), r, "team/app:latest")
+	if err != nil {
+		t.Fatalf("HEAD: %v", err)
+	}
+	if got != want {
+		t.Errorf("HEAD digest = %s, want the pushed %s", got, want)
+	}
+	// The pushes themselves are not counted: only the client's HEAD is.
+	if diff := cmp.Diff(map[string]int{"HEAD manifest": 1}, r.Requests()); diff != "" {
+		t.Errorf("Requests() mismatch (-want +got):\n%s", diff)
+	}
+
+	r.ResetRequests()
+	if diff := cmp.Diff(map[string]int{}, r.Requests()); diff != "" {
+		t.Errorf("Requests() after ResetRequests mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestRegistryPushImageToSameTag(t *testing.T) {
+	tests := []struct {
+		name      string
+		first     string
+		second    string
+		wantMoved bool
+	}{
+		{"new seed moves the tag to a new digest", "v1", "v2", true},
+		{"same seed gives the same digest", "v1", "v1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := startRegistry(t, RegistryOptions{})
+			first, err := r.PushImage(t.Context(), "team/app:latest", tt.first)
+			if err != nil {
+				t.Fatalf("PushImage %s: %v", tt.first, err)
+			}
+			second, err := r.PushImage(t.Context(), "team/app:latest", tt.second)
+			if err != nil {
+				t.Fatalf("PushImage %s: %v", tt.second, err)
+			}
+			if moved := first != second; moved != tt.wantMoved {
+				t.Errorf("digest moved = %t (%s -> %s), want %t", moved, first, second, tt.wantMoved)
+			}
+			got, err := head(t, client(r, config.Host{}), r, "team/app:latest")
+			if err != nil {
+				t.Fatalf("HEAD: %v", err)
+			}
+			if got != second {
+				t.Errorf("HEAD digest = %s, want the last pushed %s", got, second)
+			}
+		})
+	}
+}
+
+func TestRegistryPushIndex(t *testing.T) {
+	r := startRegistry(t, RegistryOptions{})
+	rc := client(r, config.Host{})
+	ctx := t.Context()
+
+	before, childrenBefore, err := r.PushIndex(ctx, "team/multi:1", map[string]string{"linux/amd64": "a1", "linux/arm64": "b1"})
+	if err != nil {
+		t.Fatalf("PushIndex: %v", err)
+	}
+	got, err := head(t, rc, r, "team/multi:1")
+	if err != nil {
+		t.Fatalf("HEAD: %v", err)
+	}
+	if got != before {
+		t.Errorf("HEAD digest = %s, want the index digest %s", got, before)
+	}
+	for plat, want := range childrenBefore {
+		p, err := platform.Parse(plat)
+		if err != nil {
+			t.Fatalf("parse platform %s: %v", plat, err)
+		}
+		got, err := head(t, rc, r, "team/multi:1", regclient.WithManifestPlatform(p))
+		if err != nil {
+			t.Fatalf("HEAD for %s: %v", plat, err)
+		}
+		if got != want {
+			t.Errorf("HEAD for %s = %s, want child %s", plat, got, want)
+		}
+	}
+
+	after, childrenAfter, err := r.PushIndex(ctx, "team/multi:1", map[string]string{"linux/amd64": "a1", "linux/arm64": "b2"})
+	if err != nil {
+		t.Fatalf("PushIndex with a new arm64 seed: %v", err)
+	}
+	if after == before {
+		t.Errorf("index digest stayed %s after the arm64 seed changed", after)
+	}
+	if childrenAfter["linux/amd64"] != childrenBefore["linux/amd64"] {
+		t.Errorf("amd64 child moved %s -> %s, want it unchanged", childrenBefore["linux/amd64"], childrenAfter["linux/amd64"])
+	}
+	if childrenAfter["linux/arm64"] == childrenBefore["linux/arm64"] {
+		t.Errorf("arm64 child stayed %s, want it moved", childrenAfter["linux/arm64"])
+	}
+	got, err = head(t, rc, r, "team/multi:1")
+	if err != nil {
+		t.Fatalf("HEAD after second push: %v", err)
+	}
+	if got != after {
+		t.Errorf("HEAD digest = %s, want the new index digest %s", got, after)
+	}
+}
+
+func TestRegistryDeleteTag(t *testing.T) {
+	r := startRegistry(t, RegistryOptions{})
+	rc := client(r, config.Host{})
+	dig, err := r.PushImage(t.Context(), "team/app:gone", "v1")
+	if err != nil {
+		t.Fatalf("PushImage: %v", err)
+	}
+	if err := r.DeleteTag(t.Context(), "team/app:gone"); err != nil {
+		t.Fatalf("DeleteTag: %v", err)
+	}
+
+	_, err = head(t, rc, r, "team/app:gone")
+	if !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("HEAD deleted tag: err = %v, want errs.ErrNotFound", err)
+	}
+	got, err := head(t, rc, r, "team/app@"+dig)
+	if err != nil {
+		t.Fatalf("HEAD by digest after the tag was deleted: %v", err)
+	}
+	if got != dig {
+		t.Errorf("HEAD by digest = %s, want %s", got, dig)
+	}
+}
+
+func TestRegistryLogins(t *testing.T) {
+	tests := []struct {
+		name          string
+		anonymousRead bool
+		user, pass    string
+		wantErr       error
+	}{
+		{"anonymous is refused", false, "", "", errs.ErrHTTPUnauthorized},
+		{"wrong password is refused", false, "ci", "wrong", errs.ErrHTTPUnauthorized},
+		{"unknown user is refused", false, "nobody", "s3cret", errs.ErrHTTPUnauthorized},
+		{"correct login resolves", false, "ci", "s3cret", nil},
+		{"anonymous resolves when anonymous read is allowed", true, "", "", nil},
+	}
+	// One registry per anonymous-read setting: olareg checks every login
+	// with bcrypt, which is slow under the race detector.
+	logins := map[string]string{"ci": "s3cret"}
+	registries := map[bool]*Registry{}
+	pushed := map[bool]string{}
+	for _, anonymousRead := range []bool{false, true} {
+		r := startRegistry(t, RegistryOptions{Logins: logins, AllowAnonymousRead: anonymousRead})
+		dig, err := r.PushImage(t.Context(), "private/app:latest", "v1")
+		if err != nil {
+			t.Fatalf("PushImage with login: %v", err)
+		}
+		registries[anonymousRead], pushed[anonymousRead] = r, dig
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := registries[tt.anonymousRead]
+			r.ResetRequests()
+			got, err := head(t, client(r, config.Host{User: tt.user, Pass: tt.pass}), r, "private/app:latest")
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("HEAD: err = %v, want %v", err, tt.wantErr)
+			}
+			if want := pushed[tt.anonymousRead]; tt.wantErr == nil && got != want {
+				t.Errorf("HEAD digest = %s, want %s", got, want)
+			}
+			// Refused requests reach the registry too, so they are counted.
+			t.Logf("requests: %v", r.Requests())
+			if n := r.Requests()["HEAD manifest"]; n < 1 {
+				t.Errorf("counted %d HEAD manifest requests, want at least 1", n)
+			}
+		})
+	}
+}
+
+func TestRegistryFault(t *testing.T) {
+	r := startRegistry(t, RegistryOptions{})
+	if _, err := r.PushImage(t.Context(), "team/app:latest", "v1"); err != nil {
+		t.Fatalf("PushImage: %v", err)
+	}
+	r.SetFault(func(w http.ResponseWriter, req *http.Request) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	// A push while the fault is set is not affected: helpers bypass it.
+	if _, err := r.PushImage(t.Context(), "team/app:latest", "v2"); err != nil {
+		t.Fatalf("PushImage during fault: %v", err)
+	}
+
+	_, err := head(t, client(r, config.Host{}), r, "team/app:latest")
+	if !errors.Is(err, errs.ErrHTTPStatus) || !strings.Contains(err.Error(), "503") {
+		t.Errorf("HEAD during fault: err = %v, want errs.ErrHTTPStatus with 503", err)
+	}
+	if diff := cmp.Diff(map[string]int{"HEAD manifest": 1}, r.Requests()); diff != "" {
+		t.Errorf("faulted requests are counted: Requests() mismatch (-want +got):\n%s", diff)
+	}
+
+	r.SetFault(nil)
+	if _, err := head(t, client(r, config.Host{}), r, "team/app:latest"); err != nil {
+		t.Errorf("HEAD after clearing the fault: %v", err)
+	}
+}
+
+func TestRegistryLatency(t *testing.T) {
+	const latency = 150 * time.Millisecond
+	r := startRegistry(t, RegistryOptions{Latency: latency})
+	if _, err := r.PushImage(t.Context(), "team/app:latest", "v1"); err != nil {
+		t.Fatalf("PushImage: %v", err)
+	}
+	rc := client(r, config.Host{})
+
+	start := time.Now()
+	if _, err := head(t, rc, r, "team/app:latest"); err != nil {
+		t.Fatalf("HEAD: %v", err)
+	}
+	// Only a lower bound: a loaded machine may be arbitrarily slower.
+	if took := time.Since(start); took < latency {
+		t.Errorf("HEAD took %v, want at least the latency %v", took, latency)
+	}
+}
+
+func TestRegistryTLS(t *testing.T) {
+	r := startRegistry(t, RegistryOptions{TLS: true})
+	if !strings.Contains(string(r.CAPEM), "BEGIN CERTIFICATE") {
+		t.Fatalf("CAPEM = %q, want a PEM certificate", r.CAPEM)
+	}
+	want, err := r.PushImage(t.Context(), "team/app:latest", "v1")
+	if err != nil {
+		t.Fatalf("PushImage over TLS: %v", err)
+	}
+
+	trusted := client(r, config.Host{TLS: config.TLSEnabled, RegCert: string(r.CAPEM)})
+	got, err := head(t, trusted, r, "team/app:latest")
+	if err != nil {
+		t.Fatalf("HEAD trusting CAPEM: %v", err)
+	}
+	if got != want {
+		t.Errorf("HEAD digest = %s, want %s", got, want)
+	}
+
+	untrusting := client(r, config.Host{TLS: config.TLSEnabled})
+	if _, err := head(t, untrusting, r, "team/app:latest"); err == nil {
+		t.Errorf("HEAD without trusting CAPEM succeeded, want a certificate error")
+	}
+}
+
+func TestRegistryCountsConcurrentRequests(t *testing.T) {
+	r := startRegistry(t, RegistryOptions{})
+	if _, err := r.PushImage(t.Context(), "team/app:latest", "v1"); err != nil {
+		t.Fatalf("PushImage: %v", err)
+	}
+	const n = 16
+	rc := client(r, config.Host{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := head(t, rc, r, "team/app:latest"); err != nil {
+				t.Errorf("HEAD: %v", err)
+			}
+			_ = r.Requests()
+		})
+	}
+	wg.Wait()
+	if diff := cmp.Diff(map[string]int{"HEAD manifest": n}, r.Requests()); diff != "" {
+		t.Errorf("Requests() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestRegistryRequestKind(t *testing.T) {
+	tests := []struct {
+		path string
+		want string
+	}{
+		{"/v2/", "ping"},
+		{"/v2", "ping"},
+		{"/token", "token"},
+		{"/v2/team/app/manifests/latest", "manifest"},
+		{"/v2/team/app/manifests/sha256:abc", "manifest"},
+		{"/v2/team/app/blobs/sha256:abc", "blob"},
+		{"/v2/team/app/blobs/uploads/", "upload"},
+		{"/v2/team/app/blobs/uploads/1234", "upload"},
+		{"/v2/team/app/tags/list", "tags"},
+		{"/v2/team/app/referrers/sha256:abc", "other"},
+		{"/healthz", "other"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			if got := requestKind(tt.path); got != tt.want {
+				t.Errorf("requestKind(%q) = %q, want %q", tt.path, got, tt.want)
+			}
+		})
+	}
+}

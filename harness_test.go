@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/urunner/urunner/e2e/testground"
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/state"
+)
+
+// ground is one test's view of the test ground: the shared cluster, a
+// registry of its own, and a state ConfigMap of its own, so that tests do
+// not see each other's state or images.
+type ground struct {
+	t     *testing.T
+	cs    kubernetes.Interface
+	reg   *testground.Registry
+	state string // state ConfigMap name, in namespace default
+	api   *apiCounter
+}
+
+func newGround(t *testing.T, opts testground.RegistryOptions) *ground {
+	t.Helper()
+	reg, err := testground.StartRegistry(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close() })
+	cs, err := kubernetes.NewForConfig(cluster.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &ground{t: t, cs: cs, reg: reg, state: "urunner-" + suffix(t), api: &apiCounter{}}
+	scheme := "http://"
+	if opts.TLS {
+		scheme = ""
+	}
+	t.Setenv("KUBECONFIG", cluster.KubeconfigPath)
+	t.Setenv("URUNNER_CONF_KUBE_AUTH", "kubeconfig")
+	t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", scheme+reg.Host)
+	t.Setenv("URUNNER_CONF_STATE_CONFIGMAP", g.state)
+	t.Setenv("URUNNER_CONF_STATE_NAMESPACE", "default")
+	t.Setenv("URUNNER_CONF_LOG_LEVEL", "DEBUG")
+	return g
+}
+
+var seq struct {
+	sync.Mutex
+	n int
+}
+
+// suffix returns a short name unique in this test binary's run.
+func suffix(t *testing.T) string {
+	seq.Lock()
+	defer seq.Unlock()
+	seq.n++
+	return fmt.Sprintf("%d-%d", seq.n, time.Now().UnixNano()%100000)
+}
+
+// image returns the reference of repoTag on this test's registry.
+func (g *ground) image(repoTag string) string { return g.reg.Host + "/" + repoTag }
+
+// push pushes a fresh image with seed and returns its digest.
+func (g *ground) push(repoTag, seed string) string {
+	g.t.Helper()
+	d, err := g.reg.PushImage(g.t.Context(), repoTag, seed)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return d
+}
+
+// namespace creates a namespace, enabled or not, and on cleanup removes
+// its label first so that later tests never list it.
+func (g *ground) namespace(enabled bool) string {
+	g.t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "t-" + suffix(g.t)}}
+	if enabled {
+		ns.Labels = map[string]string{kube.Label: kube.LabelEnable}
+	}
+	if _, err := g.cs.CoreV1().Namespaces().Create(g.t.Context(), ns, metav1.CreateOptions{}); err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(func() {
+		ctx := context.Background()
+		patch := []byte(`{"metadata":{"labels":{"urunner":null}}}`)
+		_, _ = g.cs.CoreV1().Namespaces().Patch(ctx, ns.Name, "application/merge-patch+json", patch, metav1.PatchOptions{})
+		_ = g.cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{})
+	})
+	return ns.Name
+}
+
+type deployOpt func(*appsv1.Deployment)
+
+func optOut(d *appsv1.Deployment) { d.Labels = map[string]string{kube.Label: kube.LabelDisable} }
+
+func pausedDeployment(d *appsv1.Deployment) { d.Spec.Paused = true }
+
+func withInit(name, image string) deployOpt {
+	return func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.InitContainers = append(d.Spec.Template.Spec.InitContainers, corev1.Container{Name: name, Image: image})
+	}
+}
+
+func withContainer(name, image string) deployOpt {
+	return func(d *appsv1.Deployment) {
+		d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: name, Image: image})
+	}
+}
+
+// deploy creates a Deployment whose container "app" runs image.
+func (g *ground) deploy(ns, name, image string, opts ...deployOpt) {
+	g.t.Helper()
+	sel := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: sel},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: sel},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}},
+			},
+		},
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	if _, err := g.cs.AppsV1().Deployments(ns).Create(g.t.Context(), d, metav1.CreateOptions{}); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func (g *ground) deployment(ns, name string) *appsv1.Deployment {
+	g.t.Helper()
+	d, err := g.cs.AppsV1().Deployments(ns).Get(g.t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return d
+}
+
+// restartedAt is the restart annotation of a Deployment's pod template,
+// "" when urunner never restarted it.
+func (g *ground) restartedAt(ns, name string) string {
+	return g.deployment(ns, name).Spec.Template.Annotations[kube.RestartedAtAnnotation]
+}
+
+// waitReplicaSets waits until the controller manager has made n
+// ReplicaSets for the Deployment: the proof that a restart really rolls.
+func (g *ground) waitReplicaSets(ns, name string, n int) {
+	g.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rs, err := g.cs.AppsV1().ReplicaSets(ns).List(g.t.Context(), metav1.ListOptions{
+			LabelSelector: labels.SelectorFromSet(map[string]string{"app": name}).String(),
+		})
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		if len(rs.Items) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("deployment %s/%s has %d ReplicaSets, want %d", ns, name, len(rs.Items), n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// stateConfigMap returns the stored document's bytes, nil if none.
+func (g *ground) stateBytes() []byte {
+	g.t.Helper()
+	cm, err := g.cs.CoreV1().ConfigMaps("default").Get(g.t.Context(), g.state, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return cm.BinaryData[state.DataKey]
+}
+
+func (g *ground) stored() state.State {
+	g.t.Helper()
+	b := g.stateBytes()
+	if b == nil {
+		g.t.Fatalf("no state ConfigMap default/%s", g.state)
+	}
+	s, err := state.Decode(b)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return s
+}
+
+// outcome is what a run left for a user to see.
+type outcome struct {
+	code int
+	logs string
+}
+
+// run runs urunner once, in-process, as the CronJob would.
+func (g *ground) run(args ...string) outcome {
+	g.t.Helper()
+	var stdout, stderr bytes.Buffer
+	g.api.reset()
+	code := Main(g.t.Context(), args, &stdout, &stderr, hooks{wrapKube: g.api.wrap})
+	g.t.Logf("urunner %s → exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+	return outcome{code: code, logs: stdout.String() + stderr.String()}
+}
+
+func (g *ground) mustRun(args ...string) outcome {
+	g.t.Helper()
+	o := g.run(args...)
+	if o.code != 0 {
+		g.t.Fatalf("urunner exited %d, want 0", o.code)
+	}
+	return o
+}
+
+// heads is the number of manifest HEAD requests the registry served.
+func (g *ground) heads() int { return g.reg.Requests()["HEAD manifest"] }
+
+// apiCounter counts Kubernetes API requests by verb and resource.
+type apiCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (c *apiCounter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts = map[string]int{}
+}
+
+func (c *apiCounter) get(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[key]
+}
+
+func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		c.mu.Lock()
+		c.counts[req.Method+" "+resourceOf(req.URL.Path)]++
+		c.mu.Unlock()
+		return rt.RoundTrip(req)
+	})
+}
+
+// resourceOf returns the resource of an API path:
+// /apis/apps/v1/namespaces/x/deployments/y → deployments.
+func resourceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	var res []string
+	for i := 0; i < len(parts); i++ {
+		switch {
+		case i == 0 && (parts[0] == "api" || parts[0] == "apis"):
+			if parts[0] == "apis" {
+				i++ // group
+			}
+			i++ // version
+		case parts[i] == "namespaces" && i+2 < len(parts):
+			i++ // namespace name
+		default:
+			res = append(res, parts[i])
+		}
+	}
+	if len(res) > 0 {
+		return res[0]
+	}
+	return filepath.Base(path)
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,0 +1,114 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+)
+
+const (
+	// RestartedAtAnnotation is the pod-template annotation `kubectl rollout
+	// restart` sets; changing it rolls the workload.
+	RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
+	// RestartedForAnnotation records, as a JSON object container → digest,
+	// the digests urunner restarted the workload for. A run that finds the
+	// digest it wants already recorded does not restart again: this is what
+	// keeps two overlapping runs from rolling a workload twice.
+	RestartedForAnnotation = "urunner.io/restarted-for"
+)
+
+// RestartOutcome says what Restart did.
+type RestartOutcome int
+
+const (
+	// Restarted: the pod template was patched.
+	Restarted RestartOutcome = iota
+	// AlreadyRestarted: another run restarted the workload for these
+	// digests since it was listed; nothing was patched.
+	AlreadyRestarted
+	// NowPaused: the Deployment was paused since it was listed.
+	NowPaused
+)
+
+// ErrUnsupportedKind is returned for a workload kind urunner cannot patch.
+var ErrUnsupportedKind = errors.New("unsupported workload kind")
+
+// Restart patches w's pod template with the restartedAt annotation and the
+// digests it restarts for (container → digest), in one PATCH.
+//
+// The patch carries the resourceVersion w was listed at, so it applies only
+// to the object urunner decided on. On a conflict Restart reads the
+// workload again: if another run has already recorded these digests it
+// returns AlreadyRestarted, otherwise it patches the fresh version.
+func (c *Client) Restart(ctx context.Context, w Workload, at time.Time, digests map[string]string) (RestartOutcome, error) {
+	if w.Kind != "Deployment" {
+		return 0, fmt.Errorf("restart %s %s/%s: %w", w.Kind, w.Namespace, w.Name, ErrUnsupportedKind)
+	}
+	outcome := Restarted
+	rv, recorded := w.ResourceVersion, w.RestartedFor
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if covers(recorded, digests) {
+			outcome = AlreadyRestarted
+			return nil
+		}
+		patch, err := restartPatch(rv, recorded, digests, at)
+		if err != nil {
+			return err
+		}
+		_, err = c.cs.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "urunner"})
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		fresh, gerr := c.cs.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+		if gerr != nil {
+			return gerr
+		}
+		if fresh.Spec.Paused {
+			outcome = NowPaused
+			return nil
+		}
+		rv = fresh.ResourceVersion
+		recorded, _ = restartedFor(fresh.Spec.Template.Annotations)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("restart %s %s/%s: %w", w.Kind, w.Namespace, w.Name, err)
+	}
+	return outcome, nil
+}
+
+func covers(recorded, digests map[string]string) bool {
+	for c, d := range digests {
+		if recorded[c] != d {
+			return false
+		}
+	}
+	return true
+}
+
+func restartPatch(resourceVersion string, recorded, digests map[string]string, at time.Time) ([]byte, error) {
+	rf, err := mergeRestartedFor(recorded, digests)
+	if err != nil {
+		return nil, err
+	}
+	// A JSON merge patch with metadata.resourceVersion is a precondition:
+	// the API server answers 409 if the object changed since it was read.
+	return json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": resourceVersion},
+		"spec": map[string]any{
+			"template": map[string]any{
+				"metadata": map[string]any{"annotations": map[string]string{
+					RestartedAtAnnotation:  at.UTC().Format(time.RFC3339),
+					RestartedForAnnotation: rf,
+				}},
+			},
+		},
+	})
+}

@@ -1,0 +1,165 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/pager"
+)
+
+// The label model of the original urunner, kept for compatibility.
+const (
+	Label        = "urunner"
+	LabelEnable  = "enable"
+	LabelDisable = "disable"
+)
+
+// PageSize is the LIST page size. 500 is client-go's pager default and what
+// kubectl uses; larger pages cost the API server memory per request.
+const PageSize = 500
+
+// Container is one container of a pod template.
+type Container struct {
+	Name  string
+	Image string
+	Init  bool
+}
+
+// Workload is a workload as urunner needs it, not the API object: a listing
+// of thousands of Deployments should not keep thousands of full objects.
+type Workload struct {
+	Kind            string
+	Namespace       string
+	Name            string
+	ResourceVersion string
+	// Paused Deployments are not restarted: the change waits for resume.
+	Paused     bool
+	Containers []Container
+	// RestartedFor is what urunner last restarted this workload for
+	// (container → digest), read from its pod template.
+	RestartedFor map[string]string
+}
+
+// Client reads and patches workloads.
+type Client struct {
+	cs kubernetes.Interface
+}
+
+// New returns a Client using cs.
+func New(cs kubernetes.Interface) *Client { return &Client{cs: cs} }
+
+// EnabledNamespaces lists the namespaces labelled urunner=enable.
+func (c *Client) EnabledNamespaces(ctx context.Context) ([]string, error) {
+	var names []string
+	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.cs.CoreV1().Namespaces().List(ctx, opts)
+	})
+	p.PageSize = PageSize
+	err := p.EachListItem(ctx, metav1.ListOptions{LabelSelector: Label + "=" + LabelEnable}, func(obj runtime.Object) error {
+		ns := obj.(*corev1.Namespace)
+		if ns.DeletionTimestamp == nil {
+			names = append(names, ns.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list namespaces labelled %s=%s: %w", Label, LabelEnable, err)
+	}
+	return names, nil
+}
+
+// Deployments lists the Deployments of the given namespaces, except those
+// labelled urunner=disable.
+//
+// It makes one paginated cluster-wide LIST rather than one per namespace: a
+// cluster with thousands of enabled namespaces then costs
+// ceil(Deployments/PageSize) calls instead of one call per namespace. It
+// needs list on deployments cluster-wide, which the chart grants.
+func (c *Client) Deployments(ctx context.Context, namespaces []string) ([]Workload, error) {
+	want := make(map[string]bool, len(namespaces))
+	for _, ns := range namespaces {
+		want[ns] = true
+	}
+	var out []Workload
+	if len(want) == 0 {
+		return out, nil
+	}
+	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return c.cs.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, opts)
+	})
+	p.PageSize = PageSize
+	// Never fall back to an unpaginated list: on thousands of objects it is
+	// the one call that can time out or exhaust the API server.
+	p.FullListIfExpired = false
+	err := p.EachListItem(ctx, metav1.ListOptions{LabelSelector: Label + "!=" + LabelDisable}, func(obj runtime.Object) error {
+		d := obj.(*appsv1.Deployment)
+		if !want[d.Namespace] || d.DeletionTimestamp != nil {
+			return nil
+		}
+		w, err := fromTemplate("Deployment", d.ObjectMeta, &d.Spec.Template)
+		if err != nil {
+			return err
+		}
+		w.Paused = d.Spec.Paused
+		out = append(out, w)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list deployments: %w", err)
+	}
+	return out, nil
+}
+
+func fromTemplate(kind string, meta metav1.ObjectMeta, tpl *corev1.PodTemplateSpec) (Workload, error) {
+	w := Workload{
+		Kind:            kind,
+		Namespace:       meta.Namespace,
+		Name:            meta.Name,
+		ResourceVersion: meta.ResourceVersion,
+	}
+	for _, c := range tpl.Spec.InitContainers {
+		w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, Init: true})
+	}
+	for _, c := range tpl.Spec.Containers {
+		w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image})
+	}
+	rf, err := restartedFor(tpl.Annotations)
+	if err != nil {
+		// A hand-edited annotation must not stop the run: the state still
+		// guards against double restarts, this is only a second guard.
+		rf = nil
+	}
+	w.RestartedFor = rf
+	return w, nil
+}
+
+func restartedFor(annotations map[string]string) (map[string]string, error) {
+	v, ok := annotations[RestartedForAnnotation]
+	if !ok {
+		return nil, nil
+	}
+	m := map[string]string{}
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return nil, fmt.Errorf("annotation %s: %w", RestartedForAnnotation, err)
+	}
+	return m, nil
+}
+
+// mergeRestartedFor returns the annotation value recording digests on top
+// of what the template already records.
+func mergeRestartedFor(current, digests map[string]string) (string, error) {
+	m := maps.Clone(current)
+	if m == nil {
+		m = map[string]string{}
+	}
+	maps.Copy(m, digests)
+	b, err := json.Marshal(m)
+	return string(b), err
+}

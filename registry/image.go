@@ -1,0 +1,53 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/regclient/regclient/types/ref"
+)
+
+// ErrNotRegistry is returned for an image that does not name a registry
+// repository, such as an ocidir:// path.
+var ErrNotRegistry = errors.New("not a registry image reference")
+
+// ParseImage parses a container image as Kubernetes would pull it: Docker
+// Hub names gain docker.io and library/, a missing tag means latest.
+func ParseImage(image string) (ref.Ref, error) {
+	r, err := ref.New(image)
+	if err != nil {
+		return ref.Ref{}, fmt.Errorf("parse image %q: %w", image, err)
+	}
+	if r.Scheme != "reg" {
+		return ref.Ref{}, fmt.Errorf("parse image %q: %w (scheme %s)", image, ErrNotRegistry, r.Scheme)
+	}
+	return r, nil
+}
+
+// Pinned reports whether r names a digest: its content can never change, so
+// it is never looked up.
+func Pinned(r ref.Ref) bool { return r.Digest != "" }
+
+// Key is the canonical name of a tag, registry/repository:tag, under which
+// a lookup is deduplicated and remembered.
+func Key(r ref.Ref) string { return r.Registry + "/" + r.Repository + ":" + r.Tag }
+
+// NormalizeHost returns the registry name images use for host, so that
+// "index.docker.io" and "docker.io" name the same registry.
+func NormalizeHost(host string) (string, error) {
+	r, err := ref.New(host + "/probe")
+	if err != nil || r.Repository != "probe" && r.Repository != "library/probe" {
+		return "", fmt.Errorf("%q is not a registry host[:port]", host)
+	}
+	return r.Registry, nil
+}
+
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// validDigest reports whether d is a digest urunner can compare and store.
+// Anything else from a registry is treated as a failed lookup.
+func validDigest(d string) bool {
+	return digestRE.MatchString(strings.TrimSpace(d)) && d == strings.TrimSpace(d)
+}

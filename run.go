@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/regclient/regclient/types/ref"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/registry"
+	"github.com/urunner/urunner/state"
+)
+
+// Exit codes, documented in --help and the README.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitConfig = 2
+)
+
+// hooks lets tests observe the real clients; production passes none.
+type hooks struct {
+	// wrapKube wraps the Kubernetes API transport (to count requests).
+	wrapKube func(http.RoundTripper) http.RoundTripper
+	// onResolver receives the registry resolver once built.
+	onResolver func(*registry.Resolver)
+}
+
+// patchWorkers bounds concurrent PATCHes; client-go's QPS limiter is the
+// real throttle, this only keeps requests in flight while one is slow.
+const patchWorkers = 8
+
+// Main runs urunner with args and the process environment and returns the
+// exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) int {
+	fs := flag.NewFlagSet("urunner", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	dryRun := fs.Bool("dry-run", false, "report what would restart; change nothing (same as URUNNER_CONF_DRY_RUN=true)")
+	fs.Usage = func() { printUsage(stdout) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitConfig
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "urunner", version)
+		return exitOK
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "urunner: unexpected argument %q (configuration is read from the environment, see --help)\n", fs.Arg(0))
+		return exitConfig
+	}
+
+	cfg, err := loadConfig()
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		log.Error("bad configuration", "error", err)
+		return exitConfig
+	}
+	cfg.DryRun = cfg.DryRun || *dryRun
+	cfg.warnDeprecated(log)
+
+	a, err := wire(cfg, log, h)
+	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			log.Error("bad configuration", "error", err)
+			return exitConfig
+		}
+		log.Error("cannot start", "error", err)
+		return exitFailed
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.RunTimeout)
+	defer cancel()
+	s, err := a.run(ctx)
+	s.log(log)
+	if err != nil {
+		log.Error("run failed", "error", err)
+		return exitFailed
+	}
+	if s.Failed > 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// app is one run's wiring.
+type app struct {
+	cfg      Config
+	log      *slog.Logger
+	kube     *kube.Client
+	store    *state.Store
+	resolver *registry.Resolver
+	now      func() time.Time
+}
+
+func wire(cfg Config, log *slog.Logger, h hooks) (*app, error) {
+	host, err := cfg.registryHost()
+	if err != nil {
+		return nil, err
+	}
+	if host.SkipVerify && !host.PlainHTTP {
+		log.Warn("TLS verification is off for the watched registry (URUNNER_CONF_DOCKER_API_VERIFY=false)", "registry", host.Name)
+	}
+	rc, ns, err := kubeConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rc.QPS, rc.Burst = cfg.KubeQPS, cfg.KubeBurst
+	rc.UserAgent = "urunner/" + version
+	if h.wrapKube != nil {
+		rc.Wrap(h.wrapKube)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	if cfg.StateNamespace != "" {
+		ns = cfg.StateNamespace
+	}
+	res, err := registry.NewResolver(registry.Options{
+		Hosts:       []registry.Host{host},
+		Accept:      cfg.acceptList(),
+		Concurrency: cfg.RegistryConcurrency,
+		Timeout:     cfg.RegistryTimeout,
+		Log:         log,
+		UserAgent:   "urunner/" + version,
+	})
+	if err != nil {
+		return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: %v", err)
+	}
+	if h.onResolver != nil {
+		h.onResolver(res)
+	}
+	return &app{
+		cfg:      cfg,
+		log:      log,
+		kube:     kube.New(cs),
+		store:    state.NewStore(cs.CoreV1(), ns, cfg.StateConfigMap),
+		resolver: res,
+		now:      time.Now,
+	}, nil
+}
+
+// kubeConfig returns the API client configuration and the namespace the
+// state lives in by default.
+func kubeConfig(cfg Config) (*rest.Config, string, error) {
+	mode := cfg.KubeAuth
+	if mode == "" {
+		mode = "kubeconfig"
+		if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+			mode = "incluster"
+		}
+	}
+	if mode == "incluster" {
+		rc, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, "", badConfig("URUNNER_CONF_KUBE_AUTH=incluster: %v", err)
+		}
+		ns := "default"
+		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
+			ns = strings.TrimSpace(string(b))
+		}
+		return rc, ns, nil
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
+	rc, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", badConfig("URUNNER_CONF_KUBE_AUTH=kubeconfig: %v", err)
+	}
+	ns, _, err := cc.Namespace()
+	if err != nil || ns == "" {
+		ns = "default"
+	}
+	return rc, ns, nil
+}
+
+// summary is the run's one-line report.
+type summary struct {
+	Namespaces, Workloads, Images, Resolved, Changed, Restarted, Baselined, Failed int
+	DryRun                                                                         bool
+	start                                                                          time.Time
+}
+
+func (s summary) log(log *slog.Logger) {
+	log.Info("run finished",
+		"namespaces", s.Namespaces, "workloads", s.Workloads, "images", s.Images,
+		"resolved", s.Resolved, "changed", s.Changed, "restarted", s.Restarted,
+		"baselined", s.Baselined, "failed", s.Failed, "dry_run", s.DryRun,
+		"duration", time.Since(s.start).Round(time.Millisecond).String())
+}
+
+// run is one pass: load state, discover, resolve, decide, restart, save.
+// Nothing is patched or written before every input has been read, and a
+// failure to read any input changes nothing.
+func (a *app) run(ctx context.Context) (summary, error) {
+	s := summary{start: a.now(), DryRun: a.cfg.DryRun}
+	snap, err := a.store.Load(ctx)
+	if err != nil {
+		if errors.Is(err, state.ErrCorrupt) {
+			return s, fmt.Errorf("%w; nothing was restarted and the ConfigMap was left as it is: fix or delete it (deleting makes the next run a baseline)", err)
+		}
+		return s, err
+	}
+	namespaces, err := a.kube.EnabledNamespaces(ctx)
+	if err != nil {
+		return s, err
+	}
+	workloads, err := a.kube.Deployments(ctx, namespaces)
+	if err != nil {
+		return s, err
+	}
+	s.Namespaces, s.Workloads = len(namespaces), len(workloads)
+
+	refs, obs := a.classify(workloads)
+	results := a.resolver.ResolveAll(ctx, refs)
+	s.Images = len(results)
+	for key, r := range results {
+		if r.Err != nil {
+			s.Failed++
+			if errors.Is(r.Err, registry.ErrHostFailed) {
+				// The host's one error line is already logged.
+				a.log.Debug("lookup skipped", "image", key, "error", r.Err)
+			} else {
+				a.log.Warn("lookup failed; workloads on this image keep their stored digest", "image", key, "error", r.Err)
+			}
+			continue
+		}
+		s.Resolved++
+	}
+	for i := range obs {
+		for j, c := range obs[i].Containers {
+			if c.Image != "" {
+				obs[i].Containers[j].Digest = results[c.Image].Digest
+			}
+		}
+	}
+
+	p := decide(snap.State, obs)
+	s.Baselined = p.Baselined
+	for _, r := range p.Paused {
+		for _, c := range r.Changes {
+			a.log.Info("paused; restart deferred until it resumes", "namespace", r.Workload.Namespace,
+				"deployment", r.Workload.Name, "container", c.Container, "image", c.Image, "from", c.From, "to", c.To)
+		}
+	}
+	for _, r := range p.Restarts {
+		s.Changed += len(r.Changes)
+	}
+	if a.cfg.DryRun {
+		for _, r := range p.Restarts {
+			a.logRestart("would restart", r)
+		}
+		return s, nil
+	}
+
+	restarted, failed := a.restartAll(ctx, p.Restarts, &p.Changes)
+	s.Restarted, s.Failed = restarted, s.Failed+failed
+
+	// Save even when the run was cancelled: the patches already made must
+	// be remembered, or the next run would restart those workloads again.
+	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if p.Changes.Len() > 0 || !snap.Exists {
+		if err := a.store.Save(saveCtx, snap, &p.Changes); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// classify parses every container image once and returns the unique refs
+// to resolve and the observations to fill with their results.
+func (a *app) classify(workloads []kube.Workload) ([]ref.Ref, []observation) {
+	type parsed struct {
+		key string // "" = not tracked
+		r   ref.Ref
+	}
+	cache := map[string]parsed{}
+	var refs []ref.Ref
+	obs := make([]observation, 0, len(workloads))
+	for _, w := range workloads {
+		o := observation{Workload: w, Containers: make([]observed, 0, len(w.Containers))}
+		for _, c := range w.Containers {
+			p, seen := cache[c.Image]
+			if !seen {
+				r, err := registry.ParseImage(c.Image)
+				switch {
+				case err != nil:
+					a.log.Warn("image skipped: not a registry image reference", "namespace", w.Namespace, "deployment", w.Name, "container", c.Name, "image", c.Image, "error", err)
+				case registry.Pinned(r):
+					a.log.Debug("image skipped: pinned by digest", "image", c.Image)
+				case !a.resolver.Watches(r):
+					a.log.Debug("image skipped: registry not watched", "image", c.Image, "registry", r.Registry)
+				default:
+					p = parsed{key: registry.Key(r), r: r}
+					refs = append(refs, r)
+				}
+				cache[c.Image] = p
+			}
+			o.Containers = append(o.Containers, observed{Name: c.Name, Image: p.key})
+		}
+		obs = append(obs, o)
+	}
+	return refs, obs
+}
+
+// restartAll patches each workload once, a few at a time, and records the
+// entries of the ones that succeeded.
+func (a *app) restartAll(ctx context.Context, restarts []restart, changes *state.Changes) (restarted, failed int) {
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, patchWorkers)
+	)
+	at := a.now()
+	for _, r := range restarts {
+		if ctx.Err() != nil {
+			a.log.Warn("run cancelled; restart not attempted, stored digest kept", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name)
+			mu.Lock()
+			failed++
+			mu.Unlock()
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			outcome, err := a.kube.Restart(ctx, r.Workload, at, r.digests())
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				failed++
+				a.log.Error("restart failed; stored digest kept, next run retries", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name, "error", err)
+			case outcome == kube.NowPaused:
+				a.log.Info("paused since listed; restart deferred", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name)
+			case outcome == kube.AlreadyRestarted:
+				r.record(changes)
+				a.log.Info("already restarted for this digest by another run", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name)
+			default:
+				r.record(changes)
+				restarted++
+				a.logRestart("restarted", r)
+			}
+		}()
+	}
+	wg.Wait()
+	return restarted, failed
+}
+
+func (a *app) logRestart(msg string, r restart) {
+	for _, c := range r.Changes {
+		a.log.Info(msg, "namespace", r.Workload.Namespace, strings.ToLower(r.Workload.Kind), r.Workload.Name,
+			"container", c.Container, "image", c.Image, "from", c.From, "to", c.To)
+	}
+}

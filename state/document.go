@@ -1,0 +1,168 @@
+package state
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Version is the document format this urunner reads and writes. A document
+// of another version is refused rather than rewritten, so that a downgrade
+// never destroys what a newer urunner stored.
+const Version = 1
+
+// DataKey is the ConfigMap binaryData key holding the document. ConfigMap
+// keys may not contain '/', ':' or '@', which is why image references live
+// inside the document and not in the keys.
+const DataKey = "state.json.gz"
+
+// Document is the stored form of a State, version 1:
+//
+//	{"version":1,
+//	 "images":["registry.example.com/team/app:latest@sha256:…", …],
+//	 "workloads":{"namespace/Deployment/name":{"container":0, …}, …}}
+//
+// Each distinct image@digest is stored once and containers refer to it by
+// index: thousands of workloads share a few hundred images, and interning
+// keeps the ConfigMap far below its 1 MiB limit (see BENCHMARKS.md).
+type Document struct {
+	Version   int                       `json:"version"`
+	Images    []string                  `json:"images"`
+	Workloads map[string]map[string]int `json:"workloads"`
+}
+
+// ErrCorrupt marks a stored document that cannot be read. urunner never
+// overwrites such a document: it stops and asks a human.
+var ErrCorrupt = errors.New("state document is corrupt")
+
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// Encode returns the compressed document for s.
+func Encode(s State) ([]byte, error) {
+	doc := Document{Version: Version, Workloads: make(map[string]map[string]int, len(s))}
+	index := map[string]int{}
+	for _, k := range s.Keys() {
+		cs := s[k]
+		if len(cs) == 0 {
+			continue
+		}
+		refs := make(map[string]int, len(cs))
+		names := slices.Sorted(maps.Keys(cs))
+		for _, name := range names {
+			e := cs[name]
+			img := e.Image + "@" + e.Digest
+			i, ok := index[img]
+			if !ok {
+				i = len(doc.Images)
+				index[img] = i
+				doc.Images = append(doc.Images, img)
+			}
+			refs[name] = i
+		}
+		doc.Workloads[k.String()] = refs
+	}
+	if doc.Images == nil {
+		doc.Images = []string{}
+	}
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(raw); err != nil {
+		return nil, fmt.Errorf("compress state: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// maxDecoded bounds decompression, so that a hostile or broken ConfigMap
+// cannot make urunner allocate without limit.
+const maxDecoded = 64 << 20
+
+// Decode reads a compressed document. Every error wraps ErrCorrupt.
+func Decode(data []byte) (State, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: not gzip: %v", ErrCorrupt, err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, maxDecoded+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: decompress: %v", ErrCorrupt, err)
+	}
+	if len(raw) > maxDecoded {
+		return nil, fmt.Errorf("%w: larger than %d bytes uncompressed", ErrCorrupt, maxDecoded)
+	}
+	return DecodeJSON(raw)
+}
+
+// DecodeJSON reads an uncompressed document. Every error wraps ErrCorrupt.
+func DecodeJSON(raw []byte) (State, error) {
+	var probe struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if probe.Version == nil {
+		return nil, fmt.Errorf("%w: no version", ErrCorrupt)
+	}
+	if *probe.Version != Version {
+		return nil, fmt.Errorf("%w: version %d, this urunner reads version %d", ErrCorrupt, *probe.Version, Version)
+	}
+	var doc Document
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	type split struct{ image, digest string }
+	images := make([]split, len(doc.Images))
+	for i, img := range doc.Images {
+		at := strings.LastIndexByte(img, '@')
+		if at <= 0 || !digestRE.MatchString(img[at+1:]) {
+			return nil, fmt.Errorf("%w: images[%d] %q is not image@sha256:digest", ErrCorrupt, i, img)
+		}
+		images[i] = split{img[:at], img[at+1:]}
+	}
+	s := make(State, len(doc.Workloads))
+	for ks, cs := range doc.Workloads {
+		k, err := parseKey(ks)
+		if err != nil {
+			return nil, err
+		}
+		if len(cs) == 0 {
+			continue
+		}
+		m := make(map[string]Entry, len(cs))
+		for name, i := range cs {
+			if name == "" {
+				return nil, fmt.Errorf("%w: workload %q has a container with no name", ErrCorrupt, ks)
+			}
+			if i < 0 || i >= len(images) {
+				return nil, fmt.Errorf("%w: workload %q container %q refers to image %d of %d", ErrCorrupt, ks, name, i, len(images))
+			}
+			m[name] = Entry{Image: images[i].image, Digest: images[i].digest}
+		}
+		s[k] = m
+	}
+	return s, nil
+}
+
+func parseKey(s string) (Key, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return Key{}, fmt.Errorf("%w: workload key %q is not namespace/Kind/name", ErrCorrupt, s)
+	}
+	return Key{Namespace: parts[0], Kind: parts[1], Name: parts[2]}, nil
+}
