@@ -66,11 +66,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 	}
 
 	cfg, err := loadConfig()
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
-		log.Error("bad configuration", "error", err)
+		// A plain line: the logging settings themselves may be what is wrong.
+		fmt.Fprintf(stderr, "urunner: bad configuration: %v\n", err)
 		return exitConfig
 	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	cfg.DryRun = cfg.DryRun || *dryRun
 	cfg.warnDeprecated(log)
 
@@ -78,7 +79,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {
-			log.Error("bad configuration", "error", err)
+			fmt.Fprintf(stderr, "urunner: bad configuration: %v\n", err)
 			return exitConfig
 		}
 		log.Error("cannot start", "error", err)

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/urunner/urunner/e2e/testground"
+)
+
+// A bad value is refused with exit code 2 and a message naming the
+// variable, before urunner contacts the API server or the registry.
+func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, value, want string
+	}{
+		{"log level", "URUNNER_CONF_LOG_LEVEL", "LOUD", `URUNNER_CONF_LOG_LEVEL: want DEBUG, INFO, WARNING or ERROR, got "LOUD"`},
+		{"log format", "URUNNER_CONF_LOG_FORMAT", "xml", `URUNNER_CONF_LOG_FORMAT: want text or json, got "xml"`},
+		{"kube auth", "URUNNER_CONF_KUBE_AUTH", "foo", `URUNNER_CONF_KUBE_AUTH: want incluster or kubeconfig, got "foo"`},
+		{"verify", "URUNNER_CONF_DOCKER_API_VERIFY", "maybe", `URUNNER_CONF_DOCKER_API_VERIFY: want true or false, got "maybe"`},
+		{"dry run", "URUNNER_CONF_DRY_RUN", "yes", `URUNNER_CONF_DRY_RUN: want true or false, got "yes"`},
+		{"registry type", "URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "quay", `URUNNER_CONF_CONTAINER_REGISTRY_TYPE: want harbor`},
+		{"registry", "URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", "a b", `URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: "a b" is not a registry host`},
+		{"no registry", "URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", "", `URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: required`},
+		{"timeout", "URUNNER_CONF_REGISTRY_TIMEOUT", "soon", `URUNNER_CONF_REGISTRY_TIMEOUT: want a duration`},
+		{"concurrency", "URUNNER_CONF_REGISTRY_CONCURRENCY", "0", `URUNNER_CONF_REGISTRY_CONCURRENCY: must be greater than zero`},
+		{"qps", "URUNNER_CONF_KUBE_QPS", "fast", `URUNNER_CONF_KUBE_QPS: want a number, got "fast"`},
+		{"state configmap", "URUNNER_CONF_STATE_CONFIGMAP", "", `URUNNER_CONF_STATE_CONFIGMAP: must not be empty`},
+		{"user without password", "URUNNER_SECR_HARBOR_USER", "robot", `a user needs a password`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGround(t, testground.RegistryOptions{})
+			if strings.HasPrefix(tc.key, "URUNNER_SECR_HARBOR") {
+				t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "harbor")
+			}
+			t.Setenv(tc.key, tc.value)
+			o := g.run()
+			if o.code != exitConfig {
+				t.Errorf("exit code = %d, want %d", o.code, exitConfig)
+			}
+			if !strings.Contains(o.logs, tc.want) {
+				t.Errorf("logs do not say %q:\n%s", tc.want, o.logs)
+			}
+			if n := g.api.total(); n != 0 {
+				t.Errorf("%d API requests before the configuration was checked", n)
+			}
+			if r := g.reg.Requests(); len(r) != 0 {
+				t.Errorf("registry requests before the configuration was checked: %v", r)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var out bytes.Buffer
+	if code := Main(t.Context(), []string{"--help"}, &out, &out, hooks{}); code != 0 {
+		t.Fatalf("--help exit code %d", code)
+	}
+	for _, v := range []string{
+		// the original urunner's variables, a compatibility contract
+		"DOCKER_API_ACCEPT_HEADER", "URUNNER_CONF_DOCKER_API_VERIFY", "URUNNER_CONF_LOG_LEVEL",
+		"URUNNER_CONF_KUBE_AUTH", "URUNNER_CONF_SQLLIGHT_PATH", "URUNNER_CONF_FREQUENCY_CHECK_SECONDS",
+		"URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", "URUNNER_CONF_CONTAINER_REGISTRY_TYPE",
+		"URUNNER_SECR_HARBOR_USER", "URUNNER_SECR_HARBOR_PASS", "URUNNER_SECR_DIGITAL_OCEAN_TOKEN",
+		// urunner's own
+		"URUNNER_CONF_STATE_CONFIGMAP", "URUNNER_CONF_STATE_NAMESPACE", "URUNNER_CONF_DRY_RUN",
+		"URUNNER_CONF_LOG_FORMAT", "URUNNER_CONF_KUBE_QPS", "URUNNER_CONF_KUBE_BURST",
+		"URUNNER_CONF_REGISTRY_CONCURRENCY", "URUNNER_CONF_REGISTRY_TIMEOUT", "URUNNER_CONF_RUN_TIMEOUT",
+		"Exit codes",
+	} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("--help does not mention %s", v)
+		}
+	}
+}
+
+func TestRetiredVariablesWarnOnce(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_SQLLIGHT_PATH", "./urunner.db")
+	t.Setenv("URUNNER_CONF_FREQUENCY_CHECK_SECONDS", "30")
+	o := g.mustRun()
+	for _, want := range []string{"URUNNER_CONF_SQLLIGHT_PATH is ignored", "URUNNER_CONF_FREQUENCY_CHECK_SECONDS is ignored"} {
+		if n := strings.Count(o.logs, want); n != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", want, n, o.logs)
+		}
+	}
+}
+
+func TestJSONLogs(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_LOG_FORMAT", "json")
+	o := g.mustRun()
+	if !strings.Contains(o.logs, `"msg":"run finished"`) {
+		t.Errorf("no JSON summary line:\n%s", o.logs)
+	}
+}

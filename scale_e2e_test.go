@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/urunner/urunner/e2e/testground"
+	"github.com/urunner/urunner/kube"
+)
+
+// Discovery costs a handful of paginated LISTs however many namespaces are
+// enabled: ceil(namespaces/500) + ceil(Deployments/500), not one call per
+// namespace. 520 namespaces make the namespace LIST take two pages.
+func TestDiscoveryAPICallsDoNotGrowWithNamespaces(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	g.push("team/app:latest", "v1")
+	const n = 520
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("many-%s-%03d", suffix(t), i)
+	}
+	parallel(t, names, func(ctx context.Context, name string) error {
+		_, err := g.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: name, Labels: map[string]string{kube.Label: kube.LabelEnable},
+		}}, metav1.CreateOptions{})
+		return err
+	})
+	t.Cleanup(func() {
+		parallel(t, names, func(ctx context.Context, name string) error {
+			return g.cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+		})
+	})
+	for _, ns := range names[:3] {
+		g.deploy(ns, "web", g.image("team/app:latest"))
+	}
+
+	g.mustRun()
+
+	want := map[string]int{
+		"GET namespaces":  2, // LIST, two pages of 500
+		"GET deployments": 1, // LIST, one page
+		"GET configmaps":  1, // the state
+		"POST configmaps": 1, // first run creates it
+	}
+	for k, v := range want {
+		if got := g.api.get(k); got != v {
+			t.Errorf("%s = %d, want %d", k, got, v)
+		}
+	}
+	if got, max := g.api.total(), 2+1+3; got > max {
+		t.Errorf("API requests = %d (%v), want at most ceil(ns/500)+ceil(deploy/500)+3 = %d", got, g.api.counts, max)
+	}
+}
+
+// parallel runs f for every name, a few at a time, and fails t on error.
+func parallel(t *testing.T, names []string, f func(context.Context, string) error) {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 16)
+	)
+	for _, name := range names {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := f(context.Background(), name); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d calls failed, first: %v", len(errs), len(names), errs[0])
+	}
+}
