@@ -24,14 +24,24 @@ type Config struct {
 	LogFormat    string `envconfig:"URUNNER_CONF_LOG_FORMAT" default:"text" desc:"text (coloured on a terminal) or json"`
 	KubeAuth     string `envconfig:"URUNNER_CONF_KUBE_AUTH" desc:"incluster or kubeconfig (honours KUBECONFIG); default: incluster in a pod, else kubeconfig"`
 
-	Registry     string `envconfig:"URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH" desc:"registry host[:port] whose images are watched, e.g. registry.example.com:5000; prefix http:// for a plain-HTTP registry"`
-	RegistryType string `envconfig:"URUNNER_CONF_CONTAINER_REGISTRY_TYPE" default:"generic" desc:"harbor, generic, dockerhub or digitalocean"`
+	Registry       string `envconfig:"URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH" desc:"registry host[:port] whose images are watched, e.g. registry.example.com:5000; prefix http:// for a plain-HTTP registry"`
+	RegistryType   string `envconfig:"URUNNER_CONF_CONTAINER_REGISTRY_TYPE" default:"generic" desc:"credentials provider of that registry: generic, harbor, dockerhub, digitalocean, gitlab, aws_ecr, azure_acr or gcp"`
+	RegistriesFile string `envconfig:"URUNNER_CONF_REGISTRIES_FILE" desc:"YAML file listing several registries (host, type, credentials from env or files, TLS); combines with the single registry above"`
 
-	HarborUser        string `envconfig:"URUNNER_SECR_HARBOR_USER" desc:"Harbor user or robot account (type harbor)"`
-	HarborPass        string `envconfig:"URUNNER_SECR_HARBOR_PASS" desc:"Harbor password (type harbor)"`
-	RegistryUser      string `envconfig:"URUNNER_SECR_REGISTRY_USER" desc:"user for basic or token auth (types generic, dockerhub)"`
-	RegistryPass      string `envconfig:"URUNNER_SECR_REGISTRY_PASS" desc:"password or access token (types generic, dockerhub)"`
-	DigitalOceanToken string `envconfig:"URUNNER_SECR_DIGITAL_OCEAN_TOKEN" desc:"DigitalOcean API token (type digitalocean)"`
+	HarborUser         string `envconfig:"URUNNER_SECR_HARBOR_USER" desc:"Harbor user or robot account (type harbor)"`
+	HarborPass         string `envconfig:"URUNNER_SECR_HARBOR_PASS" desc:"Harbor password (type harbor)"`
+	RegistryUser       string `envconfig:"URUNNER_SECR_REGISTRY_USER" desc:"user (types generic, dockerhub; azure_acr admin user)"`
+	RegistryPass       string `envconfig:"URUNNER_SECR_REGISTRY_PASS" desc:"password or access token (types generic, dockerhub; azure_acr admin password)"`
+	AWSAccessKeyID     string `envconfig:"URUNNER_SECR_AWS_ACCESS_KEY_ID" desc:"AWS access key (type aws_ecr; empty: the SDK's default chain, e.g. IRSA)"`
+	AWSSecretAccessKey string `envconfig:"URUNNER_SECR_AWS_SECRET_ACCESS_KEY" desc:"AWS secret key (type aws_ecr)"`
+	AWSRegion          string `envconfig:"URUNNER_SECR_AWS_REGION" desc:"AWS region (type aws_ecr; empty: taken from the registry host)"`
+	DigitalOceanToken  string `envconfig:"URUNNER_SECR_DIGITAL_OCEAN_TOKEN" desc:"DigitalOcean API token (type digitalocean)"`
+	GitLabToken        string `envconfig:"URUNNER_SECR_GITLAB_TOKEN" desc:"GitLab personal, project or deploy token (type gitlab)"`
+	GitLabUser         string `envconfig:"URUNNER_SECR_GITLAB_USER" desc:"GitLab user name of the token (type gitlab; required for deploy tokens)"`
+	GitLabAuthURL      string `envconfig:"URUNNER_SECR_GITLAB_AUTH_URL" desc:"GitLab URL serving /jwt/auth, used when the registry's challenge does not name it (type gitlab)"`
+	AzureTenantID      string `envconfig:"URUNNER_SECR_AZURE_TENANT_ID" desc:"Azure AD tenant of a service principal (type azure_acr)"`
+	AzureClientID      string `envconfig:"URUNNER_SECR_AZURE_CLIENT_ID" desc:"service principal client id (type azure_acr; empty: workload or managed identity)"`
+	AzureClientSecret  string `envconfig:"URUNNER_SECR_AZURE_CLIENT_SECRET" desc:"service principal secret (type azure_acr)"`
 
 	StateConfigMap string `envconfig:"URUNNER_CONF_STATE_CONFIGMAP" default:"urunner-state" desc:"ConfigMap holding the digests seen by earlier runs"`
 	StateNamespace string `envconfig:"URUNNER_CONF_STATE_NAMESPACE" desc:"namespace of that ConfigMap; default: the pod's own namespace in a cluster, else the kubeconfig's (default)"`
@@ -97,12 +107,6 @@ func (c *Config) validate() error {
 	default:
 		return badConfig("URUNNER_CONF_KUBE_AUTH: want incluster or kubeconfig, got %q", c.KubeAuth)
 	}
-	if c.Registry == "" {
-		return badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: required: the registry whose images urunner watches, e.g. registry.example.com:5000")
-	}
-	if _, err := c.registryHost(); err != nil {
-		return err
-	}
 	if c.StateConfigMap == "" {
 		return badConfig("URUNNER_CONF_STATE_CONFIGMAP: must not be empty")
 	}
@@ -120,33 +124,79 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// registryHost turns the registry variables into the one watched host.
-func (c *Config) registryHost() (registry.Host, error) {
-	name, plain := strings.CutPrefix(c.Registry, "http://")
-	name = strings.TrimPrefix(name, "https://")
-	name = strings.TrimSuffix(name, "/")
-	norm, err := registry.NormalizeHost(name)
+// hostConfigs returns every watched registry: the single one of the
+// original variables, and those of the registries file.
+func (c *Config) hostConfigs() ([]registry.HostConfig, error) {
+	var out []registry.HostConfig
+	if c.Registry != "" {
+		hc := registry.HostConfig{
+			Host: c.Registry,
+			Type: c.RegistryType,
+			User: c.RegistryUser, Password: registry.Secret{Value: c.RegistryPass},
+		}
+		if !c.Verify {
+			hc.TLSVerify = new(false)
+		}
+		switch c.RegistryType {
+		case "harbor":
+			hc.User, hc.Password.Value = c.HarborUser, c.HarborPass
+		case "digitalocean":
+			hc.Token.Value = c.DigitalOceanToken
+		case "gitlab":
+			hc.User, hc.Token.Value, hc.AuthURL = c.GitLabUser, c.GitLabToken, c.GitLabAuthURL
+		case "aws_ecr":
+			hc.Region = c.AWSRegion
+			hc.AccessKeyID.Value, hc.SecretAccessKey.Value = c.AWSAccessKeyID, c.AWSSecretAccessKey
+		case "azure_acr":
+			hc.TenantID, hc.ClientID, hc.ClientSecret.Value = c.AzureTenantID, c.AzureClientID, c.AzureClientSecret
+		}
+		if err := hc.Prepare(os.LookupEnv); err != nil {
+			var fe *registry.FieldError
+			if errors.As(err, &fe) && fe.Field == "type" {
+				return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TYPE: %v", fe.Err)
+			}
+			if errors.As(err, &fe) && fe.Field == "host" {
+				return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: %v", fe.Err)
+			}
+			return nil, badConfig("registry %s: %v", c.Registry, err)
+		}
+		out = append(out, hc)
+	}
+	if c.RegistriesFile != "" {
+		hcs, err := registry.LoadHostsFile(c.RegistriesFile, os.LookupEnv)
+		if err != nil {
+			return nil, badConfig("URUNNER_CONF_REGISTRIES_FILE: %v", err)
+		}
+		out = append(out, hcs...)
+	}
+	if len(out) == 0 {
+		return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: required (or URUNNER_CONF_REGISTRIES_FILE): the registry whose images urunner watches, e.g. registry.example.com:5000")
+	}
+	seen := map[string]bool{}
+	for _, hc := range out {
+		if seen[hc.Host] {
+			return nil, badConfig("registry %s is configured twice (URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH and URUNNER_CONF_REGISTRIES_FILE)", hc.Host)
+		}
+		seen[hc.Host] = true
+	}
+	return out, nil
+}
+
+// hosts builds the Resolver's hosts, with their credential providers.
+func (c *Config) hosts() ([]registry.Host, error) {
+	hcs, err := c.hostConfigs()
 	if err != nil {
-		return registry.Host{}, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: %v", err)
+		return nil, err
 	}
-	h := registry.Host{Name: norm, PlainHTTP: plain, SkipVerify: !c.Verify}
-	switch c.RegistryType {
-	case "harbor":
-		h.User, h.Password = c.HarborUser, c.HarborPass
-	case "generic", "dockerhub":
-		h.User, h.Password = c.RegistryUser, c.RegistryPass
-	case "digitalocean":
-		// DOCR takes the API token as both user name and password.
-		h.User, h.Password = c.DigitalOceanToken, c.DigitalOceanToken
-	case "aws_ecr", "gitlab", "azure_acr":
-		return h, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TYPE: %q is not supported by this version yet; use harbor, generic, dockerhub or digitalocean", c.RegistryType)
-	default:
-		return h, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TYPE: want harbor, generic, dockerhub or digitalocean, got %q", c.RegistryType)
+	var out []registry.Host
+	for _, hc := range hcs {
+		h, err := registry.NewHost(hc)
+		if err != nil {
+			return nil, badConfig("%v", err)
+		}
+		out = append(out, h)
 	}
-	if (h.User == "") != (h.Password == "") {
-		return h, badConfig("registry %s: a user needs a password and a password a user (type %s)", norm, c.RegistryType)
-	}
-	return h, nil
+	return out, nil
 }
 
 // acceptList splits DOCKER_API_ACCEPT_HEADER.

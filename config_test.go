@@ -19,7 +19,7 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 		{"kube auth", "URUNNER_CONF_KUBE_AUTH", "foo", `URUNNER_CONF_KUBE_AUTH: want incluster or kubeconfig, got "foo"`},
 		{"verify", "URUNNER_CONF_DOCKER_API_VERIFY", "maybe", `URUNNER_CONF_DOCKER_API_VERIFY: want true or false, got "maybe"`},
 		{"dry run", "URUNNER_CONF_DRY_RUN", "yes", `URUNNER_CONF_DRY_RUN: want true or false, got "yes"`},
-		{"registry type", "URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "quay", `URUNNER_CONF_CONTAINER_REGISTRY_TYPE: want harbor`},
+		{"registry type", "URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "quay", `URUNNER_CONF_CONTAINER_REGISTRY_TYPE: want one of aws_ecr, azure_acr`},
 		{"registry", "URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", "a b", `URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: "a b" is not a registry host`},
 		{"no registry", "URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", "", `URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: required`},
 		{"timeout", "URUNNER_CONF_REGISTRY_TIMEOUT", "soon", `URUNNER_CONF_REGISTRY_TIMEOUT: want a duration`},

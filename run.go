@@ -110,12 +110,14 @@ type app struct {
 }
 
 func wire(cfg Config, log *slog.Logger, h hooks) (*app, error) {
-	host, err := cfg.registryHost()
+	hosts, err := cfg.hosts()
 	if err != nil {
 		return nil, err
 	}
-	if host.SkipVerify && !host.PlainHTTP {
-		log.Warn("TLS verification is off for the watched registry (URUNNER_CONF_DOCKER_API_VERIFY=false)", "registry", host.Name)
+	for _, h := range hosts {
+		if h.SkipVerify && !h.PlainHTTP {
+			log.Warn("TLS verification is off for this registry, as configured", "registry", h.Name)
+		}
 	}
 	rc, ns, err := kubeConfig(cfg)
 	if err != nil {
@@ -134,7 +136,7 @@ func wire(cfg Config, log *slog.Logger, h hooks) (*app, error) {
 		ns = cfg.StateNamespace
 	}
 	res, err := registry.NewResolver(registry.Options{
-		Hosts:       []registry.Host{host},
+		Hosts:       hosts,
 		Accept:      cfg.acceptList(),
 		Concurrency: cfg.RegistryConcurrency,
 		Timeout:     cfg.RegistryTimeout,

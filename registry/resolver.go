@@ -26,8 +26,10 @@ type Host struct {
 	SkipVerify bool
 	// CAPEM is an extra CA bundle trusted for this host.
 	CAPEM []byte
-	// Credentials for basic or token auth; empty for anonymous.
-	User, Password string
+	// Concurrency overrides Options.Concurrency for this host.
+	Concurrency int
+	// Provider yields the credentials; nil for anonymous access.
+	Provider Provider
 }
 
 // Options configures a Resolver.
@@ -38,7 +40,8 @@ type Options struct {
 	Accept []string
 	// Concurrency is the number of requests in flight per host.
 	Concurrency int
-	// Timeout bounds each lookup, retries included.
+	// Timeout bounds each lookup, retries included, and each credential
+	// request.
 	Timeout time.Duration
 	// Log receives one line per failed host; nil discards.
 	Log       *slog.Logger
@@ -53,7 +56,6 @@ type Result struct {
 
 // Resolver looks up the digests of image tags.
 type Resolver struct {
-	rc    *regclient.RegClient
 	hosts map[string]Host
 	opts  Options
 	tr    *transport
@@ -85,28 +87,16 @@ func NewResolver(opts Options) (*Resolver, error) {
 		return nil, err
 	}
 	hosts := make(map[string]Host, len(opts.Hosts))
-	var cfgs []config.Host
 	for _, h := range opts.Hosts {
-		hosts[h.Name] = h
-		c := config.HostNewName(h.Name)
-		c.TLS = config.TLSEnabled
-		if h.PlainHTTP {
-			c.TLS = config.TLSDisabled
+		if _, dup := hosts[h.Name]; dup {
+			return nil, fmt.Errorf("registry %s is configured twice", h.Name)
 		}
-		c.User, c.Pass = h.User, h.Password
-		c.ReqConcurrent = int64(opts.Concurrency)
-		cfgs = append(cfgs, *c)
+		if h.Concurrency < 1 {
+			h.Concurrency = opts.Concurrency
+		}
+		hosts[h.Name] = h
 	}
-	rc := regclient.New(
-		regclient.WithConfigHost(cfgs...),
-		regclient.WithUserAgent(opts.UserAgent),
-		// regclient logs request details at debug level; only its warnings
-		// reach urunner's log, so no header can leak at any level.
-		regclient.WithSlog(slog.New(minLevel{opts.Log.Handler(), slog.LevelWarn})),
-		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{Transport: tr})),
-		regclient.WithRetryLimit(2),
-	)
-	return &Resolver{rc: rc, hosts: hosts, opts: opts, tr: tr}, nil
+	return &Resolver{hosts: hosts, opts: opts, tr: tr}, nil
 }
 
 // Watches reports whether r is on a watched registry.
@@ -115,66 +105,131 @@ func (res *Resolver) Watches(r ref.Ref) bool {
 	return ok
 }
 
-// Requests returns the number of HTTP requests sent per host, by method.
+// Requests returns the number of HTTP requests sent per URL host, by
+// method, since the Resolver was made.
 func (res *Resolver) Requests() map[string]map[string]int { return res.tr.snapshot() }
 
-// ResolveAll resolves each reference once, Concurrency at a time per host,
-// and returns the results by Key. Every reference must be watched and carry
-// a tag. A host whose credentials are refused is not asked again this run.
+// ResolveAll resolves each reference once, each host's Concurrency at a
+// time, and returns the results by Key. Every reference must be watched
+// and carry a tag. Credentials are fetched once per host that has
+// something to resolve; a host whose credentials fail or are refused is not
+// asked again this run.
 func (res *Resolver) ResolveAll(ctx context.Context, refs []ref.Ref) map[string]Result {
 	unique := map[string]ref.Ref{}
+	byHost := map[string][]string{}
 	for _, r := range refs {
-		unique[Key(r)] = r
+		k := Key(r)
+		if _, dup := unique[k]; !dup {
+			unique[k] = r
+			byHost[r.Registry] = append(byHost[r.Registry], k)
+		}
 	}
 	out := make(map[string]Result, len(unique))
+	rc, failed := res.client(ctx, byHost)
 	var (
-		mu     sync.Mutex
-		wg     sync.WaitGroup
-		failed = map[string]error{}
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
-	sem := make(chan struct{}, res.opts.Concurrency*max(1, len(res.hosts)))
-	for key, r := range unique {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
+	for host, keys := range byHost {
+		if err := failed[host]; err != nil {
+			for _, k := range keys {
+				out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, err)}
+			}
+			continue
+		}
+		// One pool per host, so a slow host does not hold back the others.
+		sem := make(chan struct{}, res.hosts[host].Concurrency)
+		for _, k := range keys {
+			wg.Go(func() {
+				select {
+				case sem <- struct{}{}:
+					defer func() { <-sem }()
+				case <-ctx.Done():
+					mu.Lock()
+					out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, ctx.Err())}
+					mu.Unlock()
+					return
+				}
 				mu.Lock()
-				out[key] = Result{Err: fmt.Errorf("resolve %s: %w", key, ctx.Err())}
+				herr := failed[host]
 				mu.Unlock()
-				return
-			}
-			mu.Lock()
-			herr := failed[r.Registry]
-			mu.Unlock()
-			if herr != nil {
+				if herr != nil {
+					mu.Lock()
+					out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, ErrHostFailed)}
+					mu.Unlock()
+					return
+				}
+				d, err := res.resolve(ctx, rc, unique[k])
 				mu.Lock()
-				out[key] = Result{Err: fmt.Errorf("resolve %s: %w", key, ErrHostFailed)}
-				mu.Unlock()
-				return
-			}
-			d, err := res.Resolve(ctx, r)
-			mu.Lock()
-			defer mu.Unlock()
-			out[key] = Result{Digest: d, Err: err}
-			if err != nil && authFailure(err) && failed[r.Registry] == nil {
-				failed[r.Registry] = err
-				res.opts.Log.Error("registry refused the credentials; skipping its other images this run",
-					"registry", r.Registry, "error", err)
-			}
-		}()
+				defer mu.Unlock()
+				out[k] = Result{Digest: d, Err: err}
+				if err != nil && errors.Is(err, errs.ErrHTTPUnauthorized) && failed[host] == nil {
+					failed[host] = ErrHostFailed
+					res.opts.Log.Error("registry refused the credentials; skipping its other images this run",
+						"registry", host, "error", err)
+				}
+			})
+		}
 	}
 	wg.Wait()
+	res.warnRateLimits()
 	return out
 }
 
-// Resolve returns the digest r's tag points at, with one HEAD request.
-func (res *Resolver) Resolve(ctx context.Context, r ref.Ref) (string, error) {
+// client fetches the credentials of the hosts in use and returns a
+// regclient configured with them, and the hosts whose credentials failed.
+func (res *Resolver) client(ctx context.Context, byHost map[string][]string) (*regclient.RegClient, map[string]error) {
+	var (
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		cfgs   []config.Host
+		failed = map[string]error{}
+	)
+	for name := range byHost {
+		h := res.hosts[name]
+		wg.Go(func() {
+			c := config.HostNewName(h.Name)
+			c.TLS = config.TLSEnabled
+			if h.PlainHTTP {
+				c.TLS = config.TLSDisabled
+			}
+			c.ReqConcurrent = int64(h.Concurrency)
+			if h.Provider != nil {
+				cctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
+				creds, err := h.Provider.Credentials(cctx)
+				cancel()
+				if err != nil {
+					mu.Lock()
+					failed[name] = fmt.Errorf("%w: %v", ErrCredentials, err)
+					mu.Unlock()
+					res.opts.Log.Error("cannot get credentials for the registry; skipping its images this run", "registry", name, "error", err)
+					return
+				}
+				c.User, c.Pass = creds.User, creds.Password
+			}
+			mu.Lock()
+			cfgs = append(cfgs, *c)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	rc := regclient.New(
+		regclient.WithConfigHost(cfgs...),
+		regclient.WithUserAgent(res.opts.UserAgent),
+		// regclient logs request details at debug level; only its warnings
+		// reach urunner's log, so no header can leak at any level.
+		regclient.WithSlog(slog.New(minLevel{res.opts.Log.Handler(), slog.LevelWarn})),
+		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{Transport: res.tr})),
+		regclient.WithRetryLimit(2),
+	)
+	return rc, failed
+}
+
+// resolve returns the digest r's tag points at, with one HEAD request.
+func (res *Resolver) resolve(ctx context.Context, rc *regclient.RegClient, r ref.Ref) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
 	defer cancel()
-	m, err := res.rc.ManifestHead(ctx, r)
+	m, err := rc.ManifestHead(ctx, r)
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", Key(r), err)
 	}
@@ -186,8 +241,14 @@ func (res *Resolver) Resolve(ctx context.Context, r ref.Ref) (string, error) {
 	return d, nil
 }
 
-func authFailure(err error) bool {
-	return errors.Is(err, errs.ErrHTTPUnauthorized)
+// warnRateLimits logs once per host whose rate limit is running low, as
+// Docker Hub reports it (RateLimit-Remaining: 12;w=21600).
+func (res *Resolver) warnRateLimits() {
+	for host, rl := range res.tr.rateLimits() {
+		if rl.low() {
+			res.opts.Log.Warn("registry rate limit running low", "host", host, "remaining", rl.remaining, "limit", rl.limit, "window", rl.window)
+		}
+	}
 }
 
 // minLevel drops records below a level before they reach h.

@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -20,12 +22,43 @@ type transport struct {
 
 	mu     sync.Mutex
 	counts map[string]map[string]int // host → method → requests
+	limits map[string]rateLimit      // host → last reported rate limit
+}
+
+// rateLimit is a registry's RateLimit-Limit and RateLimit-Remaining headers
+// (the IETF draft Docker Hub follows: "100;w=21600").
+type rateLimit struct {
+	limit, remaining int
+	window           string
+}
+
+// low reports whether a tenth or less of the limit remains.
+func (r rateLimit) low() bool { return r.limit > 0 && r.remaining*10 <= r.limit }
+
+func parseRateLimit(h http.Header) (rateLimit, bool) {
+	rem, lim := h.Get("RateLimit-Remaining"), h.Get("RateLimit-Limit")
+	if rem == "" || lim == "" {
+		return rateLimit{}, false
+	}
+	var r rateLimit
+	remN, _, _ := strings.Cut(rem, ";")
+	limN, params, _ := strings.Cut(lim, ";")
+	var err1, err2 error
+	r.remaining, err1 = strconv.Atoi(strings.TrimSpace(remN))
+	r.limit, err2 = strconv.Atoi(strings.TrimSpace(limN))
+	if err1 != nil || err2 != nil {
+		return rateLimit{}, false
+	}
+	if w, ok := strings.CutPrefix(strings.TrimSpace(params), "w="); ok {
+		r.window = w + "s"
+	}
+	return r, true
 }
 
 func newTransport(opts Options) (*transport, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = max(opts.Concurrency, 2)
-	t := &transport{base: base, hosts: map[string]*http.Transport{}, counts: map[string]map[string]int{}}
+	t := &transport{base: base, hosts: map[string]*http.Transport{}, counts: map[string]map[string]int{}, limits: map[string]rateLimit{}}
 	if len(opts.Accept) > 0 {
 		t.accept = strings.Join(opts.Accept, ", ")
 	}
@@ -74,10 +107,25 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.counts[req.URL.Host][req.Method]++
 	t.mu.Unlock()
+	rt := http.RoundTripper(t.base)
 	if ht, ok := t.hosts[req.URL.Host]; ok {
-		return ht.RoundTrip(req)
+		rt = ht
 	}
-	return t.base.RoundTrip(req)
+	resp, err := rt.RoundTrip(req)
+	if err == nil {
+		if rl, ok := parseRateLimit(resp.Header); ok {
+			t.mu.Lock()
+			t.limits[req.URL.Host] = rl
+			t.mu.Unlock()
+		}
+	}
+	return resp, err
+}
+
+func (t *transport) rateLimits() map[string]rateLimit {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.limits)
 }
 
 func (t *transport) snapshot() map[string]map[string]int {
@@ -85,11 +133,7 @@ func (t *transport) snapshot() map[string]map[string]int {
 	defer t.mu.Unlock()
 	out := make(map[string]map[string]int, len(t.counts))
 	for h, m := range t.counts {
-		c := make(map[string]int, len(m))
-		for k, v := range m {
-			c[k] = v
-		}
-		out[h] = c
+		out[h] = maps.Clone(m)
 	}
 	return out
 }

@@ -179,4 +179,3 @@ func waitReplicaSets(ctx context.Context, cs kubernetes.Interface, name string, 
 		}
 	}
 }
-
