@@ -1,8 +1,9 @@
 # The two commands of the README:
 #   make demo   urunner's whole story on a local test ground (no cluster needed)
 #   make test   every test: lint, unit, end to end on the real ground, fuzz smoke
-# The first run of either builds the test ground's programs (hack/tools.sh,
-# about 10 minutes on 2 cores); later runs reuse them from .cache/bin.
+# The first run of either builds the test ground's programs (hack/tools.sh:
+# etcd, kube-apiserver, kube-controller-manager, and helm for the chart tests;
+# about 12 minutes on 2 cores); later runs reuse them from .cache/bin.
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
@@ -16,12 +17,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/urunner .
 
 tools:
-	hack/tools.sh etcd kube
+	hack/tools.sh
 
 bin/testground: $(shell find e2e hack/testground -name '*.go') go.mod go.sum
 	$(GO) build -o bin/testground ./hack/testground
 
-demo: tools build bin/testground
+demo: build bin/testground
+	hack/tools.sh etcd kube
 	bin/testground demo -urunner bin/urunner
 
 test: tools lint unit fuzz-smoke

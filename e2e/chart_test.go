@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// helm runs the pinned helm against the test cluster, with its own
+// configuration directories so that nothing of the user's leaks in.
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command(helmBin, args...)
+	cmd.Env = append(os.Environ(),
+		"KUBECONFIG="+cluster.KubeconfigPath,
+		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
+		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
+		"HELM_DATA_HOME="+filepath.Join(home, "data"),
+	)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func chartDir() string { return filepath.Join(root, "chart", "urunner") }
+
+func valueFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "chart", "*.values.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no values files: %v", err)
+	}
+	return files
+}
+
+func TestChartLints(t *testing.T) {
+	for _, f := range valueFiles(t) {
+		if out, err := helm(t, "lint", "--strict", chartDir(), "-f", f); err != nil {
+			t.Errorf("helm lint -f %s: %v\n%s", f, err, out)
+		}
+	}
+}
+
+// The golden renders pin what users get for the defaults and for
+// representative values; -update rewrites them after a deliberate change.
+func TestChartGoldenRenders(t *testing.T) {
+	for _, f := range valueFiles(t) {
+		name := strings.TrimSuffix(filepath.Base(f), ".values.yaml")
+		t.Run(name, func(t *testing.T) {
+			got, err := helm(t, "template", "urunner", chartDir(), "-n", "urunner", "-f", f)
+			if err != nil {
+				t.Fatalf("helm template: %v\n%s", err, got)
+			}
+			golden := filepath.Join("testdata", "chart", name+".golden.yaml")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("render differs from %s (-want +got):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
+// Every rendered object is accepted by the real API server (server-side
+// apply, dry run), so a render that only looks right fails here.
+func TestChartObjectsAreAcceptedByTheAPIServer(t *testing.T) {
+	ctx := t.Context()
+	dc := dynamic.NewForConfigOrDie(cluster.AdminConfig())
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cluster.AdminConfig())))
+	ensureNamespace(t, "urunner")
+	for _, f := range valueFiles(t) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			out, err := helm(t, "template", "urunner", chartDir(), "-n", "urunner", "-f", f)
+			if err != nil {
+				t.Fatalf("helm template: %v\n%s", err, out)
+			}
+			n := 0
+			for _, doc := range strings.Split(out, "\n---") {
+				var obj unstructured.Unstructured
+				if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+					t.Fatal(err)
+				}
+				if len(obj.Object) == 0 {
+					continue
+				}
+				n++
+				gvk := obj.GroupVersionKind()
+				m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+				if err != nil {
+					t.Fatalf("%s: %v", gvk, err)
+				}
+				body, _ := yaml.YAMLToJSON([]byte(doc))
+				ri := dc.Resource(m.Resource)
+				var rc dynamic.ResourceInterface = ri
+				if obj.GetNamespace() != "" {
+					rc = ri.Namespace(obj.GetNamespace())
+				}
+				if _, err := rc.Patch(ctx, obj.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{
+					DryRun: []string{metav1.DryRunAll}, FieldManager: "chart-test",
+				}); err != nil {
+					t.Errorf("%s %s rejected: %v", gvk.Kind, obj.GetName(), err)
+				}
+			}
+			if n < 6 {
+				t.Errorf("only %d objects rendered", n)
+			}
+		})
+	}
+}
+
+func TestChartSchemaRejectsBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		set, want string
+	}{
+		{"registry.type=quay", "/registry/type"},
+		{"suspend=yes", "/suspend"},
+		{"config.logLevel=LOUD", "/config/logLevel"},
+		{"config.logFormat=xml", "/config/logFormat"},
+		{"config.registryConcurrency=0", "/config/registryConcurrency"},
+		{"config.runTimeout=soon", "/config/runTimeout"},
+		{"backoffLimit=-1", "/backoffLimit"},
+		{"registries[0].host=x,registries[0].type=quay", "/registries/0/type"},
+		{"unknownKey=1", "unknownKey"},
+	} {
+		t.Run(tc.set, func(t *testing.T) {
+			args := []string{"template", "urunner", chartDir(), "--set", "registry.host=r.example.com", "--set", tc.set}
+			if tc.set == "suspend=yes" || tc.set == "config.runTimeout=soon" {
+				args[len(args)-2] = "--set-string"
+			}
+			out, err := helm(t, args...)
+			if err == nil {
+				t.Fatalf("helm template --set %s succeeded", tc.set)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("error does not name %s:\n%s", tc.want, out)
+			}
+		})
+	}
+	if out, err := helm(t, "template", "urunner", chartDir()); err == nil || !strings.Contains(out, "set registry.host or registries") {
+		t.Errorf("a chart without a registry rendered: %v\n%s", err, out)
+	}
+}
+
+func ensureNamespace(t *testing.T, ns string) {
+	t.Helper()
+	cs := clientset(t)
+	_, err := cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+	if err == nil {
+		return
+	}
+	if _, err := helm(t, "version"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), namespace(ns, false), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
