@@ -46,6 +46,7 @@ type Config struct {
 	StateConfigMap string `envconfig:"URUNNER_CONF_STATE_CONFIGMAP" default:"urunner-state" desc:"ConfigMap holding the digests seen by earlier runs"`
 	StateNamespace string `envconfig:"URUNNER_CONF_STATE_NAMESPACE" desc:"namespace of that ConfigMap; default: the pod's own namespace in a cluster, else the kubeconfig's (default)"`
 	DryRun         bool   `envconfig:"URUNNER_CONF_DRY_RUN" default:"false" desc:"resolve and report what would restart; patch nothing, write no state"`
+	PullSecretAuth bool   `envconfig:"URUNNER_CONF_PULL_SECRET_AUTH" default:"false" desc:"authenticate lookups with the workloads' own imagePullSecrets (and their ServiceAccounts'), for registries configured without credentials; needs get on secrets and serviceaccounts"`
 
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
 	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"100" desc:"Kubernetes API burst"`

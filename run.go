@@ -230,7 +230,14 @@ func (a *app) run(ctx context.Context) (summary, error) {
 	s.Namespaces, s.Workloads = len(namespaces), len(workloads)
 
 	refs, obs := a.classify(workloads)
-	results := a.resolver.ResolveAll(ctx, refs)
+	lookups := make([]registry.Lookup, len(refs))
+	for i, r := range refs {
+		lookups[i] = registry.Lookup{Ref: r}
+	}
+	if a.cfg.PullSecretAuth {
+		s.Failed += a.addPullCredentials(ctx, obs, lookups)
+	}
+	results := a.resolver.ResolveLookups(ctx, lookups)
 	s.Images = len(results)
 	for key, r := range results {
 		if r.Err != nil {
@@ -284,6 +291,45 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		}
 	}
 	return s, nil
+}
+
+// addPullCredentials gives each lookup the credentials of the first
+// workload's pull secrets that name its registry. It returns the number of
+// workloads whose secrets could not be read; their lookups go on without.
+func (a *app) addPullCredentials(ctx context.Context, obs []observation, lookups []registry.Lookup) (failed int) {
+	index := make(map[string]int, len(lookups))
+	for i, l := range lookups {
+		index[registry.Key(l.Ref)] = i
+	}
+	ps := a.kube.NewPullSecrets()
+	for _, o := range obs {
+		var auths []kube.RegistryAuth
+		read := false
+		for _, c := range o.Containers {
+			i, ok := index[c.Image]
+			if !ok || lookups[i].Pull != nil {
+				continue
+			}
+			if !read {
+				var err error
+				auths, err = ps.For(ctx, o.Workload)
+				read = true
+				if err != nil {
+					failed++
+					a.log.Error("cannot read the workload's pull secrets; its images are looked up without them",
+						"namespace", o.Workload.Namespace, strings.ToLower(o.Workload.Kind), o.Workload.Name, "error", err)
+				}
+			}
+			for _, au := range auths {
+				if registry.ServerHost(au.Server) == lookups[i].Ref.Registry {
+					lookups[i].Pull = &registry.Credentials{User: au.Username, Password: au.Password}
+					a.log.Debug("lookup authenticated by a pull secret", "image", c.Image, "secret", au.Source)
+					break
+				}
+			}
+		}
+	}
+	return failed
 }
 
 // classify parses every container image once and returns the unique refs

@@ -141,7 +141,7 @@ func TestInstalledChartRunsWithLeastPrivilege(t *testing.T) {
 	sa := kubernetes.NewForConfigOrDie(saCfg)
 	for _, tc := range []struct {
 		verb, group, resource, ns, name string
-		want                           bool
+		want                            bool
 	}{
 		{"list", "", "namespaces", "", "", true},
 		{"list", "apps", "deployments", "", "", true},
@@ -218,3 +218,41 @@ func createDeployment(t *testing.T, cs kubernetes.Interface, ns, name, image str
 	}
 }
 
+// Pull-secret auth adds get on secrets and serviceaccounts, and nothing
+// else: no list (which would read every secret), no write.
+func TestPullSecretAuthAddsOnlyGetOnSecrets(t *testing.T) {
+	ctx := t.Context()
+	const rel, relNS = "urunner-ps", "urunner-ps"
+	if out, err := helm(t, "install", rel, chartDir(), "-n", relNS, "--create-namespace",
+		"--set", "registry.host=registry.example.com", "--set", "pullSecretAuth=true"); err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = helm(t, "uninstall", rel, "-n", relNS) })
+	saCfg, err := cluster.ServiceAccountConfig(ctx, relNS, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := kubernetes.NewForConfigOrDie(saCfg)
+	for _, tc := range []struct {
+		verb, resource string
+		want           bool
+	}{
+		{"get", "secrets", true},
+		{"get", "serviceaccounts", true},
+		{"list", "secrets", false},
+		{"watch", "secrets", false},
+		{"update", "secrets", false},
+		{"create", "secrets", false},
+	} {
+		ssar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: tc.verb, Resource: tc.resource, Namespace: "anywhere"},
+		}}
+		got, err := sa.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, ssar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Allowed != tc.want {
+			t.Errorf("can-i %s %s = %v, want %v", tc.verb, tc.resource, got.Status.Allowed, tc.want)
+		}
+	}
+}

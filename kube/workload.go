@@ -45,6 +45,10 @@ type Workload struct {
 	// RestartedFor is what urunner last restarted this workload for
 	// (container → digest), read from its pod template.
 	RestartedFor map[string]string
+	// PullSecrets and ServiceAccount are the pod template's, for
+	// authenticating lookups with the workload's own pull secrets.
+	PullSecrets    []string
+	ServiceAccount string
 }
 
 // Client reads and patches workloads.
@@ -124,6 +128,10 @@ func fromTemplate(kind string, meta metav1.ObjectMeta, tpl *corev1.PodTemplateSp
 		Name:            meta.Name,
 		ResourceVersion: meta.ResourceVersion,
 	}
+	for _, r := range tpl.Spec.ImagePullSecrets {
+		w.PullSecrets = append(w.PullSecrets, r.Name)
+	}
+	w.ServiceAccount = tpl.Spec.ServiceAccountName
 	for _, c := range tpl.Spec.InitContainers {
 		w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, Init: true})
 	}

@@ -44,6 +44,22 @@ func NormalizeHost(host string) (string, error) {
 	return r.Registry, nil
 }
 
+// ServerHost returns the registry name of a pull secret's server entry,
+// which may be a URL ("https://index.docker.io/v1/") or a bare host; ""
+// when it names no registry.
+func ServerHost(server string) string {
+	s := server
+	if i := strings.Index(s, "://"); i >= 0 {
+		s = s[i+3:]
+	}
+	s, _, _ = strings.Cut(s, "/")
+	h, err := NormalizeHost(s)
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // validDigest reports whether d is a digest urunner can compare and store.

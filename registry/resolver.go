@@ -109,37 +109,87 @@ func (res *Resolver) Watches(r ref.Ref) bool {
 // method, since the Resolver was made.
 func (res *Resolver) Requests() map[string]map[string]int { return res.tr.snapshot() }
 
-// ResolveAll resolves each reference once, each host's Concurrency at a
-// time, and returns the results by Key. Every reference must be watched
-// and carry a tag. Credentials are fetched once per host that has
-// something to resolve; a host whose credentials fail or are refused is not
-// asked again this run.
+// Lookup is one reference to resolve. Pull, when set, are credentials
+// from the pull secrets of the workloads using it; they apply only on a
+// host configured without credentials of its own.
+type Lookup struct {
+	Ref  ref.Ref
+	Pull *Credentials
+}
+
+// ResolveAll resolves refs; see ResolveLookups.
 func (res *Resolver) ResolveAll(ctx context.Context, refs []ref.Ref) map[string]Result {
+	ls := make([]Lookup, len(refs))
+	for i, r := range refs {
+		ls[i] = Lookup{Ref: r}
+	}
+	return res.ResolveLookups(ctx, ls)
+}
+
+// group is the lookups that share a host and credentials, and so a client.
+type group struct {
+	host string
+	pull *Credentials
+	keys []string
+}
+
+// ResolveLookups resolves each reference once (the first Lookup of a Key
+// wins), each host's Concurrency at a time, and returns the results by
+// Key. Every reference must be watched and carry a tag. Credentials are
+// fetched once per host that has something to resolve; credentials that
+// fail or are refused are not tried again this run.
+func (res *Resolver) ResolveLookups(ctx context.Context, lookups []Lookup) map[string]Result {
 	unique := map[string]ref.Ref{}
-	byHost := map[string][]string{}
-	for _, r := range refs {
-		k := Key(r)
-		if _, dup := unique[k]; !dup {
-			unique[k] = r
-			byHost[r.Registry] = append(byHost[r.Registry], k)
+	groups := map[string]*group{}
+	var order []string
+	for _, l := range lookups {
+		k := Key(l.Ref)
+		if _, dup := unique[k]; dup {
+			continue
 		}
+		unique[k] = l.Ref
+		gid := l.Ref.Registry
+		if l.Pull != nil {
+			gid += "\x00" + l.Pull.User + "\x00" + l.Pull.Password
+		}
+		g, ok := groups[gid]
+		if !ok {
+			g = &group{host: l.Ref.Registry, pull: l.Pull}
+			groups[gid] = g
+			order = append(order, gid)
+		}
+		g.keys = append(g.keys, k)
 	}
 	out := make(map[string]Result, len(unique))
-	rc, failed := res.client(ctx, byHost)
+	hostCreds := res.credentials(ctx, groups)
+	sems := map[string]chan struct{}{}
+	for _, g := range groups {
+		if sems[g.host] == nil {
+			// One pool per host, so a slow host does not hold back others.
+			sems[g.host] = make(chan struct{}, res.hosts[g.host].Concurrency)
+		}
+	}
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
 	)
-	for host, keys := range byHost {
-		if err := failed[host]; err != nil {
-			for _, k := range keys {
-				out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, err)}
+	for _, gid := range order {
+		g := groups[gid]
+		hc := hostCreds[g.host]
+		if hc.err != nil {
+			for _, k := range g.keys {
+				out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, hc.err)}
 			}
 			continue
 		}
-		// One pool per host, so a slow host does not hold back the others.
-		sem := make(chan struct{}, res.hosts[host].Concurrency)
-		for _, k := range keys {
+		creds, source := hc.creds, "configured credentials"
+		if creds == (Credentials{}) && g.pull != nil {
+			creds, source = *g.pull, "pull secret credentials"
+		}
+		rc := res.client(res.hosts[g.host], creds)
+		var refused error
+		for _, k := range g.keys {
+			sem := sems[g.host]
 			wg.Go(func() {
 				select {
 				case sem <- struct{}{}:
@@ -151,9 +201,9 @@ func (res *Resolver) ResolveAll(ctx context.Context, refs []ref.Ref) map[string]
 					return
 				}
 				mu.Lock()
-				herr := failed[host]
+				skip := refused != nil
 				mu.Unlock()
-				if herr != nil {
+				if skip {
 					mu.Lock()
 					out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, ErrHostFailed)}
 					mu.Unlock()
@@ -163,10 +213,10 @@ func (res *Resolver) ResolveAll(ctx context.Context, refs []ref.Ref) map[string]
 				mu.Lock()
 				defer mu.Unlock()
 				out[k] = Result{Digest: d, Err: err}
-				if err != nil && errors.Is(err, errs.ErrHTTPUnauthorized) && failed[host] == nil {
-					failed[host] = ErrHostFailed
+				if err != nil && errors.Is(err, errs.ErrHTTPUnauthorized) && refused == nil {
+					refused = err
 					res.opts.Log.Error("registry refused the credentials; skipping its other images this run",
-						"registry", host, "error", err)
+						"registry", g.host, "credentials", source, "error", err)
 				}
 			})
 		}
@@ -176,45 +226,55 @@ func (res *Resolver) ResolveAll(ctx context.Context, refs []ref.Ref) map[string]
 	return out
 }
 
-// client fetches the credentials of the hosts in use and returns a
-// regclient configured with them, and the hosts whose credentials failed.
-func (res *Resolver) client(ctx context.Context, byHost map[string][]string) (*regclient.RegClient, map[string]error) {
+type hostCredentials struct {
+	creds Credentials
+	err   error
+}
+
+// credentials asks each host's provider once, for the hosts in use.
+func (res *Resolver) credentials(ctx context.Context, groups map[string]*group) map[string]hostCredentials {
 	var (
-		mu     sync.Mutex
-		wg     sync.WaitGroup
-		cfgs   []config.Host
-		failed = map[string]error{}
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out = map[string]hostCredentials{}
 	)
-	for name := range byHost {
-		h := res.hosts[name]
+	for _, g := range groups {
+		h := res.hosts[g.host]
+		mu.Lock()
+		_, asked := out[h.Name]
+		out[h.Name] = hostCredentials{}
+		mu.Unlock()
+		if asked || h.Provider == nil {
+			continue
+		}
 		wg.Go(func() {
-			c := config.HostNewName(h.Name)
-			c.TLS = config.TLSEnabled
-			if h.PlainHTTP {
-				c.TLS = config.TLSDisabled
-			}
-			c.ReqConcurrent = int64(h.Concurrency)
-			if h.Provider != nil {
-				cctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
-				creds, err := h.Provider.Credentials(cctx)
-				cancel()
-				if err != nil {
-					mu.Lock()
-					failed[name] = fmt.Errorf("%w: %v", ErrCredentials, err)
-					mu.Unlock()
-					res.opts.Log.Error("cannot get credentials for the registry; skipping its images this run", "registry", name, "error", err)
-					return
-				}
-				c.User, c.Pass = creds.User, creds.Password
+			cctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
+			defer cancel()
+			creds, err := h.Provider.Credentials(cctx)
+			if err != nil {
+				res.opts.Log.Error("cannot get credentials for the registry; skipping its images this run", "registry", h.Name, "error", err)
+				err = fmt.Errorf("%w: %v", ErrCredentials, err)
 			}
 			mu.Lock()
-			cfgs = append(cfgs, *c)
+			out[h.Name] = hostCredentials{creds: creds, err: err}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	rc := regclient.New(
-		regclient.WithConfigHost(cfgs...),
+	return out
+}
+
+// client returns a regclient for one host and credentials.
+func (res *Resolver) client(h Host, creds Credentials) *regclient.RegClient {
+	c := config.HostNewName(h.Name)
+	c.TLS = config.TLSEnabled
+	if h.PlainHTTP {
+		c.TLS = config.TLSDisabled
+	}
+	c.ReqConcurrent = int64(h.Concurrency)
+	c.User, c.Pass = creds.User, creds.Password
+	return regclient.New(
+		regclient.WithConfigHost(*c),
 		regclient.WithUserAgent(res.opts.UserAgent),
 		// regclient logs request details at debug level; only its warnings
 		// reach urunner's log, so no header can leak at any level.
@@ -222,7 +282,6 @@ func (res *Resolver) client(ctx context.Context, byHost map[string][]string) (*r
 		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{Transport: res.tr})),
 		regclient.WithRetryLimit(2),
 	)
-	return rc, failed
 }
 
 // resolve returns the digest r's tag points at, with one HEAD request.

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urunner/urunner/e2e/testground"
+	"github.com/urunner/urunner/state"
+)
+
+// One install, three registries of three kinds, from the registries file:
+// each is asked once per image with its own credentials and TLS settings.
+func TestMixedRegistriesInOneRun(t *testing.T) {
+	anon := newGround(t, testground.RegistryOptions{})
+	private, err := testground.StartRegistry(testground.RegistryOptions{Logins: map[string]string{"robot": "s3cret-harbor"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = private.Close() })
+	tlsReg, err := testground.StartRegistry(testground.RegistryOptions{TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tlsReg.Close() })
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, tlsReg.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "registries.yaml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`registries:
+  - host: http://%s
+  - host: http://%s
+    type: harbor
+    user: robot
+    password: {env: HARBOR_PASS}
+  - host: %s
+    caFile: %s
+`, anon.reg.Host, private.Host, tlsReg.Host, ca)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", "")
+	t.Setenv("URUNNER_CONF_REGISTRIES_FILE", file)
+	t.Setenv("HARBOR_PASS", "s3cret-harbor")
+
+	ctx := t.Context()
+	ns := anon.namespace(true)
+	regs := map[string]*testground.Registry{"anon": anon.reg, "private": private, "tls": tlsReg}
+	for name, r := range regs {
+		if _, err := r.PushImage(ctx, "team/app:latest", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		anon.deploy(ns, name, r.Host+"/team/app:latest")
+	}
+	o := anon.mustRun()
+	if got := len(anon.stored()); got != 3 {
+		t.Fatalf("baselined %d workloads, want 3:\n%s", got, o.logs)
+	}
+	for name, r := range regs {
+		if _, err := r.PushImage(ctx, "team/app:latest", "v2"); err != nil {
+			t.Fatal(err)
+		}
+		r.ResetRequests()
+		_ = name
+	}
+	o = anon.mustRun()
+	for name, r := range regs {
+		if anon.restartedAt(ns, name) == "" {
+			t.Errorf("%s: not restarted", name)
+		}
+		if got := r.Requests()["HEAD manifest"]; got < 1 || got > 2 {
+			t.Errorf("%s: %d HEAD requests, want 1 (2 with the auth challenge)", name, got)
+		}
+	}
+	if strings.Contains(o.logs, "s3cret-harbor") {
+		t.Error("a password reached the log")
+	}
+	st := anon.stored()
+	for name := range regs {
+		if _, ok := st[state.Key{Namespace: ns, Kind: "Deployment", Name: name}]; !ok {
+			t.Errorf("%s missing from state", name)
+		}
+	}
+}
+
+// TLS is never silently relaxed: an unknown CA fails the lookup; turning
+// verification off is an explicit, per-host, logged choice.
+func TestTLSVerificationIsPerHostAndExplicit(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{TLS: true})
+	g.push("team/app:latest", "v1")
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/app:latest"))
+
+	o := g.run()
+	if o.code != 1 || !strings.Contains(o.logs, "certificate") {
+		t.Errorf("a registry with an unknown CA: exit %d, want 1 and a certificate error:\n%s", o.code, o.logs)
+	}
+	if g.stateBytes() != nil && len(g.stored()) != 0 {
+		t.Error("a lookup over unverified TLS was recorded")
+	}
+
+	t.Setenv("URUNNER_CONF_DOCKER_API_VERIFY", "false")
+	o = g.mustRun()
+	if !strings.Contains(o.logs, "TLS verification is off for this registry") {
+		t.Errorf("no warning that verification is off:\n%s", o.logs)
+	}
+	if len(g.stored()) != 1 {
+		t.Error("with verification off, the lookup did not succeed")
+	}
+}
