@@ -49,6 +49,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 	fs.SetOutput(stderr)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	dryRun := fs.Bool("dry-run", false, "report what would restart; change nothing (same as URUNNER_CONF_DRY_RUN=true)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for benchmarks)")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file (for benchmarks)")
 	fs.Usage = func() { printUsage(stdout) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -85,6 +87,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 		log.Error("cannot start", "error", err)
 		return exitFailed
 	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "urunner: %v\n", err)
+		return exitConfig
+	}
+	defer stopProfiles(log)
 	ctx, cancel := context.WithTimeout(ctx, cfg.RunTimeout)
 	defer cancel()
 	s, err := a.run(ctx)
