@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -80,5 +81,62 @@ func parallel(t *testing.T, names []string, f func(context.Context, string) erro
 	wg.Wait()
 	if len(errs) > 0 {
 		t.Fatalf("%d of %d calls failed, first: %v", len(errs), len(names), errs[0])
+	}
+}
+
+// A thousand Deployments on 120 references cost exactly 120 HEADs, no GET,
+// and, in steady state, a handful of API calls.
+func TestThousandDeploymentsCostOneHeadPerReference(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	const refs, deployments = 120, 1000
+	for i := range refs {
+		g.push(fmt.Sprintf("team/svc-%03d:latest", i), "v1")
+	}
+	namespaces := make([]string, 10)
+	for i := range namespaces {
+		namespaces[i] = g.namespace(true)
+	}
+	names := make([]string, deployments)
+	for i := range names {
+		names[i] = fmt.Sprintf("svc-%04d", i)
+	}
+	idx := map[string]int{}
+	for i, n := range names {
+		idx[n] = i
+	}
+	parallel(t, names, func(ctx context.Context, name string) error {
+		i := idx[name]
+		ns := namespaces[i%len(namespaces)]
+		sel := map[string]string{"app": name}
+		zero := int32(0)
+		_, err := g.cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: &zero,
+				Selector: &metav1.LabelSelector{MatchLabels: sel},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: sel},
+					Spec: corev1.PodSpec{Containers: []corev1.Container{
+						{Name: "app", Image: g.image(fmt.Sprintf("team/svc-%03d:latest", i%refs))},
+						{Name: "side", Image: g.image(fmt.Sprintf("team/svc-%03d:latest", (i+1)%refs))},
+					}},
+				},
+			},
+		}, metav1.CreateOptions{})
+		return err
+	})
+
+	g.reg.ResetRequests()
+	g.mustRun()
+	g.mustRun()
+	if got := g.heads(); got != 2*refs {
+		t.Errorf("HEAD requests over two runs = %d, want exactly %d", got, 2*refs)
+	}
+	if got := g.reg.Requests()["GET manifest"]; got != 0 {
+		t.Errorf("GET manifest = %d, want 0", got)
+	}
+	// Steady state: namespaces LIST, deployments LIST (2 pages), state GET.
+	if got, max := g.api.total(), 1+2+3; got > max {
+		t.Errorf("steady-state API requests = %d (%v), want at most %d", got, g.api.counts, max)
 	}
 }
