@@ -48,6 +48,7 @@ type Config struct {
 	DryRun         bool   `envconfig:"URUNNER_CONF_DRY_RUN" default:"false" desc:"resolve and report what would restart; patch nothing, write no state"`
 	PullSecretAuth bool   `envconfig:"URUNNER_CONF_PULL_SECRET_AUTH" default:"false" desc:"authenticate lookups with the workloads' own imagePullSecrets (and their ServiceAccounts'), for registries configured without credentials; needs get on secrets and serviceaccounts"`
 
+	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
 	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"100" desc:"Kubernetes API burst"`
 	RegistryConcurrency int           `envconfig:"URUNNER_CONF_REGISTRY_CONCURRENCY" default:"8" desc:"registry requests in flight per registry host"`
@@ -110,6 +111,9 @@ func (c *Config) validate() error {
 	}
 	if c.StateConfigMap == "" {
 		return badConfig("URUNNER_CONF_STATE_CONFIGMAP: must not be empty")
+	}
+	if c.MaxRestarts < 0 {
+		return badConfig("URUNNER_CONF_MAX_RESTARTS: must not be negative (0 means no cap)")
 	}
 	for name, v := range map[string]float64{
 		"URUNNER_CONF_KUBE_QPS":             float64(c.KubeQPS),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -213,9 +214,16 @@ type outcome struct {
 // run runs urunner once, in-process, as the CronJob would.
 func (g *ground) run(args ...string) outcome {
 	g.t.Helper()
+	return g.runCtx(g.t.Context(), args...)
+}
+
+// runCtx runs urunner with ctx standing for the process's signals:
+// cancelling it is SIGTERM.
+func (g *ground) runCtx(ctx context.Context, args ...string) outcome {
+	g.t.Helper()
 	var stdout, stderr bytes.Buffer
 	g.api.reset()
-	code := Main(g.t.Context(), args, &stdout, &stderr, hooks{wrapKube: g.api.wrap})
+	code := Main(ctx, args, &stdout, &stderr, hooks{wrapKube: g.api.wrap})
 	g.t.Logf("urunner %s → exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
 	return outcome{code: code, logs: stdout.String() + stderr.String()}
 }
@@ -236,6 +244,23 @@ func (g *ground) heads() int { return g.reg.Requests()["HEAD manifest"] }
 type apiCounter struct {
 	mu     sync.Mutex
 	counts map[string]int
+	// fault, when set, may answer a request in place of the API server:
+	// a fault-injecting proxy in front of the real one.
+	fault func(*http.Request) *http.Response
+	// after, when set, sees each answer of the real API server.
+	after func(*http.Request, *http.Response)
+}
+
+func (c *apiCounter) setAfter(f func(*http.Request, *http.Response)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.after = f
+}
+
+func (c *apiCounter) setFault(f func(*http.Request) *http.Response) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fault = f
 }
 
 func (c *apiCounter) reset() {
@@ -254,8 +279,18 @@ func (c *apiCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		c.mu.Lock()
 		c.counts[req.Method+" "+resourceOf(req.URL.Path)]++
+		fault, after := c.fault, c.after
 		c.mu.Unlock()
-		return rt.RoundTrip(req)
+		if fault != nil {
+			if resp := fault(req); resp != nil {
+				return resp, nil
+			}
+		}
+		resp, err := rt.RoundTrip(req)
+		if err == nil && after != nil {
+			after(req, resp)
+		}
+		return resp, err
 	})
 }
 
@@ -295,4 +330,15 @@ func (c *apiCounter) total() int {
 		n += v
 	}
 	return n
+}
+
+// apiStatus is an API server error answer: a metav1.Status with code.
+func apiStatus(req *http.Request, code int, reason string) *http.Response {
+	body := fmt.Sprintf(`{"kind":"Status","apiVersion":"v1","status":"Failure","message":"injected %d","reason":%q,"code":%d}`, code, reason, code)
+	return &http.Response{
+		StatusCode: code,
+		Header:     http.Header{"Content-Type": []string{"application/json"}},
+		Body:       io.NopCloser(strings.NewReader(body)),
+		Request:    req,
+	}
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -247,18 +249,27 @@ func (a *app) run(ctx context.Context) (summary, error) {
 	}
 	results := a.resolver.ResolveLookups(ctx, lookups)
 	s.Images = len(results)
-	for key, r := range results {
-		if r.Err != nil {
-			s.Failed++
-			if errors.Is(r.Err, registry.ErrHostFailed) {
-				// The host's one error line is already logged.
-				a.log.Debug("lookup skipped", "image", key, "error", r.Err)
-			} else {
-				a.log.Warn("lookup failed; workloads on this image keep their stored digest", "image", key, "error", r.Err)
-			}
+	rateLimited := map[string]bool{}
+	for _, key := range slices.Sorted(maps.Keys(results)) {
+		r := results[key]
+		if r.Err == nil {
+			s.Resolved++
 			continue
 		}
-		s.Resolved++
+		s.Failed++
+		host, _, _ := strings.Cut(key, "/")
+		switch {
+		case errors.Is(r.Err, registry.ErrHostFailed):
+			// The host's one error line is already logged.
+			a.log.Debug("lookup skipped", "image", key, "error", r.Err)
+		case errors.Is(r.Err, registry.ErrRateLimited) && rateLimited[host]:
+			a.log.Debug("lookup skipped", "image", key, "error", r.Err)
+		case errors.Is(r.Err, registry.ErrRateLimited):
+			rateLimited[host] = true
+			a.log.Error("registry rate limit: it asked to retry later than this run can wait; skipping its images this run", "registry", host, "error", r.Err)
+		default:
+			a.log.Warn("lookup failed; workloads on this image keep their stored digest", "image", key, "error", r.Err)
+		}
 	}
 	for i := range obs {
 		for j, c := range obs[i].Containers {
@@ -286,19 +297,33 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		return s, nil
 	}
 
+	var capErr error
+	if max := a.cfg.MaxRestarts; max > 0 && len(p.Restarts) > max {
+		// A registry migration or a rebuilt base image can move every
+		// digest at once; rolling the whole fleet is a human's decision.
+		// The moved entries keep their old digests, so raising the cap
+		// (or a manual run with a higher one) restarts them later.
+		capErr = fmt.Errorf("%d workloads would restart, more than URUNNER_CONF_MAX_RESTARTS=%d: none was restarted; raise the cap or run once with a higher one to apply them", len(p.Restarts), max)
+		p.Restarts = nil
+	}
 	restarted, failed := a.restartAll(ctx, p.Restarts, &p.Changes)
 	s.Restarted, s.Failed = restarted, s.Failed+failed
 
-	// Save even when the run was cancelled: the patches already made must
-	// be remembered, or the next run would restart those workloads again.
-	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	// Save even when the run was cancelled (SIGTERM, deadline): the
+	// patches already made must be remembered, or the next run would
+	// restart those workloads again. 10s fits Kubernetes' default 30s
+	// termination grace period.
+	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if p.Changes.Len() > 0 || !snap.Exists {
 		if err := a.store.Save(saveCtx, snap, &p.Changes); err != nil {
 			return s, err
 		}
 	}
-	return s, nil
+	if err := ctx.Err(); err != nil {
+		return s, fmt.Errorf("run stopped early (%w: SIGTERM or URUNNER_CONF_RUN_TIMEOUT); what was done is saved, the rest waits for the next run", err)
+	}
+	return s, capErr
 }
 
 // addPullCredentials gives each lookup the credentials of the first

@@ -209,7 +209,17 @@ func (res *Resolver) ResolveLookups(ctx context.Context, lookups []Lookup) map[s
 					mu.Unlock()
 					return
 				}
+				if until, blocked := res.tr.blockedUntil(hostPort(g.host)); blocked {
+					mu.Lock()
+					out[k] = Result{Err: fmt.Errorf("resolve %s: %w (until %s)", k, ErrRateLimited, until.UTC().Format(time.RFC3339))}
+					mu.Unlock()
+					return
+				}
 				d, err := res.resolve(ctx, rc, unique[k])
+				if _, blocked := res.tr.blockedUntil(hostPort(g.host)); blocked && err != nil {
+					// regclient wraps transport errors beyond errors.Is.
+					err = fmt.Errorf("%w: %v", ErrRateLimited, err)
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				out[k] = Result{Digest: d, Err: err}

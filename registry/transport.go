@@ -3,12 +3,14 @@ package registry
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // transport sends regclient's requests. It exists because regclient's own
@@ -23,6 +25,30 @@ type transport struct {
 	mu     sync.Mutex
 	counts map[string]map[string]int // host → method → requests
 	limits map[string]rateLimit      // host → last reported rate limit
+	// blocked holds hosts that answered 429 with a Retry-After longer
+	// than a lookup may wait: no request goes to them until then.
+	blocked map[string]time.Time
+	// maxWait is the longest Retry-After a lookup waits out.
+	maxWait time.Duration
+}
+
+// ErrRateLimited marks a lookup skipped because its registry asked urunner
+// to come back later than the run can wait.
+var ErrRateLimited = errors.New("registry rate limit: asked to retry later than this run can wait")
+
+// retryAfter parses a Retry-After header: delay-seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
 }
 
 // rateLimit is a registry's RateLimit-Limit and RateLimit-Remaining headers
@@ -58,7 +84,11 @@ func parseRateLimit(h http.Header) (rateLimit, bool) {
 func newTransport(opts Options) (*transport, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = max(opts.Concurrency, 2)
-	t := &transport{base: base, hosts: map[string]*http.Transport{}, counts: map[string]map[string]int{}, limits: map[string]rateLimit{}}
+	t := &transport{
+		base: base, hosts: map[string]*http.Transport{},
+		counts: map[string]map[string]int{}, limits: map[string]rateLimit{}, blocked: map[string]time.Time{},
+		maxWait: opts.Timeout / 2,
+	}
 	if len(opts.Accept) > 0 {
 		t.accept = strings.Join(opts.Accept, ", ")
 	}
@@ -102,6 +132,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Header.Set("Accept", t.accept)
 	}
 	t.mu.Lock()
+	if until, ok := t.blocked[req.URL.Host]; ok && time.Now().Before(until) {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("%s until %s: %w", req.URL.Host, until.UTC().Format(time.RFC3339), ErrRateLimited)
+	}
 	if t.counts[req.URL.Host] == nil {
 		t.counts[req.URL.Host] = map[string]int{}
 	}
@@ -112,14 +146,40 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		rt = ht
 	}
 	resp, err := rt.RoundTrip(req)
-	if err == nil {
-		if rl, ok := parseRateLimit(resp.Header); ok {
-			t.mu.Lock()
-			t.limits[req.URL.Host] = rl
-			t.mu.Unlock()
+	if err != nil {
+		return resp, err
+	}
+	if rl, ok := parseRateLimit(resp.Header); ok {
+		t.mu.Lock()
+		t.limits[req.URL.Host] = rl
+		t.mu.Unlock()
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			if d > t.maxWait {
+				// Waiting would outlive the lookup (and hours-long waits
+				// the run): stop asking this host until then.
+				until := time.Now().Add(d)
+				t.mu.Lock()
+				t.blocked[req.URL.Host] = until
+				t.mu.Unlock()
+				_ = resp.Body.Close()
+				return nil, fmt.Errorf("%s for %s: %w", req.URL.Host, d, ErrRateLimited)
+			}
+			// regclient honours delay-seconds but not HTTP dates.
+			resp.Header.Set("Retry-After", strconv.Itoa(int(d.Round(time.Second)/time.Second)))
 		}
 	}
-	return resp, err
+	return resp, nil
+}
+
+// blockedUntil reports whether host asked not to be called before a time
+// still to come.
+func (t *transport) blockedUntil(host string) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	until, ok := t.blocked[host]
+	return until, ok && time.Now().Before(until)
 }
 
 func (t *transport) rateLimits() map[string]rateLimit {

@@ -20,6 +20,8 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -52,6 +54,23 @@ type RegistryOptions struct {
 	// TLS serves HTTPS with a self-signed certificate for 127.0.0.1, whose
 	// PEM is Registry.CAPEM.
 	TLS bool
+	// TokenLogins maps user to password, as Logins does, but through the
+	// Docker token flow: olareg answers 401 with
+	// `WWW-Authenticate: Bearer realm="<scheme>://Host/token",service=...,scope=...`
+	// and its /token endpoint (counted as "GET token") issues a token for
+	// valid basic credentials, as GitLab's /jwt/auth and ACR's
+	// /oauth2/token do. AllowAnonymousRead applies too. Set Logins or
+	// TokenLogins, not both.
+	TokenLogins map[string]string
+	// TokenService is the service the challenge names and /token requires;
+	// empty for Host. GitLab's is "container_registry", ACR's the registry
+	// host.
+	TokenService string
+	// Extra serves requests whose path starts with a key (the longest key
+	// wins) instead of olareg: the other endpoints of a registry's
+	// ecosystem, such as ACR's POST /oauth2/exchange. They are counted
+	// ("POST other"), delayed and faulted like any request.
+	Extra map[string]http.Handler
 }
 
 // Registry is an in-process OCI registry (olareg, memory storage) served on
@@ -67,6 +86,9 @@ type Registry struct {
 	srv     *http.Server
 	served  chan error
 	latency time.Duration
+	extra   map[string]http.Handler
+	// authDir holds olareg's users file when TokenLogins is set.
+	authDir string
 	// helperUA marks the requests of the Registry's own helper client so
 	// the middleware lets them through uncounted. It carries a random
 	// token so that no client under test can send it by accident.
@@ -84,34 +106,24 @@ type Registry struct {
 // StartRegistry starts a registry on a free 127.0.0.1 port. Close it when
 // done.
 func StartRegistry(opts RegistryOptions) (*Registry, error) {
-	yes := true
-	conf := olaregconfig.Config{
-		Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem},
-		API:     olaregconfig.ConfigAPI{DeleteEnabled: &yes},
+	if opts.Logins != nil && opts.TokenLogins != nil {
+		return nil, errors.New("start registry: set Logins or TokenLogins, not both")
 	}
-	if opts.Logins != nil {
-		auth, err := olaregconfig.NewAuthBasicStatic(opts.Logins, opts.AllowAnonymousRead)
-		if err != nil {
-			return nil, fmt.Errorf("configure registry logins: %w", err)
-		}
-		conf.Auth = auth
-	}
-
 	token := make([]byte, 8)
 	if _, err := rand.Read(token); err != nil {
 		return nil, fmt.Errorf("generate helper marker: %w", err)
 	}
 	r := &Registry{
-		olareg:   olareg.New(conf),
 		served:   make(chan error, 1),
 		latency:  opts.Latency,
+		extra:    opts.Extra,
 		helperUA: "urunner-testground-helper/" + hex.EncodeToString(token),
 		requests: map[string]int{},
 	}
 
+	// Listen first: the token realm names the address.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		_ = r.olareg.Close()
 		return nil, fmt.Errorf("listen for registry: %w", err)
 	}
 	r.Host = ln.Addr().String()
@@ -119,13 +131,12 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 		Handler:           http.HandlerFunc(r.serveHTTP),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-
 	hostConf := config.Host{Name: r.Host, TLS: config.TLSDisabled}
+	scheme := "http"
 	if opts.TLS {
 		certPEM, cert, err := selfSignedCert()
 		if err != nil {
 			_ = ln.Close()
-			_ = r.olareg.Close()
 			return nil, err
 		}
 		r.CAPEM = certPEM
@@ -133,11 +144,50 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 		ln = tls.NewListener(ln, r.srv.TLSConfig)
 		hostConf.TLS = config.TLSEnabled
 		hostConf.RegCert = string(certPEM)
+		scheme = "https"
 	}
-	if len(opts.Logins) > 0 {
-		// Any login will do: NewAuthBasicStatic gives every user full access.
-		user := slices.Sorted(maps.Keys(opts.Logins))[0]
-		hostConf.User, hostConf.Pass = user, opts.Logins[user]
+
+	yes := true
+	conf := olaregconfig.Config{
+		Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem},
+		API:     olaregconfig.ConfigAPI{DeleteEnabled: &yes},
+	}
+	logins := opts.Logins
+	switch {
+	case opts.Logins != nil:
+		auth, err := olaregconfig.NewAuthBasicStatic(opts.Logins, opts.AllowAnonymousRead)
+		if err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("configure registry logins: %w", err)
+		}
+		conf.Auth = auth
+	case opts.TokenLogins != nil:
+		logins = opts.TokenLogins
+		service := opts.TokenService
+		if service == "" {
+			service = r.Host
+		}
+		r.authDir, err = os.MkdirTemp("", "urunner-testground-auth-")
+		if err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("configure registry token logins: %w", err)
+		}
+		file, err := writeAuthFile(r.authDir, opts.TokenLogins, opts.AllowAnonymousRead)
+		if err != nil {
+			_ = ln.Close()
+			_ = os.RemoveAll(r.authDir)
+			return nil, fmt.Errorf("configure registry token logins: %w", err)
+		}
+		conf.Auth = olaregconfig.NewAuthTokenOpaque(file,
+			olaregconfig.WithAuthRealm(scheme+"://"+r.Host+"/token"),
+			olaregconfig.WithAuthService(service))
+	}
+	r.olareg = olareg.New(conf)
+
+	if len(logins) > 0 {
+		// Any login will do: every user has full access.
+		user := slices.Sorted(maps.Keys(logins))[0]
+		hostConf.User, hostConf.Pass = user, logins[user]
 	}
 	r.helper = regclient.New(
 		regclient.WithConfigHost(hostConf),
@@ -146,6 +196,46 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 
 	go func() { r.served <- r.srv.Serve(ln) }()
 	return r, nil
+}
+
+// writeAuthFile writes olareg's users and ACL file, which its token auth
+// reads (it has no static variant): every user may read, write and
+// delete everywhere, and anonymous users may read when allowed.
+func writeAuthFile(dir string, logins map[string]string, allowAnonymousRead bool) (string, error) {
+	type user struct {
+		Cred string `json:"cred"`
+	}
+	type acl struct {
+		Repo      string   `json:"repo"`
+		Access    []string `json:"access"`
+		Members   []string `json:"members,omitempty"`
+		Anonymous bool     `json:"anonymous,omitempty"`
+	}
+	doc := struct {
+		Users map[string]user `json:"users"`
+		ACLs  []acl           `json:"acls"`
+	}{Users: map[string]user{}}
+	for name, pass := range logins {
+		hash, err := olaregconfig.PassHash(pass, olaregconfig.PassAlgoDefault)
+		if err != nil {
+			return "", fmt.Errorf("hash password of %s: %w", name, err)
+		}
+		doc.Users[name] = user{hash}
+	}
+	doc.ACLs = append(doc.ACLs, acl{Repo: "*", Access: []string{"read", "write", "delete"}, Members: slices.Sorted(maps.Keys(logins))})
+	if allowAnonymousRead {
+		doc.ACLs = append(doc.ACLs, acl{Repo: "*", Access: []string{"read"}, Anonymous: true})
+	}
+	// JSON is YAML, which olareg reads.
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return "", err
+	}
+	file := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		return "", err
+	}
+	return file, nil
 }
 
 // Close stops the server, waiting briefly for requests in flight, and
@@ -176,7 +266,11 @@ func (r *Registry) close() error {
 	if errStore != nil {
 		errStore = fmt.Errorf("close registry store: %w", errStore)
 	}
-	return errors.Join(errShutdown, errServe, errStore)
+	var errAuth error
+	if r.authDir != "" {
+		errAuth = os.RemoveAll(r.authDir)
+	}
+	return errors.Join(errShutdown, errServe, errStore, errAuth)
 }
 
 // serveHTTP counts, delays and possibly faults a request before handing it
@@ -203,7 +297,26 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	if fault != nil && fault(w, req) {
 		return
 	}
+	if h := r.extraHandler(req.URL.Path); h != nil {
+		h.ServeHTTP(w, req)
+		return
+	}
 	r.olareg.ServeHTTP(w, req)
+}
+
+// extraHandler returns the Extra handler with the longest prefix of path,
+// or nil.
+func (r *Registry) extraHandler(path string) http.Handler {
+	best := ""
+	for prefix := range r.extra {
+		if strings.HasPrefix(path, prefix) && len(prefix) > len(best) {
+			best = prefix
+		}
+	}
+	if best == "" {
+		return nil
+	}
+	return r.extra[best]
 }
 
 // requestKind names the distribution API endpoint of a request path.

@@ -361,3 +361,99 @@ func TestRegistryRequestKind(t *testing.T) {
 		})
 	}
 }
+
+func TestRegistryTokenLogins(t *testing.T) {
+	tests := []struct {
+		name         string
+		user, pass   string
+		wantErr      error
+		wantRequests map[string]int
+	}{
+		// The challenge, the token, the HEAD retried with it.
+		{"correct login gets a token and resolves", "ci", "s3cret", nil, map[string]int{"HEAD manifest": 2, "GET token": 1}},
+		{"wrong password is refused a token", "ci", "wrong", errs.ErrHTTPUnauthorized, map[string]int{"HEAD manifest": 1, "GET token": 1}},
+		{"anonymous gets a token that does not pull", "", "", errs.ErrHTTPUnauthorized, map[string]int{"HEAD manifest": 2, "GET token": 1}},
+	}
+	// One registry for all cases: olareg checks every login with bcrypt,
+	// which is slow under the race detector.
+	r := startRegistry(t, RegistryOptions{TokenLogins: map[string]string{"ci": "s3cret"}})
+	want, err := r.PushImage(t.Context(), "private/app:latest", "v1")
+	if err != nil {
+		t.Fatalf("PushImage with token login: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r.ResetRequests()
+			got, err := head(t, client(r, config.Host{User: tt.user, Pass: tt.pass}), r, "private/app:latest")
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("HEAD: err = %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr == nil && got != want {
+				t.Errorf("HEAD digest = %s, want %s", got, want)
+			}
+			if diff := cmp.Diff(tt.wantRequests, r.Requests()); diff != "" {
+				t.Errorf("Requests() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRegistryTokenChallenge(t *testing.T) {
+	r := startRegistry(t, RegistryOptions{TokenLogins: map[string]string{"ci": "s3cret"}, TokenService: "container_registry"})
+	resp, err := http.Head("http://" + r.Host + "/v2/team/app/manifests/latest")
+	if err != nil {
+		t.Fatalf("HEAD: %v", err)
+	}
+	_ = resp.Body.Close()
+	want := `Bearer realm="http://` + r.Host + `/token",service="container_registry",scope="repository:team/app:pull"`
+	if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(got, want) {
+		t.Errorf("HEAD without credentials: %d %q, want 401 with a challenge starting %q", resp.StatusCode, got, want)
+	}
+}
+
+func TestRegistryLoginsAndTokenLoginsConflict(t *testing.T) {
+	_, err := StartRegistry(RegistryOptions{Logins: map[string]string{"a": "b"}, TokenLogins: map[string]string{"a": "b"}})
+	if err == nil {
+		t.Fatal("StartRegistry with Logins and TokenLogins succeeded, want an error")
+	}
+}
+
+func TestRegistryExtra(t *testing.T) {
+	var got []string
+	var mu sync.Mutex
+	handler := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			mu.Lock()
+			got = append(got, name+" "+req.Method+" "+req.URL.Path)
+			mu.Unlock()
+			w.WriteHeader(http.StatusTeapot)
+		})
+	}
+	r := startRegistry(t, RegistryOptions{Extra: map[string]http.Handler{
+		"/oauth2/":         handler("oauth2"),
+		"/oauth2/exchange": handler("exchange"),
+	}})
+	if _, err := r.PushImage(t.Context(), "team/app:latest", "v1"); err != nil {
+		t.Fatalf("PushImage: %v", err)
+	}
+	for _, path := range []string{"/oauth2/exchange", "/oauth2/token"} {
+		resp, err := http.Post("http://"+r.Host+path, "application/x-www-form-urlencoded", strings.NewReader("grant_type=access_token"))
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusTeapot {
+			t.Errorf("POST %s: status %d, want the handler's 418", path, resp.StatusCode)
+		}
+	}
+	if _, err := head(t, client(r, config.Host{}), r, "team/app:latest"); err != nil {
+		t.Errorf("HEAD next to Extra handlers: %v", err)
+	}
+	wantGot := []string{"exchange POST /oauth2/exchange", "oauth2 POST /oauth2/token"}
+	if diff := cmp.Diff(wantGot, got); diff != "" {
+		t.Errorf("handlers called mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{"POST other": 2, "HEAD manifest": 1}, r.Requests()); diff != "" {
+		t.Errorf("Requests() mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,424 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/urunner/urunner/e2e/testground"
+	"github.com/urunner/urunner/state"
+)
+
+// The failure matrix: for every row, no wrong restart, no lost digest, one
+// clear log line and a documented exit code. Faults are injected by a proxy
+// in front of the real registry (testground.Registry.SetFault) and of the
+// real API server (apiCounter.fault).
+
+// moved sets up n Deployments, baselines them, and moves every tag.
+func (g *ground) moved(n int) (ns string, names []string) {
+	g.t.Helper()
+	ns = g.namespace(true)
+	for i := range n {
+		name := fmt.Sprintf("w%d", i)
+		g.push("team/"+name+":latest", "v1")
+		g.deploy(ns, name, g.image("team/"+name+":latest"))
+		names = append(names, name)
+	}
+	g.mustRun()
+	for _, name := range names {
+		g.push("team/"+name+":latest", "v2")
+	}
+	return ns, names
+}
+
+// unchanged asserts that no Deployment restarted and the state bytes are
+// exactly before.
+func (g *ground) unchanged(ns string, names []string, before []byte) {
+	g.t.Helper()
+	for _, n := range names {
+		if g.restartedAt(ns, n) != "" {
+			g.t.Errorf("%s restarted", n)
+		}
+	}
+	if !bytes.Equal(before, g.stateBytes()) {
+		g.t.Error("state changed")
+	}
+}
+
+func onHead(f func(w http.ResponseWriter, r *http.Request) bool) func(w http.ResponseWriter, r *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodHead {
+			return false
+		}
+		return f(w, r)
+	}
+}
+
+func TestRegistryFailuresChangeNothing(t *testing.T) {
+	inAnHour := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
+	for _, tc := range []struct {
+		name     string
+		fault    func(w http.ResponseWriter, r *http.Request) bool
+		log      string
+		maxHeads int // bound on HEADs for 3 images: no retry storm
+	}{
+		{"403 forbidden", func(w http.ResponseWriter, r *http.Request) bool {
+			w.WriteHeader(http.StatusForbidden)
+			return true
+		}, "refused the credentials", 3}, // one each, in flight together; no retry
+		{"429 with a long Retry-After", func(w http.ResponseWriter, r *http.Request) bool {
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}, "rate limit", 3},
+		{"429 with an HTTP date an hour away", func(w http.ResponseWriter, r *http.Request) bool {
+			w.Header().Set("Retry-After", inAnHour)
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}, "rate limit", 3},
+		{"500", status(500), "lookup failed", 9},
+		{"502", status(502), "lookup failed", 9},
+		{"503", status(503), "lookup failed", 9},
+		{"504", status(504), "lookup failed", 9},
+		{"malformed Docker-Content-Digest", func(w http.ResponseWriter, r *http.Request) bool {
+			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			w.Header().Set("Docker-Content-Digest", "sha256:not-a-digest")
+			w.WriteHeader(http.StatusOK)
+			return true
+		}, "lookup failed", 3},
+		{"hanging server", func(w http.ResponseWriter, r *http.Request) bool {
+			<-r.Context().Done()
+			return true
+		}, "deadline exceeded", 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGround(t, testground.RegistryOptions{})
+			t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "2s")
+			ns, names := g.moved(3)
+			before := g.stateBytes()
+			g.reg.ResetRequests()
+			g.reg.SetFault(onHead(tc.fault))
+			o := g.run()
+			if o.code != 1 {
+				t.Errorf("exit code %d, want 1", o.code)
+			}
+			g.unchanged(ns, names, before)
+			if !strings.Contains(o.logs, tc.log) {
+				t.Errorf("no %q line:\n%s", tc.log, o.logs)
+			}
+			if got := g.heads(); got > tc.maxHeads {
+				t.Errorf("%d HEAD requests for 3 images, want at most %d", got, tc.maxHeads)
+			}
+		})
+	}
+}
+
+func status(code int) func(w http.ResponseWriter, r *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		w.WriteHeader(code)
+		return true
+	}
+}
+
+// A short Retry-After is waited out within the lookup's budget.
+func TestShortRetryAfterIsHonoured(t *testing.T) {
+	for _, after := range []string{"1", time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat)} {
+		t.Run(after, func(t *testing.T) {
+			g := newGround(t, testground.RegistryOptions{})
+			ns, names := g.moved(1)
+			var once atomic.Bool
+			g.reg.SetFault(onHead(func(w http.ResponseWriter, r *http.Request) bool {
+				if once.Swap(true) {
+					return false
+				}
+				w.Header().Set("Retry-After", after)
+				w.WriteHeader(http.StatusTooManyRequests)
+				return true
+			}))
+			g.mustRun()
+			if g.restartedAt(ns, names[0]) == "" {
+				t.Error("not restarted after waiting out a short Retry-After")
+			}
+		})
+	}
+}
+
+// A digest that flips back and forth is a change each time, restarted
+// once per change: a registry serving two digests for one tag is visible
+// in the logs, never hidden.
+func TestFlippingDigestRestartsOncePerChange(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	ns, _ := g.moved(0)
+	a := g.push("team/app:latest", "a")
+	g.deploy(ns, "web", g.image("team/app:latest"))
+	g.mustRun()
+	var gens []int64
+	for i, seed := range []string{"b", "a", "a", "b"} {
+		g.push("team/app:latest", seed)
+		g.mustRun()
+		gens = append(gens, g.deployment(ns, "web").Generation)
+		_ = i
+	}
+	// b (restart), a (restart), a (nothing), b (restart)
+	if gens[1] == gens[0] || gens[2] != gens[1] || gens[3] == gens[2] {
+		t.Errorf("generations %v: want a restart per change and none without", gens)
+	}
+	_ = a
+}
+
+// A PATCH the API server refuses leaves that workload's digest alone; the
+// others restart.
+func TestRefusedPatchKeepsThatWorkloadsDigest(t *testing.T) {
+	for _, code := range []int{409, 403, 422} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			g := newGround(t, testground.RegistryOptions{})
+			ns, names := g.moved(3)
+			reasons := map[int]string{409: "Conflict", 403: "Forbidden", 422: "Invalid"}
+			g.api.setFault(func(r *http.Request) *http.Response {
+				if r.Method == http.MethodPatch && strings.HasSuffix(r.URL.Path, "/deployments/w1") {
+					return apiStatus(r, code, reasons[code])
+				}
+				if code == 409 && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/deployments/w1") {
+					return nil // the re-read after a conflict goes through
+				}
+				return nil
+			})
+			t.Cleanup(func() { g.api.setFault(nil) })
+			o := g.run()
+			if o.code != 1 {
+				t.Errorf("exit code %d, want 1", o.code)
+			}
+			if !strings.Contains(o.logs, "restart failed") || !strings.Contains(o.logs, "deployment=w1") {
+				t.Errorf("no restart-failed line for w1:\n%s", o.logs)
+			}
+			st := g.stored()
+			for _, n := range names {
+				restarted := g.restartedAt(ns, n) != ""
+				if n == "w1" && restarted || n != "w1" && !restarted {
+					t.Errorf("%s restarted = %v", n, restarted)
+				}
+				e := st[state.Key{Namespace: ns, Kind: "Deployment", Name: n}]["app"]
+				moved := e.Digest == g.digestOf("team/"+n+":latest")
+				if n == "w1" && moved || n != "w1" && !moved {
+					t.Errorf("%s stored digest moved = %v", n, moved)
+				}
+			}
+		})
+	}
+}
+
+func (g *ground) digestOf(repoTag string) string {
+	g.t.Helper()
+	d, err := g.reg.PushImage(g.t.Context(), repoTag, "v2") // same seed: same digest, tag unchanged
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return d
+}
+
+// A LIST whose continue token expires half-way is a failed listing: nothing
+// is pruned, nothing restarted.
+func TestExpiredContinueTokenPrunesNothing(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	ns, names := g.moved(2)
+	// 501 more Deployments make the LIST take two pages.
+	var more []string
+	for i := range 501 {
+		more = append(more, fmt.Sprintf("filler-%03d", i))
+	}
+	zero := int32(0)
+	parallel(t, more, func(ctx context.Context, name string) error {
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: &zero,
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/x:1"}}},
+				},
+			},
+		}
+		_, err := g.cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{})
+		return err
+	})
+	before := g.stateBytes()
+	g.api.setFault(func(r *http.Request) *http.Response {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/deployments") && r.URL.Query().Get("continue") != "" {
+			return apiStatus(r, http.StatusGone, "Expired")
+		}
+		return nil
+	})
+	t.Cleanup(func() { g.api.setFault(nil) })
+	o := g.run()
+	if o.code != 1 || !strings.Contains(o.logs, "list deployments") {
+		t.Errorf("exit %d, want 1 and a listing error:\n%s", o.code, o.logs)
+	}
+	g.unchanged(ns, names, before)
+}
+
+func TestUnreachableAPIServerChangesNothing(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	ns, names := g.moved(1)
+	before := g.stateBytes()
+	cfg, err := clientcmd.LoadFromFile(cluster.KubeconfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfg.Clusters {
+		u, _ := url.Parse(c.Server)
+		u.Host = "127.0.0.1:1"
+		c.Server = u.String()
+	}
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, kc); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	o := g.run()
+	if o.code != 1 || !strings.Contains(o.logs, "connection refused") {
+		t.Errorf("exit %d, want 1 and connection refused:\n%s", o.code, o.logs)
+	}
+	t.Setenv("KUBECONFIG", cluster.KubeconfigPath)
+	g.unchanged(ns, names, before)
+	_ = os.Getenv
+}
+
+// SIGTERM after the first restart: no new restart starts, the one made is
+// saved, so the next run does not restart it again.
+func TestSIGTERMSavesWhatWasDone(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	ns, names := g.moved(3)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var first sync.Once
+	var firstName atomic.Value
+	g.api.setAfter(func(r *http.Request, resp *http.Response) {
+		if r.Method == http.MethodPatch && resp.StatusCode == 200 {
+			first.Do(func() {
+				firstName.Store(r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
+				cancel()
+			})
+		}
+	})
+	// The other PATCHes are held until the signal, as if slow.
+	g.api.setFault(func(r *http.Request) *http.Response {
+		if r.Method == http.MethodPatch && firstName.Load() == nil && !strings.HasSuffix(r.URL.Path, "/w0") {
+			<-ctx.Done()
+		}
+		return nil
+	})
+	t.Cleanup(func() { g.api.setFault(nil); g.api.setAfter(nil) })
+	o := g.runCtx(ctx)
+	if o.code != 1 || !strings.Contains(o.logs, "run stopped early") {
+		t.Errorf("exit %d, want 1 and a stopped-early line:\n%s", o.code, o.logs)
+	}
+	done, _ := firstName.Load().(string)
+	if done != "w0" {
+		t.Fatalf("first restart = %q, want w0", done)
+	}
+	st := g.stored()
+	for _, n := range names {
+		restarted := g.restartedAt(ns, n) != ""
+		saved := st[state.Key{Namespace: ns, Kind: "Deployment", Name: n}]["app"].Digest == g.digestOf("team/"+n+":latest")
+		if restarted != (n == "w0") || saved != restarted {
+			t.Errorf("%s: restarted %v, new digest saved %v; want both only for w0", n, restarted, saved)
+		}
+	}
+	// The next run finishes the job, without restarting w0 again.
+	g.api.setFault(nil)
+	g.api.setAfter(nil)
+	gen := g.deployment(ns, "w0").Generation
+	g.mustRun()
+	if g.deployment(ns, "w0").Generation != gen {
+		t.Error("w0 restarted twice")
+	}
+	for _, n := range names[1:] {
+		if g.restartedAt(ns, n) == "" {
+			t.Errorf("%s not restarted by the next run", n)
+		}
+	}
+}
+
+func TestRunDeadlineChangesNothing(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	ns, names := g.moved(2)
+	before := g.stateBytes()
+	t.Setenv("URUNNER_CONF_RUN_TIMEOUT", "2s")
+	t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "1m")
+	g.reg.SetFault(onHead(func(w http.ResponseWriter, r *http.Request) bool {
+		<-r.Context().Done()
+		return true
+	}))
+	o := g.run()
+	if o.code != 1 || !strings.Contains(o.logs, "deadline exceeded") {
+		t.Errorf("exit %d, want 1 and deadline exceeded:\n%s", o.code, o.logs)
+	}
+	g.unchanged(ns, names, before)
+}
+
+// The blast-radius cap: more restarts than allowed restarts none.
+func TestMaxRestartsCapRestartsNone(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	ns, names := g.moved(3)
+	t.Setenv("URUNNER_CONF_MAX_RESTARTS", "2")
+	o := g.run()
+	if o.code != 1 || !strings.Contains(o.logs, "3 workloads would restart, more than URUNNER_CONF_MAX_RESTARTS=2") {
+		t.Errorf("exit %d, want 1 and the cap named:\n%s", o.code, o.logs)
+	}
+	for _, n := range names {
+		if g.restartedAt(ns, n) != "" {
+			t.Errorf("%s restarted over the cap", n)
+		}
+	}
+	t.Setenv("URUNNER_CONF_MAX_RESTARTS", "3")
+	g.mustRun()
+	for _, n := range names {
+		if g.restartedAt(ns, n) == "" {
+			t.Errorf("%s not restarted once the cap allowed it", n)
+		}
+	}
+}
+
+// A manual Job during a scheduled one: each changed workload restarts once.
+func TestTwoRunsAtOnceRestartOnce(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	ns, names := g.moved(4)
+	gens := map[string]int64{}
+	for _, n := range names {
+		gens[n] = g.deployment(ns, n).Generation
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range codes {
+		wg.Go(func() {
+			var out bytes.Buffer
+			codes[i] = Main(t.Context(), nil, &out, &out, hooks{})
+		})
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 0 {
+			t.Errorf("run %d exit %d", i, c)
+		}
+	}
+	for _, n := range names {
+		if got := g.deployment(ns, n).Generation - gens[n]; got != 1 {
+			t.Errorf("%s rolled %d times, want once", n, got)
+		}
+	}
+}
