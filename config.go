@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/registry"
 )
 
@@ -43,10 +45,16 @@ type Config struct {
 	AzureClientID      string `envconfig:"URUNNER_SECR_AZURE_CLIENT_ID" desc:"service principal client id (type azure_acr; empty: workload or managed identity)"`
 	AzureClientSecret  string `envconfig:"URUNNER_SECR_AZURE_CLIENT_SECRET" desc:"service principal secret (type azure_acr)"`
 
-	StateConfigMap string `envconfig:"URUNNER_CONF_STATE_CONFIGMAP" default:"urunner-state" desc:"ConfigMap holding the digests seen by earlier runs"`
-	StateNamespace string `envconfig:"URUNNER_CONF_STATE_NAMESPACE" desc:"namespace of that ConfigMap; default: the pod's own namespace in a cluster, else the kubeconfig's (default)"`
-	DryRun         bool   `envconfig:"URUNNER_CONF_DRY_RUN" default:"false" desc:"resolve and report what would restart; patch nothing, write no state"`
-	PullSecretAuth bool   `envconfig:"URUNNER_CONF_PULL_SECRET_AUTH" default:"false" desc:"authenticate lookups with the workloads' own imagePullSecrets (and their ServiceAccounts'), for registries configured without credentials; needs get on secrets and serviceaccounts"`
+	StateConfigMap  string `envconfig:"URUNNER_CONF_STATE_CONFIGMAP" default:"urunner-state" desc:"ConfigMap holding the digests seen by earlier runs"`
+	StateNamespace  string `envconfig:"URUNNER_CONF_STATE_NAMESPACE" desc:"namespace of that ConfigMap; default: the pod's own namespace in a cluster, else the kubeconfig's (default)"`
+	DryRun          bool   `envconfig:"URUNNER_CONF_DRY_RUN" default:"false" desc:"resolve and report what would restart; patch nothing, write no state"`
+	Kinds           string `envconfig:"URUNNER_CONF_WORKLOAD_KINDS" default:"Deployment,StatefulSet,DaemonSet" desc:"workload kinds urunner watches and restarts, comma-separated"`
+	Events          bool   `envconfig:"URUNNER_CONF_EVENTS" default:"true" desc:"record Kubernetes Events on restarted workloads and on failed lookups (kubectl describe shows them)"`
+	PullPolicy      string `envconfig:"URUNNER_CONF_PULL_POLICY_MISMATCH" default:"warn" desc:"a moved image whose imagePullPolicy is IfNotPresent or Never may restart onto the cached old image: warn (restart, with a warning) or skip (record, do not restart)"`
+	WebhookURL      string `envconfig:"URUNNER_SECR_WEBHOOK_URL" desc:"generic JSON webhook told of each run that restarted something or failed (a secret: its URL often is)"`
+	SlackWebhookURL string `envconfig:"URUNNER_SECR_SLACK_WEBHOOK_URL" desc:"Slack-compatible incoming webhook, told likewise"`
+	ClusterName     string `envconfig:"URUNNER_CONF_CLUSTER_NAME" desc:"cluster name shown in notifications"`
+	PullSecretAuth  bool   `envconfig:"URUNNER_CONF_PULL_SECRET_AUTH" default:"false" desc:"authenticate lookups with the workloads' own imagePullSecrets (and their ServiceAccounts'), for registries configured without credentials; needs get on secrets and serviceaccounts"`
 
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
@@ -111,6 +119,14 @@ func (c *Config) validate() error {
 	}
 	if c.StateConfigMap == "" {
 		return badConfig("URUNNER_CONF_STATE_CONFIGMAP: must not be empty")
+	}
+	if _, err := c.kinds(); err != nil {
+		return err
+	}
+	switch c.PullPolicy {
+	case "warn", "skip":
+	default:
+		return badConfig("URUNNER_CONF_PULL_POLICY_MISMATCH: want warn or skip, got %q", c.PullPolicy)
 	}
 	if c.MaxRestarts < 0 {
 		return badConfig("URUNNER_CONF_MAX_RESTARTS: must not be negative (0 means no cap)")
@@ -200,6 +216,25 @@ func (c *Config) hosts() ([]registry.Host, error) {
 			return nil, badConfig("%v", err)
 		}
 		out = append(out, h)
+	}
+	return out, nil
+}
+
+// kinds parses URUNNER_CONF_WORKLOAD_KINDS.
+func (c *Config) kinds() ([]string, error) {
+	var out []string
+	for _, k := range strings.Split(c.Kinds, ",") {
+		k = strings.TrimSpace(k)
+		if k == "" {
+			continue
+		}
+		if !slices.Contains(kube.Kinds, k) {
+			return nil, badConfig("URUNNER_CONF_WORKLOAD_KINDS: want some of %s, got %q", strings.Join(kube.Kinds, ", "), k)
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 {
+		return nil, badConfig("URUNNER_CONF_WORKLOAD_KINDS: name at least one of %s", strings.Join(kube.Kinds, ", "))
 	}
 	return out, nil
 }

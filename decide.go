@@ -1,6 +1,8 @@
 package main
 
 import (
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/state"
 )
@@ -14,6 +16,8 @@ type observed struct {
 	Image string
 	// Digest is the current digest; "" when the lookup failed.
 	Digest string
+	// PullPolicy is the container's imagePullPolicy.
+	PullPolicy string
 }
 
 // observation is a listed workload and its containers.
@@ -25,6 +29,14 @@ type observation struct {
 // change is one container whose digest moved.
 type change struct {
 	Container, Image, From, To string
+}
+
+// cachedRisk is a moved container whose pull policy lets a node start the
+// old image it has cached: a restart may change nothing.
+type cachedRisk struct {
+	Workload kube.Workload
+	change
+	PullPolicy string
 }
 
 // restart is one workload to patch, once, for all its changed containers.
@@ -67,6 +79,16 @@ type plan struct {
 	// AlreadyDone counts containers whose workload already records the
 	// new digest (a run that crashed after patching, or an overlapping run).
 	AlreadyDone int
+	// Cached are moved containers whose pull policy is not Always. With
+	// skipCached they are recorded without a restart, else restarted.
+	Cached []cachedRisk
+}
+
+// decideOptions are the policy's settings.
+type decideOptions struct {
+	// skipCached records, without a restart, a moved container whose
+	// imagePullPolicy (IfNotPresent, Never) may keep the old image.
+	skipCached bool
 }
 
 func keyOf(w kube.Workload) state.Key {
@@ -80,9 +102,11 @@ func keyOf(w kube.Workload) state.Key {
 //   - a stored digest that differs from a successful lookup restarts the
 //     workload, once for all its changed containers, unless the workload is
 //     paused or already records the new digest;
+//   - a moved container whose pull policy is not Always is flagged; with
+//     skipCached it is recorded instead of restarted;
 //   - entries of workloads and containers no longer listed are pruned:
 //     the listing is complete, or decide is not called.
-func decide(st state.State, obs []observation) plan {
+func decide(st state.State, obs []observation, opts decideOptions) plan {
 	var p plan
 	listed := make(map[state.Key]bool, len(obs))
 	for _, o := range obs {
@@ -108,7 +132,15 @@ func decide(st state.State, obs []observation) plan {
 				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest})
 				p.AlreadyDone++
 			default:
-				r.Changes = append(r.Changes, change{Container: c.Name, Image: c.Image, From: old.Digest, To: c.Digest})
+				ch := change{Container: c.Name, Image: c.Image, From: old.Digest, To: c.Digest}
+				if c.PullPolicy == string(corev1.PullIfNotPresent) || c.PullPolicy == string(corev1.PullNever) {
+					p.Cached = append(p.Cached, cachedRisk{Workload: o.Workload, change: ch, PullPolicy: c.PullPolicy})
+					if opts.skipCached {
+						p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest})
+						continue
+					}
+				}
+				r.Changes = append(r.Changes, ch)
 			}
 		}
 		for name := range st[k] {

@@ -48,26 +48,26 @@ func TestDecide(t *testing.T) {
 		{
 			name:      "first sight is a baseline, not a restart",
 			state:     state.State{},
-			obs:       []observation{{web(), []observed{{"app", img, dA}}}},
+			obs:       []observation{{web(), []observed{{"app", img, dA, ""}}}},
 			wantState: state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:      "same digest changes nothing",
 			state:     state.State{webKey: {"app": e(img, dA)}},
-			obs:       []observation{{web(), []observed{{"app", img, dA}}}},
+			obs:       []observation{{web(), []observed{{"app", img, dA, ""}}}},
 			wantState: state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:         "a moved digest restarts",
 			state:        state.State{webKey: {"app": e(img, dA)}},
-			obs:          []observation{{web(), []observed{{"app", img, dB}}}},
+			obs:          []observation{{web(), []observed{{"app", img, dB, ""}}}},
 			wantRestarts: []restart{{web(), []change{{"app", img, dA, dB}}}},
 			wantState:    state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:  "two moved containers make one restart",
 			state: state.State{webKey: {"app": e(img, dA), "init": e(img+"-init", dA)}},
-			obs:   []observation{{web(), []observed{{"init", img + "-init", dB}, {"app", img, dB}}}},
+			obs:   []observation{{web(), []observed{{"init", img + "-init", dB, ""}, {"app", img, dB, ""}}}},
 			wantRestarts: []restart{{web(), []change{
 				{"init", img + "-init", dA, dB}, {"app", img, dA, dB},
 			}}},
@@ -76,38 +76,38 @@ func TestDecide(t *testing.T) {
 		{
 			name:      "a failed lookup keeps the stored digest",
 			state:     state.State{webKey: {"app": e(img, dA)}},
-			obs:       []observation{{web(), []observed{{"app", img, ""}}}},
+			obs:       []observation{{web(), []observed{{"app", img, "", ""}}}},
 			wantState: state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:      "a failed lookup on first sight records nothing",
 			state:     state.State{},
-			obs:       []observation{{web(), []observed{{"app", img, ""}}}},
+			obs:       []observation{{web(), []observed{{"app", img, "", ""}}}},
 			wantState: state.State{},
 		},
 		{
 			name:      "a new image string is a new baseline",
 			state:     state.State{webKey: {"app": e(img, dA)}},
-			obs:       []observation{{web(), []observed{{"app", "reg.example.com/team/app:v2", dB}}}},
+			obs:       []observation{{web(), []observed{{"app", "reg.example.com/team/app:v2", dB, ""}}}},
 			wantState: state.State{webKey: {"app": e("reg.example.com/team/app:v2", dB)}},
 		},
 		{
 			name:       "a paused deployment keeps its old digest",
 			state:      state.State{webKey: {"app": e(img, dA)}},
-			obs:        []observation{{web(paused), []observed{{"app", img, dB}}}},
+			obs:        []observation{{web(paused), []observed{{"app", img, dB, ""}}}},
 			wantPaused: 1,
 			wantState:  state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:      "a workload that already records the new digest is not restarted again",
 			state:     state.State{webKey: {"app": e(img, dA)}},
-			obs:       []observation{{web(recorded("app", dB)), []observed{{"app", img, dB}}}},
+			obs:       []observation{{web(recorded("app", dB)), []observed{{"app", img, dB, ""}}}},
 			wantState: state.State{webKey: {"app": e(img, dB)}},
 		},
 		{
 			name:         "a digest that flips back restarts again",
 			state:        state.State{webKey: {"app": e(img, dB)}},
-			obs:          []observation{{web(recorded("app", dB)), []observed{{"app", img, dA}}}},
+			obs:          []observation{{web(recorded("app", dB)), []observed{{"app", img, dA, ""}}}},
 			wantRestarts: []restart{{web(recorded("app", dB)), []change{{"app", img, dB, dA}}}},
 			wantState:    state.State{webKey: {"app": e(img, dB)}},
 		},
@@ -120,21 +120,21 @@ func TestDecide(t *testing.T) {
 		{
 			name:      "a container no longer tracked is forgotten",
 			state:     state.State{webKey: {"app": e(img, dA), "side": e(img, dA)}},
-			obs:       []observation{{web(), []observed{{"app", img, dA}, {"side", "", ""}}}},
+			obs:       []observation{{web(), []observed{{"app", img, dA, ""}, {"side", "", "", ""}}}},
 			wantState: state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:  "only the changed container of several restarts",
 			state: state.State{webKey: {"app": e(img, dA), "side": e("reg.example.com/side:1", dC)}},
 			obs: []observation{{web(), []observed{
-				{"app", img, dB}, {"side", "reg.example.com/side:1", dC},
+				{"app", img, dB, ""}, {"side", "reg.example.com/side:1", dC, ""},
 			}}},
 			wantRestarts: []restart{{web(), []change{{"app", img, dA, dB}}}},
 			wantState:    state.State{webKey: {"app": e(img, dA), "side": e("reg.example.com/side:1", dC)}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := decide(tc.state, tc.obs)
+			p := decide(tc.state, tc.obs, decideOptions{})
 			if diff := cmp.Diff(tc.wantRestarts, p.Restarts); diff != "" {
 				t.Errorf("restarts (-want +got):\n%s", diff)
 			}
@@ -146,6 +146,26 @@ func TestDecide(t *testing.T) {
 				t.Errorf("saved state (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestDecidePullPolicy(t *testing.T) {
+	st := state.State{webKey: {"app": e(img, dA)}}
+	obs := []observation{{web(), []observed{{"app", img, dB, "IfNotPresent"}}}}
+	p := decide(st, obs, decideOptions{})
+	if len(p.Restarts) != 1 || len(p.Cached) != 1 {
+		t.Errorf("warn mode: %d restarts, %d flagged; want 1 and 1", len(p.Restarts), len(p.Cached))
+	}
+	p = decide(st, obs, decideOptions{skipCached: true})
+	if len(p.Restarts) != 0 || len(p.Cached) != 1 {
+		t.Errorf("skip mode: %d restarts, %d flagged; want 0 and 1", len(p.Restarts), len(p.Cached))
+	}
+	if diff := cmp.Diff(state.State{webKey: {"app": e(img, dB)}}, p.Changes.Apply(st)); diff != "" {
+		t.Errorf("skip mode records the new digest (-want +got):\n%s", diff)
+	}
+	obs[0].Containers[0].PullPolicy = "Always"
+	if p := decide(st, obs, decideOptions{skipCached: true}); len(p.Restarts) != 1 || len(p.Cached) != 0 {
+		t.Errorf("Always: %d restarts, %d flagged; want 1 and 0", len(p.Restarts), len(p.Cached))
 	}
 }
 

@@ -298,45 +298,53 @@ func TestUnreachableAPIServerChangesNothing(t *testing.T) {
 	_ = os.Getenv
 }
 
-// SIGTERM after the first restart: no new restart starts, the one made is
-// saved, so the next run does not restart it again.
+// SIGTERM after the first restart: the PATCHes in flight are seen
+// through, no new one starts, and what was restarted is saved, so the next
+// run does not restart it again.
 func TestSIGTERMSavesWhatWasDone(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
-	ns, names := g.moved(3)
+	const n = patchWorkers + 4
+	ns, names := g.moved(n)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var first sync.Once
-	var firstName atomic.Value
+	var (
+		mu      sync.Mutex
+		patched []string
+	)
 	g.api.setAfter(func(r *http.Request, resp *http.Response) {
-		if r.Method == http.MethodPatch && resp.StatusCode == 200 {
-			first.Do(func() {
-				firstName.Store(r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
-				cancel()
-			})
+		if r.Method == http.MethodPatch && resp.StatusCode == 200 && strings.HasSuffix(r.URL.Path, "/w0") {
+			cancel() // SIGTERM right after the first restart
 		}
 	})
-	// The other PATCHes are held until the signal, as if slow.
+	// The other PATCHes in flight are slow, and fail once the signal came.
 	g.api.setFault(func(r *http.Request) *http.Response {
-		if r.Method == http.MethodPatch && firstName.Load() == nil && !strings.HasSuffix(r.URL.Path, "/w0") {
-			<-ctx.Done()
+		if r.Method != http.MethodPatch {
+			return nil
 		}
-		return nil
+		mu.Lock()
+		patched = append(patched, r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:])
+		mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/w0") {
+			return nil
+		}
+		<-ctx.Done()
+		return apiStatus(r, http.StatusServiceUnavailable, "ServiceUnavailable")
 	})
 	t.Cleanup(func() { g.api.setFault(nil); g.api.setAfter(nil) })
 	o := g.runCtx(ctx)
 	if o.code != 1 || !strings.Contains(o.logs, "run stopped early") {
 		t.Errorf("exit %d, want 1 and a stopped-early line:\n%s", o.code, o.logs)
 	}
-	done, _ := firstName.Load().(string)
-	if done != "w0" {
-		t.Fatalf("first restart = %q, want w0", done)
+	if len(patched) > patchWorkers {
+		t.Errorf("%d PATCHes sent for %d restarts with %d workers: new work started after SIGTERM (%v)", len(patched), n, patchWorkers, patched)
 	}
 	st := g.stored()
-	for _, n := range names {
-		restarted := g.restartedAt(ns, n) != ""
-		saved := st[state.Key{Namespace: ns, Kind: "Deployment", Name: n}]["app"].Digest == g.digestOf("team/"+n+":latest")
-		if restarted != (n == "w0") || saved != restarted {
-			t.Errorf("%s: restarted %v, new digest saved %v; want both only for w0", n, restarted, saved)
+	moved := g.digestOf("team/w0:latest")
+	for _, name := range names {
+		restarted := g.restartedAt(ns, name) != ""
+		saved := st[state.Key{Namespace: ns, Kind: "Deployment", Name: name}]["app"].Digest == moved
+		if restarted != (name == "w0") || saved != restarted {
+			t.Errorf("%s: restarted %v, new digest saved %v; want both only for w0", name, restarted, saved)
 		}
 	}
 	// The next run finishes the job, without restarting w0 again.
@@ -347,9 +355,9 @@ func TestSIGTERMSavesWhatWasDone(t *testing.T) {
 	if g.deployment(ns, "w0").Generation != gen {
 		t.Error("w0 restarted twice")
 	}
-	for _, n := range names[1:] {
-		if g.restartedAt(ns, n) == "" {
-			t.Errorf("%s not restarted by the next run", n)
+	for _, name := range names[1:] {
+		if g.restartedAt(ns, name) == "" {
+			t.Errorf("%s not restarted by the next run", name)
 		}
 	}
 }

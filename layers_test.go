@@ -14,6 +14,7 @@ func TestLayersDoNotImportEachOther(t *testing.T) {
 		"registry": {mod + "kube", mod + "state", "k8s.io/"},
 		"state":    {mod + "kube", mod + "registry", "github.com/regclient/"},
 		"kube":     {mod + "state", mod + "registry", "github.com/regclient/"},
+		"notify":   {mod + "state", mod + "registry", mod + "kube", "k8s.io/", "github.com/regclient/"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()

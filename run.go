@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	corev1 "k8s.io/api/core/v1"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/notify"
 	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/state"
 )
@@ -80,6 +82,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 	cfg.warnDeprecated(log)
 
 	a, err := wire(cfg, log, h)
+	if a != nil {
+		a.out = stdout
+	}
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {
@@ -100,6 +105,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 	s, err := a.run(ctx)
 	s.log(log)
 	if err != nil {
+		s.failures = append(s.failures, notify.Failure{Error: err.Error()})
+	}
+	// A webhook must not fail the run, nor be cut short by its end.
+	notify.New(notify.Options{WebhookURL: cfg.WebhookURL, SlackURL: cfg.SlackWebhookURL, Log: log}).
+		Send(context.WithoutCancel(ctx), s.report(cfg.ClusterName))
+	if err != nil {
 		log.Error("run failed", "error", err)
 		return exitFailed
 	}
@@ -113,6 +124,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 type app struct {
 	cfg      Config
 	log      *slog.Logger
+	out      io.Writer // the dry run's plan
 	kube     *kube.Client
 	store    *state.Store
 	resolver *registry.Resolver
@@ -202,11 +214,22 @@ func kubeConfig(cfg Config) (*rest.Config, string, error) {
 	return rc, ns, nil
 }
 
-// summary is the run's one-line report.
+// summary is the run's one-line report, and what notifications list.
 type summary struct {
 	Namespaces, Workloads, Images, Resolved, Changed, Restarted, Baselined, Failed int
 	DryRun                                                                         bool
 	start                                                                          time.Time
+	restarts                                                                       []notify.Restart
+	failures                                                                       []notify.Failure
+}
+
+// report is the summary as notifications carry it.
+func (s summary) report(cluster string) notify.Report {
+	return notify.Report{
+		Cluster: cluster, Restarts: s.restarts, Failures: s.failures,
+		Namespaces: s.Namespaces, Workloads: s.Workloads, Images: s.Images, Baselined: s.Baselined,
+		DryRun: s.DryRun, Duration: time.Since(s.start),
+	}
 }
 
 func (s summary) log(log *slog.Logger) {
@@ -233,7 +256,8 @@ func (a *app) run(ctx context.Context) (summary, error) {
 	if err != nil {
 		return s, err
 	}
-	workloads, err := a.kube.Deployments(ctx, namespaces)
+	kinds, _ := a.cfg.kinds()
+	workloads, err := a.kube.Workloads(ctx, namespaces, kinds)
 	if err != nil {
 		return s, err
 	}
@@ -270,6 +294,7 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		default:
 			a.log.Warn("lookup failed; workloads on this image keep their stored digest", "image", key, "error", r.Err)
 		}
+		s.failures = append(s.failures, notify.Failure{Image: key, Error: r.Err.Error()})
 	}
 	for i := range obs {
 		for j, c := range obs[i].Containers {
@@ -279,7 +304,7 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		}
 	}
 
-	p := decide(snap.State, obs)
+	p := decide(snap.State, obs, decideOptions{skipCached: a.cfg.PullPolicy == "skip"})
 	s.Baselined = p.Baselined
 	for _, r := range p.Paused {
 		for _, c := range r.Changes {
@@ -294,7 +319,12 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		for _, r := range p.Restarts {
 			a.logRestart("would restart", r)
 		}
+		printPlan(a.out, snap.State, obs, results, p)
 		return s, nil
+	}
+	a.warnCached(ctx, p.Cached)
+	if a.cfg.Events {
+		a.lookupFailureEvents(ctx, obs, results)
 	}
 
 	var capErr error
@@ -306,7 +336,7 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		capErr = fmt.Errorf("%d workloads would restart, more than URUNNER_CONF_MAX_RESTARTS=%d: none was restarted; raise the cap or run once with a higher one to apply them", len(p.Restarts), max)
 		p.Restarts = nil
 	}
-	restarted, failed := a.restartAll(ctx, p.Restarts, &p.Changes)
+	restarted, failed := a.restartAll(ctx, p.Restarts, &p.Changes, &s)
 	s.Restarted, s.Failed = restarted, s.Failed+failed
 
 	// Save even when the run was cancelled (SIGTERM, deadline): the
@@ -394,7 +424,7 @@ func (a *app) classify(workloads []kube.Workload) ([]ref.Ref, []observation) {
 				}
 				cache[c.Image] = p
 			}
-			o.Containers = append(o.Containers, observed{Name: c.Name, Image: p.key})
+			o.Containers = append(o.Containers, observed{Name: c.Name, Image: p.key, PullPolicy: c.PullPolicy})
 		}
 		obs = append(obs, o)
 	}
@@ -403,7 +433,7 @@ func (a *app) classify(workloads []kube.Workload) ([]ref.Ref, []observation) {
 
 // restartAll patches each workload once, a few at a time, and records the
 // entries of the ones that succeeded.
-func (a *app) restartAll(ctx context.Context, restarts []restart, changes *state.Changes) (restarted, failed int) {
+func (a *app) restartAll(ctx context.Context, restarts []restart, changes *state.Changes, s *summary) (restarted, failed int) {
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
@@ -411,34 +441,54 @@ func (a *app) restartAll(ctx context.Context, restarts []restart, changes *state
 	)
 	at := a.now()
 	for _, r := range restarts {
+		// Stop starting new work once signalled, also when the signal
+		// comes while waiting for a free worker.
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
 		if ctx.Err() != nil {
-			a.log.Warn("run cancelled; restart not attempted, stored digest kept", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name)
+			a.log.Warn("run stopped; restart not attempted, stored digest kept", "namespace", r.Workload.Namespace, strings.ToLower(r.Workload.Kind), r.Workload.Name)
 			mu.Lock()
 			failed++
 			mu.Unlock()
 			continue
 		}
-		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			outcome, err := a.kube.Restart(ctx, r.Workload, at, r.digests())
+			// A PATCH once sent is seen through, even past SIGTERM: cut
+			// off mid-answer, it would be applied but not remembered.
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+			outcome, err := a.kube.Restart(pctx, r.Workload, at, r.digests())
+			cancel()
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err != nil:
 				failed++
-				a.log.Error("restart failed; stored digest kept, next run retries", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name, "error", err)
+				s.failures = append(s.failures, notify.Failure{Namespace: r.Workload.Namespace, Kind: r.Workload.Kind, Name: r.Workload.Name, Error: err.Error()})
+				a.log.Error("restart failed; stored digest kept, next run retries", "namespace", r.Workload.Namespace, strings.ToLower(r.Workload.Kind), r.Workload.Name, "error", err)
+				a.event(ctx, r.Workload, corev1.EventTypeWarning, kube.ReasonRestartFailed, fmt.Sprintf("urunner could not restart it: %v", err), err.Error())
 			case outcome == kube.NowPaused:
 				a.log.Info("paused since listed; restart deferred", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name)
 			case outcome == kube.AlreadyRestarted:
 				r.record(changes)
-				a.log.Info("already restarted for this digest by another run", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name)
+				a.log.Info("already restarted for this digest by another run", "namespace", r.Workload.Namespace, strings.ToLower(r.Workload.Kind), r.Workload.Name)
 			default:
 				r.record(changes)
 				restarted++
 				a.logRestart("restarted", r)
+				for _, c := range r.Changes {
+					s.restarts = append(s.restarts, notify.Restart{Namespace: r.Workload.Namespace, Kind: r.Workload.Kind, Name: r.Workload.Name,
+						Container: c.Container, Image: c.Image, From: c.From, To: c.To})
+				}
+				var msgs []string
+				for _, c := range r.Changes {
+					msgs = append(msgs, fmt.Sprintf("container %s image %s: %s → %s", c.Container, c.Image, c.From, c.To))
+				}
+				a.event(ctx, r.Workload, corev1.EventTypeNormal, kube.ReasonDigestChanged, "restarted by urunner: "+strings.Join(msgs, "; "), strings.Join(msgs, ";"))
 			}
 		}()
 	}

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 )
@@ -34,6 +36,7 @@ const (
 	// digests since it was listed; nothing was patched.
 	AlreadyRestarted
 	// NowPaused: the Deployment was paused since it was listed.
+	// (StatefulSets and DaemonSets cannot be paused.)
 	NowPaused
 )
 
@@ -48,9 +51,6 @@ var ErrUnsupportedKind = errors.New("unsupported workload kind")
 // workload again: if another run has already recorded these digests it
 // returns AlreadyRestarted, otherwise it patches the fresh version.
 func (c *Client) Restart(ctx context.Context, w Workload, at time.Time, digests map[string]string) (RestartOutcome, error) {
-	if w.Kind != "Deployment" {
-		return 0, fmt.Errorf("restart %s %s/%s: %w", w.Kind, w.Namespace, w.Name, ErrUnsupportedKind)
-	}
 	outcome := Restarted
 	rv, recorded := w.ResourceVersion, w.RestartedFor
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -62,21 +62,19 @@ func (c *Client) Restart(ctx context.Context, w Workload, at time.Time, digests 
 		if err != nil {
 			return err
 		}
-		_, err = c.cs.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "urunner"})
-		if !apierrors.IsConflict(err) {
+		if err := c.patch(ctx, w, patch); !apierrors.IsConflict(err) {
 			return err
 		}
-		fresh, gerr := c.cs.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-		if gerr != nil {
-			return gerr
+		fresh, err := c.get(ctx, w)
+		if err != nil {
+			return err
 		}
-		if fresh.Spec.Paused {
+		if fresh.Paused {
 			outcome = NowPaused
 			return nil
 		}
-		rv = fresh.ResourceVersion
-		recorded, _ = restartedFor(fresh.Spec.Template.Annotations)
-		return err
+		rv, recorded = fresh.ResourceVersion, fresh.RestartedFor
+		return apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: strings.ToLower(w.Kind) + "s"}, w.Name, errors.New("changed since listed"))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("restart %s %s/%s: %w", w.Kind, w.Namespace, w.Name, err)
@@ -111,4 +109,48 @@ func restartPatch(resourceVersion string, recorded, digests map[string]string, a
 			},
 		},
 	})
+}
+
+func (c *Client) patch(ctx context.Context, w Workload, patch []byte) error {
+	opts := metav1.PatchOptions{FieldManager: "urunner"}
+	var err error
+	switch w.Kind {
+	case "Deployment":
+		_, err = c.cs.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, opts)
+	case "StatefulSet":
+		_, err = c.cs.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, opts)
+	case "DaemonSet":
+		_, err = c.cs.AppsV1().DaemonSets(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, opts)
+	default:
+		err = ErrUnsupportedKind
+	}
+	return err
+}
+
+// get reads a workload again, after a conflict.
+func (c *Client) get(ctx context.Context, w Workload) (Workload, error) {
+	opts := metav1.GetOptions{}
+	switch w.Kind {
+	case "Deployment":
+		d, err := c.cs.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, opts)
+		if err != nil {
+			return Workload{}, err
+		}
+		fresh := fromTemplate(w.Kind, d.ObjectMeta, &d.Spec.Template)
+		fresh.Paused = d.Spec.Paused
+		return fresh, nil
+	case "StatefulSet":
+		s, err := c.cs.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, opts)
+		if err != nil {
+			return Workload{}, err
+		}
+		return fromTemplate(w.Kind, s.ObjectMeta, &s.Spec.Template), nil
+	case "DaemonSet":
+		d, err := c.cs.AppsV1().DaemonSets(w.Namespace).Get(ctx, w.Name, opts)
+		if err != nil {
+			return Workload{}, err
+		}
+		return fromTemplate(w.Kind, d.ObjectMeta, &d.Spec.Template), nil
+	}
+	return Workload{}, ErrUnsupportedKind
 }

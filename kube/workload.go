@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/pager"
 )
@@ -25,11 +27,19 @@ const (
 // kubectl uses; larger pages cost the API server memory per request.
 const PageSize = 500
 
+// IgnoreContainersAnnotation, on a workload, lists containers (comma
+// separated) urunner does not track: a sidecar on a moving tag that must
+// not roll the workload.
+const IgnoreContainersAnnotation = "urunner.io/ignore-containers"
+
 // Container is one container of a pod template.
 type Container struct {
 	Name  string
 	Image string
 	Init  bool
+	// PullPolicy as written in the template; "" lets the API server's
+	// default stand (Always for :latest, IfNotPresent otherwise).
+	PullPolicy string
 }
 
 // Workload is a workload as urunner needs it, not the API object: a listing
@@ -38,6 +48,7 @@ type Workload struct {
 	Kind            string
 	Namespace       string
 	Name            string
+	UID             types.UID
 	ResourceVersion string
 	// Paused Deployments are not restarted: the change waits for resume.
 	Paused     bool
@@ -79,14 +90,18 @@ func (c *Client) EnabledNamespaces(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// Deployments lists the Deployments of the given namespaces, except those
-// labelled urunner=disable.
+// Kinds are the workload kinds urunner can restart, in listing order.
+var Kinds = []string{"Deployment", "StatefulSet", "DaemonSet"}
+
+// Workloads lists the workloads of the given kinds in the given
+// namespaces, except those labelled urunner=disable.
 //
-// It makes one paginated cluster-wide LIST rather than one per namespace: a
-// cluster with thousands of enabled namespaces then costs
-// ceil(Deployments/PageSize) calls instead of one call per namespace. It
-// needs list on deployments cluster-wide, which the chart grants.
-func (c *Client) Deployments(ctx context.Context, namespaces []string) ([]Workload, error) {
+// It makes one paginated cluster-wide LIST per kind rather than one per
+// namespace: a cluster with thousands of enabled namespaces then costs
+// ceil(workloads/PageSize) calls per kind instead of one call per
+// namespace. It needs list on those kinds cluster-wide, which the chart
+// grants.
+func (c *Client) Workloads(ctx context.Context, namespaces []string, kinds []string) ([]Workload, error) {
 	want := make(map[string]bool, len(namespaces))
 	for _, ns := range namespaces {
 		want[ns] = true
@@ -95,48 +110,85 @@ func (c *Client) Deployments(ctx context.Context, namespaces []string) ([]Worklo
 	if len(want) == 0 {
 		return out, nil
 	}
-	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-		return c.cs.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, opts)
-	})
-	p.PageSize = PageSize
-	// Never fall back to an unpaginated list: on thousands of objects it is
-	// the one call that can time out or exhaust the API server.
-	p.FullListIfExpired = false
-	err := p.EachListItem(ctx, metav1.ListOptions{LabelSelector: Label + "!=" + LabelDisable}, func(obj runtime.Object) error {
-		d := obj.(*appsv1.Deployment)
-		if !want[d.Namespace] || d.DeletionTimestamp != nil {
+	keep := func(meta metav1.ObjectMeta) bool { return want[meta.Namespace] && meta.DeletionTimestamp == nil }
+	for _, kind := range kinds {
+		var list pager.ListPageFunc
+		var convert func(runtime.Object) (Workload, bool)
+		switch kind {
+		case "Deployment":
+			list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return c.cs.AppsV1().Deployments(metav1.NamespaceAll).List(ctx, o)
+			}
+			convert = func(obj runtime.Object) (Workload, bool) {
+				d := obj.(*appsv1.Deployment)
+				w := fromTemplate(kind, d.ObjectMeta, &d.Spec.Template)
+				w.Paused = d.Spec.Paused
+				return w, keep(d.ObjectMeta)
+			}
+		case "StatefulSet":
+			list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return c.cs.AppsV1().StatefulSets(metav1.NamespaceAll).List(ctx, o)
+			}
+			convert = func(obj runtime.Object) (Workload, bool) {
+				s := obj.(*appsv1.StatefulSet)
+				return fromTemplate(kind, s.ObjectMeta, &s.Spec.Template), keep(s.ObjectMeta)
+			}
+		case "DaemonSet":
+			list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				return c.cs.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, o)
+			}
+			convert = func(obj runtime.Object) (Workload, bool) {
+				d := obj.(*appsv1.DaemonSet)
+				return fromTemplate(kind, d.ObjectMeta, &d.Spec.Template), keep(d.ObjectMeta)
+			}
+		default:
+			return nil, fmt.Errorf("list %s: %w", kind, ErrUnsupportedKind)
+		}
+		p := pager.New(list)
+		p.PageSize = PageSize
+		// Never fall back to an unpaginated list: on thousands of objects
+		// it is the one call that can time out or exhaust the API server.
+		p.FullListIfExpired = false
+		err := p.EachListItem(ctx, metav1.ListOptions{LabelSelector: Label + "!=" + LabelDisable}, func(obj runtime.Object) error {
+			if w, ok := convert(obj); ok {
+				out = append(out, w)
+			}
 			return nil
-		}
-		w, err := fromTemplate("Deployment", d.ObjectMeta, &d.Spec.Template)
+		})
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("list %ss: %w", strings.ToLower(kind), err)
 		}
-		w.Paused = d.Spec.Paused
-		out = append(out, w)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
 	}
 	return out, nil
 }
 
-func fromTemplate(kind string, meta metav1.ObjectMeta, tpl *corev1.PodTemplateSpec) (Workload, error) {
+func fromTemplate(kind string, meta metav1.ObjectMeta, tpl *corev1.PodTemplateSpec) Workload {
 	w := Workload{
 		Kind:            kind,
 		Namespace:       meta.Namespace,
 		Name:            meta.Name,
+		UID:             meta.UID,
 		ResourceVersion: meta.ResourceVersion,
 	}
 	for _, r := range tpl.Spec.ImagePullSecrets {
 		w.PullSecrets = append(w.PullSecrets, r.Name)
 	}
 	w.ServiceAccount = tpl.Spec.ServiceAccountName
+	ignored := map[string]bool{}
+	for _, n := range strings.Split(meta.Annotations[IgnoreContainersAnnotation], ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			ignored[n] = true
+		}
+	}
 	for _, c := range tpl.Spec.InitContainers {
-		w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, Init: true})
+		if !ignored[c.Name] {
+			w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, Init: true, PullPolicy: string(c.ImagePullPolicy)})
+		}
 	}
 	for _, c := range tpl.Spec.Containers {
-		w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image})
+		if !ignored[c.Name] {
+			w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, PullPolicy: string(c.ImagePullPolicy)})
+		}
 	}
 	rf, err := restartedFor(tpl.Annotations)
 	if err != nil {
@@ -145,7 +197,7 @@ func fromTemplate(kind string, meta metav1.ObjectMeta, tpl *corev1.PodTemplateSp
 		rf = nil
 	}
 	w.RestartedFor = rf
-	return w, nil
+	return w
 }
 
 func restartedFor(annotations map[string]string) (map[string]string, error) {
