@@ -56,6 +56,11 @@ type Config struct {
 	ClusterName     string `envconfig:"URUNNER_CONF_CLUSTER_NAME" desc:"cluster name shown in notifications"`
 	PullSecretAuth  bool   `envconfig:"URUNNER_CONF_PULL_SECRET_AUTH" default:"false" desc:"authenticate lookups with the workloads' own imagePullSecrets (and their ServiceAccounts'), for registries configured without credentials; needs get on secrets and serviceaccounts"`
 
+	Cooldown            time.Duration `envconfig:"URUNNER_CONF_COOLDOWN" default:"0s" desc:"no second restart of a workload within this long (annotation urunner.io/cooldown overrides); the change waits"`
+	Window              string        `envconfig:"URUNNER_CONF_WINDOW" desc:"maintenance window outside which restarts wait, e.g. 'Mon-Fri 22:00-06:00 Europe/Rome; Sat,Sun 00:00-24:00' (annotation urunner.io/window overrides); empty: always"`
+	GitOps              string        `envconfig:"URUNNER_CONF_GITOPS" default:"warn" desc:"workloads managed by Argo CD or Flux: warn (restart, and say how to keep the controller from undoing it), skip (leave them alone) or ignore"`
+	Report              string        `envconfig:"URUNNER_CONF_REPORT" desc:"json: print the run report as one JSON document on stdout"`
+	PushgatewayURL      string        `envconfig:"URUNNER_CONF_PUSHGATEWAY_URL" desc:"Prometheus Pushgateway that receives the run's counters (a one-shot Job cannot be scraped)"`
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
 	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"100" desc:"Kubernetes API burst"`
@@ -127,6 +132,22 @@ func (c *Config) validate() error {
 	case "warn", "skip":
 	default:
 		return badConfig("URUNNER_CONF_PULL_POLICY_MISMATCH: want warn or skip, got %q", c.PullPolicy)
+	}
+	if _, err := parseWindow(c.Window); err != nil {
+		return badConfig("URUNNER_CONF_WINDOW: %v", err)
+	}
+	if c.Cooldown < 0 {
+		return badConfig("URUNNER_CONF_COOLDOWN: must not be negative")
+	}
+	switch c.GitOps {
+	case "warn", "skip", "ignore":
+	default:
+		return badConfig("URUNNER_CONF_GITOPS: want warn, skip or ignore, got %q", c.GitOps)
+	}
+	switch c.Report {
+	case "", "json":
+	default:
+		return badConfig("URUNNER_CONF_REPORT: want json or nothing, got %q", c.Report)
 	}
 	if c.MaxRestarts < 0 {
 		return badConfig("URUNNER_CONF_MAX_RESTARTS: must not be negative (0 means no cap)")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/urunner/urunner/kube"
@@ -54,11 +56,11 @@ func (r restart) digests() map[string]string {
 	return m
 }
 
-// record adds to cs the entries a successful restart makes true.
-func (r restart) record(cs *state.Changes) {
+// record adds to cs the entries a successful restart at a time makes true.
+func (r restart) record(cs *state.Changes, at time.Time) {
 	k := keyOf(r.Workload)
 	for _, c := range r.Changes {
-		cs.Put(k, c.Container, state.Entry{Image: c.Image, Digest: c.To})
+		cs.Put(k, c.Container, state.Entry{Image: c.Image, Digest: c.To, Restarted: at})
 	}
 }
 
@@ -82,6 +84,8 @@ type plan struct {
 	// Cached are moved containers whose pull policy is not Always. With
 	// skipCached they are recorded without a restart, else restarted.
 	Cached []cachedRisk
+	// Held are restarts a cooldown or a maintenance window defers.
+	Held []held
 }
 
 // decideOptions are the policy's settings.
@@ -89,6 +93,18 @@ type decideOptions struct {
 	// skipCached records, without a restart, a moved container whose
 	// imagePullPolicy (IfNotPresent, Never) may keep the old image.
 	skipCached bool
+	// now is the run's time, for cooldowns and windows.
+	now time.Time
+	// hold, when set, says why a workload may not restart now ("" if it
+	// may): a cooldown not yet over, a closed maintenance window.
+	hold func(w kube.Workload, lastRestart time.Time, now time.Time) string
+}
+
+// held is a restart that waits, with its reason; its digests stay stored
+// as they were so that a later run applies it.
+type held struct {
+	restart
+	Reason string
 }
 
 func keyOf(w kube.Workload) state.Key {
@@ -129,7 +145,7 @@ func decide(st state.State, obs []observation, opts decideOptions) plan {
 				p.Baselined++
 			case old.Digest == c.Digest:
 			case o.Workload.RestartedFor[c.Name] == c.Digest:
-				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest})
+				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Restarted: old.Restarted})
 				p.AlreadyDone++
 			default:
 				ch := change{Container: c.Name, Image: c.Image, From: old.Digest, To: c.Digest}
@@ -152,9 +168,12 @@ func decide(st state.State, obs []observation, opts decideOptions) plan {
 			continue
 		}
 		r.Workload = o.Workload
-		if o.Workload.Paused {
+		switch {
+		case o.Workload.Paused:
 			p.Paused = append(p.Paused, r)
-		} else {
+		case opts.hold != nil && opts.hold(o.Workload, st.LastRestart(k), opts.now) != "":
+			p.Held = append(p.Held, held{r, opts.hold(o.Workload, st.LastRestart(k), opts.now)})
+		default:
 			p.Restarts = append(p.Restarts, r)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -169,10 +170,39 @@ func TestDecidePullPolicy(t *testing.T) {
 	}
 }
 
+func TestDecideHoldsForCooldownAndWindow(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	last := now.Add(-10 * time.Minute)
+	st := state.State{webKey: {"app": {Image: img, Digest: dA, Restarted: last}}}
+	obs := []observation{{web(), []observed{{"app", img, dB, ""}}}}
+	var sawLast time.Time
+	hold := func(w kube.Workload, lr, n time.Time) string {
+		sawLast = lr
+		if n.Sub(lr) < 30*time.Minute {
+			return "cooldown"
+		}
+		return ""
+	}
+	p := decide(st, obs, decideOptions{now: now, hold: hold})
+	if len(p.Restarts) != 0 || len(p.Held) != 1 || p.Held[0].Reason != "cooldown" {
+		t.Fatalf("restarts %d, held %+v; want the restart held for the cooldown", len(p.Restarts), p.Held)
+	}
+	if !sawLast.Equal(last) {
+		t.Errorf("hold saw last restart %v, want %v", sawLast, last)
+	}
+	if diff := cmp.Diff(st, p.Changes.Apply(st)); diff != "" {
+		t.Errorf("a held restart changed the state (-want +got):\n%s", diff)
+	}
+	p = decide(st, obs, decideOptions{now: now.Add(time.Hour), hold: hold})
+	if len(p.Restarts) != 1 {
+		t.Errorf("after the cooldown: %d restarts, want 1", len(p.Restarts))
+	}
+}
+
 func TestRestartRecordsItsDigestsOnSuccess(t *testing.T) {
 	r := restart{web(), []change{{"app", img, dA, dB}}}
 	var cs state.Changes
-	r.record(&cs)
+	r.record(&cs, time.Time{})
 	got := cs.Apply(state.State{webKey: {"app": e(img, dA)}})
 	if diff := cmp.Diff(state.State{webKey: {"app": e(img, dB)}}, got); diff != "" {
 		t.Errorf("state after a successful restart (-want +got):\n%s", diff)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -105,19 +106,26 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 	s, err := a.run(ctx)
 	s.log(log)
 	if err != nil {
+		log.Error("run failed", "error", err)
 		s.failures = append(s.failures, notify.Failure{Error: err.Error()})
+	}
+	code := exitOK
+	if err != nil || s.Failed > 0 {
+		code = exitFailed
+	}
+	rep := s.runReport(cfg.ClusterName, code, err, a.resolver.Requests())
+	if cfg.Report == "json" {
+		_ = json.NewEncoder(stdout).Encode(rep)
+	}
+	if cfg.PushgatewayURL != "" {
+		if perr := pushMetrics(context.WithoutCancel(ctx), cfg.PushgatewayURL, rep); perr != nil {
+			log.Warn("metrics not pushed", "error", perr)
+		}
 	}
 	// A webhook must not fail the run, nor be cut short by its end.
 	notify.New(notify.Options{WebhookURL: cfg.WebhookURL, SlackURL: cfg.SlackWebhookURL, Log: log}).
 		Send(context.WithoutCancel(ctx), s.report(cfg.ClusterName))
-	if err != nil {
-		log.Error("run failed", "error", err)
-		return exitFailed
-	}
-	if s.Failed > 0 {
-		return exitFailed
-	}
-	return exitOK
+	return code
 }
 
 // app is one run's wiring.
@@ -216,11 +224,11 @@ func kubeConfig(cfg Config) (*rest.Config, string, error) {
 
 // summary is the run's one-line report, and what notifications list.
 type summary struct {
-	Namespaces, Workloads, Images, Resolved, Changed, Restarted, Baselined, Failed int
-	DryRun                                                                         bool
-	start                                                                          time.Time
-	restarts                                                                       []notify.Restart
-	failures                                                                       []notify.Failure
+	Namespaces, Workloads, Images, Resolved, Changed, Restarted, Baselined, Failed, Held int
+	DryRun                                                                               bool
+	start                                                                                time.Time
+	restarts                                                                             []notify.Restart
+	failures                                                                             []notify.Failure
 }
 
 // report is the summary as notifications carry it.
@@ -236,7 +244,7 @@ func (s summary) log(log *slog.Logger) {
 	log.Info("run finished",
 		"namespaces", s.Namespaces, "workloads", s.Workloads, "images", s.Images,
 		"resolved", s.Resolved, "changed", s.Changed, "restarted", s.Restarted,
-		"baselined", s.Baselined, "failed", s.Failed, "dry_run", s.DryRun,
+		"baselined", s.Baselined, "held", s.Held, "failed", s.Failed, "dry_run", s.DryRun,
 		"duration", time.Since(s.start).Round(time.Millisecond).String())
 }
 
@@ -263,6 +271,14 @@ func (a *app) run(ctx context.Context) (summary, error) {
 	}
 	s.Namespaces, s.Workloads = len(namespaces), len(workloads)
 
+	if a.cfg.GitOps == "skip" {
+		workloads = slices.DeleteFunc(workloads, func(w kube.Workload) bool {
+			if w.GitOps != "" {
+				a.log.Debug("left alone: managed by "+w.GitOps+" (URUNNER_CONF_GITOPS=skip)", "namespace", w.Namespace, strings.ToLower(w.Kind), w.Name)
+			}
+			return w.GitOps != ""
+		})
+	}
 	refs, obs := a.classify(workloads)
 	lookups := make([]registry.Lookup, len(refs))
 	for i, r := range refs {
@@ -304,7 +320,11 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		}
 	}
 
-	p := decide(snap.State, obs, decideOptions{skipCached: a.cfg.PullPolicy == "skip"})
+	p := decide(snap.State, obs, decideOptions{skipCached: a.cfg.PullPolicy == "skip", now: a.now(), hold: a.hold})
+	for _, h := range p.Held {
+		a.log.Info("restart deferred: "+h.Reason, "namespace", h.Workload.Namespace, strings.ToLower(h.Workload.Kind), h.Workload.Name)
+	}
+	s.Held = len(p.Held)
 	s.Baselined = p.Baselined
 	for _, r := range p.Paused {
 		for _, c := range r.Changes {
@@ -336,6 +356,7 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		capErr = fmt.Errorf("%d workloads would restart, more than URUNNER_CONF_MAX_RESTARTS=%d: none was restarted; raise the cap or run once with a higher one to apply them", len(p.Restarts), max)
 		p.Restarts = nil
 	}
+	a.warnGitOps(p.Restarts)
 	restarted, failed := a.restartAll(ctx, p.Restarts, &p.Changes, &s)
 	s.Restarted, s.Failed = restarted, s.Failed+failed
 
@@ -346,6 +367,7 @@ func (a *app) run(ctx context.Context) (summary, error) {
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if p.Changes.Len() > 0 || !snap.Exists {
+		p.Changes.SetReport(s.runReport(a.cfg.ClusterName, exitOK, nil, a.resolver.Requests()).stored())
 		if err := a.store.Save(saveCtx, snap, &p.Changes); err != nil {
 			return s, err
 		}
@@ -474,10 +496,10 @@ func (a *app) restartAll(ctx context.Context, restarts []restart, changes *state
 			case outcome == kube.NowPaused:
 				a.log.Info("paused since listed; restart deferred", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name)
 			case outcome == kube.AlreadyRestarted:
-				r.record(changes)
+				r.record(changes, at)
 				a.log.Info("already restarted for this digest by another run", "namespace", r.Workload.Namespace, strings.ToLower(r.Workload.Kind), r.Workload.Name)
 			default:
-				r.record(changes)
+				r.record(changes, at)
 				restarted++
 				a.logRestart("restarted", r)
 				for _, c := range r.Changes {

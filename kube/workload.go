@@ -32,6 +32,13 @@ const PageSize = 500
 // not roll the workload.
 const IgnoreContainersAnnotation = "urunner.io/ignore-containers"
 
+// Per-workload policy annotations: a cooldown (a duration such as 30m) and
+// a maintenance window (see the README's syntax).
+const (
+	CooldownAnnotation = "urunner.io/cooldown"
+	WindowAnnotation   = "urunner.io/window"
+)
+
 // Container is one container of a pod template.
 type Container struct {
 	Name  string
@@ -60,6 +67,24 @@ type Workload struct {
 	// authenticating lookups with the workload's own pull secrets.
 	PullSecrets    []string
 	ServiceAccount string
+	// Annotations are the workload's own urunner.io/ annotations.
+	Annotations map[string]string
+	// GitOps names the controller that manages the workload ("Argo CD",
+	// "Flux"), "" when none is detected.
+	GitOps string
+}
+
+// gitOpsOwner detects Argo CD and Flux from the marks they leave. Argo CD's
+// default label tracking (app.kubernetes.io/instance) cannot be told from
+// Helm's, so only its explicit marks count.
+func gitOpsOwner(meta metav1.ObjectMeta) string {
+	switch {
+	case meta.Annotations["argocd.argoproj.io/tracking-id"] != "", meta.Labels["argocd.argoproj.io/instance"] != "":
+		return "Argo CD"
+	case meta.Labels["kustomize.toolkit.fluxcd.io/name"] != "", meta.Labels["helm.toolkit.fluxcd.io/name"] != "":
+		return "Flux"
+	}
+	return ""
 }
 
 // Client reads and patches workloads.
@@ -169,6 +194,15 @@ func fromTemplate(kind string, meta metav1.ObjectMeta, tpl *corev1.PodTemplateSp
 		Name:            meta.Name,
 		UID:             meta.UID,
 		ResourceVersion: meta.ResourceVersion,
+	}
+	w.GitOps = gitOpsOwner(meta)
+	for k, v := range meta.Annotations {
+		if strings.HasPrefix(k, "urunner.io/") {
+			if w.Annotations == nil {
+				w.Annotations = map[string]string{}
+			}
+			w.Annotations[k] = v
+		}
 	}
 	for _, r := range tpl.Spec.ImagePullSecrets {
 		w.PullSecrets = append(w.PullSecrets, r.Name)

@@ -11,31 +11,37 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Version is the document format this urunner reads and writes. A document
 // of another version is refused rather than rewritten, so that a downgrade
 // never destroys what a newer urunner stored.
-const Version = 1
+const Version = 2
 
 // DataKey is the ConfigMap binaryData key holding the document. ConfigMap
 // keys may not contain '/', ':' or '@', which is why image references live
 // inside the document and not in the keys.
 const DataKey = "state.json.gz"
 
-// Document is the stored form of a State, version 1:
+// Document is the stored form of a State, version 2:
 //
-//	{"version":1,
+//	{"version":2,
 //	 "images":["registry.example.com/team/app:latest@sha256:…", …],
-//	 "workloads":{"namespace/Deployment/name":{"container":0, …}, …}}
+//	 "workloads":{"namespace/Deployment/name":{"container":0, …}, …},
+//	 "restarted":{"namespace/Deployment/name":1764028800, …}}
 //
 // Each distinct image@digest is stored once and containers refer to it by
 // index: thousands of workloads share a few hundred images, and interning
 // keeps the ConfigMap far below its 1 MiB limit (see BENCHMARKS.md).
+// "restarted" is when urunner last restarted a workload (Unix seconds), for
+// cooldowns. Version 1 is the same without "restarted"; it is read, and
+// rewritten as version 2.
 type Document struct {
 	Version   int                       `json:"version"`
 	Images    []string                  `json:"images"`
 	Workloads map[string]map[string]int `json:"workloads"`
+	Restarted map[string]int64          `json:"restarted,omitempty"`
 }
 
 // ErrCorrupt marks a stored document that cannot be read. urunner never
@@ -55,8 +61,12 @@ func Encode(s State) ([]byte, error) {
 		}
 		refs := make(map[string]int, len(cs))
 		names := slices.Sorted(maps.Keys(cs))
+		var last int64
 		for _, name := range names {
 			e := cs[name]
+			if !e.Restarted.IsZero() {
+				last = max(last, e.Restarted.Unix())
+			}
 			img := e.Image + "@" + e.Digest
 			i, ok := index[img]
 			if !ok {
@@ -67,6 +77,12 @@ func Encode(s State) ([]byte, error) {
 			refs[name] = i
 		}
 		doc.Workloads[k.String()] = refs
+		if last > 0 {
+			if doc.Restarted == nil {
+				doc.Restarted = map[string]int64{}
+			}
+			doc.Restarted[k.String()] = last
+		}
 	}
 	if doc.Images == nil {
 		doc.Images = []string{}
@@ -117,8 +133,8 @@ func DecodeJSON(raw []byte) (State, error) {
 	if probe.Version == nil {
 		return nil, fmt.Errorf("%w: no version", ErrCorrupt)
 	}
-	if *probe.Version != Version {
-		return nil, fmt.Errorf("%w: version %d, this urunner reads version %d", ErrCorrupt, *probe.Version, Version)
+	if *probe.Version != 1 && *probe.Version != Version {
+		return nil, fmt.Errorf("%w: version %d, this urunner reads versions 1 and %d", ErrCorrupt, *probe.Version, Version)
 	}
 	var doc Document
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -154,7 +170,21 @@ func DecodeJSON(raw []byte) (State, error) {
 			}
 			m[name] = Entry{Image: images[i].image, Digest: images[i].digest}
 		}
+		if at, ok := doc.Restarted[ks]; ok {
+			if at <= 0 {
+				return nil, fmt.Errorf("%w: workload %q restarted at %d", ErrCorrupt, ks, at)
+			}
+			for name, e := range m {
+				e.Restarted = time.Unix(at, 0).UTC()
+				m[name] = e
+			}
+		}
 		s[k] = m
+	}
+	for ks := range doc.Restarted {
+		if _, ok := doc.Workloads[ks]; !ok {
+			return nil, fmt.Errorf("%w: restarted names workload %q, which has no containers", ErrCorrupt, ks)
+		}
 	}
 	return s, nil
 }

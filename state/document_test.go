@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -21,12 +22,15 @@ const (
 	d2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 )
 
+// restartedAt is when sample's web was last restarted.
+var restartedAt = time.Date(2026, 11, 24, 22, 0, 0, 0, time.UTC)
+
 func sample() State {
 	return State{
 		{"shop", "Deployment", "web"}: {
-			"app":     {Image: "registry.example.com:5000/shop/web:latest", Digest: d1},
-			"migrate": {Image: "registry.example.com:5000/shop/web:latest", Digest: d1},
-			"proxy":   {Image: "docker.io/library/nginx:1.27", Digest: d2},
+			"app":     {Image: "registry.example.com:5000/shop/web:latest", Digest: d1, Restarted: restartedAt},
+			"migrate": {Image: "registry.example.com:5000/shop/web:latest", Digest: d1, Restarted: restartedAt},
+			"proxy":   {Image: "docker.io/library/nginx:1.27", Digest: d2, Restarted: restartedAt},
 		},
 		{"shop", "Deployment", "worker"}: {
 			"app": {Image: "registry.example.com:5000/shop/web:latest", Digest: d2},
@@ -49,13 +53,13 @@ func gunzip(t *testing.T, data []byte) []byte {
 
 // The golden file pins the stored format: changing it breaks every
 // installed urunner's memory, so it needs a new Version and a migration.
-func TestEncodeMatchesGoldenV1(t *testing.T) {
+func TestEncodeMatchesGoldenV2(t *testing.T) {
 	data, err := Encode(sample())
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := gunzip(t, data)
-	golden := filepath.Join("testdata", "v1.json")
+	golden := filepath.Join("testdata", "v2.json")
 	if *update {
 		if err := os.WriteFile(golden, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -70,8 +74,8 @@ func TestEncodeMatchesGoldenV1(t *testing.T) {
 	}
 }
 
-func TestDecodeGoldenV1(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "v1.json"))
+func TestDecodeGoldenV2(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "v2.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +85,29 @@ func TestDecodeGoldenV1(t *testing.T) {
 	}
 	if diff := cmp.Diff(sample(), got); diff != "" {
 		t.Errorf("decoded state (-want +got):\n%s", diff)
+	}
+}
+
+// A version 1 document, written by urunner before cooldowns, still reads:
+// the same entries, with no restart times.
+func TestDecodeVersion1(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "v1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sample()
+	for _, cs := range want {
+		for n, e := range cs {
+			e.Restarted = time.Time{}
+			cs[n] = e
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decoded v1 state (-want +got):\n%s", diff)
 	}
 }
 
@@ -122,7 +149,8 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"not JSON", `{"version":1,`, "unexpected end"},
 		{"no version", `{"images":[],"workloads":{}}`, "no version"},
-		{"a newer version is refused, not rewritten", `{"version":2,"images":[],"workloads":{}}`, "version 2"},
+		{"a newer version is refused, not rewritten", `{"version":3,"images":[],"workloads":{}}`, "version 3"},
+		{"restart time of an unknown workload", `{"version":2,"images":[],"workloads":{},"restarted":{"a/b/c":5}}`, "has no containers"},
 		{"unknown field", `{"version":1,"images":[],"workloads":{},"extra":1}`, "unknown field"},
 		{"image without digest", `{"version":1,"images":["a/b:c"],"workloads":{}}`, "not image@sha256"},
 		{"short digest", `{"version":1,"images":["a/b:c@sha256:12"],"workloads":{}}`, "not image@sha256"},
@@ -149,7 +177,7 @@ func TestDecodeRejectsNonGzip(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	golden, err := os.ReadFile(filepath.Join("testdata", "v1.json"))
+	golden, err := os.ReadFile(filepath.Join("testdata", "v2.json"))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -4,7 +4,19 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"time"
 )
+
+// LastRestart is when urunner last restarted the workload, zero if never.
+func (s State) LastRestart(k Key) time.Time {
+	var last time.Time
+	for _, e := range s[k] {
+		if e.Restarted.After(last) {
+			last = e.Restarted
+		}
+	}
+	return last
+}
 
 // Key names a workload: its namespace, kind and name.
 type Key struct {
@@ -20,6 +32,9 @@ func (k Key) String() string { return k.Namespace + "/" + k.Kind + "/" + k.Name 
 type Entry struct {
 	Image  string
 	Digest string
+	// Restarted is when urunner last restarted the workload (zero: never,
+	// or before urunner recorded it). It is stored once per workload.
+	Restarted time.Time
 }
 
 // State maps each workload to its containers' entries.
@@ -54,12 +69,18 @@ func (s State) Keys() []Key {
 	return keys
 }
 
-// Changes is one run's edits to the state. They are kept apart from the
+// Changes is one run's edits to the state, and the report of the run that
+// made them. They are kept apart from the
 // state they were computed on so that, when another writer updated the
 // ConfigMap in between, exactly these edits can be replayed on its version.
 type Changes struct {
-	ops []op
+	ops    []op
+	report []byte
 }
+
+// SetReport sets the run report written beside the document, under
+// ReportKey, readable with kubectl.
+func (c *Changes) SetReport(b []byte) { c.report = b }
 
 type op struct {
 	key       Key

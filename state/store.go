@@ -16,6 +16,10 @@ import (
 // (corev1.MaxSecretSize applies to ConfigMaps too).
 const MaxConfigMapBytes = corev1.MaxSecretSize
 
+// ReportKey is the ConfigMap data key of the last writing run's report,
+// plain JSON so that `kubectl get` shows it.
+const ReportKey = "last-run.json"
+
 // ErrTooLarge marks a save refused because the document would not fit in
 // the ConfigMap. The stored document is left as it was.
 var ErrTooLarge = errors.New("state would exceed the ConfigMap size limit")
@@ -90,7 +94,7 @@ func (s *Store) Save(ctx context.Context, snap *Snapshot, changes *Changes) erro
 		if err != nil {
 			return err
 		}
-		if size := len(DataKey) + len(data); size > s.MaxBytes {
+		if size := len(DataKey) + len(data) + len(ReportKey) + len(changes.report); size > s.MaxBytes {
 			return fmt.Errorf("save state ConfigMap %s: %w: %d bytes for %d workloads, limit %d", s.Name(), ErrTooLarge, size, len(next), s.MaxBytes)
 		}
 		cm := &corev1.ConfigMap{
@@ -105,6 +109,9 @@ func (s *Store) Save(ctx context.Context, snap *Snapshot, changes *Changes) erro
 				},
 			},
 			BinaryData: map[string][]byte{DataKey: data},
+		}
+		if changes.report != nil {
+			cm.Data = map[string]string{ReportKey: string(changes.report)}
 		}
 		var saved *corev1.ConfigMap
 		if snap.Exists {
