@@ -72,6 +72,8 @@ type Workload struct {
 	// GitOps names the controller that manages the workload ("Argo CD",
 	// "Flux"), "" when none is detected.
 	GitOps string
+	// Selector selects the workload's pods, as a label selector string.
+	Selector string
 }
 
 // gitOpsOwner detects Argo CD and Flux from the marks they leave. Argo CD's
@@ -148,6 +150,7 @@ func (c *Client) Workloads(ctx context.Context, namespaces []string, kinds []str
 				d := obj.(*appsv1.Deployment)
 				w := fromTemplate(kind, d.ObjectMeta, &d.Spec.Template)
 				w.Paused = d.Spec.Paused
+				w.Selector = selectorString(d.Spec.Selector)
 				return w, keep(d.ObjectMeta)
 			}
 		case "StatefulSet":
@@ -156,7 +159,9 @@ func (c *Client) Workloads(ctx context.Context, namespaces []string, kinds []str
 			}
 			convert = func(obj runtime.Object) (Workload, bool) {
 				s := obj.(*appsv1.StatefulSet)
-				return fromTemplate(kind, s.ObjectMeta, &s.Spec.Template), keep(s.ObjectMeta)
+				w := fromTemplate(kind, s.ObjectMeta, &s.Spec.Template)
+				w.Selector = selectorString(s.Spec.Selector)
+				return w, keep(s.ObjectMeta)
 			}
 		case "DaemonSet":
 			list = func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -164,7 +169,9 @@ func (c *Client) Workloads(ctx context.Context, namespaces []string, kinds []str
 			}
 			convert = func(obj runtime.Object) (Workload, bool) {
 				d := obj.(*appsv1.DaemonSet)
-				return fromTemplate(kind, d.ObjectMeta, &d.Spec.Template), keep(d.ObjectMeta)
+				w := fromTemplate(kind, d.ObjectMeta, &d.Spec.Template)
+				w.Selector = selectorString(d.Spec.Selector)
+				return w, keep(d.ObjectMeta)
 			}
 		default:
 			return nil, fmt.Errorf("list %s: %w", kind, ErrUnsupportedKind)
@@ -256,4 +263,14 @@ func mergeRestartedFor(current, digests map[string]string) (string, error) {
 	maps.Copy(m, digests)
 	b, err := json.Marshal(m)
 	return string(b), err
+}
+
+// selectorString renders a workload's selector; "" selects nothing (an
+// invalid selector, which the API server would not have accepted).
+func selectorString(ls *metav1.LabelSelector) string {
+	sel, err := metav1.LabelSelectorAsSelector(ls)
+	if err != nil || sel.Empty() {
+		return ""
+	}
+	return sel.String()
 }
