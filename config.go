@@ -61,6 +61,9 @@ type Config struct {
 	GitOps              string        `envconfig:"URUNNER_CONF_GITOPS" default:"warn" desc:"workloads managed by Argo CD or Flux: warn (restart, and say how to keep the controller from undoing it), skip (leave them alone) or ignore"`
 	Report              string        `envconfig:"URUNNER_CONF_REPORT" desc:"json: print the run report as one JSON document on stdout"`
 	PushgatewayURL      string        `envconfig:"URUNNER_CONF_PUSHGATEWAY_URL" desc:"Prometheus Pushgateway that receives the run's counters (a one-shot Job cannot be scraped)"`
+	VerifyRollout       bool          `envconfig:"URUNNER_CONF_VERIFY_ROLLOUT" default:"false" desc:"wait for each restarted workload to finish rolling out and report it (log, Event, run report)"`
+	RolloutTimeout      time.Duration `envconfig:"URUNNER_CONF_ROLLOUT_TIMEOUT" default:"5m" desc:"longest wait for rollouts, within the run deadline"`
+	Rollback            bool          `envconfig:"URUNNER_CONF_ROLLBACK" default:"false" desc:"roll a failed rollout back to its previous template (needs URUNNER_CONF_VERIFY_ROLLOUT)"`
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
 	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"100" desc:"Kubernetes API burst"`
@@ -148,6 +151,12 @@ func (c *Config) validate() error {
 	case "", "json":
 	default:
 		return badConfig("URUNNER_CONF_REPORT: want json or nothing, got %q", c.Report)
+	}
+	if c.Rollback && !c.VerifyRollout {
+		return badConfig("URUNNER_CONF_ROLLBACK: needs URUNNER_CONF_VERIFY_ROLLOUT=true (a rollout must be watched to be judged failed)")
+	}
+	if c.RolloutTimeout <= 0 {
+		return badConfig("URUNNER_CONF_ROLLOUT_TIMEOUT: must be greater than zero")
 	}
 	if c.MaxRestarts < 0 {
 		return badConfig("URUNNER_CONF_MAX_RESTARTS: must not be negative (0 means no cap)")

@@ -36,6 +36,7 @@ type runReport struct {
 	Requests   map[string]int   `json:"registryRequests"` // by method, all hosts
 	Restarts   []notify.Restart `json:"restarts"`
 	Failures   []notify.Failure `json:"failures"`
+	Rollouts   []rolloutReport  `json:"rollouts,omitempty"`
 	Error      string           `json:"error,omitempty"`
 }
 
@@ -49,7 +50,7 @@ func (s summary) runReport(cluster string, code int, err error, requests map[str
 		ExitCode: code, DryRun: s.DryRun, Namespaces: s.Namespaces, Workloads: s.Workloads,
 		Images: s.Images, Resolved: s.Resolved, Changed: s.Changed, Restarted: s.Restarted,
 		Baselined: s.Baselined, Held: s.Held, Failed: s.Failed, Requests: map[string]int{},
-		Restarts: s.restarts, Failures: s.failures,
+		Restarts: s.restarts, Failures: s.failures, Rollouts: s.rollouts,
 	}
 	for _, m := range requests {
 		for method, n := range m {

@@ -229,6 +229,8 @@ type summary struct {
 	start                                                                                time.Time
 	restarts                                                                             []notify.Restart
 	failures                                                                             []notify.Failure
+	rollouts                                                                             []rolloutReport
+	restartedWorkloads                                                                   []kube.Workload
 }
 
 // report is the summary as notifications carry it.
@@ -359,6 +361,9 @@ func (a *app) run(ctx context.Context) (summary, error) {
 	a.warnGitOps(p.Restarts)
 	restarted, failed := a.restartAll(ctx, p.Restarts, &p.Changes, &s)
 	s.Restarted, s.Failed = restarted, s.Failed+failed
+	if a.cfg.VerifyRollout {
+		s.Failed += a.verifyRollouts(ctx, &s)
+	}
 
 	// Save even when the run was cancelled (SIGTERM, deadline): the
 	// patches already made must be remembered, or the next run would
@@ -501,6 +506,7 @@ func (a *app) restartAll(ctx context.Context, restarts []restart, changes *state
 			default:
 				r.record(changes, at)
 				restarted++
+				s.restartedWorkloads = append(s.restartedWorkloads, r.Workload)
 				a.logRestart("restarted", r)
 				for _, c := range r.Changes {
 					s.restarts = append(s.restarts, notify.Restart{Namespace: r.Workload.Namespace, Kind: r.Workload.Kind, Name: r.Workload.Name,

@@ -63,6 +63,9 @@ type Workload struct {
 	// RestartedFor is what urunner last restarted this workload for
 	// (container → digest), read from its pod template.
 	RestartedFor map[string]string
+	// RestartedAt is the template's restartedAt annotation as listed, so
+	// that a failed rollout can be rolled back to it.
+	RestartedAt string
 	// PullSecrets and ServiceAccount are the pod template's, for
 	// authenticating lookups with the workload's own pull secrets.
 	PullSecrets    []string
@@ -238,6 +241,7 @@ func fromTemplate(kind string, meta metav1.ObjectMeta, tpl *corev1.PodTemplateSp
 		rf = nil
 	}
 	w.RestartedFor = rf
+	w.RestartedAt = tpl.Annotations[RestartedAtAnnotation]
 	return w
 }
 
