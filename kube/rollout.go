@@ -148,4 +148,3 @@ func (c *Client) Rollback(ctx context.Context, w Workload) error {
 	}
 	return nil
 }
-
