@@ -64,6 +64,7 @@ type Config struct {
 	VerifyRollout       bool          `envconfig:"URUNNER_CONF_VERIFY_ROLLOUT" default:"false" desc:"wait for each restarted workload to finish rolling out and report it (log, Event, run report)"`
 	RolloutTimeout      time.Duration `envconfig:"URUNNER_CONF_ROLLOUT_TIMEOUT" default:"5m" desc:"longest wait for rollouts, within the run deadline"`
 	Rollback            bool          `envconfig:"URUNNER_CONF_ROLLBACK" default:"false" desc:"roll a failed rollout back to its previous template (needs URUNNER_CONF_VERIFY_ROLLOUT)"`
+	RestartMode         string        `envconfig:"URUNNER_CONF_RESTART_MODE" default:"annotation" desc:"annotation (set kubectl.kubernetes.io/restartedAt) or pin (set the container image to tag@digest, for nodes that must pull deterministically)"`
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
 	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"100" desc:"Kubernetes API burst"`
@@ -151,6 +152,11 @@ func (c *Config) validate() error {
 	case "", "json":
 	default:
 		return badConfig("URUNNER_CONF_REPORT: want json or nothing, got %q", c.Report)
+	}
+	switch c.RestartMode {
+	case "annotation", "pin":
+	default:
+		return badConfig("URUNNER_CONF_RESTART_MODE: want annotation or pin, got %q", c.RestartMode)
 	}
 	if c.Rollback && !c.VerifyRollout {
 		return badConfig("URUNNER_CONF_ROLLBACK: needs URUNNER_CONF_VERIFY_ROLLOUT=true (a rollout must be watched to be judged failed)")

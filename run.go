@@ -435,9 +435,10 @@ func (a *app) classify(workloads []kube.Workload) ([]ref.Ref, []observation) {
 	for _, w := range workloads {
 		o := observation{Workload: w, Containers: make([]observed, 0, len(w.Containers))}
 		for _, c := range w.Containers {
-			p, seen := cache[c.Image]
+			img := a.unpinned(w, c)
+			p, seen := cache[img]
 			if !seen {
-				r, err := registry.ParseImage(c.Image)
+				r, err := registry.ParseImage(img)
 				switch {
 				case err != nil:
 					a.log.Warn("image skipped: not a registry image reference", "namespace", w.Namespace, "deployment", w.Name, "container", c.Name, "image", c.Image, "error", err)
@@ -449,13 +450,45 @@ func (a *app) classify(workloads []kube.Workload) ([]ref.Ref, []observation) {
 					p = parsed{key: registry.Key(r), r: r}
 					refs = append(refs, r)
 				}
-				cache[c.Image] = p
+				cache[img] = p
 			}
 			o.Containers = append(o.Containers, observed{Name: c.Name, Image: p.key, PullPolicy: c.PullPolicy})
 		}
 		obs = append(obs, o)
 	}
 	return refs, obs
+}
+
+// unpinned returns the image urunner tracks for c: in pin mode, an image
+// urunner pinned itself (tag@digest, the digest it recorded on the
+// workload) is tracked by its tag; any other image as written.
+func (a *app) unpinned(w kube.Workload, c kube.Container) string {
+	if a.cfg.RestartMode != "pin" {
+		return c.Image
+	}
+	named, digest, ok := strings.Cut(c.Image, "@")
+	if ok && digest != "" && w.RestartedFor[c.Name] == digest {
+		return named
+	}
+	return c.Image
+}
+
+// pins returns, in pin mode, the images to set: each changed container's
+// image as written, pinned to its new digest; nil otherwise.
+func (a *app) pins(r restart) map[string]string {
+	if a.cfg.RestartMode != "pin" {
+		return nil
+	}
+	pins := map[string]string{}
+	for _, ch := range r.Changes {
+		for _, c := range r.Workload.Containers {
+			if c.Name == ch.Container {
+				named, _, _ := strings.Cut(c.Image, "@")
+				pins[c.Name] = named + "@" + ch.To
+			}
+		}
+	}
+	return pins
 }
 
 // restartAll patches each workload once, a few at a time, and records the
@@ -488,7 +521,7 @@ func (a *app) restartAll(ctx context.Context, restarts []restart, changes *state
 			// A PATCH once sent is seen through, even past SIGTERM: cut
 			// off mid-answer, it would be applied but not remembered.
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-			outcome, err := a.kube.Restart(pctx, r.Workload, at, r.digests())
+			outcome, err := a.kube.Restart(pctx, r.Workload, at, r.digests(), a.pins(r))
 			cancel()
 			mu.Lock()
 			defer mu.Unlock()

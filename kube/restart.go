@@ -50,7 +50,11 @@ var ErrUnsupportedKind = errors.New("unsupported workload kind")
 // to the object urunner decided on. On a conflict Restart reads the
 // workload again: if another run has already recorded these digests it
 // returns AlreadyRestarted, otherwise it patches the fresh version.
-func (c *Client) Restart(ctx context.Context, w Workload, at time.Time, digests map[string]string) (RestartOutcome, error) {
+//
+// With pins (container → image to set, "repo:tag@sha256:…"), Restart pins
+// instead: it sets those container images, and the restarted-for record,
+// but no restartedAt; the new image rolls the workload.
+func (c *Client) Restart(ctx context.Context, w Workload, at time.Time, digests, pins map[string]string) (RestartOutcome, error) {
 	outcome := Restarted
 	rv, recorded := w.ResourceVersion, w.RestartedFor
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -58,11 +62,11 @@ func (c *Client) Restart(ctx context.Context, w Workload, at time.Time, digests 
 			outcome = AlreadyRestarted
 			return nil
 		}
-		patch, err := restartPatch(rv, recorded, digests, at)
+		patch, pt, err := restartPatch(rv, recorded, digests, at, pins, w)
 		if err != nil {
 			return err
 		}
-		if err := c.patch(ctx, w, patch); !apierrors.IsConflict(err) {
+		if err := c.patchType(ctx, w, pt, patch); !apierrors.IsConflict(err) {
 			return err
 		}
 		fresh, err := c.get(ctx, w)
@@ -91,36 +95,72 @@ func covers(recorded, digests map[string]string) bool {
 	return true
 }
 
-func restartPatch(resourceVersion string, recorded, digests map[string]string, at time.Time) ([]byte, error) {
+func restartPatch(resourceVersion string, recorded, digests map[string]string, at time.Time, pins map[string]string, w Workload) ([]byte, types.PatchType, error) {
 	rf, err := mergeRestartedFor(recorded, digests)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	// A JSON merge patch with metadata.resourceVersion is a precondition:
-	// the API server answers 409 if the object changed since it was read.
-	return json.Marshal(map[string]any{
-		"metadata": map[string]any{"resourceVersion": resourceVersion},
-		"spec": map[string]any{
-			"template": map[string]any{
+	// metadata.resourceVersion in a patch is a precondition: the API
+	// server answers 409 if the object changed since it was read.
+	meta := map[string]any{"resourceVersion": resourceVersion}
+	if len(pins) == 0 {
+		p, err := json.Marshal(map[string]any{
+			"metadata": meta,
+			"spec": map[string]any{"template": map[string]any{
 				"metadata": map[string]any{"annotations": map[string]string{
 					RestartedAtAnnotation:  at.UTC().Format(time.RFC3339),
 					RestartedForAnnotation: rf,
 				}},
-			},
-		},
+			}},
+		})
+		return p, types.MergePatchType, err
+	}
+	// A strategic merge patch merges containers by name, so only the
+	// pinned images change.
+	var containers, inits []map[string]string
+	for _, c := range w.Containers {
+		img, ok := pins[c.Name]
+		if !ok {
+			continue
+		}
+		entry := map[string]string{"name": c.Name, "image": img}
+		if c.Init {
+			inits = append(inits, entry)
+		} else {
+			containers = append(containers, entry)
+		}
+	}
+	podSpec := map[string]any{}
+	if len(containers) > 0 {
+		podSpec["containers"] = containers
+	}
+	if len(inits) > 0 {
+		podSpec["initContainers"] = inits
+	}
+	p, err := json.Marshal(map[string]any{
+		"metadata": meta,
+		"spec": map[string]any{"template": map[string]any{
+			"metadata": map[string]any{"annotations": map[string]string{RestartedForAnnotation: rf}},
+			"spec":     podSpec,
+		}},
 	})
+	return p, types.StrategicMergePatchType, err
 }
 
 func (c *Client) patch(ctx context.Context, w Workload, patch []byte) error {
+	return c.patchType(ctx, w, types.MergePatchType, patch)
+}
+
+func (c *Client) patchType(ctx context.Context, w Workload, pt types.PatchType, patch []byte) error {
 	opts := metav1.PatchOptions{FieldManager: "urunner"}
 	var err error
 	switch w.Kind {
 	case "Deployment":
-		_, err = c.cs.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, opts)
+		_, err = c.cs.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, pt, patch, opts)
 	case "StatefulSet":
-		_, err = c.cs.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, opts)
+		_, err = c.cs.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, pt, patch, opts)
 	case "DaemonSet":
-		_, err = c.cs.AppsV1().DaemonSets(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, patch, opts)
+		_, err = c.cs.AppsV1().DaemonSets(w.Namespace).Patch(ctx, w.Name, pt, patch, opts)
 	default:
 		err = ErrUnsupportedKind
 	}
