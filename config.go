@@ -64,6 +64,8 @@ type Config struct {
 	VerifyRollout       bool          `envconfig:"URUNNER_CONF_VERIFY_ROLLOUT" default:"false" desc:"wait for each restarted workload to finish rolling out and report it (log, Event, run report)"`
 	RolloutTimeout      time.Duration `envconfig:"URUNNER_CONF_ROLLOUT_TIMEOUT" default:"5m" desc:"longest wait for rollouts, within the run deadline"`
 	Rollback            bool          `envconfig:"URUNNER_CONF_ROLLBACK" default:"false" desc:"roll a failed rollout back to its previous template (needs URUNNER_CONF_VERIFY_ROLLOUT)"`
+	RunningPods         bool          `envconfig:"URUNNER_CONF_RUNNING_PODS" default:"false" desc:"read the digests the workloads' ready pods run (one LIST of pods): no restart when they all run the new digest already; needs list on pods"`
+	FirstRun            string        `envconfig:"URUNNER_CONF_FIRST_RUN" default:"baseline" desc:"first sight of a workload: baseline (record only) or converge (restart it when its ready pods run another digest; needs URUNNER_CONF_RUNNING_PODS)"`
 	RestartMode         string        `envconfig:"URUNNER_CONF_RESTART_MODE" default:"annotation" desc:"annotation (set kubectl.kubernetes.io/restartedAt) or pin (set the container image to tag@digest, for nodes that must pull deterministically)"`
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
@@ -152,6 +154,15 @@ func (c *Config) validate() error {
 	case "", "json":
 	default:
 		return badConfig("URUNNER_CONF_REPORT: want json or nothing, got %q", c.Report)
+	}
+	switch c.FirstRun {
+	case "baseline":
+	case "converge":
+		if !c.RunningPods {
+			return badConfig("URUNNER_CONF_FIRST_RUN=converge: needs URUNNER_CONF_RUNNING_PODS=true (converge compares the pods' digests)")
+		}
+	default:
+		return badConfig("URUNNER_CONF_FIRST_RUN: want baseline or converge, got %q", c.FirstRun)
 	}
 	switch c.RestartMode {
 	case "annotation", "pin":

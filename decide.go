@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,13 @@ type observed struct {
 	Digest string
 	// PullPolicy is the container's imagePullPolicy.
 	PullPolicy string
+	// Index is true when Digest is a multi-platform index's.
+	Index bool
+	// Running are the digests the workload's ready pods report for the
+	// container, and AllReady whether every pod is ready (with
+	// URUNNER_CONF_RUNNING_PODS; empty otherwise).
+	Running  []string
+	AllReady bool
 }
 
 // observation is a listed workload and its containers.
@@ -86,6 +94,9 @@ type plan struct {
 	Cached []cachedRisk
 	// Held are restarts a cooldown or a maintenance window defers.
 	Held []held
+	// AlreadyRunning counts moved containers whose ready pods all run the
+	// new digest already: recorded, not restarted.
+	AlreadyRunning int
 }
 
 // decideOptions are the policy's settings.
@@ -95,6 +106,9 @@ type decideOptions struct {
 	skipCached bool
 	// now is the run's time, for cooldowns and windows.
 	now time.Time
+	// converge restarts, on first sight, a workload whose ready pods all
+	// run another digest than the registry's (first-run policy converge).
+	converge bool
 	// hold, when set, says why a workload may not restart now ("" if it
 	// may): a cooldown not yet over, a closed maintenance window.
 	hold func(w kube.Workload, lastRestart time.Time, now time.Time) string
@@ -139,11 +153,22 @@ func decide(st state.State, obs []observation, opts decideOptions) plan {
 				continue
 			}
 			old, ok := st.Get(k, c.Name)
+			runsOnly := func(d string) bool { return c.AllReady && len(c.Running) == 1 && c.Running[0] == d }
 			switch {
+			case (!ok || old.Image != c.Image) && opts.converge && c.AllReady && len(c.Running) > 0 &&
+				!slices.Contains(c.Running, c.Digest) && !c.Index:
+				// The pods run something else than the tag names now. An
+				// index's digest is not compared: pods may report their
+				// platform's manifest digest instead.
+				r.Changes = append(r.Changes, change{Container: c.Name, Image: c.Image, From: c.Running[0], To: c.Digest})
 			case !ok || old.Image != c.Image:
 				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest})
 				p.Baselined++
 			case old.Digest == c.Digest:
+			case runsOnly(c.Digest):
+				// Someone (or something) restarted it already.
+				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Restarted: old.Restarted})
+				p.AlreadyRunning++
 			case o.Workload.RestartedFor[c.Name] == c.Digest:
 				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Restarted: old.Restarted})
 				p.AlreadyDone++

@@ -49,26 +49,26 @@ func TestDecide(t *testing.T) {
 		{
 			name:      "first sight is a baseline, not a restart",
 			state:     state.State{},
-			obs:       []observation{{web(), []observed{{"app", img, dA, ""}}}},
+			obs:       []observation{{web(), []observed{{"app", img, dA, "", false, nil, false}}}},
 			wantState: state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:      "same digest changes nothing",
 			state:     state.State{webKey: {"app": e(img, dA)}},
-			obs:       []observation{{web(), []observed{{"app", img, dA, ""}}}},
+			obs:       []observation{{web(), []observed{{"app", img, dA, "", false, nil, false}}}},
 			wantState: state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:         "a moved digest restarts",
 			state:        state.State{webKey: {"app": e(img, dA)}},
-			obs:          []observation{{web(), []observed{{"app", img, dB, ""}}}},
+			obs:          []observation{{web(), []observed{{"app", img, dB, "", false, nil, false}}}},
 			wantRestarts: []restart{{web(), []change{{"app", img, dA, dB}}}},
 			wantState:    state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:  "two moved containers make one restart",
 			state: state.State{webKey: {"app": e(img, dA), "init": e(img+"-init", dA)}},
-			obs:   []observation{{web(), []observed{{"init", img + "-init", dB, ""}, {"app", img, dB, ""}}}},
+			obs:   []observation{{web(), []observed{{"init", img + "-init", dB, "", false, nil, false}, {"app", img, dB, "", false, nil, false}}}},
 			wantRestarts: []restart{{web(), []change{
 				{"init", img + "-init", dA, dB}, {"app", img, dA, dB},
 			}}},
@@ -77,38 +77,38 @@ func TestDecide(t *testing.T) {
 		{
 			name:      "a failed lookup keeps the stored digest",
 			state:     state.State{webKey: {"app": e(img, dA)}},
-			obs:       []observation{{web(), []observed{{"app", img, "", ""}}}},
+			obs:       []observation{{web(), []observed{{"app", img, "", "", false, nil, false}}}},
 			wantState: state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:      "a failed lookup on first sight records nothing",
 			state:     state.State{},
-			obs:       []observation{{web(), []observed{{"app", img, "", ""}}}},
+			obs:       []observation{{web(), []observed{{"app", img, "", "", false, nil, false}}}},
 			wantState: state.State{},
 		},
 		{
 			name:      "a new image string is a new baseline",
 			state:     state.State{webKey: {"app": e(img, dA)}},
-			obs:       []observation{{web(), []observed{{"app", "reg.example.com/team/app:v2", dB, ""}}}},
+			obs:       []observation{{web(), []observed{{"app", "reg.example.com/team/app:v2", dB, "", false, nil, false}}}},
 			wantState: state.State{webKey: {"app": e("reg.example.com/team/app:v2", dB)}},
 		},
 		{
 			name:       "a paused deployment keeps its old digest",
 			state:      state.State{webKey: {"app": e(img, dA)}},
-			obs:        []observation{{web(paused), []observed{{"app", img, dB, ""}}}},
+			obs:        []observation{{web(paused), []observed{{"app", img, dB, "", false, nil, false}}}},
 			wantPaused: 1,
 			wantState:  state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:      "a workload that already records the new digest is not restarted again",
 			state:     state.State{webKey: {"app": e(img, dA)}},
-			obs:       []observation{{web(recorded("app", dB)), []observed{{"app", img, dB, ""}}}},
+			obs:       []observation{{web(recorded("app", dB)), []observed{{"app", img, dB, "", false, nil, false}}}},
 			wantState: state.State{webKey: {"app": e(img, dB)}},
 		},
 		{
 			name:         "a digest that flips back restarts again",
 			state:        state.State{webKey: {"app": e(img, dB)}},
-			obs:          []observation{{web(recorded("app", dB)), []observed{{"app", img, dA, ""}}}},
+			obs:          []observation{{web(recorded("app", dB)), []observed{{"app", img, dA, "", false, nil, false}}}},
 			wantRestarts: []restart{{web(recorded("app", dB)), []change{{"app", img, dB, dA}}}},
 			wantState:    state.State{webKey: {"app": e(img, dB)}},
 		},
@@ -121,14 +121,14 @@ func TestDecide(t *testing.T) {
 		{
 			name:      "a container no longer tracked is forgotten",
 			state:     state.State{webKey: {"app": e(img, dA), "side": e(img, dA)}},
-			obs:       []observation{{web(), []observed{{"app", img, dA, ""}, {"side", "", "", ""}}}},
+			obs:       []observation{{web(), []observed{{"app", img, dA, "", false, nil, false}, {"side", "", "", "", false, nil, false}}}},
 			wantState: state.State{webKey: {"app": e(img, dA)}},
 		},
 		{
 			name:  "only the changed container of several restarts",
 			state: state.State{webKey: {"app": e(img, dA), "side": e("reg.example.com/side:1", dC)}},
 			obs: []observation{{web(), []observed{
-				{"app", img, dB, ""}, {"side", "reg.example.com/side:1", dC, ""},
+				{"app", img, dB, "", false, nil, false}, {"side", "reg.example.com/side:1", dC, "", false, nil, false},
 			}}},
 			wantRestarts: []restart{{web(), []change{{"app", img, dA, dB}}}},
 			wantState:    state.State{webKey: {"app": e(img, dA), "side": e("reg.example.com/side:1", dC)}},
@@ -152,7 +152,7 @@ func TestDecide(t *testing.T) {
 
 func TestDecidePullPolicy(t *testing.T) {
 	st := state.State{webKey: {"app": e(img, dA)}}
-	obs := []observation{{web(), []observed{{"app", img, dB, "IfNotPresent"}}}}
+	obs := []observation{{web(), []observed{{"app", img, dB, "IfNotPresent", false, nil, false}}}}
 	p := decide(st, obs, decideOptions{})
 	if len(p.Restarts) != 1 || len(p.Cached) != 1 {
 		t.Errorf("warn mode: %d restarts, %d flagged; want 1 and 1", len(p.Restarts), len(p.Cached))
@@ -174,7 +174,7 @@ func TestDecideHoldsForCooldownAndWindow(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	last := now.Add(-10 * time.Minute)
 	st := state.State{webKey: {"app": {Image: img, Digest: dA, Restarted: last}}}
-	obs := []observation{{web(), []observed{{"app", img, dB, ""}}}}
+	obs := []observation{{web(), []observed{{"app", img, dB, "", false, nil, false}}}}
 	var sawLast time.Time
 	hold := func(w kube.Workload, lr, n time.Time) string {
 		sawLast = lr
@@ -196,6 +196,43 @@ func TestDecideHoldsForCooldownAndWindow(t *testing.T) {
 	p = decide(st, obs, decideOptions{now: now.Add(time.Hour), hold: hold})
 	if len(p.Restarts) != 1 {
 		t.Errorf("after the cooldown: %d restarts, want 1", len(p.Restarts))
+	}
+}
+
+func TestDecideWithRunningPods(t *testing.T) {
+	stored := state.State{webKey: {"app": e(img, dA)}}
+	for _, tc := range []struct {
+		name      string
+		st        state.State
+		c         observed
+		converge  bool
+		restarts  int
+		wantState state.State
+	}{
+		{"every ready pod already runs the new digest: no restart", stored,
+			observed{"app", img, dB, "", false, []string{dB}, true}, false, 0, state.State{webKey: {"app": e(img, dB)}}},
+		{"some pods still run the old digest: restart", stored,
+			observed{"app", img, dB, "", false, []string{dA, dB}, true}, false, 1, stored},
+		{"not every pod ready: restart", stored,
+			observed{"app", img, dB, "", false, []string{dB}, false}, false, 1, stored},
+		{"converge: first sight of a drifted workload restarts", state.State{},
+			observed{"app", img, dB, "", false, []string{dA}, true}, true, 1, state.State{}},
+		{"baseline policy: first sight only records", state.State{},
+			observed{"app", img, dB, "", false, []string{dA}, true}, false, 0, state.State{webKey: {"app": e(img, dB)}}},
+		{"converge: an index digest is not compared with pods' digests", state.State{},
+			observed{"app", img, dB, "", true, []string{dA}, true}, true, 0, state.State{webKey: {"app": e(img, dB)}}},
+		{"converge: pods already on the registry's digest", state.State{},
+			observed{"app", img, dB, "", false, []string{dB}, true}, true, 0, state.State{webKey: {"app": e(img, dB)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := decide(tc.st, []observation{{web(), []observed{tc.c}}}, decideOptions{converge: tc.converge})
+			if len(p.Restarts) != tc.restarts {
+				t.Errorf("restarts = %d, want %d", len(p.Restarts), tc.restarts)
+			}
+			if diff := cmp.Diff(tc.wantState, p.Changes.Apply(tc.st)); diff != "" {
+				t.Errorf("saved state (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

@@ -314,15 +314,33 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		}
 		s.failures = append(s.failures, notify.Failure{Image: key, Error: r.Err.Error()})
 	}
+	var running map[string]kube.Running
+	if a.cfg.RunningPods {
+		running, err = a.kube.Running(ctx, workloads)
+		if err != nil {
+			// Without the pods' view urunner decides as it would
+			// without the feature: never a reason to restart more.
+			a.log.Warn("cannot read the pods' digests; deciding from the registry alone", "error", err)
+			running = nil
+		}
+	}
 	for i := range obs {
+		run := running[keyOf(obs[i].Workload).String()]
 		for j, c := range obs[i].Containers {
-			if c.Image != "" {
-				obs[i].Containers[j].Digest = results[c.Image].Digest
+			if c.Image == "" {
+				continue
 			}
+			obs[i].Containers[j].Digest = results[c.Image].Digest
+			obs[i].Containers[j].Index = results[c.Image].Index
+			obs[i].Containers[j].Running = run.Digests[c.Name]
+			obs[i].Containers[j].AllReady = run.Pods > 0 && run.Ready == run.Pods
 		}
 	}
 
-	p := decide(snap.State, obs, decideOptions{skipCached: a.cfg.PullPolicy == "skip", now: a.now(), hold: a.hold})
+	p := decide(snap.State, obs, decideOptions{skipCached: a.cfg.PullPolicy == "skip", now: a.now(), hold: a.hold, converge: a.cfg.FirstRun == "converge"})
+	if p.AlreadyRunning > 0 {
+		a.log.Info("moved images already running on every ready pod: recorded, not restarted", "containers", p.AlreadyRunning)
+	}
 	for _, h := range p.Held {
 		a.log.Info("restart deferred: "+h.Reason, "namespace", h.Workload.Namespace, strings.ToLower(h.Workload.Kind), h.Workload.Name)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/regclient/regclient/config"
 	"github.com/regclient/regclient/scheme/reg"
 	"github.com/regclient/regclient/types/errs"
+	"github.com/regclient/regclient/types/mediatype"
 	"github.com/regclient/regclient/types/ref"
 )
 
@@ -51,7 +52,10 @@ type Options struct {
 // Result is the outcome of one lookup.
 type Result struct {
 	Digest string
-	Err    error
+	// Index is true when the digest is a multi-platform index's: pods may
+	// then report the digest of their platform's manifest instead.
+	Index bool
+	Err   error
 }
 
 // Resolver looks up the digests of image tags.
@@ -215,14 +219,14 @@ func (res *Resolver) ResolveLookups(ctx context.Context, lookups []Lookup) map[s
 					mu.Unlock()
 					return
 				}
-				d, err := res.resolve(ctx, rc, unique[k])
+				d, index, err := res.resolve(ctx, rc, unique[k])
 				if _, blocked := res.tr.blockedUntil(hostPort(g.host)); blocked && err != nil {
 					// regclient wraps transport errors beyond errors.Is.
 					err = fmt.Errorf("%w: %v", ErrRateLimited, err)
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				out[k] = Result{Digest: d, Err: err}
+				out[k] = Result{Digest: d, Index: index, Err: err}
 				if err != nil && errors.Is(err, errs.ErrHTTPUnauthorized) && refused == nil {
 					refused = err
 					res.opts.Log.Error("registry refused the credentials; skipping its other images this run",
@@ -295,19 +299,21 @@ func (res *Resolver) client(h Host, creds Credentials) *regclient.RegClient {
 }
 
 // resolve returns the digest r's tag points at, with one HEAD request.
-func (res *Resolver) resolve(ctx context.Context, rc *regclient.RegClient, r ref.Ref) (string, error) {
+func (res *Resolver) resolve(ctx context.Context, rc *regclient.RegClient, r ref.Ref) (string, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
 	defer cancel()
 	m, err := rc.ManifestHead(ctx, r)
 	if err != nil {
-		return "", fmt.Errorf("resolve %s: %w", Key(r), err)
+		return "", false, fmt.Errorf("resolve %s: %w", Key(r), err)
 	}
 	// regclient returns no error when the registry omits the header.
-	d := m.GetDescriptor().Digest.String()
+	desc := m.GetDescriptor()
+	d := desc.Digest.String()
 	if !validDigest(d) {
-		return "", fmt.Errorf("resolve %s: %w (got %q)", Key(r), ErrNoDigest, d)
+		return "", false, fmt.Errorf("resolve %s: %w (got %q)", Key(r), ErrNoDigest, d)
 	}
-	return d, nil
+	mt := desc.MediaType
+	return d, mt == mediatype.OCI1ManifestList || mt == mediatype.Docker2ManifestList, nil
 }
 
 // warnRateLimits logs once per host whose rate limit is running low, as
