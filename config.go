@@ -66,6 +66,7 @@ type Config struct {
 	Rollback            bool          `envconfig:"URUNNER_CONF_ROLLBACK" default:"false" desc:"roll a failed rollout back to its previous template (needs URUNNER_CONF_VERIFY_ROLLOUT)"`
 	RunningPods         bool          `envconfig:"URUNNER_CONF_RUNNING_PODS" default:"false" desc:"read the digests the workloads' ready pods run (one LIST of pods): no restart when they all run the new digest already; needs list on pods"`
 	FirstRun            string        `envconfig:"URUNNER_CONF_FIRST_RUN" default:"baseline" desc:"first sight of a workload: baseline (record only) or converge (restart it when its ready pods run another digest; needs URUNNER_CONF_RUNNING_PODS)"`
+	Platforms           string        `envconfig:"URUNNER_CONF_PLATFORMS" desc:"platform-aware restarts: the platforms your nodes run, e.g. linux/amd64,linux/arm64; a moved multi-platform index restarts only if one of their manifests moved (one GET of the index)"`
 	RestartMode         string        `envconfig:"URUNNER_CONF_RESTART_MODE" default:"annotation" desc:"annotation (set kubectl.kubernetes.io/restartedAt) or pin (set the container image to tag@digest, for nodes that must pull deterministically)"`
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
@@ -154,6 +155,11 @@ func (c *Config) validate() error {
 	case "", "json":
 	default:
 		return badConfig("URUNNER_CONF_REPORT: want json or nothing, got %q", c.Report)
+	}
+	for _, p := range c.platforms() {
+		if parts := strings.Split(p, "/"); len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return badConfig("URUNNER_CONF_PLATFORMS: %q is not os/arch[/variant]", p)
+		}
 	}
 	switch c.FirstRun {
 	case "baseline":
@@ -284,6 +290,17 @@ func (c *Config) kinds() ([]string, error) {
 		return nil, badConfig("URUNNER_CONF_WORKLOAD_KINDS: name at least one of %s", strings.Join(kube.Kinds, ", "))
 	}
 	return out, nil
+}
+
+// platforms splits URUNNER_CONF_PLATFORMS.
+func (c *Config) platforms() []string {
+	var out []string
+	for _, p := range strings.Split(c.Platforms, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // acceptList splits DOCKER_API_ACCEPT_HEADER.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -28,6 +29,9 @@ type observed struct {
 	// URUNNER_CONF_RUNNING_PODS; empty otherwise).
 	Running  []string
 	AllReady bool
+	// Children are the current index's child digests for the watched
+	// platforms, when fetched (URUNNER_CONF_PLATFORMS); nil otherwise.
+	Children map[string]string
 }
 
 // observation is a listed workload and its containers.
@@ -39,6 +43,8 @@ type observation struct {
 // change is one container whose digest moved.
 type change struct {
 	Container, Image, From, To string
+	// Platforms are the new index's children, recorded with the digest.
+	Platforms map[string]string
 }
 
 // cachedRisk is a moved container whose pull policy lets a node start the
@@ -68,7 +74,7 @@ func (r restart) digests() map[string]string {
 func (r restart) record(cs *state.Changes, at time.Time) {
 	k := keyOf(r.Workload)
 	for _, c := range r.Changes {
-		cs.Put(k, c.Container, state.Entry{Image: c.Image, Digest: c.To, Restarted: at})
+		cs.Put(k, c.Container, state.Entry{Image: c.Image, Digest: c.To, Restarted: at, Platforms: c.Platforms})
 	}
 }
 
@@ -97,6 +103,9 @@ type plan struct {
 	// AlreadyRunning counts moved containers whose ready pods all run the
 	// new digest already: recorded, not restarted.
 	AlreadyRunning int
+	// OtherPlatforms counts moved indexes whose watched platforms' children
+	// did not move: recorded, not restarted.
+	OtherPlatforms int
 }
 
 // decideOptions are the policy's settings.
@@ -109,6 +118,9 @@ type decideOptions struct {
 	// converge restarts, on first sight, a workload whose ready pods all
 	// run another digest than the registry's (first-run policy converge).
 	converge bool
+	// platformAware restarts for a moved index only when the children of
+	// the watched platforms moved.
+	platformAware bool
 	// hold, when set, says why a workload may not restart now ("" if it
 	// may): a cooldown not yet over, a closed maintenance window.
 	hold func(w kube.Workload, lastRestart time.Time, now time.Time) string
@@ -160,24 +172,28 @@ func decide(st state.State, obs []observation, opts decideOptions) plan {
 				// The pods run something else than the tag names now. An
 				// index's digest is not compared: pods may report their
 				// platform's manifest digest instead.
-				r.Changes = append(r.Changes, change{Container: c.Name, Image: c.Image, From: c.Running[0], To: c.Digest})
+				r.Changes = append(r.Changes, change{Container: c.Name, Image: c.Image, From: c.Running[0], To: c.Digest, Platforms: c.Children})
 			case !ok || old.Image != c.Image:
-				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest})
+				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Platforms: c.Children})
 				p.Baselined++
 			case old.Digest == c.Digest:
 			case runsOnly(c.Digest):
 				// Someone (or something) restarted it already.
-				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Restarted: old.Restarted})
+				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Restarted: old.Restarted, Platforms: c.Children})
 				p.AlreadyRunning++
+			case opts.platformAware && c.Index && len(c.Children) > 0 && maps.Equal(old.Platforms, c.Children):
+				// The index moved for platforms no pod runs on.
+				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Restarted: old.Restarted, Platforms: c.Children})
+				p.OtherPlatforms++
 			case o.Workload.RestartedFor[c.Name] == c.Digest:
-				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Restarted: old.Restarted})
+				p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Restarted: old.Restarted, Platforms: c.Children})
 				p.AlreadyDone++
 			default:
-				ch := change{Container: c.Name, Image: c.Image, From: old.Digest, To: c.Digest}
+				ch := change{Container: c.Name, Image: c.Image, From: old.Digest, To: c.Digest, Platforms: c.Children}
 				if c.PullPolicy == string(corev1.PullIfNotPresent) || c.PullPolicy == string(corev1.PullNever) {
 					p.Cached = append(p.Cached, cachedRisk{Workload: o.Workload, change: ch, PullPolicy: c.PullPolicy})
 					if opts.skipCached {
-						p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest})
+						p.Changes.Put(k, c.Name, state.Entry{Image: c.Image, Digest: c.Digest, Platforms: c.Children})
 						continue
 					}
 				}

@@ -337,7 +337,14 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		}
 	}
 
-	p := decide(snap.State, obs, decideOptions{skipCached: a.cfg.PullPolicy == "skip", now: a.now(), hold: a.hold, converge: a.cfg.FirstRun == "converge"})
+	if platforms := a.cfg.platforms(); len(platforms) > 0 {
+		a.addChildren(ctx, snap.State, obs, results, lookups, platforms)
+	}
+	p := decide(snap.State, obs, decideOptions{skipCached: a.cfg.PullPolicy == "skip", now: a.now(), hold: a.hold,
+		converge: a.cfg.FirstRun == "converge", platformAware: len(a.cfg.platforms()) > 0})
+	if p.OtherPlatforms > 0 {
+		a.log.Info("multi-platform images moved only for platforms not watched (URUNNER_CONF_PLATFORMS): recorded, not restarted", "containers", p.OtherPlatforms)
+	}
 	if p.AlreadyRunning > 0 {
 		a.log.Info("moved images already running on every ready pod: recorded, not restarted", "containers", p.AlreadyRunning)
 	}
@@ -475,6 +482,45 @@ func (a *app) classify(workloads []kube.Workload) ([]ref.Ref, []observation) {
 		obs = append(obs, o)
 	}
 	return refs, obs
+}
+
+// addChildren fetches, once per moved or new multi-platform index, its
+// children for the watched platforms (one GET of the index, never a layer)
+// and gives them to the observations. In a steady state it fetches nothing.
+func (a *app) addChildren(ctx context.Context, st state.State, obs []observation, results map[string]registry.Result, lookups []registry.Lookup, platforms []string) {
+	need := map[string]bool{}
+	for _, o := range obs {
+		k := keyOf(o.Workload)
+		for _, c := range o.Containers {
+			r, ok := results[c.Image]
+			if c.Image == "" || !ok || r.Err != nil || !r.Index {
+				continue
+			}
+			if old, known := st.Get(k, c.Name); !known || old.Digest != r.Digest || old.Image != c.Image {
+				need[c.Image] = true
+			}
+		}
+	}
+	children := map[string]map[string]string{}
+	for _, l := range lookups {
+		key := registry.Key(l.Ref)
+		if !need[key] {
+			continue
+		}
+		ch, err := a.resolver.Children(ctx, l.Ref, results[key].Digest, platforms)
+		if err != nil {
+			a.log.Warn("cannot read the index's platforms; a move restarts as without URUNNER_CONF_PLATFORMS", "image", key, "error", err)
+			continue
+		}
+		children[key] = ch
+	}
+	for i := range obs {
+		for j, c := range obs[i].Containers {
+			if ch, ok := children[c.Image]; ok {
+				obs[i].Containers[j].Children = ch
+			}
+		}
+	}
 }
 
 // unpinned returns the image urunner tracks for c: in pin mode, an image

@@ -13,6 +13,7 @@ import (
 	"github.com/regclient/regclient/config"
 	"github.com/regclient/regclient/scheme/reg"
 	"github.com/regclient/regclient/types/errs"
+	"github.com/regclient/regclient/types/manifest"
 	"github.com/regclient/regclient/types/mediatype"
 	"github.com/regclient/regclient/types/ref"
 )
@@ -296,6 +297,54 @@ func (res *Resolver) client(h Host, creds Credentials) *regclient.RegClient {
 		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{Transport: res.tr})),
 		regclient.WithRetryLimit(2),
 	)
+}
+
+// Children fetches the index r names at digest, with one GET of the index
+// (never of a layer), and returns the child manifest digest of each of the
+// given platforms ("linux/amd64") it lists; a platform it lacks is absent.
+func (res *Resolver) Children(ctx context.Context, r ref.Ref, digest string, platforms []string) (map[string]string, error) {
+	h, ok := res.hosts[r.Registry]
+	if !ok {
+		return nil, fmt.Errorf("index %s: registry not watched", Key(r))
+	}
+	hc := res.credentials(ctx, map[string]*group{r.Registry: {host: r.Registry}})[r.Registry]
+	if hc.err != nil {
+		return nil, hc.err
+	}
+	ctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
+	defer cancel()
+	m, err := res.client(h, hc.creds).ManifestGet(ctx, r.SetDigest(digest))
+	if err != nil {
+		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
+	}
+	idx, ok := m.(manifest.Indexer)
+	if !ok {
+		return nil, fmt.Errorf("get index %s@%s: not an index", Key(r), digest)
+	}
+	list, err := idx.GetManifestList()
+	if err != nil {
+		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
+	}
+	want := map[string]bool{}
+	for _, p := range platforms {
+		want[p] = true
+	}
+	out := map[string]string{}
+	for _, d := range list {
+		if d.Platform == nil {
+			continue
+		}
+		p := d.Platform.OS + "/" + d.Platform.Architecture
+		if d.Platform.Variant != "" && want[p+"/"+d.Platform.Variant] {
+			p += "/" + d.Platform.Variant
+		}
+		if want[p] {
+			if _, dup := out[p]; !dup {
+				out[p] = d.Digest.String()
+			}
+		}
+	}
+	return out, nil
 }
 
 // resolve returns the digest r's tag points at, with one HEAD request.

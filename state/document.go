@@ -10,6 +10,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -29,19 +30,24 @@ const DataKey = "state.json.gz"
 //	{"version":2,
 //	 "images":["registry.example.com/team/app:latest@sha256:…", …],
 //	 "workloads":{"namespace/Deployment/name":{"container":0, …}, …},
-//	 "restarted":{"namespace/Deployment/name":1764028800, …}}
+//	 "restarted":{"namespace/Deployment/name":1764028800, …},
+//	 "platforms":{"0":{"linux/amd64":"sha256:…"}, …}}
 //
 // Each distinct image@digest is stored once and containers refer to it by
 // index: thousands of workloads share a few hundred images, and interning
 // keeps the ConfigMap far below its 1 MiB limit (see BENCHMARKS.md).
 // "restarted" is when urunner last restarted a workload (Unix seconds), for
-// cooldowns. Version 1 is the same without "restarted"; it is read, and
-// rewritten as version 2.
+// cooldowns. "platforms" holds, for an image that is a multi-platform index
+// (by its position in "images"), the child manifest digests of the
+// platforms urunner watches, for platform-aware restarts. Version 1 is the
+// same without "restarted" and "platforms"; it is read, and rewritten as
+// version 2.
 type Document struct {
-	Version   int                       `json:"version"`
-	Images    []string                  `json:"images"`
-	Workloads map[string]map[string]int `json:"workloads"`
-	Restarted map[string]int64          `json:"restarted,omitempty"`
+	Version   int                          `json:"version"`
+	Images    []string                     `json:"images"`
+	Workloads map[string]map[string]int    `json:"workloads"`
+	Restarted map[string]int64             `json:"restarted,omitempty"`
+	Platforms map[string]map[string]string `json:"platforms,omitempty"`
 }
 
 // ErrCorrupt marks a stored document that cannot be read. urunner never
@@ -73,6 +79,12 @@ func Encode(s State) ([]byte, error) {
 				i = len(doc.Images)
 				index[img] = i
 				doc.Images = append(doc.Images, img)
+			}
+			if len(e.Platforms) > 0 {
+				if doc.Platforms == nil {
+					doc.Platforms = map[string]map[string]string{}
+				}
+				doc.Platforms[strconv.Itoa(i)] = e.Platforms
 			}
 			refs[name] = i
 		}
@@ -151,6 +163,19 @@ func DecodeJSON(raw []byte) (State, error) {
 		}
 		images[i] = split{img[:at], img[at+1:]}
 	}
+	platforms := map[int]map[string]string{}
+	for is, ps := range doc.Platforms {
+		i, err := strconv.Atoi(is)
+		if err != nil || i < 0 || i >= len(images) {
+			return nil, fmt.Errorf("%w: platforms names image %q of %d", ErrCorrupt, is, len(images))
+		}
+		for p, d := range ps {
+			if !digestRE.MatchString(d) || strings.Count(p, "/") < 1 {
+				return nil, fmt.Errorf("%w: platforms[%s][%q] = %q is not platform → sha256 digest", ErrCorrupt, is, p, d)
+			}
+		}
+		platforms[i] = ps
+	}
 	s := make(State, len(doc.Workloads))
 	for ks, cs := range doc.Workloads {
 		k, err := parseKey(ks)
@@ -168,7 +193,7 @@ func DecodeJSON(raw []byte) (State, error) {
 			if i < 0 || i >= len(images) {
 				return nil, fmt.Errorf("%w: workload %q container %q refers to image %d of %d", ErrCorrupt, ks, name, i, len(images))
 			}
-			m[name] = Entry{Image: images[i].image, Digest: images[i].digest}
+			m[name] = Entry{Image: images[i].image, Digest: images[i].digest, Platforms: platforms[i]}
 		}
 		if at, ok := doc.Restarted[ks]; ok {
 			if at <= 0 {

@@ -30,7 +30,7 @@ func sample() State {
 		{"shop", "Deployment", "web"}: {
 			"app":     {Image: "registry.example.com:5000/shop/web:latest", Digest: d1, Restarted: restartedAt},
 			"migrate": {Image: "registry.example.com:5000/shop/web:latest", Digest: d1, Restarted: restartedAt},
-			"proxy":   {Image: "docker.io/library/nginx:1.27", Digest: d2, Restarted: restartedAt},
+			"proxy":   {Image: "docker.io/library/nginx:1.27", Digest: d2, Restarted: restartedAt, Platforms: map[string]string{"linux/amd64": d1}},
 		},
 		{"shop", "Deployment", "worker"}: {
 			"app": {Image: "registry.example.com:5000/shop/web:latest", Digest: d2},
@@ -102,7 +102,7 @@ func TestDecodeVersion1(t *testing.T) {
 	want := sample()
 	for _, cs := range want {
 		for n, e := range cs {
-			e.Restarted = time.Time{}
+			e.Restarted, e.Platforms = time.Time{}, nil
 			cs[n] = e
 		}
 	}
@@ -150,6 +150,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"not JSON", `{"version":1,`, "unexpected end"},
 		{"no version", `{"images":[],"workloads":{}}`, "no version"},
 		{"a newer version is refused, not rewritten", `{"version":3,"images":[],"workloads":{}}`, "version 3"},
+		{"platforms of an unknown image", `{"version":2,"images":[],"workloads":{},"platforms":{"0":{"linux/amd64":"` + d1 + `"}}}`, "platforms names image"},
+		{"platform digest malformed", `{"version":2,"images":["a/b:c@` + d1 + `"],"workloads":{},"platforms":{"0":{"linux/amd64":"x"}}}`, "not platform"},
 		{"restart time of an unknown workload", `{"version":2,"images":[],"workloads":{},"restarted":{"a/b/c":5}}`, "has no containers"},
 		{"unknown field", `{"version":1,"images":[],"workloads":{},"extra":1}`, "unknown field"},
 		{"image without digest", `{"version":1,"images":["a/b:c"],"workloads":{}}`, "not image@sha256"},

@@ -35,6 +35,9 @@ type Entry struct {
 	// Restarted is when urunner last restarted the workload (zero: never,
 	// or before urunner recorded it). It is stored once per workload.
 	Restarted time.Time
+	// Platforms are, when Digest is a multi-platform index's, its child
+	// manifest digests for the watched platforms; stored once per image.
+	Platforms map[string]string
 }
 
 // State maps each workload to its containers' entries.
