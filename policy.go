@@ -54,3 +54,13 @@ func (a *app) warnGitOps(restarts []restart) {
 			"annotations", kube.RestartedAtAnnotation+","+kube.RestartedForAnnotation)
 	}
 }
+
+// restartTime is what a restart at at records: the time, when a cooldown
+// may need it, else nothing. Each stored time costs state bytes for as
+// long as the workload lives (see BENCHMARKS.md).
+func (a *app) restartTime(w kube.Workload, at time.Time) time.Time {
+	if _, ok := w.Annotations[kube.CooldownAnnotation]; ok || a.cfg.Cooldown > 0 {
+		return at
+	}
+	return time.Time{}
+}

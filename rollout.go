@@ -43,7 +43,7 @@ func (a *app) verifyRollouts(ctx context.Context, s *summary) (failed int) {
 				a.log.Warn("rollout not verified", append(attrs, "error", err)...)
 			case res == kube.RolloutComplete:
 				a.log.Info("rollout complete", attrs...)
-				a.event(ctx, w, corev1.EventTypeNormal, "RolloutComplete", "the restart urunner made rolled out: "+msg, "complete")
+				a.queueEvent(w, corev1.EventTypeNormal, "RolloutComplete", "the restart urunner made rolled out: "+msg, "complete")
 			case res == kube.RolloutFailed:
 				mu.Lock()
 				failed++
@@ -59,7 +59,7 @@ func (a *app) verifyRollouts(ctx context.Context, s *summary) (failed int) {
 				} else {
 					a.log.Error("rollout failed", attrs...)
 				}
-				a.event(context.WithoutCancel(ctx), w, corev1.EventTypeWarning, "RolloutFailed", "the restart urunner made did not roll out: "+msg, msg)
+				a.queueEvent(w, corev1.EventTypeWarning, "RolloutFailed", "the restart urunner made did not roll out: "+msg, msg)
 			default:
 				a.log.Warn("rollout unfinished when urunner stopped waiting", attrs...)
 			}

@@ -132,6 +132,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 type app struct {
 	cfg      Config
 	log      *slog.Logger
+	events   *kube.Client // Events, on their own client rate limit
+	queued   []queuedEvent
+	queueMu  sync.Mutex
+	risky    map[state.Key][]cachedRisk
 	out      io.Writer // the dry run's plan
 	kube     *kube.Client
 	store    *state.Store
@@ -162,6 +166,12 @@ func wire(cfg Config, log *slog.Logger, h hooks) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	// Events get a client of their own, so their writes never slow the
+	// restarts down by sharing the PATCHes' rate limit.
+	ecs, err := kubernetes.NewForConfig(rest.CopyConfig(rc))
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
 	if cfg.StateNamespace != "" {
 		ns = cfg.StateNamespace
 	}
@@ -183,6 +193,7 @@ func wire(cfg Config, log *slog.Logger, h hooks) (*app, error) {
 		cfg:      cfg,
 		log:      log,
 		kube:     kube.New(cs),
+		events:   kube.New(ecs),
 		store:    state.NewStore(cs.CoreV1(), ns, cfg.StateConfigMap),
 		resolver: res,
 		now:      time.Now,
@@ -369,9 +380,9 @@ func (a *app) run(ctx context.Context) (summary, error) {
 		printPlan(a.out, snap.State, obs, results, p)
 		return s, nil
 	}
-	a.warnCached(ctx, p.Cached)
+	a.risky = a.warnCached(p.Cached)
 	if a.cfg.Events {
-		a.lookupFailureEvents(ctx, obs, results)
+		a.lookupFailureEvents(obs, results)
 	}
 
 	var capErr error
@@ -386,20 +397,31 @@ func (a *app) run(ctx context.Context) (summary, error) {
 	a.warnGitOps(p.Restarts)
 	restarted, failed := a.restartAll(ctx, p.Restarts, &p.Changes, &s)
 	s.Restarted, s.Failed = restarted, s.Failed+failed
-	if a.cfg.VerifyRollout {
-		s.Failed += a.verifyRollouts(ctx, &s)
-	}
 
 	// Save even when the run was cancelled (SIGTERM, deadline): the
 	// patches already made must be remembered, or the next run would
 	// restart those workloads again. 10s fits Kubernetes' default 30s
-	// termination grace period.
+	// termination grace period. The state goes first; Events and the
+	// rollout wait come after, as they cannot lose anything.
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if p.Changes.Len() > 0 || !snap.Exists {
 		p.Changes.SetReport(s.runReport(a.cfg.ClusterName, exitOK, nil, a.resolver.Requests()).stored())
 		if err := a.store.Save(saveCtx, snap, &p.Changes); err != nil {
 			return s, err
+		}
+	}
+	a.flushEvents(ctx)
+	if a.cfg.VerifyRollout && len(s.restartedWorkloads) > 0 {
+		s.Failed += a.verifyRollouts(ctx, &s)
+		a.flushEvents(ctx)
+		// The rollouts' outcome joins the report kept in the state.
+		var report state.Changes
+		report.SetReport(s.runReport(a.cfg.ClusterName, exitOK, nil, a.resolver.Requests()).stored())
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer rcancel()
+		if err := a.store.Save(rctx, snap, &report); err != nil {
+			a.log.Warn("rollout results not kept in the state", "error", err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -594,14 +616,14 @@ func (a *app) restartAll(ctx context.Context, restarts []restart, changes *state
 				failed++
 				s.failures = append(s.failures, notify.Failure{Namespace: r.Workload.Namespace, Kind: r.Workload.Kind, Name: r.Workload.Name, Error: err.Error()})
 				a.log.Error("restart failed; stored digest kept, next run retries", "namespace", r.Workload.Namespace, strings.ToLower(r.Workload.Kind), r.Workload.Name, "error", err)
-				a.event(ctx, r.Workload, corev1.EventTypeWarning, kube.ReasonRestartFailed, fmt.Sprintf("urunner could not restart it: %v", err), err.Error())
+				a.queueEvent(r.Workload, corev1.EventTypeWarning, kube.ReasonRestartFailed, fmt.Sprintf("urunner could not restart it: %v", err), err.Error())
 			case outcome == kube.NowPaused:
 				a.log.Info("paused since listed; restart deferred", "namespace", r.Workload.Namespace, "deployment", r.Workload.Name)
 			case outcome == kube.AlreadyRestarted:
-				r.record(changes, at)
+				r.record(changes, a.restartTime(r.Workload, at))
 				a.log.Info("already restarted for this digest by another run", "namespace", r.Workload.Namespace, strings.ToLower(r.Workload.Kind), r.Workload.Name)
 			default:
-				r.record(changes, at)
+				r.record(changes, a.restartTime(r.Workload, at))
 				restarted++
 				s.restartedWorkloads = append(s.restartedWorkloads, r.Workload)
 				a.logRestart("restarted", r)
@@ -609,11 +631,7 @@ func (a *app) restartAll(ctx context.Context, restarts []restart, changes *state
 					s.restarts = append(s.restarts, notify.Restart{Namespace: r.Workload.Namespace, Kind: r.Workload.Kind, Name: r.Workload.Name,
 						Container: c.Container, Image: c.Image, From: c.From, To: c.To})
 				}
-				var msgs []string
-				for _, c := range r.Changes {
-					msgs = append(msgs, fmt.Sprintf("container %s image %s: %s → %s", c.Container, c.Image, c.From, c.To))
-				}
-				a.event(ctx, r.Workload, corev1.EventTypeNormal, kube.ReasonDigestChanged, "restarted by urunner: "+strings.Join(msgs, "; "), strings.Join(msgs, ";"))
+				a.restartEvent(r)
 			}
 		}()
 	}
