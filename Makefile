@@ -59,3 +59,9 @@ testenv-down:
 
 clean:
 	rm -rf bin
+
+# Figures of urunner at scale on a fresh test ground, beside their targets
+# (BENCHMARKS.md). Flags scale it: go run ./bench -help.
+.PHONY: bench
+bench: build
+	$(GO) run ./bench -urunner bin/urunner

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRequestKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, url, want string
+	}{
+		{"namespace LIST by label", "GET", "/api/v1/namespaces?labelSelector=urunner%3Denable&limit=500", "list namespaces"},
+		{"namespace GET", "GET", "/api/v1/namespaces/default", "get namespaces"},
+		{"namespace status", "PUT", "/api/v1/namespaces/shop/status", "update namespaces/status"},
+		{"cluster-wide Deployment LIST", "GET", "/apis/apps/v1/deployments?limit=500", "list deployments"},
+		{"namespaced Deployment LIST", "GET", "/apis/apps/v1/namespaces/shop/deployments", "list deployments"},
+		{"Deployment GET", "GET", "/apis/apps/v1/namespaces/shop/deployments/web", "get deployments"},
+		{"Deployment PATCH", "PATCH", "/apis/apps/v1/namespaces/shop/deployments/web", "patch deployments"},
+		{"Deployment status", "PUT", "/apis/apps/v1/namespaces/shop/deployments/web/status", "update deployments/status"},
+		{"state GET", "GET", "/api/v1/namespaces/default/configmaps/urunner-state", "get configmaps"},
+		{"state create", "POST", "/api/v1/namespaces/default/configmaps", "create configmaps"},
+		{"state update", "PUT", "/api/v1/namespaces/default/configmaps/urunner-state", "update configmaps"},
+		{"watch", "GET", "/api/v1/namespaces/default/configmaps?watch=true", "watch configmaps"},
+		{"delete collection", "DELETE", "/api/v1/namespaces/default/configmaps", "deletecollection configmaps"},
+		{"core discovery", "GET", "/api", "get discovery"},
+		{"group discovery", "GET", "/apis/apps/v1", "get discovery"},
+		{"non-resource", "GET", "/version", "get nonresource"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := url.Parse(tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := requestKey(tc.method, u); got != tc.want {
+				t.Errorf("requestKey(%s %s) = %q, want %q", tc.method, tc.url, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseLogFindsTheSummary(t *testing.T) {
+	log := strings.Join([]string{
+		"Nov 24 23:51:00.000 INF restarted namespace=shop deployment=web container=app image=r/a:latest from=sha256:1 to=sha256:2",
+		"Nov 24 23:51:00.001 WRN lookup failed; workloads on this image keep their stored digest image=r/b:latest error=\"not found\"",
+		"\x1b[2mNov 24 23:51:00.002\x1b[0m INF run finished namespaces=1 workloads=2 images=1 resolved=1 changed=1 restarted=1 baselined=0 failed=0 dry_run=false duration=71ms",
+	}, "\n")
+	l, err := parseLog(strings.NewReader(log), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	summary, problems := l.summary, l.problems
+	want := map[string]string{
+		"namespaces": "1", "workloads": "2", "images": "1", "resolved": "1", "changed": "1",
+		"restarted": "1", "baselined": "0", "failed": "0", "dry_run": "false", "duration": "71ms",
+	}
+	if d := cmp.Diff(want, summary); d != "" {
+		t.Errorf("summary (-want +got):\n%s", d)
+	}
+	if len(problems) != 1 || l.warnings != 1 || l.errors != 0 {
+		t.Errorf("problems = %q, %d warnings, %d errors; want the WRN line", problems, l.warnings, l.errors)
+	}
+}
+
+func TestParseAttrsQuoted(t *testing.T) {
+	got := parseAttrs(`error="a b c" n=3`)
+	want := map[string]string{"error": "a b c", "n": "3"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("parseAttrs (-want +got):\n%s", d)
+	}
+}
+
+func TestPlanExpectations(t *testing.T) {
+	p := newPlan(1, 10, 8, 100, 10, 30, 3)
+	e := p.expect(nil)
+	refs := 0
+	for _, n := range e.refsPerHost {
+		refs += n
+	}
+	if refs == 0 || refs > 30 {
+		t.Errorf("unique refs looked up = %d, want 1..30", refs)
+	}
+	if e.restarts != 0 {
+		t.Errorf("restarts with nothing moved = %d, want 0", e.restarts)
+	}
+	moved := p.takeRefsForRestarts(20)
+	if got := p.expect(moved).restarts; got < 20 {
+		t.Errorf("restarts after takeRefsForRestarts(20) = %d, want at least 20", got)
+	}
+}
