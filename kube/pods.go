@@ -80,6 +80,7 @@ func (c *Client) Running(ctx context.Context, workloads []Workload) (map[string]
 		return c.cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, o)
 	})
 	p.PageSize = PageSize
+	p.PageBufferSize = 1 // see Workloads
 	// As in Workloads: never fall back to one unpaginated list.
 	p.FullListIfExpired = false
 	err := p.EachListItem(ctx, metav1.ListOptions{FieldSelector: activePods}, func(obj runtime.Object) error {

@@ -181,6 +181,9 @@ func (c *Client) Workloads(ctx context.Context, namespaces []string, kinds []str
 		}
 		p := pager.New(list)
 		p.PageSize = PageSize
+		// One page decoded ahead, not client-go's ten: at 50,000
+		// Deployments the buffered pages dominate the run's memory.
+		p.PageBufferSize = 1
 		// Never fall back to an unpaginated list: on thousands of objects
 		// it is the one call that can time out or exhaust the API server.
 		p.FullListIfExpired = false

@@ -131,6 +131,48 @@ func (res *Resolver) ResolveAll(ctx context.Context, refs []ref.Ref) map[string]
 	return res.ResolveLookups(ctx, ls)
 }
 
+// lookup resolves one key under its host's semaphore, records the result
+// in out and, on the first refused credentials, marks the group refused.
+func (res *Resolver) lookup(ctx context.Context, rc *regclient.RegClient, g *group, k string, r ref.Ref, sem chan struct{}, mu *sync.Mutex, out map[string]Result, refused *error, source string) {
+	select {
+	case sem <- struct{}{}:
+		defer func() { <-sem }()
+	case <-ctx.Done():
+		mu.Lock()
+		out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, ctx.Err())}
+		mu.Unlock()
+		return
+	}
+	mu.Lock()
+	skip := *refused != nil
+	mu.Unlock()
+	if skip {
+		mu.Lock()
+		out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, ErrHostFailed)}
+		mu.Unlock()
+		return
+	}
+	if until, blocked := res.tr.blockedUntil(hostPort(g.host)); blocked {
+		mu.Lock()
+		out[k] = Result{Err: fmt.Errorf("resolve %s: %w (until %s)", k, ErrRateLimited, until.UTC().Format(time.RFC3339))}
+		mu.Unlock()
+		return
+	}
+	d, index, err := res.resolve(ctx, rc, r)
+	if _, blocked := res.tr.blockedUntil(hostPort(g.host)); blocked && err != nil {
+		// regclient wraps transport errors beyond errors.Is.
+		err = fmt.Errorf("%w: %v", ErrRateLimited, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out[k] = Result{Digest: d, Index: index, Err: err}
+	if err != nil && errors.Is(err, errs.ErrHTTPUnauthorized) && *refused == nil {
+		*refused = err
+		res.opts.Log.Error("registry refused the credentials; skipping its other images this run",
+			"registry", g.host, "credentials", source, "error", err)
+	}
+}
+
 // group is the lookups that share a host and credentials, and so a client.
 type group struct {
 	host string
@@ -192,49 +234,27 @@ func (res *Resolver) ResolveLookups(ctx context.Context, lookups []Lookup) map[s
 			creds, source = *g.pull, "pull secret credentials"
 		}
 		rc := res.client(res.hosts[g.host], creds)
-		var refused error
-		for _, k := range g.keys {
-			sem := sems[g.host]
+		var (
+			refused error
+			next    = make(chan string)
+		)
+		// A fixed pool per group, bounded by its host's concurrency: a
+		// goroutine per reference would park thousands on a semaphore.
+		sem := sems[g.host]
+		workers := min(cap(sem), len(g.keys))
+		for range workers {
 			wg.Go(func() {
-				select {
-				case sem <- struct{}{}:
-					defer func() { <-sem }()
-				case <-ctx.Done():
-					mu.Lock()
-					out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, ctx.Err())}
-					mu.Unlock()
-					return
-				}
-				mu.Lock()
-				skip := refused != nil
-				mu.Unlock()
-				if skip {
-					mu.Lock()
-					out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, ErrHostFailed)}
-					mu.Unlock()
-					return
-				}
-				if until, blocked := res.tr.blockedUntil(hostPort(g.host)); blocked {
-					mu.Lock()
-					out[k] = Result{Err: fmt.Errorf("resolve %s: %w (until %s)", k, ErrRateLimited, until.UTC().Format(time.RFC3339))}
-					mu.Unlock()
-					return
-				}
-				d, index, err := res.resolve(ctx, rc, unique[k])
-				if _, blocked := res.tr.blockedUntil(hostPort(g.host)); blocked && err != nil {
-					// regclient wraps transport errors beyond errors.Is.
-					err = fmt.Errorf("%w: %v", ErrRateLimited, err)
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				out[k] = Result{Digest: d, Index: index, Err: err}
-				if err != nil && errors.Is(err, errs.ErrHTTPUnauthorized) && refused == nil {
-					refused = err
-					res.opts.Log.Error("registry refused the credentials; skipping its other images this run",
-						"registry", g.host, "credentials", source, "error", err)
+				for k := range next {
+					res.lookup(ctx, rc, g, k, unique[k], sem, &mu, out, &refused, source)
 				}
 			})
 		}
+		wg.Go(func() {
+			defer close(next)
+			for _, k := range g.keys {
+				next <- k
+			}
+		})
 	}
 	wg.Wait()
 	res.warnRateLimits()
