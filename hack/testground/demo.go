@@ -116,6 +116,19 @@ func demo(ctx context.Context, args []string) error {
 		a := d.Spec.Template.Annotations
 		fmt.Printf("   deployment/%s  restartedAt=%q  %s=%s\n", name, a[kube.RestartedAtAnnotation], kube.RestartedForAnnotation, a[kube.RestartedForAnnotation])
 	}
+	web, err := cs.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	evs, err := cs.CoreV1().Events("shop").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(web.UID)})
+	if err != nil {
+		return err
+	}
+	for _, e := range evs.Items {
+		if e.Source.Component == "urunner" {
+			fmt.Printf("   event on deployment/web (kubectl describe shows it): %s %s: %s\n", e.Type, e.Reason, e.Message)
+		}
+	}
 	rs, err := waitReplicaSets(ctx, cs, "web", 2)
 	if err != nil {
 		return err
