@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,5 +110,29 @@ func TestTLSVerificationIsPerHostAndExplicit(t *testing.T) {
 	}
 	if len(g.stored()) != 1 {
 		t.Error("with verification off, the lookup did not succeed")
+	}
+}
+
+// Docker Hub (and any registry following the RateLimit headers draft)
+// reports its pull budget; urunner warns once when a tenth or less is left.
+func TestLowRateLimitBudgetIsWarnedAbout(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	d := g.push("team/app:latest", "v1")
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/app:latest"))
+	g.reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodHead {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		w.Header().Set("Docker-Content-Digest", d)
+		w.Header().Set("RateLimit-Limit", "100;w=21600")
+		w.Header().Set("RateLimit-Remaining", "7;w=21600")
+		w.WriteHeader(http.StatusOK)
+		return true
+	})
+	o := g.mustRun()
+	if n := strings.Count(o.logs, "registry rate limit running low"); n != 1 || !strings.Contains(o.logs, "remaining=7") || !strings.Contains(o.logs, "window=21600s") {
+		t.Errorf("%d low-budget warnings, want 1 with remaining=7 and window=21600s:\n%s", n, o.logs)
 	}
 }
