@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -163,21 +162,19 @@ func TestShortRetryAfterIsHonoured(t *testing.T) {
 func TestFlippingDigestRestartsOncePerChange(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
 	ns, _ := g.moved(0)
-	a := g.push("team/app:latest", "a")
+	g.push("team/app:latest", "a")
 	g.deploy(ns, "web", g.image("team/app:latest"))
 	g.mustRun()
 	var gens []int64
-	for i, seed := range []string{"b", "a", "a", "b"} {
+	for _, seed := range []string{"b", "a", "a", "b"} {
 		g.push("team/app:latest", seed)
 		g.mustRun()
 		gens = append(gens, g.deployment(ns, "web").Generation)
-		_ = i
 	}
 	// b (restart), a (restart), a (nothing), b (restart)
 	if gens[1] == gens[0] || gens[2] != gens[1] || gens[3] == gens[2] {
 		t.Errorf("generations %v: want a restart per change and none without", gens)
 	}
-	_ = a
 }
 
 // A PATCH the API server refuses leaves that workload's digest alone; the
@@ -295,7 +292,6 @@ func TestUnreachableAPIServerChangesNothing(t *testing.T) {
 	}
 	t.Setenv("KUBECONFIG", cluster.KubeconfigPath)
 	g.unchanged(ns, names, before)
-	_ = os.Getenv
 }
 
 // SIGTERM after the first restart: the PATCHes in flight are seen

@@ -60,12 +60,11 @@ func TestMixedRegistriesInOneRun(t *testing.T) {
 	if got := len(anon.stored()); got != 3 {
 		t.Fatalf("baselined %d workloads, want 3:\n%s", got, o.logs)
 	}
-	for name, r := range regs {
+	for _, r := range regs {
 		if _, err := r.PushImage(ctx, "team/app:latest", "v2"); err != nil {
 			t.Fatal(err)
 		}
 		r.ResetRequests()
-		_ = name
 	}
 	o = anon.mustRun()
 	for name, r := range regs {

@@ -39,8 +39,6 @@ const (
 type hooks struct {
 	// wrapKube wraps the Kubernetes API transport (to count requests).
 	wrapKube func(http.RoundTripper) http.RoundTripper
-	// onResolver receives the registry resolver once built.
-	onResolver func(*registry.Resolver)
 }
 
 // patchWorkers bounds concurrent PATCHes; client-go's QPS limiter is the
@@ -185,9 +183,6 @@ func wire(cfg Config, log *slog.Logger, h hooks) (*app, error) {
 	})
 	if err != nil {
 		return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: %v", err)
-	}
-	if h.onResolver != nil {
-		h.onResolver(res)
 	}
 	return &app{
 		cfg:      cfg,

@@ -167,7 +167,9 @@ func TestTwoChangedContainersMakeOnePatch(t *testing.T) {
 		t.Errorf("PATCH deployments = %d, want 1", got)
 	}
 	var rf map[string]string
-	_ = json.Unmarshal([]byte(g.deployment(ns, "web").Spec.Template.Annotations[kube.RestartedForAnnotation]), &rf)
+	if err := json.Unmarshal([]byte(g.deployment(ns, "web").Spec.Template.Annotations[kube.RestartedForAnnotation]), &rf); err != nil {
+		t.Fatal(err)
+	}
 	if diff := cmp.Diff(map[string]string{"app": a, "side": s}, rf); diff != "" {
 		t.Errorf("restarted-for (-want +got):\n%s", diff)
 	}

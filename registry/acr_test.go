@@ -239,6 +239,8 @@ func repoTagRefs(t *testing.T, reg *testground.Registry, repoTags ...string) []r
 	return refs
 }
 
+// resultDigests returns the digest of each result, failing the test on
+// errors; the provider tests share it.
 func resultDigests(t *testing.T, got map[string]Result) map[string]string {
 	t.Helper()
 	out := map[string]string{}

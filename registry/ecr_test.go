@@ -183,20 +183,6 @@ func newCloudResolver(t *testing.T, host string, p Provider) *Resolver {
 	return res
 }
 
-// digests returns the digest of each result, failing the test on errors.
-func cloudDigests(t *testing.T, results map[string]Result) map[string]string {
-	t.Helper()
-	got := map[string]string{}
-	for k, r := range results {
-		if r.Err != nil {
-			t.Errorf("%s: %v", k, r.Err)
-			continue
-		}
-		got[k] = r.Digest
-	}
-	return got
-}
-
 func TestECRResolvesWithOneTokenCallPerRun(t *testing.T) {
 	isolateAWS(t)
 	const password = "ecr-token-password"
@@ -220,7 +206,7 @@ func TestECRResolvesWithOneTokenCallPerRun(t *testing.T) {
 	}
 	res := newCloudResolver(t, reg.Host, p)
 	for run := 1; run <= 2; run++ {
-		got := cloudDigests(t, resolveCloud(t, res, reg.Host, repoTags...))
+		got := resultDigests(t, resolveCloud(t, res, reg.Host, repoTags...))
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("run %d digests (-want +got):\n%s", run, diff)
 		}

@@ -131,7 +131,7 @@ func TestGCPResolvesWithMetadataTokenOncePerRun(t *testing.T) {
 	}
 	res := newCloudResolver(t, reg.Host, p)
 	for run := 1; run <= 2; run++ {
-		got := cloudDigests(t, resolveCloud(t, res, reg.Host, repoTags...))
+		got := resultDigests(t, resolveCloud(t, res, reg.Host, repoTags...))
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("run %d digests (-want +got):\n%s", run, diff)
 		}
