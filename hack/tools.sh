@@ -32,14 +32,16 @@ build_etcd() {
 }
 
 build_kube() {
-	local s; s=$(stamp "$root/hack/tools/kube/go.mod" "$root/hack/tools/kube/go.sum" "$0")
-	if fresh kube-apiserver "$s" && fresh kube-controller-manager "$s"; then return; fi
 	local minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
 	local ld="-s -w"
 	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 		ld+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
 		ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	done
+	# The stamp covers the pins and the flags, not this script: adding
+	# another tool here must not rebuild the API server.
+	local s; s=$(echo "$ld" | stamp "$root/hack/tools/kube/go.mod" "$root/hack/tools/kube/go.sum" /dev/stdin)
+	if fresh kube-apiserver "$s" && fresh kube-controller-manager "$s"; then return; fi
 	for cmd in kube-apiserver kube-controller-manager; do
 		log "building $cmd $KUBE_VERSION (takes minutes the first time)"
 		(cd "$root/hack/tools/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$bin/$cmd" "k8s.io/kubernetes/cmd/$cmd")
