@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # tools.sh builds the programs the test ground runs (etcd, kube-apiserver,
-# kube-controller-manager, helm) from the Go module proxy at pinned versions,
-# into .cache/bin. A program is rebuilt only when its pin changes, so only the
+# kube-controller-manager, helm, and promtool for the chart's alert rules)
+# from the Go module proxy at pinned versions, into .cache/bin. A program is rebuilt only when its pin changes, so only the
 # first run pays for the build (about 10 minutes on 2 cores).
 #
-# Usage: hack/tools.sh [etcd|kube|helm ...]   (no argument: all of them)
+# Usage: hack/tools.sh [etcd|kube|helm|promtool ...]   (no argument: all of them)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +13,10 @@ mkdir -p "$bin"
 
 KUBE_VERSION=v1.37.2
 HELM_VERSION=v3.22.0
+# Prometheus publishes its Go module as v0.X.Y for release 3.X.Y:
+# v0.316.0 is Prometheus 3.16.0.
+PROMETHEUS_MODULE_VERSION=v0.316.0
+PROMETHEUS_VERSION=3.16.0
 
 # stamp prints what a build depends on, so that a changed pin rebuilds.
 stamp() { cat "$@" | sha256sum | cut -c1-16; }
@@ -57,11 +61,24 @@ build_helm() {
 	echo "$s" >"$bin/.helm.stamp"
 }
 
+# promtool checks and unit-tests the chart's PrometheusRule (e2e/alerts_test.go).
+# Its go.mod has no replace directive, so go install at the pinned module
+# version builds exactly that release's dependency graph.
+build_promtool() {
+	local pkg=github.com/prometheus/common/version
+	local ld="-s -w -X $pkg.Version=$PROMETHEUS_VERSION -X $pkg.Branch=HEAD -X $pkg.Revision=$PROMETHEUS_MODULE_VERSION"
+	local s; s=$(echo "$PROMETHEUS_MODULE_VERSION $ld" | stamp /dev/stdin)
+	fresh promtool "$s" && return
+	log "building promtool $PROMETHEUS_VERSION (github.com/prometheus/prometheus@$PROMETHEUS_MODULE_VERSION; takes minutes the first time)"
+	(cd "$root" && CGO_ENABLED=0 GOBIN="$bin" go install -trimpath -ldflags "$ld" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION")
+	echo "$s" >"$bin/.promtool.stamp"
+}
+
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm)
+[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm promtool)
 for t in "${targets[@]}"; do
 	case "$t" in
-	etcd | kube | helm) "build_$t" ;;
-	*) echo "tools: unknown tool $t (want etcd, kube or helm)" >&2; exit 2 ;;
+	etcd | kube | helm | promtool) "build_$t" ;;
+	*) echo "tools: unknown tool $t (want etcd, kube, helm or promtool)" >&2; exit 2 ;;
 	esac
 done
