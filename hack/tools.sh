@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tools.sh builds the programs the test ground runs (etcd, kube-apiserver,
 # kube-controller-manager, helm, and promtool for the chart's alert rules)
-# from the Go module proxy at pinned versions, into .cache/bin. A program is rebuilt only when its pin changes, so only the
+# from the Go module proxy at pinned versions, into .cache/bin, and fetches the
+# PrometheusRule CRD the chart tests install, into .cache/crds. A program is rebuilt only when its pin changes, so only the
 # first run pays for the build (about 10 minutes on 2 cores).
 #
-# Usage: hack/tools.sh [etcd|kube|helm|promtool ...]   (no argument: all of them)
+# Usage: hack/tools.sh [etcd|kube|helm|promtool|crds ...]   (no argument: all of them)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,9 @@ HELM_VERSION=v3.22.0
 # v0.316.0 is Prometheus 3.16.0.
 PROMETHEUS_MODULE_VERSION=v0.316.0
 PROMETHEUS_VERSION=3.16.0
+# The newest prometheus-operator module the proxy serves; monitoring.coreos.com/v1
+# PrometheusRule has not changed shape since.
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
 
 # stamp prints what a build depends on, so that a changed pin rebuilds.
 stamp() { cat "$@" | sha256sum | cut -c1-16; }
@@ -74,11 +78,29 @@ build_promtool() {
 	echo "$s" >"$bin/.promtool.stamp"
 }
 
+# crds copies the PrometheusRule CRD out of the prometheus-operator module, so
+# that the chart tests install it and the API server validates the rendered
+# PrometheusRule against its real schema. Downloaded outside urunner's module,
+# so urunner's go.mod and go.sum stay untouched.
+build_crds() {
+	local dir="$root/.cache/crds" f=monitoring.coreos.com_prometheusrules.yaml
+	local s; s=$(echo "$PROMETHEUS_OPERATOR_VERSION $f" | stamp /dev/stdin)
+	[[ -f "$dir/$f" && -f "$dir/.$f.stamp" && "$(cat "$dir/.$f.stamp")" == "$s" ]] && return
+	log "fetching the PrometheusRule CRD of prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
+	local mod
+	mod=$(cd / && GOFLAGS=-mod=mod go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	[[ -n "$mod" ]] || { echo "tools: cannot download prometheus-operator $PROMETHEUS_OPERATOR_VERSION" >&2; exit 1; }
+	mkdir -p "$dir"
+	install -m 0644 "$mod/example/prometheus-operator-crd/$f" "$dir/$f"
+	echo "$s" >"$dir/.$f.stamp"
+}
+
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm promtool)
+[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm promtool crds)
 for t in "${targets[@]}"; do
 	case "$t" in
-	etcd | kube | helm | promtool) "build_$t" ;;
-	*) echo "tools: unknown tool $t (want etcd, kube, helm or promtool)" >&2; exit 2 ;;
+	etcd | kube | helm | promtool | crds) "build_$t" ;;
+	*) echo "tools: unknown tool $t (want etcd, kube, helm, promtool or crds)" >&2; exit 2 ;;
 	esac
 done
