@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/urunner/urunner/e2e/testground"
-	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/state"
 )
 
@@ -34,7 +34,7 @@ func TestCooldownDefersThenApplies(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
-	g.deploy(ns, "web", g.image("team/app:latest"), annotate(kube.CooldownAnnotation, "1h"))
+	g.deploy(ns, "web", g.image("team/app:latest"), annotate(policy.CooldownAnnotation, "1h"))
 	g.mustRun()
 	g.push("team/app:latest", "v2")
 	g.mustRun() // first restart: no earlier one, no cooldown
@@ -47,9 +47,8 @@ func TestCooldownDefersThenApplies(t *testing.T) {
 	if !strings.Contains(o.logs, "restart deferred: cooldown of 1h0m0s") || !strings.Contains(o.logs, "held=1") {
 		t.Errorf("no deferral line:\n%s", o.logs)
 	}
-	k := state.Key{Namespace: ns, Kind: "Deployment", Name: "web"}
-	if g.stored()[k]["app"].Digest == v3 {
-		t.Error("a deferred restart moved the stored digest")
+	if g.believes(ns, "web", "app") == v3 {
+		t.Error("a deferred restart changed what urunner believes web runs")
 	}
 	// The cooldown over (annotation shortened), the next run applies it.
 	if _, err := g.cs.AppsV1().Deployments(ns).Patch(t.Context(), "web", "application/merge-patch+json",
@@ -58,7 +57,7 @@ func TestCooldownDefersThenApplies(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond) // the cooldown is wall-clock by definition
 	g.mustRun()
-	if g.deployment(ns, "web").Generation == first || g.stored()[k]["app"].Digest != v3 {
+	if g.deployment(ns, "web").Generation == first || g.believes(ns, "web", "app") != v3 {
 		t.Error("the deferred change was not applied after the cooldown")
 	}
 }
@@ -82,7 +81,7 @@ func TestMaintenanceWindowDefersThenApplies(t *testing.T) {
 	// The workload's own annotation opens it now.
 	open := fmt.Sprintf("%02d:00-%02d:00 UTC", now.Hour(), (now.Hour()+2)%24)
 	if _, err := g.cs.AppsV1().Deployments(ns).Patch(t.Context(), "web", "application/merge-patch+json",
-		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, kube.WindowAnnotation, open), metav1.PatchOptions{}); err != nil {
+		fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, policy.WindowAnnotation, open), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	g.mustRun()
@@ -166,7 +165,7 @@ func TestRunReportAndMetricsPush(t *testing.T) {
 	}
 	o := g.run()
 	var rep runReport
-	line := o.logs[strings.Index(o.logs, `{"version":1`):]
+	line := o.logs[strings.Index(o.logs, `{"version":2`):]
 	if err := json.NewDecoder(strings.NewReader(line)).Decode(&rep); err != nil {
 		t.Fatalf("report does not parse: %v\n%s", err, o.logs)
 	}
@@ -185,7 +184,7 @@ func TestRunReportAndMetricsPush(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(pushed) != 2 || paths[1] != "PUT /metrics/job/urunner/cluster/ground" {
+	if len(pushed) != 2 || paths[1] != "PUT /metrics/job/urunner/namespace/default/cluster/ground" {
 		t.Fatalf("pushes = %v", paths)
 	}
 	for _, want := range []string{"urunner_run_restarts 1", "urunner_run_failures 1", "urunner_run_registry_head_requests 2", "urunner_run_exit_code 1", "# TYPE urunner_run_images gauge"} {

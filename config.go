@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
 )
 
@@ -45,6 +47,9 @@ type Config struct {
 	AzureClientID      string `envconfig:"URUNNER_SECR_AZURE_CLIENT_ID" desc:"service principal client id (type azure_acr; empty: workload or managed identity)"`
 	AzureClientSecret  string `envconfig:"URUNNER_SECR_AZURE_CLIENT_SECRET" desc:"service principal secret (type azure_acr)"`
 
+	Namespaces      string `envconfig:"URUNNER_CONF_NAMESPACES" desc:"namespaced mode: the namespaces to watch, comma-separated; urunner then makes no cluster-scoped request and needs only a Role in each (no urunner=enable label needed; urunner=disable still opts a workload out). Empty: every namespace labelled urunner=enable (needs a ClusterRole)"`
+	ListScope       string `envconfig:"URUNNER_CONF_LIST_SCOPE" default:"auto" desc:"how workloads are listed in cluster mode: cluster (one LIST per kind), namespace (one per watched namespace and kind) or auto (namespace when the watched namespaces are few beside the cluster's workloads)"`
+	References      string `envconfig:"URUNNER_CONF_REFERENCES" desc:"look up only these image references (comma-separated registry/repository:tag), leaving everything else as it is: what a push notification's run does"`
 	StateConfigMap  string `envconfig:"URUNNER_CONF_STATE_CONFIGMAP" default:"urunner-state" desc:"ConfigMap holding the digests seen by earlier runs"`
 	StateNamespace  string `envconfig:"URUNNER_CONF_STATE_NAMESPACE" desc:"namespace of that ConfigMap; default: the pod's own namespace in a cluster, else the kubeconfig's (default)"`
 	DryRun          bool   `envconfig:"URUNNER_CONF_DRY_RUN" default:"false" desc:"resolve and report what would restart; patch nothing, write no state"`
@@ -140,7 +145,18 @@ func (c *Config) validate() error {
 	default:
 		return badConfig("URUNNER_CONF_PULL_POLICY_MISMATCH: want warn or skip, got %q", c.PullPolicy)
 	}
-	if _, err := parseWindow(c.Window); err != nil {
+	if _, err := c.namespaces(); err != nil {
+		return err
+	}
+	switch c.ListScope {
+	case "auto", "cluster", "namespace":
+	default:
+		return badConfig("URUNNER_CONF_LIST_SCOPE: want auto, cluster or namespace, got %q", c.ListScope)
+	}
+	if _, err := c.references(); err != nil {
+		return err
+	}
+	if _, err := policy.ParseWindow(c.Window); err != nil {
 		return badConfig("URUNNER_CONF_WINDOW: %v", err)
 	}
 	if c.Cooldown < 0 {
@@ -157,8 +173,8 @@ func (c *Config) validate() error {
 		return badConfig("URUNNER_CONF_REPORT: want json or nothing, got %q", c.Report)
 	}
 	for _, p := range c.platforms() {
-		if parts := strings.Split(p, "/"); len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return badConfig("URUNNER_CONF_PLATFORMS: %q is not os/arch[/variant]", p)
+		if _, err := registry.ParsePlatform(p); err != nil {
+			return badConfig("URUNNER_CONF_PLATFORMS: %v", err)
 		}
 	}
 	switch c.FirstRun {
@@ -281,15 +297,73 @@ func (c *Config) kinds() ([]string, error) {
 		if k == "" {
 			continue
 		}
-		if !slices.Contains(kube.Kinds, k) {
-			return nil, badConfig("URUNNER_CONF_WORKLOAD_KINDS: want some of %s, got %q", strings.Join(kube.Kinds, ", "), k)
+		if !slices.Contains(kube.Kinds(), k) {
+			return nil, badConfig("URUNNER_CONF_WORKLOAD_KINDS: want some of %s, got %q", strings.Join(kube.Kinds(), ", "), k)
 		}
 		out = append(out, k)
 	}
 	if len(out) == 0 {
-		return nil, badConfig("URUNNER_CONF_WORKLOAD_KINDS: name at least one of %s", strings.Join(kube.Kinds, ", "))
+		return nil, badConfig("URUNNER_CONF_WORKLOAD_KINDS: name at least one of %s", strings.Join(kube.Kinds(), ", "))
 	}
 	return out, nil
+}
+
+// namespaces parses URUNNER_CONF_NAMESPACES: nil in cluster mode.
+func (c *Config) namespaces() ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, ns := range splitList(c.Namespaces) {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, badConfig("URUNNER_CONF_NAMESPACES: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+		if !seen[ns] {
+			seen[ns] = true
+			out = append(out, ns)
+		}
+	}
+	return out, nil
+}
+
+// references parses URUNNER_CONF_REFERENCES into canonical names; nil
+// when every reference is looked up.
+func (c *Config) references() (map[string]bool, error) {
+	var out map[string]bool
+	for _, r := range splitList(c.References) {
+		im, err := registry.Canonical(r)
+		if err != nil || im.Digest != "" {
+			return nil, badConfig("URUNNER_CONF_REFERENCES: %q is not a registry/repository:tag reference", r)
+		}
+		if out == nil {
+			out = map[string]bool{}
+		}
+		out[im.Named] = true
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// settings are the policy's knobs.
+func (c *Config) settings() policy.Settings {
+	win, _ := policy.ParseWindow(c.Window)
+	return policy.Settings{
+		Pin:         c.RestartMode == "pin",
+		SkipCached:  c.PullPolicy == "skip",
+		Converge:    c.FirstRun == "converge",
+		Platforms:   c.platforms(),
+		GitOps:      c.GitOps,
+		Cooldown:    c.Cooldown,
+		Window:      win,
+		MaxRestarts: c.MaxRestarts,
+	}
 }
 
 // platforms splits URUNNER_CONF_PLATFORMS.

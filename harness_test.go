@@ -20,6 +20,8 @@ import (
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/policy"
+	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/state"
 )
 
@@ -70,6 +72,14 @@ func suffix(t *testing.T) string {
 	defer seq.Unlock()
 	seq.n++
 	return fmt.Sprintf("%d-%d", seq.n, time.Now().UnixNano()%100000)
+}
+
+// afterTheListing waits for the next whole second of the clock, so that a
+// workload created next is created after the last run's listing: creation
+// times have whole seconds, and one created in the second of a listing
+// counts as listed (policy.Believed).
+func (g *ground) afterTheListing() {
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
 }
 
 // image returns the reference of repoTag on this test's registry.
@@ -182,7 +192,7 @@ func (g *ground) waitReplicaSets(ns, name string, n int) {
 	}
 }
 
-// stateConfigMap returns the stored document's bytes, nil if none.
+// stateBytes returns the stored document's bytes, nil if none.
 func (g *ground) stateBytes() []byte {
 	g.t.Helper()
 	cm, err := g.cs.CoreV1().ConfigMaps("default").Get(g.t.Context(), g.state, metav1.GetOptions{})
@@ -205,30 +215,87 @@ func (g *ground) stored() state.State {
 	return s
 }
 
-// outcome is what a run left for a user to see.
-type outcome struct {
+// remembered counts the references the state holds a digest for.
+func remembered(s state.State) int {
+	n := 0
+	for _, r := range s.Refs {
+		if r.Digest != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// seen returns the digest the state says image's tag pointed at when last
+// looked up, "" when it is not remembered.
+func (g *ground) seen(image string) string {
+	g.t.Helper()
+	im, err := registry.Canonical(image)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return g.stored().Refs[im.Named].Digest
+}
+
+// believes returns the digest urunner believes a Deployment's container
+// runs, from the state and the Deployment's own records, as the next run
+// will: what it restarted it for, what it recorded, or its image's base.
+func (g *ground) believes(ns, name, container string) string {
+	g.t.Helper()
+	return g.believesOf("Deployment", ns, name, container)
+}
+
+func (g *ground) believesOf(kind, ns, name, container string) string {
+	g.t.Helper()
+	kw, err := kube.New(g.cs).Get(g.t.Context(), kind, ns, name)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	w := policy.Workload{Kind: kw.Kind, Namespace: kw.Namespace, Name: kw.Name, Created: kw.Created, RestartedFor: records(kw.RestartedFor)}
+	for _, c := range kw.Containers {
+		if c.Name != container {
+			continue
+		}
+		im, err := registry.Canonical(c.Image)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		ref := im.Named
+		if im.Digest != "" {
+			if rec := w.RestartedFor[c.Name]; rec.Digest != im.Digest {
+				return im.Digest // pinned by a person: it runs what it names
+			}
+		}
+		return policy.Believed(&w, policy.Container{Name: c.Name, Ref: ref}, g.stored())
+	}
+	g.t.Fatalf("%s %s/%s has no container %s", kind, ns, name, container)
+	return ""
+}
+
+// result is what a run left for a user to see.
+type result struct {
 	code int
 	logs string
 }
 
 // run runs urunner once, in-process, as the CronJob would.
-func (g *ground) run(args ...string) outcome {
+func (g *ground) run(args ...string) result {
 	g.t.Helper()
 	return g.runCtx(g.t.Context(), args...)
 }
 
 // runCtx runs urunner with ctx standing for the process's signals:
 // cancelling it is SIGTERM.
-func (g *ground) runCtx(ctx context.Context, args ...string) outcome {
+func (g *ground) runCtx(ctx context.Context, args ...string) result {
 	g.t.Helper()
 	var stdout, stderr bytes.Buffer
 	g.api.reset()
 	code := Main(ctx, args, &stdout, &stderr, hooks{wrapKube: g.api.wrap})
 	g.t.Logf("urunner %s → exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
-	return outcome{code: code, logs: stdout.String() + stderr.String()}
+	return result{code: code, logs: stdout.String() + stderr.String()}
 }
 
-func (g *ground) mustRun(args ...string) outcome {
+func (g *ground) mustRun(args ...string) result {
 	g.t.Helper()
 	o := g.run(args...)
 	if o.code != 0 {
@@ -317,10 +384,6 @@ func resourceOf(path string) string {
 	}
 	return filepath.Base(path)
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func (c *apiCounter) total() int {
 	c.mu.Lock()

@@ -7,14 +7,18 @@ import (
 )
 
 // The layers stay independent: registry knows nothing of Kubernetes, state
-// nothing of registries, kube nothing of either. Only main wires them.
+// nothing of registries or Kubernetes, kube nothing of either, and policy,
+// the decision, nothing of any client. Only main wires them.
 func TestLayersDoNotImportEachOther(t *testing.T) {
 	const mod = "github.com/urunner/urunner/"
 	forbidden := map[string][]string{
-		"registry": {mod + "kube", mod + "state", "k8s.io/"},
-		"state":    {mod + "kube", mod + "registry", "github.com/regclient/"},
-		"kube":     {mod + "state", mod + "registry", "github.com/regclient/"},
-		"notify":   {mod + "state", mod + "registry", mod + "kube", "k8s.io/", "github.com/regclient/"},
+		"registry": {mod + "kube", mod + "state", mod + "policy", "k8s.io/"},
+		"state":    {mod + "kube", mod + "registry", mod + "policy", "github.com/regclient/", "k8s.io/", "net/http"},
+		"kube":     {mod + "state", mod + "registry", mod + "policy", "github.com/regclient/"},
+		"notify":   {mod + "state", mod + "registry", mod + "kube", mod + "policy", "k8s.io/", "github.com/regclient/"},
+		// The decision is pure: it can be read, and tested, without a
+		// cluster, a registry or a network.
+		"policy": {mod + "kube", mod + "registry", "k8s.io/", "github.com/regclient/", "net/http"},
 	}
 	for pkg, bad := range forbidden {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()

@@ -4,6 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,9 +16,71 @@ import (
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
+// Exit codes, documented in --help and the README.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitConfig = 2
+)
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr, hooks{})
 	stop()
 	os.Exit(code)
+}
+
+// Main runs urunner with args and the process environment and returns the
+// exit code: flags, configuration, wiring, one run, its report.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) int {
+	fs := flag.NewFlagSet("urunner", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	dryRun := fs.Bool("dry-run", false, "report what would restart; change nothing (same as URUNNER_CONF_DRY_RUN=true)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for benchmarks)")
+	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file (for benchmarks)")
+	fs.Usage = func() { printUsage(stdout) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitConfig
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "urunner", version)
+		return exitOK
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "urunner: unexpected argument %q (configuration is read from the environment, see --help)\n", fs.Arg(0))
+		return exitConfig
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		// A plain line: the logging settings themselves may be what is wrong.
+		fmt.Fprintf(stderr, "urunner: bad configuration: %v\n", err)
+		return exitConfig
+	}
+	cfg.DryRun = cfg.DryRun || *dryRun
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	cfg.warnDeprecated(log)
+	a, err := wire(cfg, log, stdout, h)
+	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "urunner: bad configuration: %v\n", err)
+			return exitConfig
+		}
+		log.Error("cannot start", "error", err)
+		return exitFailed
+	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "urunner: %v\n", err)
+		return exitConfig
+	}
+	defer stopProfiles(log)
+	ctx, cancel := context.WithTimeout(ctx, cfg.RunTimeout)
+	defer cancel()
+	o, err := a.run(ctx)
+	return a.report(ctx, o, err)
 }

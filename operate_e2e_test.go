@@ -17,7 +17,6 @@ import (
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
-	"github.com/urunner/urunner/state"
 )
 
 // events returns urunner's Events among those `kubectl describe` shows
@@ -98,8 +97,8 @@ func TestStatefulSetsAndDaemonSetsRestartLikeDeployments(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.mustRun()
-	if got := len(g.stored()); got != 2 {
-		t.Fatalf("stored workloads = %d, want the StatefulSet and the DaemonSet", got)
+	if got := len(g.stored().Refs); got != 2 {
+		t.Fatalf("remembered images = %d, want the StatefulSet's and the DaemonSet's", got)
 	}
 	g.push("team/db:latest", "v2")
 	g.push("team/agent:latest", "v2")
@@ -156,8 +155,8 @@ func TestIgnoreContainersAnnotation(t *testing.T) {
 	if g.restartedAt(ns, "web") != "" {
 		t.Error("an ignored container's image restarted the workload")
 	}
-	if _, ok := g.stored()[state.Key{Namespace: ns, Kind: "Deployment", Name: "web"}]["sidecar"]; ok {
-		t.Error("an ignored container is tracked")
+	if d := g.seen(g.image("team/sidecar:latest")); d != "" {
+		t.Error("an ignored container's image is looked up")
 	}
 }
 
@@ -180,8 +179,8 @@ func TestPullPolicyMismatch(t *testing.T) {
 			if restarted != (mode == "warn") {
 				t.Errorf("restarted = %v in mode %s", restarted, mode)
 			}
-			if got := g.stored()[state.Key{Namespace: ns, Kind: "Deployment", Name: "web"}]["app"].Digest; got != moved {
-				t.Errorf("stored digest %s, want the new %s either way", got, moved)
+			if got := g.believes(ns, "web", "app"); got != moved {
+				t.Errorf("web is believed to run %s, want the new %s either way", got, moved)
 			}
 			web := g.deployment(ns, "web")
 			found := false
@@ -248,10 +247,11 @@ func TestDryRunPrintsThePlan(t *testing.T) {
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
 	g.mustRun()
+	g.afterTheListing()
 	g.deploy(ns, "fresh", g.image("team/new:latest"))
 	g.push("team/app:latest", "v2")
 	o := g.mustRun("--dry-run")
-	for _, want := range []string{"IMAGE", "STORED", "CURRENT", "ACTION", g.image("team/app:latest"), "restart", "baseline", ns + "/deployment/web:app"} {
+	for _, want := range []string{"IMAGE", "RUNS", "CURRENT", "ACTION", g.image("team/app:latest"), "restart", "baseline", ns + "/deployment/web:app"} {
 		if !strings.Contains(o.logs, want) {
 			t.Errorf("plan lacks %q:\n%s", want, o.logs)
 		}

@@ -8,71 +8,40 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/urunner/urunner/registry"
-	"github.com/urunner/urunner/state"
+	"github.com/urunner/urunner/policy"
 )
 
 // printPlan writes the dry run's table: every tracked image, grouped by
-// the digest stored for its workloads and what the run would do to them.
-func printPlan(w io.Writer, st state.State, obs []observation, results map[string]registry.Result, p plan) {
-	type cell struct {
-		key       state.Key
-		container string
-	}
-	action := map[cell]string{}
-	for _, r := range p.Restarts {
-		for _, c := range r.Changes {
-			action[cell{keyOf(r.Workload), c.Container}] = "restart"
-		}
-	}
-	for _, r := range p.Paused {
-		for _, c := range r.Changes {
-			action[cell{keyOf(r.Workload), c.Container}] = "wait (paused)"
-		}
-	}
-	for _, c := range p.Cached {
-		k := cell{keyOf(c.Workload), c.Container}
-		if action[k] == "" {
-			action[k] = "record (pull policy " + c.PullPolicy + ")"
-		} else {
-			action[k] += " (pull policy " + c.PullPolicy + "!)"
-		}
-	}
-	type row struct{ image, stored, current, action string }
+// what its workloads are believed to run and what the run would do.
+func printPlan(w io.Writer, f *found, p *plan) {
+	type row struct{ image, runs, current, action string }
 	rows := map[row][]string{}
-	for _, o := range obs {
-		k := keyOf(o.Workload)
-		for _, c := range o.Containers {
-			if c.Image == "" {
+	for i, d := range p.decisions {
+		wl := f.workloads[i]
+		if d.Ignored != "" {
+			continue
+		}
+		for _, c := range d.Containers {
+			if c.Verdict == policy.Untracked {
 				continue
 			}
-			r := row{image: c.Image, stored: "-", current: "lookup failed"}
-			old, known := st.Get(k, c.Name)
-			if known && old.Image == c.Image {
-				r.stored = short(old.Digest)
+			r := row{image: c.Ref, runs: short(c.From), current: short(c.To), action: action(d, c)}
+			if r.runs == "" {
+				r.runs = "-"
 			}
-			if res := results[c.Image]; res.Err == nil {
-				r.current = short(res.Digest)
+			switch c.Verdict {
+			case policy.LookupFailed:
+				r.current = "lookup failed"
+			case policy.NotLookedUp:
+				r.current = "not looked up"
 			}
-			switch a := action[cell{k, c.Name}]; {
-			case a != "":
-				r.action = a
-			case results[c.Image].Err != nil:
-				r.action = "keep"
-			case r.stored == "-":
-				r.action = "baseline"
-			case r.stored == r.current:
-				r.action = "none"
-			default:
-				r.action = "record (already restarted)"
-			}
-			rows[r] = append(rows[r], fmt.Sprintf("%s/%s/%s:%s", k.Namespace, strings.ToLower(k.Kind), k.Name, c.Name))
+			rows[r] = append(rows[r], fmt.Sprintf("%s/%s/%s:%s", wl.kube.Namespace, lowerKind(wl), wl.kube.Name, c.Name))
 		}
 	}
 	tw := tabwriter.NewWriter(w, 1, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tSTORED\tCURRENT\tACTION\tWORKLOADS")
+	fmt.Fprintln(tw, "IMAGE\tRUNS\tCURRENT\tACTION\tWORKLOADS")
 	keys := slices.SortedFunc(maps.Keys(rows), func(a, b row) int {
-		return strings.Compare(a.image+a.stored+a.action, b.image+b.stored+b.action)
+		return strings.Compare(a.image+a.runs+a.action, b.image+b.runs+b.action)
 	})
 	for _, r := range keys {
 		ws := rows[r]
@@ -81,9 +50,50 @@ func printPlan(w io.Writer, st state.State, obs []observation, results map[strin
 		if len(ws) > 3 {
 			list += fmt.Sprintf(" and %d more", len(ws)-3)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.image, r.stored, r.current, r.action, list)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.image, r.runs, r.current, r.action, list)
 	}
 	_ = tw.Flush()
+}
+
+// logWouldRestart logs what a dry run would restart, as a run logs it.
+func (a *app) logWouldRestart(f *found, p *plan) {
+	for i, d := range p.decisions {
+		if d.Action != policy.Restart {
+			continue
+		}
+		w := f.workloads[i]
+		for _, c := range d.Moves() {
+			a.log.Info("would restart", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
+				"container", c.Name, "image", c.Ref, "from", c.From, "to", c.To)
+		}
+	}
+}
+
+// action says what the run would do to a container.
+func action(d *policy.Decision, c policy.ContainerDecision) string {
+	switch c.Verdict {
+	case policy.Moved:
+		switch d.Action {
+		case policy.Restart:
+			if c.Risky != "" {
+				return "restart (pull policy " + c.Risky + "!)"
+			}
+			return "restart"
+		case policy.Hold:
+			return "wait (" + d.Reason + ")"
+		}
+	case policy.Recorded:
+		return "record (" + c.Why + ")"
+	case policy.Baseline:
+		return "baseline"
+	case policy.Unchanged:
+		return "none"
+	case policy.LookupFailed:
+		return "keep"
+	case policy.NotLookedUp:
+		return "keep (not looked up)"
+	}
+	return c.Verdict.String()
 }
 
 // short returns a digest's first 12 hex characters, as docker shows them.

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/urunner/urunner/e2e/testground"
-	"github.com/urunner/urunner/state"
 )
 
 // Upstream adding or rebuilding a platform nobody runs must not roll the
@@ -46,8 +45,8 @@ func TestPlatformAwareRestarts(t *testing.T) {
 	if got := g.reg.Requests(); got["GET manifest"] != 1 || got["GET blob"] != 0 {
 		t.Errorf("requests %v: want one index GET, no blob", got)
 	}
-	if got := g.stored()[state.Key{Namespace: ns, Kind: "Deployment", Name: "web"}]["app"].Digest; got != onlyArm {
-		t.Errorf("stored %s, want the new index digest recorded", got)
+	if got := g.believes(ns, "web", "app"); got != onlyArm {
+		t.Errorf("web believed to run %s, want the new index digest recorded", got)
 	}
 
 	push("a2", "b2")

@@ -15,7 +15,6 @@ import (
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
-	"github.com/urunner/urunner/state"
 )
 
 // waitActivePods waits until the controller manager has created n active pods
@@ -155,8 +154,10 @@ func TestRunningReadsTheDigestsReadyPodsReport(t *testing.T) {
 
 	g.kubeletReports(g.waitActivePods(elsewhere, "web", 1, 1)[0], corev1.PodRunning, true, map[string]string{"app": id("team/app", twin)})
 
-	workloads, err := kube.New(g.cs).Workloads(t.Context(), []string{ns}, kube.Kinds)
-	if err != nil {
+	var workloads []kube.Workload
+	if _, err := kube.New(g.cs).List(t.Context(), kube.Scope{Namespaces: []string{ns}}, kube.Kinds(), func(w kube.Workload) {
+		workloads = append(workloads, w)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	workloads = append(workloads, kube.Workload{Kind: "Deployment", Namespace: ns, Name: "no-selector"})
@@ -168,7 +169,7 @@ func TestRunningReadsTheDigestsReadyPodsReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.api.reset()
-	got, err := kube.New(counted).Running(t.Context(), workloads)
+	got, err := kube.New(counted).Running(t.Context(), kube.Scope{Namespaces: []string{ns}}, workloads)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,13 +209,14 @@ func TestRunningPodsSuppressAndConverge(t *testing.T) {
 	if g.restartedAt(ns, "done") != "" {
 		t.Errorf("restarted although every ready pod runs the new digest:\n%s", o.logs)
 	}
-	if got := g.stored()[state.Key{Namespace: ns, Kind: "Deployment", Name: "done"}]["app"].Digest; got != moved {
-		t.Errorf("stored %s, want the new digest recorded", got)
+	if got := g.believes(ns, "done", "app"); got != moved {
+		t.Errorf("done believed to run %s, want the new digest recorded", got)
 	}
 
 	// converge: a new workload whose pods run the old digest restarts at
 	// once instead of being baselined.
 	t.Setenv("URUNNER_CONF_FIRST_RUN", "converge")
+	g.afterTheListing()
 	g.deploy(ns, "drifted", g.image("team/app:latest"))
 	for _, p := range g.waitActivePods(ns, "drifted", 1, 1) {
 		g.kubeletReports(p, corev1.PodRunning, true, map[string]string{"app": g.image("team/app") + "@" + old})

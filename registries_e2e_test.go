@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/urunner/urunner/e2e/testground"
-	"github.com/urunner/urunner/state"
 )
 
 // One install, three registries of three kinds, from the registries file:
@@ -57,8 +56,8 @@ func TestMixedRegistriesInOneRun(t *testing.T) {
 		anon.deploy(ns, name, r.Host+"/team/app:latest")
 	}
 	o := anon.mustRun()
-	if got := len(anon.stored()); got != 3 {
-		t.Fatalf("baselined %d workloads, want 3:\n%s", got, o.logs)
+	if got := remembered(anon.stored()); got != 3 {
+		t.Fatalf("remembered %d digests, want 3:\n%s", got, o.logs)
 	}
 	for _, r := range regs {
 		if _, err := r.PushImage(ctx, "team/app:latest", "v2"); err != nil {
@@ -78,10 +77,9 @@ func TestMixedRegistriesInOneRun(t *testing.T) {
 	if strings.Contains(o.logs, "s3cret-harbor") {
 		t.Error("a password reached the log")
 	}
-	st := anon.stored()
-	for name := range regs {
-		if _, ok := st[state.Key{Namespace: ns, Kind: "Deployment", Name: name}]; !ok {
-			t.Errorf("%s missing from state", name)
+	for name, r := range regs {
+		if anon.seen(r.Host+"/team/app:latest") == "" {
+			t.Errorf("%s's image missing from state", name)
 		}
 	}
 }
@@ -98,7 +96,7 @@ func TestTLSVerificationIsPerHostAndExplicit(t *testing.T) {
 	if o.code != 1 || !strings.Contains(o.logs, "certificate") {
 		t.Errorf("a registry with an unknown CA: exit %d, want 1 and a certificate error:\n%s", o.code, o.logs)
 	}
-	if g.stateBytes() != nil && len(g.stored()) != 0 {
+	if g.stateBytes() != nil && remembered(g.stored()) != 0 {
 		t.Error("a lookup over unverified TLS was recorded")
 	}
 
@@ -107,7 +105,7 @@ func TestTLSVerificationIsPerHostAndExplicit(t *testing.T) {
 	if !strings.Contains(o.logs, "TLS verification is off for this registry") {
 		t.Errorf("no warning that verification is off:\n%s", o.logs)
 	}
-	if len(g.stored()) != 1 {
+	if remembered(g.stored()) != 1 {
 		t.Error("with verification off, the lookup did not succeed")
 	}
 }

@@ -8,49 +8,184 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/urunner/urunner/notify"
+	"github.com/urunner/urunner/state"
 )
+
+type failure = notify.Failure
+
+// outcome is what a run did: its log line, report, metrics and
+// notifications are made of it.
+type outcome struct {
+	start  time.Time
+	dryRun bool
+
+	namespaces, workloads             int
+	images, resolved, lookupFailures  int
+	changed, baselined, held          int
+	restarted, restartFailures        int
+	rolloutsFailed, rolloutsVerified  int
+	namespaceErrors, pullSecretErrors int
+	capped, maxRestarts               int
+	restarts                          []notify.Restart
+	failures                          []notify.Failure
+	rollouts                          []rolloutReport
+	lastSuccess                       time.Time
+	failing                           []failingImage
+}
+
+// failingImage is a reference whose lookups have failed since a time.
+type failingImage struct {
+	Image string    `json:"image"`
+	Since time.Time `json:"since"`
+}
+
+func (o *outcome) failure(f failure) { o.failures = append(o.failures, f) }
+
+// tally counts what the act stage did.
+func (o *outcome) tally(f *found, p *plan, done *acted) {
+	for i, d := range p.decisions {
+		if !done.restarted[i] {
+			continue
+		}
+		o.restarted++
+		w := f.workloads[i]
+		for _, c := range d.Moves() {
+			o.restarts = append(o.restarts, notify.Restart{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name,
+				Container: c.Name, Image: c.Ref, From: c.From, To: c.To})
+		}
+	}
+	o.restartFailures = len(done.failures)
+	o.failures = append(o.failures, done.failures...)
+	for ns, err := range f.namespaceErrors {
+		o.namespaceErrors++
+		o.failure(failure{Namespace: ns, Error: err.Error()})
+	}
+	o.pullSecretErrors = f.pullSecretErrors
+	for _, r := range o.rollouts {
+		o.rolloutsVerified++
+		if r.Result == "failed" {
+			o.rolloutsFailed++
+		}
+	}
+}
+
+// failed counts everything that went wrong.
+func (o *outcome) failed() int {
+	return o.lookupFailures + o.restartFailures + o.rolloutsFailed + o.namespaceErrors + o.pullSecretErrors
+}
+
+// capErr is the cap's error, nil when it did not apply.
+func (o *outcome) capErr() error {
+	if o.capped == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d workloads would restart, more than URUNNER_CONF_MAX_RESTARTS=%d: none was restarted; raise the cap or run once with a higher one to apply them", o.capped, o.maxRestarts)
+}
+
+func (o *outcome) exitCode(err error) int {
+	if err != nil || o.failed() > 0 || o.capped > 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func failingImages(s state.State) []failingImage {
+	var out []failingImage
+	for _, k := range s.Keys() {
+		if r := s.Refs[k]; !r.Failing.IsZero() {
+			out = append(out, failingImage{k, r.Failing})
+		}
+	}
+	return out
+}
+
+// report ends a run: the summary line, the JSON report, the metrics and the
+// notifications. A webhook or a Pushgateway must not fail the run, nor be
+// cut short by its end. It returns the exit code.
+func (a *app) report(ctx context.Context, o *outcome, err error) int {
+	if err != nil {
+		a.log.Error("run failed", "error", err)
+		o.failure(failure{Error: err.Error()})
+	}
+	code := o.exitCode(err)
+	a.log.Info("run finished",
+		"namespaces", o.namespaces, "workloads", o.workloads, "images", o.images,
+		"resolved", o.resolved, "changed", o.changed, "restarted", o.restarted,
+		"baselined", o.baselined, "held", o.held, "failed", o.failed(), "dry_run", o.dryRun,
+		"duration", time.Since(o.start).Round(time.Millisecond).String())
+	rep := o.runReport(a.cfg.ClusterName, code, err, a.resolver.Requests())
+	if a.cfg.Report == "json" {
+		_ = json.NewEncoder(a.out).Encode(rep)
+	}
+	if a.cfg.PushgatewayURL != "" {
+		if perr := pushMetrics(context.WithoutCancel(ctx), a.cfg.PushgatewayURL, a.store.Namespace(), rep); perr != nil {
+			a.log.Warn("metrics not pushed", "error", perr)
+		}
+	}
+	notify.New(notify.Options{WebhookURL: a.cfg.WebhookURL, SlackURL: a.cfg.SlackWebhookURL, Log: a.log}).
+		Send(context.WithoutCancel(ctx), notify.Report{
+			Cluster: a.cfg.ClusterName, Restarts: o.restarts, Failures: o.failures,
+			Namespaces: o.namespaces, Workloads: o.workloads, Images: o.images, Baselined: o.baselined,
+			DryRun: o.dryRun, Duration: time.Since(o.start),
+		})
+	return code
+}
 
 // runReport is a run as one JSON document: printed with
 // URUNNER_CONF_REPORT=json, kept in the state ConfigMap (key last-run.json)
-// by runs that write it, and the source of the Pushgateway counters.
+// and the source of the Pushgateway gauges.
 type runReport struct {
-	Version    int              `json:"version"`
-	Cluster    string           `json:"cluster,omitempty"`
-	Started    time.Time        `json:"started"`
-	Duration   float64          `json:"durationSeconds"`
-	ExitCode   int              `json:"exitCode"`
-	DryRun     bool             `json:"dryRun"`
-	Namespaces int              `json:"namespaces"`
-	Workloads  int              `json:"workloads"`
-	Images     int              `json:"images"`
-	Resolved   int              `json:"resolved"`
-	Changed    int              `json:"changed"`
-	Restarted  int              `json:"restarted"`
-	Baselined  int              `json:"baselined"`
-	Held       int              `json:"held"`
-	Failed     int              `json:"failed"`
-	Requests   map[string]int   `json:"registryRequests"` // by method, all hosts
-	Restarts   []notify.Restart `json:"restarts"`
-	Failures   []notify.Failure `json:"failures"`
-	Rollouts   []rolloutReport  `json:"rollouts,omitempty"`
-	Error      string           `json:"error,omitempty"`
+	Version          int              `json:"version"`
+	Cluster          string           `json:"cluster,omitempty"`
+	Started          time.Time        `json:"started"`
+	Duration         float64          `json:"durationSeconds"`
+	ExitCode         int              `json:"exitCode"`
+	DryRun           bool             `json:"dryRun"`
+	Namespaces       int              `json:"namespaces"`
+	Workloads        int              `json:"workloads"`
+	Images           int              `json:"images"`
+	Resolved         int              `json:"resolved"`
+	Changed          int              `json:"changed"`
+	Restarted        int              `json:"restarted"`
+	Baselined        int              `json:"baselined"`
+	Held             int              `json:"held"`
+	Failed           int              `json:"failed"`
+	LookupFailures   int              `json:"lookupFailures"`
+	RestartFailures  int              `json:"restartFailures"`
+	CapExceeded      bool             `json:"capExceeded"`
+	RolloutsFailed   int              `json:"rolloutsFailed"`
+	RolloutsVerified int              `json:"rolloutsVerified"`
+	LastSuccess      *time.Time       `json:"lastSuccess,omitempty"`
+	Requests         map[string]int   `json:"registryRequests"` // by method, all hosts
+	Restarts         []notify.Restart `json:"restarts"`
+	Failures         []notify.Failure `json:"failures"`
+	Rollouts         []rolloutReport  `json:"rollouts,omitempty"`
+	FailingImages    []failingImage   `json:"failingImages,omitempty"`
+	Error            string           `json:"error,omitempty"`
 }
 
 // storedReportItems bounds the lists of the report kept in the ConfigMap:
 // the state must fit in 1 MiB whatever a run did.
 const storedReportItems = 100
 
-func (s summary) runReport(cluster string, code int, err error, requests map[string]map[string]int) runReport {
+func (o *outcome) runReport(cluster string, code int, err error, requests map[string]map[string]int) runReport {
 	r := runReport{
-		Version: 1, Cluster: cluster, Started: s.start.UTC(), Duration: time.Since(s.start).Seconds(),
-		ExitCode: code, DryRun: s.DryRun, Namespaces: s.Namespaces, Workloads: s.Workloads,
-		Images: s.Images, Resolved: s.Resolved, Changed: s.Changed, Restarted: s.Restarted,
-		Baselined: s.Baselined, Held: s.Held, Failed: s.Failed, Requests: map[string]int{},
-		Restarts: s.restarts, Failures: s.failures, Rollouts: s.rollouts,
+		Version: 2, Cluster: cluster, Started: o.start.UTC(), Duration: time.Since(o.start).Seconds(),
+		ExitCode: code, DryRun: o.dryRun, Namespaces: o.namespaces, Workloads: o.workloads,
+		Images: o.images, Resolved: o.resolved, Changed: o.changed, Restarted: o.restarted,
+		Baselined: o.baselined, Held: o.held, Failed: o.failed(), LookupFailures: o.lookupFailures,
+		RestartFailures: o.restartFailures, CapExceeded: o.capped > 0, RolloutsFailed: o.rolloutsFailed,
+		RolloutsVerified: o.rolloutsVerified, Requests: map[string]int{},
+		Restarts: o.restarts, Failures: o.failures, Rollouts: o.rollouts, FailingImages: o.failing,
+	}
+	if !o.lastSuccess.IsZero() {
+		ls := o.lastSuccess
+		r.LastSuccess = &ls
 	}
 	for _, m := range requests {
 		for method, n := range m {
@@ -69,22 +204,33 @@ func (s summary) runReport(cluster string, code int, err error, requests map[str
 	return r
 }
 
-// stored returns the report as kept in the state ConfigMap, lists cut.
+// stored returns the report as kept in the state ConfigMap: lists cut,
+// error strings bounded.
 func (r runReport) stored() []byte {
 	r.Restarts = r.Restarts[:min(len(r.Restarts), storedReportItems)]
-	r.Failures = r.Failures[:min(len(r.Failures), storedReportItems)]
+	r.Failures = slices.Clone(r.Failures[:min(len(r.Failures), storedReportItems)])
+	for i := range r.Failures {
+		r.Failures[i].Error = state.BoundError(r.Failures[i].Error)
+	}
+	r.FailingImages = r.FailingImages[:min(len(r.FailingImages), storedReportItems)]
+	r.Error = state.BoundError(r.Error)
 	b, _ := json.Marshal(r)
 	return b
 }
 
-// pushMetrics replaces the urunner group of a Prometheus Pushgateway with
-// this run's counters. A one-shot Job lives too briefly to be scraped.
-func pushMetrics(ctx context.Context, gateway string, r runReport) error {
+// maxFailingSeries bounds the per-image series one push carries.
+const maxFailingSeries = 100
+
+// pushMetrics replaces urunner's group of a Prometheus Pushgateway with
+// this run's gauges. A one-shot Job lives too briefly to be scraped. The
+// group is keyed by job, the state's namespace (two installs in one cluster
+// keep apart) and the cluster name when set.
+func pushMetrics(ctx context.Context, gateway, namespace string, r runReport) error {
 	u, err := url.Parse(gateway)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("URUNNER_CONF_PUSHGATEWAY_URL: not an http(s) URL")
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/metrics/job/urunner"
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/metrics/job/urunner/namespace/" + url.PathEscape(namespace)
 	if r.Cluster != "" {
 		u.Path += "/cluster/" + url.PathEscape(r.Cluster)
 	}
@@ -92,17 +238,35 @@ func pushMetrics(ctx context.Context, gateway string, r runReport) error {
 	gauge := func(name, help string, v float64) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", name, help, name, name, v)
 	}
+	boolean := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
 	gauge("urunner_run_timestamp_seconds", "When the last run started.", float64(r.Started.Unix()))
 	gauge("urunner_run_duration_seconds", "How long the last run took.", r.Duration)
 	gauge("urunner_run_exit_code", "Exit code of the last run (0 ok, 1 failed, 2 configuration).", float64(r.ExitCode))
+	if r.LastSuccess != nil {
+		gauge("urunner_run_last_success_timestamp_seconds", "When the last successful run started.", float64(r.LastSuccess.Unix()))
+	}
 	gauge("urunner_run_images", "Unique image tags looked up.", float64(r.Images))
 	gauge("urunner_run_registry_head_requests", "Manifest HEAD requests sent.", float64(r.Requests["HEAD"]))
-	gauge("urunner_run_workloads", "Workloads tracked.", float64(r.Workloads))
+	gauge("urunner_run_workloads", "Workloads watched.", float64(r.Workloads))
 	gauge("urunner_run_restarts", "Workloads restarted.", float64(r.Restarted))
-	gauge("urunner_run_held", "Restarts deferred by a cooldown or a maintenance window.", float64(r.Held))
-	gauge("urunner_run_failures", "Failed lookups and restarts.", float64(r.Failed))
-	if r.ExitCode == 0 {
-		gauge("urunner_run_last_success_timestamp_seconds", "When the last successful run started.", float64(r.Started.Unix()))
+	gauge("urunner_run_held", "Restarts deferred by a hold.", float64(r.Held))
+	gauge("urunner_run_failures", "Everything that failed in the run.", float64(r.Failed))
+	gauge("urunner_run_lookup_failures", "Failed lookups.", float64(r.LookupFailures))
+	gauge("urunner_run_restart_failures", "Failed restarts.", float64(r.RestartFailures))
+	gauge("urunner_run_restart_cap_exceeded", "1 when more workloads would have restarted than URUNNER_CONF_MAX_RESTARTS allows.", boolean(r.CapExceeded))
+	gauge("urunner_run_rollouts_failed", "Verified rollouts that failed.", float64(r.RolloutsFailed))
+	gauge("urunner_run_rollouts_verified", "Rollouts verified.", float64(r.RolloutsVerified))
+	if len(r.FailingImages) > 0 {
+		const name = "urunner_image_lookup_failing_since_timestamp_seconds"
+		fmt.Fprintf(&b, "# HELP %s Since when every lookup of the image has failed.\n# TYPE %s gauge\n", name, name)
+		for _, f := range r.FailingImages[:min(len(r.FailingImages), maxFailingSeries)] {
+			fmt.Fprintf(&b, "%s{image=%q} %d\n", name, f.Image, f.Since.Unix())
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"strings"
+	"errors"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,21 +22,26 @@ type rolloutReport struct {
 
 // verifyRollouts waits, all at once and within URUNNER_CONF_ROLLOUT_TIMEOUT
 // and the run's deadline, for each restarted workload to roll out; a failed
-// one is rolled back when asked. The new digests stay recorded either way:
-// retrying a digest whose rollout failed would fail again every run, and a
-// new push retries. It returns the number of failed rollouts.
-func (a *app) verifyRollouts(ctx context.Context, s *summary) (failed int) {
+// one is rolled back when asked, to what it ran before (its images too in
+// pin mode), and is then remembered on its old digest. A failed rollout
+// that is not rolled back keeps the new digest: retrying it every run would
+// fail every run, and a new push retries.
+func (a *app) verifyRollouts(ctx context.Context, f *found, done *acted, o *outcome) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.RolloutTimeout)
 	defer cancel()
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
 	)
-	for _, w := range s.restartedWorkloads {
+	for i, restarted := range done.restarted {
+		if !restarted {
+			continue
+		}
+		w := f.workloads[i].kube
 		wg.Go(func() {
 			res, msg, err := a.kube.WaitRollout(ctx, w)
 			rep := rolloutReport{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Result: res.String(), Message: msg}
-			attrs := []any{"namespace", w.Namespace, strings.ToLower(w.Kind), w.Name, "detail", msg}
+			attrs := []any{"namespace", w.Namespace, "kind", w.Kind, "name", w.Name, "detail", msg}
 			switch {
 			case err != nil:
 				rep.Result, rep.Message = "unknown", err.Error()
@@ -44,30 +49,38 @@ func (a *app) verifyRollouts(ctx context.Context, s *summary) (failed int) {
 			case res == kube.RolloutComplete:
 				a.log.Info("rollout complete", attrs...)
 				a.queueEvent(w, corev1.EventTypeNormal, "RolloutComplete", "the restart urunner made rolled out: "+msg, "complete")
+			case res == kube.RolloutManual:
+				a.log.Warn("rollout not started: "+msg, attrs...)
 			case res == kube.RolloutFailed:
 				mu.Lock()
-				failed++
+				done.rolloutFailed[i] = msg
 				mu.Unlock()
 				if a.cfg.Rollback {
 					// The rollback must happen even if the wait used up ctx.
-					if rerr := a.kube.Rollback(context.WithoutCancel(ctx), w); rerr != nil {
-						a.log.Error("rollout failed and the rollback too", append(attrs, "error", rerr)...)
-					} else {
+					rerr := a.kube.Rollback(context.WithoutCancel(ctx), done.before[i], done.generation[i])
+					switch {
+					case rerr == nil:
 						rep.RolledBack = true
-						a.log.Error("rollout failed; rolled back to the previous template; this digest is not retried, a new push is", attrs...)
+						mu.Lock()
+						done.restarted[i] = false
+						mu.Unlock()
+						a.log.Error("rollout failed; rolled back to what it ran before", attrs...)
+					case errors.Is(rerr, kube.ErrChangedSinceRestart):
+						a.log.Error("rollout failed; not rolled back: "+rerr.Error(), attrs...)
+					default:
+						a.log.Error("rollout failed and the rollback too", append(attrs, "error", rerr)...)
 					}
 				} else {
 					a.log.Error("rollout failed", attrs...)
 				}
-				a.queueEvent(w, corev1.EventTypeWarning, "RolloutFailed", "the restart urunner made did not roll out: "+msg, msg)
+				a.queueEvent(w, corev1.EventTypeWarning, "RolloutFailed", "the restart urunner made did not roll out, and its new digest is quarantined (nothing restarts onto it until the tag moves or a person lifts it): "+msg, msg)
 			default:
 				a.log.Warn("rollout unfinished when urunner stopped waiting", attrs...)
 			}
 			mu.Lock()
-			s.rollouts = append(s.rollouts, rep)
+			o.rollouts = append(o.rollouts, rep)
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return failed
 }

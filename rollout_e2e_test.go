@@ -8,7 +8,6 @@ import (
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
-	"github.com/urunner/urunner/state"
 )
 
 func replicas(n int32) deployOpt {
@@ -34,7 +33,7 @@ func TestVerifiedRollouts(t *testing.T) {
 	}{
 		{"complete", []deployOpt{replicas(0)}, false, 0, "rollout complete", "RolloutComplete"},
 		{"deadline exceeded", []deployOpt{replicas(1), progressDeadline(2)}, false, 1, "rollout failed", "RolloutFailed"},
-		{"deadline exceeded, rolled back", []deployOpt{replicas(1), progressDeadline(2)}, true, 1, "rolled back to the previous template", "RolloutFailed"},
+		{"deadline exceeded, rolled back", []deployOpt{replicas(1), progressDeadline(2)}, true, 1, "rolled back to what it ran before", "RolloutFailed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGround(t, testground.RegistryOptions{})
@@ -43,7 +42,7 @@ func TestVerifiedRollouts(t *testing.T) {
 			if tc.rollback {
 				t.Setenv("URUNNER_CONF_ROLLBACK", "true")
 			}
-			g.push("team/app:latest", "v1")
+			old := g.push("team/app:latest", "v1")
 			ns := g.namespace(true)
 			g.deploy(ns, "web", g.image("team/app:latest"), tc.opts...)
 			g.mustRun()
@@ -69,10 +68,32 @@ func TestVerifiedRollouts(t *testing.T) {
 			} else if ann[kube.RestartedAtAnnotation] == "" {
 				t.Error("the restart itself is gone")
 			}
-			// Either way the new digest is recorded: a failed digest is
-			// not retried every run.
-			if got := g.stored()[state.Key{Namespace: ns, Kind: "Deployment", Name: "web"}]["app"].Digest; got != moved {
-				t.Errorf("stored digest %s, want %s", got, moved)
+			// Rolled back, it is believed to run what it ran before; not
+			// rolled back, the new digest it now runs.
+			want := moved
+			if tc.rollback {
+				want = old
+			}
+			if got := g.believes(ns, "web", "app"); got != want {
+				t.Errorf("web believed to run %s, want %s", got, want)
+			}
+			if tc.code == 0 {
+				return
+			}
+			// A failed digest is quarantined, not retried every run...
+			gen := g.deployment(ns, "web").Generation
+			o = g.run()
+			if g.deployment(ns, "web").Generation != gen {
+				t.Errorf("restarted again onto the failed digest:\n%s", o.logs)
+			}
+			if tc.rollback && !strings.Contains(o.logs, "is quarantined") {
+				t.Errorf("no line says the rolled-back workload waits for a digest not quarantined:\n%s", o.logs)
+			}
+			// ...until the tag moves on.
+			g.push("team/app:latest", "v3")
+			o = g.run()
+			if g.deployment(ns, "web").Generation == gen {
+				t.Errorf("a new digest after a quarantined one did not restart:\n%s", o.logs)
 			}
 		})
 	}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +18,7 @@ import (
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/state"
+	"github.com/urunner/urunner/state/configmaps"
 )
 
 // End-to-end behaviour of one run, on the real API server (with its
@@ -32,9 +35,11 @@ func TestFirstRunIsABaseline(t *testing.T) {
 	if got := g.restartedAt(ns, "web"); got != "" {
 		t.Errorf("first run restarted web (restartedAt %q); it must only record", got)
 	}
-	want := state.State{{Namespace: ns, Kind: "Deployment", Name: "web"}: {"app": {Image: g.image("team/app:latest"), Digest: d}}}
-	if diff := cmp.Diff(want, g.stored()); diff != "" {
-		t.Errorf("stored state (-want +got):\n%s", diff)
+	if got := g.seen(g.image("team/app:latest")); got != d {
+		t.Errorf("remembered digest %s, want %s", got, d)
+	}
+	if got := g.believes(ns, "web", "app"); got != d {
+		t.Errorf("web believed to run %s, want %s", got, d)
 	}
 	if !strings.Contains(o.logs, "run finished") || !strings.Contains(o.logs, "baselined=1") {
 		t.Errorf("no summary line with baselined=1 in logs:\n%s", o.logs)
@@ -60,7 +65,7 @@ func TestMovedTagRestartsOnceAndRollsOut(t *testing.T) {
 	if err := json.Unmarshal([]byte(d.Spec.Template.Annotations[kube.RestartedForAnnotation]), &rf); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"app": moved}, rf); diff != "" {
+	if diff := cmp.Diff(map[string]string{"app": g.image("team/app:latest") + "@" + moved}, rf); diff != "" {
 		t.Errorf("%s (-want +got):\n%s", kube.RestartedForAnnotation, diff)
 	}
 	g.waitReplicaSets(ns, "web", 2)
@@ -72,8 +77,8 @@ func TestMovedTagRestartsOnceAndRollsOut(t *testing.T) {
 			t.Errorf("restart log line lacks %q:\n%s", want, o.logs)
 		}
 	}
-	if got := g.stored()[state.Key{Namespace: ns, Kind: "Deployment", Name: "web"}]["app"].Digest; got != moved {
-		t.Errorf("stored digest = %s, want %s", got, moved)
+	if got := g.believes(ns, "web", "app"); got != moved {
+		t.Errorf("web believed to run %s, want %s", got, moved)
 	}
 
 	// Run twice in a row: the second run has nothing to do.
@@ -115,7 +120,7 @@ func TestWhatIsNotWatchedIsNeverLookedUp(t *testing.T) {
 			t.Errorf("%s/%s restarted; it is not watched", w.ns, w.name)
 		}
 	}
-	if got := g.stored(); len(got) != 0 {
+	if got := g.stored(); len(got.Refs) != 0 {
 		t.Errorf("stored state = %v, want nothing tracked", got)
 	}
 }
@@ -170,7 +175,7 @@ func TestTwoChangedContainersMakeOnePatch(t *testing.T) {
 	if err := json.Unmarshal([]byte(g.deployment(ns, "web").Spec.Template.Annotations[kube.RestartedForAnnotation]), &rf); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"app": a, "side": s}, rf); diff != "" {
+	if diff := cmp.Diff(map[string]string{"app": g.image("team/app:latest") + "@" + a, "side": g.image("team/side:latest") + "@" + s}, rf); diff != "" {
 		t.Errorf("restarted-for (-want +got):\n%s", diff)
 	}
 }
@@ -185,8 +190,8 @@ func TestMultiPlatformIndexChangeRestarts(t *testing.T) {
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/multi:latest"))
 	g.mustRun()
-	if got := g.stored()[state.Key{Namespace: ns, Kind: "Deployment", Name: "web"}]["app"].Digest; got != idx1 {
-		t.Fatalf("stored digest %s, want the index digest %s", got, idx1)
+	if got := g.seen(g.image("team/multi:latest")); got != idx1 {
+		t.Fatalf("remembered digest %s, want the index digest %s", got, idx1)
 	}
 	// Only arm64 is rebuilt: the index digest moves, so the workload rolls.
 	if _, _, err := g.reg.PushIndex(ctx, "team/multi:latest", map[string]string{"linux/amd64": "a1", "linux/arm64": "b2"}); err != nil {
@@ -209,8 +214,8 @@ func TestWorkloadAddedLaterIsABaseline(t *testing.T) {
 	if g.restartedAt(ns, "later") != "" || g.restartedAt(ns, "first") != "" {
 		t.Error("a workload added on an unchanged image was restarted")
 	}
-	if got := len(g.stored()); got != 2 {
-		t.Errorf("stored workloads = %d, want 2", got)
+	if got := g.believes(ns, "later", "app"); got != g.seen(g.image("team/app:latest")) {
+		t.Errorf("later believed to run %s, want the tag's digest", got)
 	}
 }
 
@@ -228,8 +233,8 @@ func TestPausedDeploymentWaitsForResume(t *testing.T) {
 	if !strings.Contains(o.logs, "paused") {
 		t.Errorf("no log line says the restart waits for resume:\n%s", o.logs)
 	}
-	if got := g.stored()[state.Key{Namespace: ns, Kind: "Deployment", Name: "web"}]["app"].Digest; got != old {
-		t.Errorf("paused Deployment's stored digest moved to %s; it must keep %s", got, old)
+	if got := g.believes(ns, "web", "app"); got != old {
+		t.Errorf("paused Deployment believed to run %s; it must keep %s", got, old)
 	}
 	// Resume: the next run applies the change.
 	if _, err := g.cs.AppsV1().Deployments(ns).Patch(t.Context(), "web", "application/merge-patch+json", []byte(`{"spec":{"paused":false}}`), metav1.PatchOptions{}); err != nil {
@@ -241,8 +246,9 @@ func TestPausedDeploymentWaitsForResume(t *testing.T) {
 	}
 }
 
-// A failed lookup must never restart and never touch a stored digest.
-func TestFailedLookupsKeepStateByteIdentical(t *testing.T) {
+// A failed lookup must never restart and never touch a remembered digest:
+// the reference keeps its digest and is marked failing since the run.
+func TestFailedLookupsKeepEveryDigest(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		opts   testground.RegistryOptions
@@ -298,7 +304,7 @@ func TestFailedLookupsKeepStateByteIdentical(t *testing.T) {
 			g.deploy(ns, "web", g.image("team/app:latest"))
 			g.deploy(ns, "side", g.image("team/side:latest"))
 			g.mustRun()
-			before := g.stateBytes()
+			before := g.stored()
 			g.push("team/app:latest", "v2")
 
 			tc.break_(g)
@@ -310,8 +316,17 @@ func TestFailedLookupsKeepStateByteIdentical(t *testing.T) {
 			if g.restartedAt(ns, "web") != "" {
 				t.Error("restarted although the lookup failed")
 			}
-			if !bytes.Equal(before, g.stateBytes()) {
-				t.Error("state ConfigMap changed although every lookup failed")
+			after := g.stored()
+			for ref, r := range before.Refs {
+				if got := after.Refs[ref]; got.Digest != r.Digest || got.Seen != r.Seen || got.Checked != r.Checked {
+					t.Errorf("%s: remembered %+v after the failed lookup, want %+v", ref, got, r)
+				}
+				if after.Refs[ref].Failing.IsZero() || after.Refs[ref].Error == "" {
+					t.Errorf("%s: not marked failing: %+v", ref, after.Refs[ref])
+				}
+			}
+			if got := g.believes(ns, "web", "app"); got != before.Refs[g.image("team/app:latest")].Digest {
+				t.Errorf("web believed to run %s after a failed lookup", got)
 			}
 			if !strings.Contains(o.logs, "lookup failed") {
 				t.Errorf("no warning for the failed lookup:\n%s", o.logs)
@@ -339,10 +354,11 @@ func TestWrongPasswordFailsOncePerHost(t *testing.T) {
 	if o.code != 1 {
 		t.Errorf("exit code = %d, want 1", o.code)
 	}
-	// One image tried (a challenge and one authenticated attempt), the
-	// other four skipped: no retry storm against a registry that bans.
-	if got := g.heads(); got > 2 {
-		t.Errorf("HEAD requests with a refused password = %d, want at most 2", got)
+	// Two images tried alone, each a challenge and one authenticated
+	// attempt (one refused repository could be only that repository's), the
+	// other three skipped: no retry storm against a registry that bans.
+	if got := g.heads(); got > 4 {
+		t.Errorf("HEAD requests with a refused password = %d, want at most 4", got)
 	}
 	if n := strings.Count(o.logs, "refused the credentials"); n != 1 {
 		t.Errorf("%d error lines for the refused credentials, want 1:\n%s", n, o.logs)
@@ -357,7 +373,7 @@ func TestDeletedTagKeepsOtherEntries(t *testing.T) {
 	g.deploy(ns, "web", g.image("team/app:latest"))
 	g.deploy(ns, "keep", g.image("team/keep:latest"))
 	g.mustRun()
-	before := g.stored()
+	app := g.seen(g.image("team/app:latest"))
 	if err := g.reg.DeleteTag(t.Context(), "team/app:latest"); err != nil {
 		t.Fatal(err)
 	}
@@ -368,10 +384,10 @@ func TestDeletedTagKeepsOtherEntries(t *testing.T) {
 	if g.restartedAt(ns, "web") != "" {
 		t.Error("restarted on a deleted tag")
 	}
-	if diff := cmp.Diff(before, g.stored()); diff != "" {
-		t.Errorf("state changed (-before +after):\n%s", diff)
+	if got := g.seen(g.image("team/app:latest")); got != app {
+		t.Errorf("deleted tag's digest = %s, want %s kept", got, app)
 	}
-	if got := g.stored()[state.Key{Namespace: ns, Kind: "Deployment", Name: "keep"}]["app"].Digest; got != keep {
+	if got := g.seen(g.image("team/keep:latest")); got != keep {
 		t.Errorf("other entry = %s, want %s", got, keep)
 	}
 }
@@ -380,7 +396,6 @@ func TestUnparsableStateIsNeverOverwritten(t *testing.T) {
 	for name, cm := range map[string]*corev1.ConfigMap{
 		"garbage":         {BinaryData: map[string][]byte{state.DataKey: []byte("not gzip")}},
 		"unknown version": {BinaryData: map[string][]byte{state.DataKey: mustGzip(t, `{"version":99}`)}},
-		"foreign keys":    {Data: map[string]string{"other": "x"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := newGround(t, testground.RegistryOptions{})
@@ -422,7 +437,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 			ns := g.namespace(true)
 			g.deploy(ns, "web", g.image("team/app:latest"))
 
-			dry := func() outcome {
+			dry := func() result {
 				if how == "flag" {
 					return g.mustRun("--dry-run")
 				}
@@ -455,11 +470,11 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 }
 
-// Two writers of the state at once: both runs' entries survive.
+// Two writers of the state at once, on the real API server: both runs'
+// references survive, each merged on its own.
 func TestConcurrentStateWritersLoseNothing(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
-	cs := g.cs.CoreV1()
-	store := state.NewStore(cs, "default", g.state)
+	store := state.NewStore(configmaps.New(g.cs), "default", g.state)
 	ctx := t.Context()
 	snapA, err := store.Load(ctx)
 	if err != nil {
@@ -470,44 +485,43 @@ func TestConcurrentStateWritersLoseNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := "sha256:" + strings.Repeat("d", 64)
-	var a, b state.Changes
-	a.Put(state.Key{Namespace: "x", Kind: "Deployment", Name: "a"}, "app", state.Entry{Image: "r/a:1", Digest: d})
-	b.Put(state.Key{Namespace: "x", Kind: "Deployment", Name: "b"}, "app", state.Entry{Image: "r/b:1", Digest: d})
+	now := time.Now().UTC().Truncate(time.Second)
+	a := state.State{Refs: map[string]state.Ref{"r/a:1": {Digest: d, Checked: now}}}
+	b := state.State{Refs: map[string]state.Ref{"r/b:1": {Digest: d, Checked: now}}}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	wg.Go(func() { errs[0] = store.Save(ctx, snapA, &a) })
-	wg.Go(func() { errs[1] = store.Save(ctx, snapB, &b) })
+	wg.Go(func() { errs[0] = store.Save(ctx, snapA, a, nil, now) })
+	wg.Go(func() { errs[1] = store.Save(ctx, snapB, b, nil, now) })
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := len(g.stored()); got != 2 {
-		t.Errorf("stored workloads = %d, want both writers' 2: %v", got, g.stored())
+	if got := remembered(g.stored()); got != 2 {
+		t.Errorf("stored references = %d, want both writers' 2: %v", got, g.stored())
 	}
 }
 
 func TestStateLargerThanTheConfigMapLimitIsRefused(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
 	ctx := t.Context()
-	store := state.NewStore(g.cs.CoreV1(), "default", g.state)
+	store := state.NewStore(configmaps.New(g.cs), "default", g.state)
 	snap, err := store.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var first state.Changes
-	first.Put(state.Key{Namespace: "x", Kind: "Deployment", Name: "a"}, "app", state.Entry{Image: "r/a:1", Digest: "sha256:" + strings.Repeat("a", 64)})
-	if err := store.Save(ctx, snap, &first); err != nil {
+	first := state.State{Refs: map[string]state.Ref{"r/a:1": {Digest: "sha256:" + strings.Repeat("a", 64)}}}
+	if err := store.Save(ctx, snap, first, nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	before := g.stateBytes()
 	store.MaxBytes = len(before) + 20
-	var big state.Changes
+	big := state.State{Refs: map[string]state.Ref{}}
 	for i := range 200 {
-		big.Put(state.Key{Namespace: "x", Kind: "Deployment", Name: strings.Repeat("n", 10) + string(rune('a'+i%26)) + strings.Repeat("z", i)}, "app", state.Entry{Image: "r/a:1", Digest: "sha256:" + strings.Repeat("b", 64)})
+		big.Refs[fmt.Sprintf("r/a%d:1", i)] = state.Ref{Digest: "sha256:" + strings.Repeat("b", 64)}
 	}
-	err = store.Save(ctx, snap, &big)
+	err = store.Save(ctx, snap, big, nil, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "size limit") || !strings.Contains(err.Error(), "default/"+g.state) {
 		t.Fatalf("Save = %v, want a size-limit error naming the ConfigMap", err)
 	}

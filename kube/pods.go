@@ -47,16 +47,12 @@ var activePods = fields.AndSelectors(
 // "namespace/Kind/name" (the form of state.Key's String). Every workload
 // has an entry; one whose Selector is empty matches no pod.
 //
-// It makes one paginated cluster-wide LIST of pods, as Workloads does for
-// workloads, and matches each pod against the selectors of the workloads
+// It LISTs pods as List lists workloads (once cluster-wide, or per watched
+// namespace) and matches each pod against the selectors of the workloads
 // of its namespace. Pods of a Deployment's older ReplicaSets match too:
 // that is intended. Only counts and digests are kept, never the pods. It
-// needs list on pods cluster-wide.
-func (c *Client) Running(ctx context.Context, workloads []Workload) (map[string]Running, error) {
-	type matcher struct {
-		key string
-		sel labels.Selector
-	}
+// needs list on pods where the workloads are listed.
+func (c *Client) Running(ctx context.Context, scope Scope, workloads []Workload) (map[string]Running, error) {
 	byNamespace := map[string][]matcher{}
 	out := make(map[string]Running, len(workloads))
 	for _, w := range workloads {
@@ -76,54 +72,18 @@ func (c *Client) Running(ctx context.Context, workloads []Workload) (map[string]
 	}
 
 	seen := map[string]map[string]map[string]bool{} // key → container → digest set
-	p := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-		return c.cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, o)
-	})
-	p.PageSize = PageSize
-	p.PageBufferSize = 1 // see Workloads
-	// As in Workloads: never fall back to one unpaginated list.
-	p.FullListIfExpired = false
-	err := p.EachListItem(ctx, metav1.ListOptions{FieldSelector: activePods}, func(obj runtime.Object) error {
-		pod := obj.(*corev1.Pod)
-		matchers := byNamespace[pod.Namespace]
-		if len(matchers) == 0 || !active(pod) {
-			return nil
+	namespaces := []string{metav1.NamespaceAll}
+	if scope.PerNamespace {
+		namespaces = nil
+		for ns := range byNamespace {
+			namespaces = append(namespaces, ns)
 		}
-		set := labels.Set(pod.Labels)
-		var ready, read bool
-		var ran []containerDigest
-		for _, m := range matchers {
-			if !m.sel.Matches(set) {
-				continue
-			}
-			if !read {
-				read = true
-				if ready = podReady(pod); ready {
-					ran = ranDigests(pod)
-				}
-			}
-			r := out[m.key]
-			r.Pods++
-			if ready {
-				r.Ready++
-			}
-			out[m.key] = r
-			for _, cd := range ran {
-				byContainer := seen[m.key]
-				if byContainer == nil {
-					byContainer = map[string]map[string]bool{}
-					seen[m.key] = byContainer
-				}
-				if byContainer[cd.container] == nil {
-					byContainer[cd.container] = map[string]bool{}
-				}
-				byContainer[cd.container][cd.digest] = true
-			}
+		slices.Sort(namespaces)
+	}
+	for _, ns := range namespaces {
+		if err := c.listPods(ctx, ns, func(pod *corev1.Pod) { matchPod(pod, byNamespace, out, seen) }); err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list pods: %w", err)
 	}
 	for key, byContainer := range seen {
 		r := out[key]
@@ -134,6 +94,68 @@ func (c *Client) Running(ctx context.Context, workloads []Workload) (map[string]
 		out[key] = r
 	}
 	return out, nil
+}
+
+type matcher struct {
+	key string
+	sel labels.Selector
+}
+
+func (c *Client) listPods(ctx context.Context, ns string, each func(*corev1.Pod)) error {
+	p := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return c.cs.CoreV1().Pods(ns).List(ctx, o)
+	})
+	p.PageSize = PageSize
+	p.PageBufferSize = 1 // see listKind
+	// As in listKind: never fall back to one unpaginated list.
+	p.FullListIfExpired = false
+	err := p.EachListItem(ctx, metav1.ListOptions{FieldSelector: activePods}, func(obj runtime.Object) error {
+		each(obj.(*corev1.Pod))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list pods: %w", err)
+	}
+	return nil
+}
+
+// matchPod counts pod for every workload of its namespace that selects it.
+func matchPod(pod *corev1.Pod, byNamespace map[string][]matcher, out map[string]Running, seen map[string]map[string]map[string]bool) {
+	matchers := byNamespace[pod.Namespace]
+	if len(matchers) == 0 || !active(pod) {
+		return
+	}
+	set := labels.Set(pod.Labels)
+	var ready, read bool
+	var ran []containerDigest
+	for _, m := range matchers {
+		if !m.sel.Matches(set) {
+			continue
+		}
+		if !read {
+			read = true
+			if ready = podReady(pod); ready {
+				ran = ranDigests(pod)
+			}
+		}
+		r := out[m.key]
+		r.Pods++
+		if ready {
+			r.Ready++
+		}
+		out[m.key] = r
+		for _, cd := range ran {
+			byContainer := seen[m.key]
+			if byContainer == nil {
+				byContainer = map[string]map[string]bool{}
+				seen[m.key] = byContainer
+			}
+			if byContainer[cd.container] == nil {
+				byContainer[cd.container] = map[string]bool{}
+			}
+			byContainer[cd.container][cd.digest] = true
+		}
+	}
 }
 
 // active repeats the server-side field selector, for API servers (and fake

@@ -5,192 +5,185 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"maps"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 )
 
 const (
 	// RestartedAtAnnotation is the pod-template annotation `kubectl rollout
 	// restart` sets; changing it rolls the workload.
 	RestartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
-	// RestartedForAnnotation records, as a JSON object container → digest,
-	// the digests urunner restarted the workload for. A run that finds the
-	// digest it wants already recorded does not restart again: this is what
-	// keeps two overlapping runs from rolling a workload twice.
+	// RestartedForAnnotation records, as a JSON object container →
+	// "registry/repository:tag@sha256:…", what urunner restarted each
+	// container for. It is the workload's own memory: a run that finds the
+	// digest it wants recorded for the container's current image does not
+	// restart again, which keeps overlapping runs and a run that crashed
+	// after patching from rolling a workload twice.
 	RestartedForAnnotation = "urunner.io/restarted-for"
 )
 
-// RestartOutcome says what Restart did.
-type RestartOutcome int
+// ErrConflict is a workload that changed since it was read: read it again
+// and decide again; never re-send a patch decided on the old version.
+var ErrConflict = errors.New("changed since it was read")
 
-const (
-	// Restarted: the pod template was patched.
-	Restarted RestartOutcome = iota
-	// AlreadyRestarted: another run restarted the workload for these
-	// digests since it was listed; nothing was patched.
-	AlreadyRestarted
-	// NowPaused: the Deployment was paused since it was listed.
-	// (StatefulSets and DaemonSets cannot be paused.)
-	NowPaused
-)
+// ErrChangedSinceRestart is a workload whose spec changed after urunner
+// restarted it: a rollback would revert someone's edit, so it is not made.
+var ErrChangedSinceRestart = errors.New("its spec changed after the restart")
 
-// ErrUnsupportedKind is returned for a workload kind urunner cannot patch.
-var ErrUnsupportedKind = errors.New("unsupported workload kind")
+// Restart is what a restart writes to a workload's pod template.
+type Restart struct {
+	// At is the restartedAt time; set in pin mode too, for cooldowns.
+	At time.Time
+	// Records are container → "reference@digest" added to restarted-for.
+	Records map[string]string
+	// Pins are container → image to set (pin mode); none by annotation.
+	Pins map[string]string
+}
 
-// Restart patches w's pod template with the restartedAt annotation and the
-// digests it restarts for (container → digest), in one PATCH.
-//
-// The patch carries the resourceVersion w was listed at, so it applies only
-// to the object urunner decided on. On a conflict Restart reads the
-// workload again: if another run has already recorded these digests it
-// returns AlreadyRestarted, otherwise it patches the fresh version.
-//
-// With pins (container → image to set, "repo:tag@sha256:…"), Restart pins
-// instead: it sets those container images, and the restarted-for record,
-// but no restartedAt; the new image rolls the workload.
-func (c *Client) Restart(ctx context.Context, w Workload, at time.Time, digests, pins map[string]string) (RestartOutcome, error) {
-	outcome := Restarted
-	rv, recorded := w.ResourceVersion, w.RestartedFor
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if covers(recorded, digests) {
-			outcome = AlreadyRestarted
-			return nil
-		}
-		patch, pt, err := restartPatch(rv, recorded, digests, at, pins, w)
-		if err != nil {
-			return err
-		}
-		if err := c.patchType(ctx, w, pt, patch); !apierrors.IsConflict(err) {
-			return err
-		}
-		fresh, err := c.get(ctx, w)
-		if err != nil {
-			return err
-		}
-		if fresh.Paused {
-			outcome = NowPaused
-			return nil
-		}
-		rv, recorded = fresh.ResourceVersion, fresh.RestartedFor
-		return apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: strings.ToLower(w.Kind) + "s"}, w.Name, errors.New("changed since listed"))
-	})
+// Restart patches w's pod template once, with the resourceVersion w was
+// read at as a precondition, so that it applies only to the object urunner
+// decided on. A workload changed since answers an error wrapping
+// ErrConflict. It returns the workload's generation after the patch.
+func (c *Client) Restart(ctx context.Context, w Workload, r Restart) (int64, error) {
+	k, err := kindOf(w.Kind)
+	if err != nil {
+		return 0, err
+	}
+	records := maps.Clone(w.RestartedFor)
+	if records == nil {
+		records = map[string]string{}
+	}
+	maps.Copy(records, r.Records)
+	rf, err := json.Marshal(records)
+	if err != nil {
+		return 0, err
+	}
+	annotations := map[string]any{
+		RestartedAtAnnotation:  r.At.UTC().Format(time.RFC3339),
+		RestartedForAnnotation: string(rf),
+	}
+	patch, pt, err := templatePatch(w, w.ResourceVersion, annotations, r.Pins)
+	if err != nil {
+		return 0, err
+	}
+	obj, err := k.patch(ctx, c, w.Namespace, w.Name, pt, patch)
+	if apierrors.IsConflict(err) {
+		return 0, fmt.Errorf("restart %s %s/%s: %w", w.Kind, w.Namespace, w.Name, ErrConflict)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("restart %s %s/%s: %w", w.Kind, w.Namespace, w.Name, err)
 	}
-	return outcome, nil
-}
-
-func covers(recorded, digests map[string]string) bool {
-	for c, d := range digests {
-		if recorded[c] != d {
-			return false
-		}
-	}
-	return true
-}
-
-func restartPatch(resourceVersion string, recorded, digests map[string]string, at time.Time, pins map[string]string, w Workload) ([]byte, types.PatchType, error) {
-	rf, err := mergeRestartedFor(recorded, digests)
+	m, err := metaOf(obj)
 	if err != nil {
-		return nil, "", err
+		return 0, err
 	}
-	// metadata.resourceVersion in a patch is a precondition: the API
-	// server answers 409 if the object changed since it was read.
-	meta := map[string]any{"resourceVersion": resourceVersion}
-	if len(pins) == 0 {
-		p, err := json.Marshal(map[string]any{
-			"metadata": meta,
-			"spec": map[string]any{"template": map[string]any{
-				"metadata": map[string]any{"annotations": map[string]string{
-					RestartedAtAnnotation:  at.UTC().Format(time.RFC3339),
-					RestartedForAnnotation: rf,
-				}},
-			}},
-		})
-		return p, types.MergePatchType, err
-	}
-	// A strategic merge patch merges containers by name, so only the
-	// pinned images change.
-	var containers, inits []map[string]string
-	for _, c := range w.Containers {
-		img, ok := pins[c.Name]
-		if !ok {
-			continue
+	return m.GetGeneration(), nil
+}
+
+// templatePatch builds one patch of w's pod template annotations and, when
+// images is set, of its containers' images. metadata.resourceVersion in a
+// patch is a precondition: the API server answers 409 if the object
+// changed since it was read.
+func templatePatch(w Workload, resourceVersion string, annotations map[string]any, images map[string]string) ([]byte, types.PatchType, error) {
+	template := map[string]any{"metadata": map[string]any{"annotations": annotations}}
+	pt := types.MergePatchType
+	if len(images) > 0 {
+		// A strategic merge patch merges containers by name, so only the
+		// named containers' images change.
+		var containers, inits []map[string]string
+		for _, c := range w.Containers {
+			img, ok := images[c.Name]
+			if !ok {
+				continue
+			}
+			entry := map[string]string{"name": c.Name, "image": img}
+			if c.Init {
+				inits = append(inits, entry)
+			} else {
+				containers = append(containers, entry)
+			}
 		}
-		entry := map[string]string{"name": c.Name, "image": img}
-		if c.Init {
-			inits = append(inits, entry)
-		} else {
-			containers = append(containers, entry)
+		spec := map[string]any{}
+		if len(containers) > 0 {
+			spec["containers"] = containers
 		}
-	}
-	podSpec := map[string]any{}
-	if len(containers) > 0 {
-		podSpec["containers"] = containers
-	}
-	if len(inits) > 0 {
-		podSpec["initContainers"] = inits
+		if len(inits) > 0 {
+			spec["initContainers"] = inits
+		}
+		template["spec"] = spec
+		pt = types.StrategicMergePatchType
 	}
 	p, err := json.Marshal(map[string]any{
-		"metadata": meta,
-		"spec": map[string]any{"template": map[string]any{
-			"metadata": map[string]any{"annotations": map[string]string{RestartedForAnnotation: rf}},
-			"spec":     podSpec,
-		}},
+		"metadata": map[string]any{"resourceVersion": resourceVersion},
+		"spec":     map[string]any{"template": template},
 	})
-	return p, types.StrategicMergePatchType, err
+	return p, pt, err
 }
 
-func (c *Client) patch(ctx context.Context, w Workload, patch []byte) error {
-	return c.patchType(ctx, w, types.MergePatchType, patch)
-}
-
-func (c *Client) patchType(ctx context.Context, w Workload, pt types.PatchType, patch []byte) error {
-	opts := metav1.PatchOptions{FieldManager: "urunner"}
-	var err error
-	switch w.Kind {
-	case "Deployment":
-		_, err = c.cs.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, pt, patch, opts)
-	case "StatefulSet":
-		_, err = c.cs.AppsV1().StatefulSets(w.Namespace).Patch(ctx, w.Name, pt, patch, opts)
-	case "DaemonSet":
-		_, err = c.cs.AppsV1().DaemonSets(w.Namespace).Patch(ctx, w.Name, pt, patch, opts)
-	default:
-		err = ErrUnsupportedKind
+// Get reads a workload again, after a conflict.
+func (c *Client) Get(ctx context.Context, kindName, namespace, name string) (Workload, error) {
+	k, err := kindOf(kindName)
+	if err != nil {
+		return Workload{}, err
 	}
-	return err
+	obj, err := k.get(ctx, c, namespace, name)
+	if err != nil {
+		return Workload{}, fmt.Errorf("read %s %s/%s: %w", kindName, namespace, name, err)
+	}
+	return k.workload(obj), nil
 }
 
-// get reads a workload again, after a conflict.
-func (c *Client) get(ctx context.Context, w Workload) (Workload, error) {
-	opts := metav1.GetOptions{}
-	switch w.Kind {
-	case "Deployment":
-		d, err := c.cs.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, opts)
-		if err != nil {
-			return Workload{}, err
-		}
-		fresh := fromTemplate(w.Kind, d.ObjectMeta, &d.Spec.Template)
-		fresh.Paused = d.Spec.Paused
-		return fresh, nil
-	case "StatefulSet":
-		s, err := c.cs.AppsV1().StatefulSets(w.Namespace).Get(ctx, w.Name, opts)
-		if err != nil {
-			return Workload{}, err
-		}
-		return fromTemplate(w.Kind, s.ObjectMeta, &s.Spec.Template), nil
-	case "DaemonSet":
-		d, err := c.cs.AppsV1().DaemonSets(w.Namespace).Get(ctx, w.Name, opts)
-		if err != nil {
-			return Workload{}, err
-		}
-		return fromTemplate(w.Kind, d.ObjectMeta, &d.Spec.Template), nil
+// Rollback restores the pod template before, the workload as read before
+// urunner restarted it, to what it was: its restart annotations and, in pin
+// mode, its images, so that the controller brings the previous pods back
+// and urunner keeps following the workload. It does so only if nothing else
+// changed the spec since the restart (generation is what the restart's
+// patch returned): a rollback never reverts someone's edit.
+func (c *Client) Rollback(ctx context.Context, before Workload, generation int64) error {
+	fresh, err := c.Get(ctx, before.Kind, before.Namespace, before.Name)
+	if err != nil {
+		return fmt.Errorf("roll back: %w", err)
 	}
-	return Workload{}, ErrUnsupportedKind
+	if fresh.Generation != generation {
+		return fmt.Errorf("roll back %s %s/%s: %w (generation %d, the restart left %d)", before.Kind, before.Namespace, before.Name, ErrChangedSinceRestart, fresh.Generation, generation)
+	}
+	annotations := map[string]any{RestartedAtAnnotation: nil, RestartedForAnnotation: nil}
+	if before.RestartedAt != "" {
+		annotations[RestartedAtAnnotation] = before.RestartedAt
+	}
+	if len(before.RestartedFor) > 0 {
+		b, err := json.Marshal(before.RestartedFor)
+		if err != nil {
+			return err
+		}
+		annotations[RestartedForAnnotation] = string(b)
+	}
+	images := map[string]string{}
+	now := map[string]string{}
+	for _, c := range fresh.Containers {
+		now[c.Name] = c.Image
+	}
+	for _, c := range before.Containers {
+		if img, ok := now[c.Name]; ok && img != c.Image {
+			images[c.Name] = c.Image
+		}
+	}
+	patch, pt, err := templatePatch(before, fresh.ResourceVersion, annotations, images)
+	if err != nil {
+		return err
+	}
+	k, err := kindOf(before.Kind)
+	if err != nil {
+		return err
+	}
+	if _, err := k.patch(ctx, c, before.Namespace, before.Name, pt, patch); err != nil {
+		if apierrors.IsConflict(err) {
+			err = fmt.Errorf("%w: %w", ErrChangedSinceRestart, err)
+		}
+		return fmt.Errorf("roll back %s %s/%s: %w", before.Kind, before.Namespace, before.Name, err)
+	}
+	return nil
 }

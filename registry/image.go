@@ -67,3 +67,33 @@ var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 func validDigest(d string) bool {
 	return digestRE.MatchString(strings.TrimSpace(d)) && d == strings.TrimSpace(d)
 }
+
+// Image is a container image as urunner tracks it.
+type Image struct {
+	// Ref is the reference looked up: registry, repository and tag.
+	Ref ref.Ref
+	// Named is its canonical name, registry/repository:tag (see Key), or
+	// registry/repository for an image pinned by digest alone.
+	Named string
+	// Digest is the digest the image string pins, if any.
+	Digest string
+}
+
+// Canonical parses image once, as Kubernetes pulls it, so that every
+// spelling of one image ("app", "docker.io/library/app:latest") has one
+// name, one lookup and one credential scope.
+func Canonical(image string) (Image, error) {
+	r, err := ParseImage(image)
+	if err != nil {
+		return Image{}, err
+	}
+	im := Image{Digest: r.Digest}
+	r.Digest = ""
+	im.Ref = r
+	if r.Tag == "" {
+		im.Named = r.Registry + "/" + r.Repository
+	} else {
+		im.Named = Key(r)
+	}
+	return im, nil
+}

@@ -26,7 +26,8 @@ type Host struct {
 	PlainHTTP bool
 	// SkipVerify disables TLS certificate verification for this host only.
 	SkipVerify bool
-	// CAPEM is an extra CA bundle trusted for this host.
+	// CAPEM is an extra CA bundle trusted for this host (and its token
+	// service).
 	CAPEM []byte
 	// Concurrency overrides Options.Concurrency for this host.
 	Concurrency int
@@ -45,7 +46,7 @@ type Options struct {
 	// Timeout bounds each lookup, retries included, and each credential
 	// request.
 	Timeout time.Duration
-	// Log receives one line per failed host; nil discards.
+	// Log receives one line per refused credentials; nil discards.
 	Log       *slog.Logger
 	UserAgent string
 }
@@ -64,17 +65,21 @@ type Resolver struct {
 	hosts map[string]Host
 	opts  Options
 	tr    *transport
+
+	mu      sync.Mutex
+	clients map[groupID]*regclient.RegClient
+	creds   map[string]*hostCreds
 }
 
 // ErrNoDigest is a registry answer without a usable Docker-Content-Digest.
 // It is a failed lookup, never a change.
 var ErrNoDigest = errors.New("registry returned no valid Docker-Content-Digest")
 
-// ErrHostFailed marks a lookup skipped because an earlier lookup on the
-// same host failed to authenticate: retrying every image with bad
-// credentials would only get the client banned (GitLab bans an IP after
-// repeated failed logins).
-var ErrHostFailed = errors.New("skipped: authentication to this registry already failed in this run")
+// ErrHostFailed marks a lookup skipped because the registry refused its
+// credentials for two different repositories in this run: retrying every
+// image with bad credentials would only get the client banned (GitLab bans
+// an address after repeated failed logins).
+var ErrHostFailed = errors.New("skipped: the registry refused these credentials in this run")
 
 // NewResolver returns a Resolver for the given hosts.
 func NewResolver(opts Options) (*Resolver, error) {
@@ -101,7 +106,7 @@ func NewResolver(opts Options) (*Resolver, error) {
 		}
 		hosts[h.Name] = h
 	}
-	return &Resolver{hosts: hosts, opts: opts, tr: tr}, nil
+	return &Resolver{hosts: hosts, opts: opts, tr: tr, clients: map[groupID]*regclient.RegClient{}, creds: map[string]*hostCreds{}}, nil
 }
 
 // Watches reports whether r is on a watched registry.
@@ -110,197 +115,197 @@ func (res *Resolver) Watches(r ref.Ref) bool {
 	return ok
 }
 
+// UsesPullSecrets reports whether lookups on host may use the workloads'
+// pull secrets: only a registry configured without credentials of its own.
+func (res *Resolver) UsesPullSecrets(host string) bool {
+	h, ok := res.hosts[host]
+	if !ok {
+		return false
+	}
+	if h.Provider == nil {
+		return true
+	}
+	b, isBasic := h.Provider.(basic)
+	return isBasic && b.creds == (Credentials{})
+}
+
 // Requests returns the number of HTTP requests sent per URL host, by
 // method, since the Resolver was made.
 func (res *Resolver) Requests() map[string]map[string]int { return res.tr.snapshot() }
 
-// Lookup is one reference to resolve. Pull, when set, are credentials
-// from the pull secrets of the workloads using it; they apply only on a
-// host configured without credentials of its own.
+// Lookup is one reference to resolve with one set of credentials.
 type Lookup struct {
-	Ref  ref.Ref
+	Ref ref.Ref
+	// Cred names the credentials: "" for the host's configured ones (or
+	// none), else a workload's pull secret (Pull). Lookups of one reference
+	// with different Creds are distinct: each workload sees only the
+	// digest its own credentials fetched.
+	Cred string
 	Pull *Credentials
 }
 
-// ResolveAll resolves refs; see ResolveLookups.
+// Outcome is a lookup and its result.
+type Outcome struct {
+	Lookup
+	Result
+}
+
+// ResolveAll resolves refs with the configured credentials and returns
+// the results by Key.
 func (res *Resolver) ResolveAll(ctx context.Context, refs []ref.Ref) map[string]Result {
-	ls := make([]Lookup, len(refs))
-	for i, r := range refs {
-		ls[i] = Lookup{Ref: r}
+	in := make(chan Lookup, len(refs))
+	for _, r := range refs {
+		in <- Lookup{Ref: r}
 	}
-	return res.ResolveLookups(ctx, ls)
-}
-
-// lookup resolves one key under its host's semaphore, records the result
-// in out and, on the first refused credentials, marks the group refused.
-func (res *Resolver) lookup(ctx context.Context, rc *regclient.RegClient, g *group, k string, r ref.Ref, sem chan struct{}, mu *sync.Mutex, out map[string]Result, refused *error, source string) {
-	select {
-	case sem <- struct{}{}:
-		defer func() { <-sem }()
-	case <-ctx.Done():
-		mu.Lock()
-		out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, ctx.Err())}
-		mu.Unlock()
-		return
+	close(in)
+	out := map[string]Result{}
+	for o := range res.Resolve(ctx, in) {
+		out[Key(o.Ref)] = o.Result
 	}
-	mu.Lock()
-	skip := *refused != nil
-	mu.Unlock()
-	if skip {
-		mu.Lock()
-		out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, ErrHostFailed)}
-		mu.Unlock()
-		return
-	}
-	if until, blocked := res.tr.blockedUntil(hostPort(g.host)); blocked {
-		mu.Lock()
-		out[k] = Result{Err: fmt.Errorf("resolve %s: %w (until %s)", k, ErrRateLimited, until.UTC().Format(time.RFC3339))}
-		mu.Unlock()
-		return
-	}
-	d, index, err := res.resolve(ctx, rc, r)
-	if _, blocked := res.tr.blockedUntil(hostPort(g.host)); blocked && err != nil {
-		// regclient wraps transport errors beyond errors.Is.
-		err = fmt.Errorf("%w: %v", ErrRateLimited, err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	out[k] = Result{Digest: d, Index: index, Err: err}
-	if err != nil && errors.Is(err, errs.ErrHTTPUnauthorized) && *refused == nil {
-		*refused = err
-		res.opts.Log.Error("registry refused the credentials; skipping its other images this run",
-			"registry", g.host, "credentials", source, "error", err)
-	}
-}
-
-// group is the lookups that share a host and credentials, and so a client.
-type group struct {
-	host string
-	pull *Credentials
-	keys []string
-}
-
-// ResolveLookups resolves each reference once (the first Lookup of a Key
-// wins), each host's Concurrency at a time, and returns the results by
-// Key. Every reference must be watched and carry a tag. Credentials are
-// fetched once per host that has something to resolve; credentials that
-// fail or are refused are not tried again this run.
-func (res *Resolver) ResolveLookups(ctx context.Context, lookups []Lookup) map[string]Result {
-	unique := map[string]ref.Ref{}
-	groups := map[string]*group{}
-	var order []string
-	for _, l := range lookups {
-		k := Key(l.Ref)
-		if _, dup := unique[k]; dup {
-			continue
-		}
-		unique[k] = l.Ref
-		gid := l.Ref.Registry
-		if l.Pull != nil {
-			gid += "\x00" + l.Pull.User + "\x00" + l.Pull.Password
-		}
-		g, ok := groups[gid]
-		if !ok {
-			g = &group{host: l.Ref.Registry, pull: l.Pull}
-			groups[gid] = g
-			order = append(order, gid)
-		}
-		g.keys = append(g.keys, k)
-	}
-	out := make(map[string]Result, len(unique))
-	hostCreds := res.credentials(ctx, groups)
-	sems := map[string]chan struct{}{}
-	for _, g := range groups {
-		if sems[g.host] == nil {
-			// One pool per host, so a slow host does not hold back others.
-			sems[g.host] = make(chan struct{}, res.hosts[g.host].Concurrency)
-		}
-	}
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
-	for _, gid := range order {
-		g := groups[gid]
-		hc := hostCreds[g.host]
-		if hc.err != nil {
-			for _, k := range g.keys {
-				out[k] = Result{Err: fmt.Errorf("resolve %s: %w", k, hc.err)}
-			}
-			continue
-		}
-		creds, source := hc.creds, "configured credentials"
-		if creds == (Credentials{}) && g.pull != nil {
-			creds, source = *g.pull, "pull secret credentials"
-		}
-		rc := res.client(res.hosts[g.host], creds)
-		var (
-			refused error
-			next    = make(chan string)
-		)
-		// A fixed pool per group, bounded by its host's concurrency: a
-		// goroutine per reference would park thousands on a semaphore.
-		sem := sems[g.host]
-		workers := min(cap(sem), len(g.keys))
-		for range workers {
-			wg.Go(func() {
-				for k := range next {
-					res.lookup(ctx, rc, g, k, unique[k], sem, &mu, out, &refused, source)
-				}
-			})
-		}
-		wg.Go(func() {
-			defer close(next)
-			for _, k := range g.keys {
-				next <- k
-			}
-		})
-	}
-	wg.Wait()
-	res.warnRateLimits()
 	return out
 }
 
-type hostCredentials struct {
+// Resolve resolves the lookups arriving on in, each once, and sends each
+// outcome on the channel it returns, which is closed once in is closed and
+// every lookup is done. Lookups start as soon as they arrive, so a caller
+// can feed them while it still lists workloads.
+//
+// Per host and credentials, the first lookup goes alone: it takes the
+// registry's auth challenge once, and the others then reuse the token or
+// basic credentials instead of each taking its own. When the registry
+// refuses it (401, 403), a second lookup of another repository goes alone
+// too: a refusal of both means the credentials are bad and the rest of that
+// host and credentials is skipped this run (ErrHostFailed); a success means
+// only the first repository is refused, and the others proceed. Lookups
+// marked Suspect (failing in the last run) are not used as the first one
+// while others are waiting, so one refused repository cannot starve its
+// host run after run.
+func (res *Resolver) Resolve(ctx context.Context, in <-chan Lookup, opts ...ResolveOption) <-chan Outcome {
+	r := newResolveRun(ctx, res, opts)
+	go r.run(in)
+	return r.out
+}
+
+// ResolveOption adjusts one Resolve.
+type ResolveOption func(*resolveRun)
+
+// Suspect marks references (by Key) whose lookups failed last run.
+func Suspect(f func(key string) bool) ResolveOption {
+	return func(r *resolveRun) { r.suspect = f }
+}
+
+// Children fetches the index r names at digest, with one GET of the index
+// (never of a layer), and returns the child manifest digest of each of the
+// given platforms ("linux/amd64") it lists; a platform it lacks is absent.
+// It uses the credentials of l.
+func (res *Resolver) Children(ctx context.Context, l Lookup, digest string, platforms []string) (map[string]string, error) {
+	rc, err := res.clientFor(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
+	defer cancel()
+	r := l.Ref
+	m, err := rc.ManifestGet(ctx, r.SetDigest(digest))
+	if err != nil {
+		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
+	}
+	idx, ok := m.(manifest.Indexer)
+	if !ok {
+		return nil, fmt.Errorf("get index %s@%s: not an index", Key(r), digest)
+	}
+	list, err := idx.GetManifestList()
+	if err != nil {
+		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
+	}
+	out := map[string]string{}
+	for _, p := range platforms {
+		node, err := ParsePlatform(p)
+		if err != nil {
+			return nil, err
+		}
+		// The child a node of this platform pulls: its own, else the best
+		// it can run.
+		best := 0
+		for _, d := range list {
+			if d.Platform == nil {
+				continue
+			}
+			have := Platform{OS: d.Platform.OS, Architecture: d.Platform.Architecture, Variant: d.Platform.Variant}
+			if rank, ok := node.runs(have); ok && rank > best {
+				best, out[p] = rank, d.Digest.String()
+			}
+		}
+	}
+	return out, nil
+}
+
+// Client returns a regclient client with l's credentials and TLS settings,
+// for reading more of an image than its digest (signatures, labels).
+func (res *Resolver) Client(ctx context.Context, l Lookup) (*regclient.RegClient, error) {
+	return res.clientFor(ctx, l)
+}
+
+type groupID struct{ host, cred string }
+
+// hostCreds are a host's configured credentials, asked once.
+type hostCreds struct {
+	once  sync.Once
 	creds Credentials
 	err   error
 }
 
-// credentials asks each host's provider once, for the hosts in use.
-func (res *Resolver) credentials(ctx context.Context, groups map[string]*group) map[string]hostCredentials {
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		out = map[string]hostCredentials{}
-	)
-	for _, g := range groups {
-		h := res.hosts[g.host]
-		mu.Lock()
-		_, asked := out[h.Name]
-		out[h.Name] = hostCredentials{}
-		mu.Unlock()
-		if asked || h.Provider == nil {
-			continue
-		}
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
-			defer cancel()
-			creds, err := h.Provider.Credentials(cctx)
-			if err != nil {
-				res.opts.Log.Error("cannot get credentials for the registry; skipping its images this run", "registry", h.Name, "error", err)
-				err = fmt.Errorf("%w: %v", ErrCredentials, err)
-			}
-			mu.Lock()
-			out[h.Name] = hostCredentials{creds: creds, err: err}
-			mu.Unlock()
-		})
+// credentials asks the host's provider once per Resolver.
+func (res *Resolver) credentials(ctx context.Context, host string) (Credentials, error) {
+	res.mu.Lock()
+	hc := res.creds[host]
+	if hc == nil {
+		hc = &hostCreds{}
+		res.creds[host] = hc
 	}
-	wg.Wait()
-	return out
+	res.mu.Unlock()
+	hc.once.Do(func() {
+		h := res.hosts[host]
+		if h.Provider == nil {
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
+		defer cancel()
+		hc.creds, hc.err = h.Provider.Credentials(cctx)
+		if hc.err != nil {
+			res.opts.Log.Error("cannot get credentials for the registry; skipping its images this run", "registry", host, "error", hc.err)
+			hc.err = fmt.Errorf("%w: %v", ErrCredentials, hc.err)
+		}
+	})
+	return hc.creds, hc.err
 }
 
-// client returns a regclient for one host and credentials.
-func (res *Resolver) client(h Host, creds Credentials) *regclient.RegClient {
+// clientFor returns the client of l's host and credentials, made once.
+func (res *Resolver) clientFor(ctx context.Context, l Lookup) (*regclient.RegClient, error) {
+	h, ok := res.hosts[l.Ref.Registry]
+	if !ok {
+		return nil, fmt.Errorf("%s: registry not watched", Key(l.Ref))
+	}
+	creds, err := res.credentials(ctx, h.Name)
+	if err != nil {
+		return nil, err
+	}
+	if l.Cred != "" && l.Pull != nil && creds == (Credentials{}) {
+		creds = *l.Pull
+	}
+	id := groupID{h.Name, l.Cred}
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	rc, ok := res.clients[id]
+	if !ok {
+		rc = res.newClient(h, creds)
+		res.clients[id] = rc
+	}
+	return rc, nil
+}
+
+// newClient returns a regclient for one host and credentials.
+func (res *Resolver) newClient(h Host, creds Credentials) *regclient.RegClient {
 	c := config.HostNewName(h.Name)
 	c.TLS = config.TLSEnabled
 	if h.PlainHTTP {
@@ -314,76 +319,40 @@ func (res *Resolver) client(h Host, creds Credentials) *regclient.RegClient {
 		// regclient logs request details at debug level; only its warnings
 		// reach urunner's log, so no header can leak at any level.
 		regclient.WithSlog(slog.New(minLevel{res.opts.Log.Handler(), slog.LevelWarn})),
-		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{Transport: res.tr})),
+		// Every request of this host's client, its token service's
+		// included, goes through the host's TLS settings.
+		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{Transport: res.tr.forHost(h)})),
 		regclient.WithRetryLimit(2),
 	)
 }
 
-// Children fetches the index r names at digest, with one GET of the index
-// (never of a layer), and returns the child manifest digest of each of the
-// given platforms ("linux/amd64") it lists; a platform it lacks is absent.
-func (res *Resolver) Children(ctx context.Context, r ref.Ref, digest string, platforms []string) (map[string]string, error) {
-	h, ok := res.hosts[r.Registry]
-	if !ok {
-		return nil, fmt.Errorf("index %s: registry not watched", Key(r))
-	}
-	hc := res.credentials(ctx, map[string]*group{r.Registry: {host: r.Registry}})[r.Registry]
-	if hc.err != nil {
-		return nil, hc.err
-	}
-	ctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
-	defer cancel()
-	m, err := res.client(h, hc.creds).ManifestGet(ctx, r.SetDigest(digest))
-	if err != nil {
-		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
-	}
-	idx, ok := m.(manifest.Indexer)
-	if !ok {
-		return nil, fmt.Errorf("get index %s@%s: not an index", Key(r), digest)
-	}
-	list, err := idx.GetManifestList()
-	if err != nil {
-		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
-	}
-	want := map[string]bool{}
-	for _, p := range platforms {
-		want[p] = true
-	}
-	out := map[string]string{}
-	for _, d := range list {
-		if d.Platform == nil {
-			continue
-		}
-		p := d.Platform.OS + "/" + d.Platform.Architecture
-		if d.Platform.Variant != "" && want[p+"/"+d.Platform.Variant] {
-			p += "/" + d.Platform.Variant
-		}
-		if want[p] {
-			if _, dup := out[p]; !dup {
-				out[p] = d.Digest.String()
-			}
-		}
-	}
-	return out, nil
-}
-
 // resolve returns the digest r's tag points at, with one HEAD request.
-func (res *Resolver) resolve(ctx context.Context, rc *regclient.RegClient, r ref.Ref) (string, bool, error) {
+func (res *Resolver) resolve(ctx context.Context, rc *regclient.RegClient, host string, r ref.Ref) Result {
+	if until, blocked := res.tr.blockedUntil(hostPort(host)); blocked {
+		return Result{Err: fmt.Errorf("resolve %s: %w (until %s)", Key(r), ErrRateLimited, until.UTC().Format(time.RFC3339))}
+	}
 	ctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
 	defer cancel()
 	m, err := rc.ManifestHead(ctx, r)
 	if err != nil {
-		return "", false, fmt.Errorf("resolve %s: %w", Key(r), err)
+		if _, blocked := res.tr.blockedUntil(hostPort(host)); blocked {
+			// regclient wraps transport errors beyond errors.Is.
+			err = fmt.Errorf("%w: %v", ErrRateLimited, err)
+		}
+		return Result{Err: fmt.Errorf("resolve %s: %w", Key(r), err)}
 	}
 	// regclient returns no error when the registry omits the header.
 	desc := m.GetDescriptor()
 	d := desc.Digest.String()
 	if !validDigest(d) {
-		return "", false, fmt.Errorf("resolve %s: %w (got %q)", Key(r), ErrNoDigest, d)
+		return Result{Err: fmt.Errorf("resolve %s: %w (got %q)", Key(r), ErrNoDigest, d)}
 	}
 	mt := desc.MediaType
-	return d, mt == mediatype.OCI1ManifestList || mt == mediatype.Docker2ManifestList, nil
+	return Result{Digest: d, Index: mt == mediatype.OCI1ManifestList || mt == mediatype.Docker2ManifestList}
 }
+
+// refused reports whether err is the registry refusing access (401, 403).
+func refused(err error) bool { return errors.Is(err, errs.ErrHTTPUnauthorized) }
 
 // warnRateLimits logs once per host whose rate limit is running low, as
 // Docker Hub reports it (RateLimit-Remaining: 12;w=21600).

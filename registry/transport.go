@@ -16,10 +16,11 @@ import (
 // transport sends regclient's requests. It exists because regclient's own
 // TLS settings only apply to an *http.Transport it can clone, and urunner
 // also needs to rewrite the Accept header and count requests: so TLS is
-// configured here, per host, and never relaxed for a host not configured so.
+// configured here, per registry, and never relaxed for a registry not
+// configured so.
 type transport struct {
 	base   *http.Transport
-	hosts  map[string]*http.Transport // by host[:port] as in URLs
+	hosts  map[string]*http.Transport // by registry name, for its requests and its token service's
 	accept string
 
 	mu     sync.Mutex
@@ -112,7 +113,7 @@ func newTransport(opts Options) (*transport, error) {
 			tc.RootCAs = pool
 		}
 		ht.TLSClientConfig = tc
-		t.hosts[hostPort(h.Name)] = ht
+		t.hosts[h.Name] = ht
 	}
 	return t, nil
 }
@@ -126,7 +127,27 @@ func hostPort(registry string) string {
 	return registry
 }
 
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+// forHost returns the round tripper of one registry's client: its TLS
+// settings apply to every request the client makes, the registry's token
+// service (often another host) included.
+func (t *transport) forHost(h Host) http.RoundTripper {
+	rt := t.base
+	if ht, ok := t.hosts[h.Name]; ok {
+		rt = ht
+	}
+	return hostTransport{t, rt}
+}
+
+type hostTransport struct {
+	t  *transport
+	rt http.RoundTripper
+}
+
+func (h hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return h.t.roundTrip(h.rt, req)
+}
+
+func (t *transport) roundTrip(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
 	if t.accept != "" && req.Method == http.MethodHead && strings.Contains(req.URL.Path, "/manifests/") {
 		req = req.Clone(req.Context())
 		req.Header.Set("Accept", t.accept)
@@ -141,10 +162,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.counts[req.URL.Host][req.Method]++
 	t.mu.Unlock()
-	rt := http.RoundTripper(t.base)
-	if ht, ok := t.hosts[req.URL.Host]; ok {
-		rt = ht
-	}
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return resp, err

@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -10,102 +11,108 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
 
-// Version is the document format this urunner reads and writes. A document
-// of another version is refused rather than rewritten, so that a downgrade
-// never destroys what a newer urunner stored.
-const Version = 2
+// Version is the document format this urunner writes. It reads versions 1
+// and 2 (memory keyed by workload, before urunner 0.3) and migrates them;
+// a document of a later version is refused rather than rewritten, so that
+// a downgrade never destroys what a newer urunner stored.
+const Version = 3
 
 // DataKey is the ConfigMap binaryData key holding the document. ConfigMap
 // keys may not contain '/', ':' or '@', which is why image references live
 // inside the document and not in the keys.
 const DataKey = "state.json.gz"
 
-// Document is the stored form of a State, version 2:
-//
-//	{"version":2,
-//	 "images":["registry.example.com/team/app:latest@sha256:…", …],
-//	 "workloads":{"namespace/Deployment/name":{"container":0, …}, …},
-//	 "restarted":{"namespace/Deployment/name":1764028800, …},
-//	 "platforms":{"0":{"linux/amd64":"sha256:…"}, …}}
-//
-// Each distinct image@digest is stored once and containers refer to it by
-// index: thousands of workloads share a few hundred images, and interning
-// keeps the ConfigMap far below its 1 MiB limit (see BENCHMARKS.md).
-// "restarted" is when urunner last restarted a workload (Unix seconds), for
-// cooldowns. "platforms" holds, for an image that is a multi-platform index
-// (by its position in "images"), the child manifest digests of the
-// platforms urunner watches, for platform-aware restarts. Version 1 is the
-// same without "restarted" and "platforms"; it is read, and rewritten as
-// version 2.
-type Document struct {
-	Version   int                          `json:"version"`
-	Images    []string                     `json:"images"`
-	Workloads map[string]map[string]int    `json:"workloads"`
-	Restarted map[string]int64             `json:"restarted,omitempty"`
-	Platforms map[string]map[string]string `json:"platforms,omitempty"`
-}
-
 // ErrCorrupt marks a stored document that cannot be read. urunner never
 // overwrites such a document: it stops and asks a human.
 var ErrCorrupt = errors.New("state document is corrupt")
 
+// document is the stored form, version 3:
+//
+//	{"version":3,"listedAt":1764028800,"lastSuccess":1764028790,
+//	 "clusterWorkloads":100000,"countedAt":1764028800,
+//	 "refs":{"registry.example.com/shop/web:latest":{
+//	    "digest":"sha256:…","seen":1764028800,"checked":1764028800,
+//	    "base":"sha256:…",                                  (when not digest)
+//	    "children":{"sha256:…":{"linux/amd64":"sha256:…"}}, (indexes, URUNNER_CONF_PLATFORMS)
+//	    "failing":1764028800,"error":"…",                   (failed lookups)
+//	    "except":{"shop/Deployment/web/app":"sha256:…"},    (held, paused, failed workloads)
+//	    "quarantine":{"sha256:…":"rollout failed in …"}}}}  (verified rollouts that failed)
+//
+// Times are Unix seconds. A steady state holds one digest per reference and
+// nothing per workload: 10,000 references take about 400 KB, whatever the
+// number of workloads (see BENCHMARKS.md).
+//
+// Versions 1 and 2 held one entry per workload and container in
+// "images"/"workloads" (and v2 "restarted"/"platforms"); they are read by
+// migrate.
+type document struct {
+	Version     int               `json:"version"`
+	ListedAt    int64             `json:"listedAt,omitempty"`
+	LastSuccess int64             `json:"lastSuccess,omitempty"`
+	Cluster     int               `json:"clusterWorkloads,omitempty"`
+	CountedAt   int64             `json:"countedAt,omitempty"`
+	Refs        map[string]refDoc `json:"refs,omitempty"`
+
+	// Versions 1 and 2.
+	Images    []string                     `json:"images,omitempty"`
+	Workloads map[string]map[string]int    `json:"workloads,omitempty"`
+	Restarted map[string]int64             `json:"restarted,omitempty"`
+	Platforms map[string]map[string]string `json:"platforms,omitempty"`
+}
+
+type refDoc struct {
+	Digest     string                       `json:"digest,omitempty"`
+	Seen       int64                        `json:"seen,omitempty"`
+	Checked    int64                        `json:"checked,omitempty"`
+	Base       string                       `json:"base,omitempty"`
+	Children   map[string]map[string]string `json:"children,omitempty"`
+	Failing    int64                        `json:"failing,omitempty"`
+	Error      string                       `json:"error,omitempty"`
+	Except     map[string]string            `json:"except,omitempty"`
+	Quarantine map[string]string            `json:"quarantine,omitempty"`
+}
+
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
-// Encode returns the compressed document for s.
-func Encode(s State) ([]byte, error) {
-	doc := Document{Version: Version, Workloads: make(map[string]map[string]int, len(s))}
-	index := map[string]int{}
-	for _, k := range s.Keys() {
-		cs := s[k]
-		if len(cs) == 0 {
-			continue
-		}
-		refs := make(map[string]int, len(cs))
-		names := slices.Sorted(maps.Keys(cs))
-		var last int64
-		for _, name := range names {
-			e := cs[name]
-			if !e.Restarted.IsZero() {
-				last = max(last, e.Restarted.Unix())
-			}
-			img := e.Image + "@" + e.Digest
-			i, ok := index[img]
-			if !ok {
-				i = len(doc.Images)
-				index[img] = i
-				doc.Images = append(doc.Images, img)
-			}
-			if len(e.Platforms) > 0 {
-				if doc.Platforms == nil {
-					doc.Platforms = map[string]map[string]string{}
-				}
-				doc.Platforms[strconv.Itoa(i)] = e.Platforms
-			}
-			refs[name] = i
-		}
-		doc.Workloads[k.String()] = refs
-		if last > 0 {
-			if doc.Restarted == nil {
-				doc.Restarted = map[string]int64{}
-			}
-			doc.Restarted[k.String()] = last
-		}
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
 	}
-	if doc.Images == nil {
-		doc.Images = []string{}
+	return t.Unix()
+}
+
+func fromUnix(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+// Encode returns the compressed document for s. Times keep whole seconds.
+func Encode(s State) ([]byte, error) {
+	doc := document{Version: Version, ListedAt: unix(s.ListedAt), LastSuccess: unix(s.LastSuccess),
+		Cluster: s.Workloads, CountedAt: unix(s.CountedAt), Refs: make(map[string]refDoc, len(s.Refs))}
+	for k, r := range s.Refs {
+		base := r.Base
+		if base == r.Digest {
+			base = ""
+		}
+		doc.Refs[k] = refDoc{
+			Digest: r.Digest, Seen: unix(r.Seen), Checked: unix(r.Checked), Base: base,
+			Children: r.Children, Failing: unix(r.Failing), Error: r.Error, Except: r.Except, Quarantine: r.Quarantine,
+		}
 	}
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
 	var buf bytes.Buffer
-	// Digests do not compress; the rest (names, indexes) does, and the
-	// best level buys about a tenth of the ConfigMap for milliseconds.
+	// Digests do not compress; references and container names do, and the
+	// best level buys a tenth of the ConfigMap for milliseconds.
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 	if err != nil {
 		return nil, fmt.Errorf("compress state: %w", err)
@@ -123,106 +130,227 @@ func Encode(s State) ([]byte, error) {
 // cannot make urunner allocate without limit.
 const maxDecoded = 64 << 20
 
-// Decode reads a compressed document. Every error wraps ErrCorrupt.
+// Decode reads a compressed document of any version this urunner reads.
+// Every error wraps ErrCorrupt.
 func Decode(data []byte) (State, error) {
+	s, _, err := decode(data)
+	return s, err
+}
+
+// decode also returns the document's version.
+func decode(data []byte) (State, int, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%w: not gzip: %v", ErrCorrupt, err)
+		return State{}, 0, fmt.Errorf("%w: not gzip: %v", ErrCorrupt, err)
 	}
 	raw, err := io.ReadAll(io.LimitReader(zr, maxDecoded+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: decompress: %v", ErrCorrupt, err)
+		return State{}, 0, fmt.Errorf("%w: decompress: %v", ErrCorrupt, err)
 	}
 	if len(raw) > maxDecoded {
-		return nil, fmt.Errorf("%w: larger than %d bytes uncompressed", ErrCorrupt, maxDecoded)
+		return State{}, 0, fmt.Errorf("%w: larger than %d bytes uncompressed", ErrCorrupt, maxDecoded)
 	}
-	return DecodeJSON(raw)
+	return decodeJSON(raw)
 }
 
 // DecodeJSON reads an uncompressed document. Every error wraps ErrCorrupt.
 func DecodeJSON(raw []byte) (State, error) {
-	var probe struct {
-		Version *int `json:"version"`
-	}
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	if probe.Version == nil {
-		return nil, fmt.Errorf("%w: no version", ErrCorrupt)
-	}
-	if *probe.Version != 1 && *probe.Version != Version {
-		return nil, fmt.Errorf("%w: version %d, this urunner reads versions 1 and %d", ErrCorrupt, *probe.Version, Version)
-	}
-	var doc Document
+	s, _, err := decodeJSON(raw)
+	return s, err
+}
+
+// decodeJSON parses raw once, whatever its version.
+func decodeJSON(raw []byte) (State, int, error) {
+	var doc document
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return State{}, 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	type split struct{ image, digest string }
-	images := make([]split, len(doc.Images))
-	for i, img := range doc.Images {
-		at := strings.LastIndexByte(img, '@')
-		if at <= 0 || !digestRE.MatchString(img[at+1:]) {
-			return nil, fmt.Errorf("%w: images[%d] %q is not image@sha256:digest", ErrCorrupt, i, img)
+	switch doc.Version {
+	case 0:
+		return State{}, 0, fmt.Errorf("%w: no version", ErrCorrupt)
+	case 1, 2:
+		if doc.Refs != nil || doc.ListedAt != 0 || doc.LastSuccess != 0 || doc.Cluster != 0 || doc.CountedAt != 0 {
+			return State{}, 0, fmt.Errorf("%w: version %d with version %d fields", ErrCorrupt, doc.Version, Version)
 		}
-		images[i] = split{img[:at], img[at+1:]}
+		s, err := migrate(doc)
+		return s, doc.Version, err
+	case Version:
+		if doc.Images != nil || doc.Workloads != nil || doc.Restarted != nil || doc.Platforms != nil {
+			return State{}, 0, fmt.Errorf("%w: version %d with version 1 or 2 fields", ErrCorrupt, Version)
+		}
+		s, err := fromDocument(doc)
+		return s, Version, err
+	default:
+		return State{}, 0, fmt.Errorf("%w: version %d, this urunner reads versions 1 to %d", ErrCorrupt, doc.Version, Version)
 	}
-	platforms := map[int]map[string]string{}
-	for is, ps := range doc.Platforms {
-		i, err := strconv.Atoi(is)
-		if err != nil || i < 0 || i >= len(images) {
-			return nil, fmt.Errorf("%w: platforms names image %q of %d", ErrCorrupt, is, len(images))
-		}
-		for p, d := range ps {
-			if !digestRE.MatchString(d) || strings.Count(p, "/") < 1 {
-				return nil, fmt.Errorf("%w: platforms[%s][%q] = %q is not platform → sha256 digest", ErrCorrupt, is, p, d)
-			}
-		}
-		platforms[i] = ps
+}
+
+func fromDocument(doc document) (State, error) {
+	if doc.ListedAt < 0 || doc.LastSuccess < 0 {
+		return State{}, fmt.Errorf("%w: negative time", ErrCorrupt)
 	}
-	s := make(State, len(doc.Workloads))
-	for ks, cs := range doc.Workloads {
-		k, err := parseKey(ks)
-		if err != nil {
-			return nil, err
-		}
-		if len(cs) == 0 {
-			continue
-		}
-		m := make(map[string]Entry, len(cs))
-		for name, i := range cs {
-			if name == "" {
-				return nil, fmt.Errorf("%w: workload %q has a container with no name", ErrCorrupt, ks)
-			}
-			if i < 0 || i >= len(images) {
-				return nil, fmt.Errorf("%w: workload %q container %q refers to image %d of %d", ErrCorrupt, ks, name, i, len(images))
-			}
-			m[name] = Entry{Image: images[i].image, Digest: images[i].digest, Platforms: platforms[i]}
-		}
-		if at, ok := doc.Restarted[ks]; ok {
-			if at <= 0 {
-				return nil, fmt.Errorf("%w: workload %q restarted at %d", ErrCorrupt, ks, at)
-			}
-			for name, e := range m {
-				e.Restarted = time.Unix(at, 0).UTC()
-				m[name] = e
-			}
-		}
-		s[k] = m
+	if doc.Cluster < 0 || doc.CountedAt < 0 {
+		return State{}, fmt.Errorf("%w: negative count", ErrCorrupt)
 	}
-	for ks := range doc.Restarted {
-		if _, ok := doc.Workloads[ks]; !ok {
-			return nil, fmt.Errorf("%w: restarted names workload %q, which has no containers", ErrCorrupt, ks)
+	s := State{ListedAt: fromUnix(doc.ListedAt), LastSuccess: fromUnix(doc.LastSuccess),
+		Workloads: doc.Cluster, CountedAt: fromUnix(doc.CountedAt), Refs: make(map[string]Ref, len(doc.Refs))}
+	for k, d := range doc.Refs {
+		if err := d.validate(k); err != nil {
+			return State{}, err
 		}
+		r := Ref{
+			Digest: d.Digest, Seen: fromUnix(d.Seen), Checked: fromUnix(d.Checked), Base: d.Base,
+			Children: d.Children, Failing: fromUnix(d.Failing), Error: BoundError(d.Error), Except: d.Except,
+			Quarantine: d.Quarantine,
+		}
+		if r.Base == r.Digest {
+			r.Base = ""
+		}
+		if len(r.Except) == 0 {
+			r.Except = nil
+		}
+		if len(r.Children) == 0 {
+			r.Children = nil
+		}
+		if len(r.Quarantine) == 0 {
+			r.Quarantine = nil
+		}
+		for dg, why := range r.Quarantine {
+			r.Quarantine[dg] = BoundError(why)
+		}
+		s.Refs[k] = r
 	}
 	return s, nil
 }
 
-func parseKey(s string) (Key, error) {
-	parts := strings.Split(s, "/")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return Key{}, fmt.Errorf("%w: workload key %q is not namespace/Kind/name", ErrCorrupt, s)
+func (d refDoc) validate(k string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: refs[%q]: %s", ErrCorrupt, k, fmt.Sprintf(format, args...))
 	}
-	return Key{Namespace: parts[0], Kind: parts[1], Name: parts[2]}, nil
+	if k == "" || strings.ContainsAny(k, " \t\n@") || !strings.Contains(k, "/") || !strings.Contains(k, ":") {
+		return bad("not registry/repository:tag")
+	}
+	for name, v := range map[string]string{"digest": d.Digest, "base": d.Base} {
+		if v != "" && !digestRE.MatchString(v) {
+			return bad("%s %q is not a sha256 digest", name, v)
+		}
+	}
+	if d.Digest == "" && d.Base != "" {
+		return bad("base without digest")
+	}
+	if d.Seen < 0 || d.Checked < 0 || d.Failing < 0 {
+		return bad("negative time")
+	}
+	for dg, ps := range d.Children {
+		if !digestRE.MatchString(dg) {
+			return bad("children of %q, not a sha256 digest", dg)
+		}
+		for p, c := range ps {
+			if !digestRE.MatchString(c) || strings.Count(p, "/") < 1 {
+				return bad("children[%s][%q] = %q is not platform → sha256 digest", dg, p, c)
+			}
+		}
+	}
+	for dg := range d.Quarantine {
+		if !digestRE.MatchString(dg) {
+			return bad("quarantine of %q, not a sha256 digest", dg)
+		}
+	}
+	for c, dg := range d.Except {
+		if parts := strings.Split(c, "/"); len(parts) != 4 || slices.Contains(parts, "") {
+			return bad("except key %q is not namespace/Kind/name/container", c)
+		}
+		if !digestRE.MatchString(dg) {
+			return bad("except[%q] = %q is not a sha256 digest", c, dg)
+		}
+	}
+	return nil
+}
+
+// migrate turns a version 1 or 2 document (one entry per workload and
+// container) into references: each reference's base is the digest most of
+// its containers had, and every container that had another becomes an
+// exception, so that every workload is believed to run exactly what the
+// old document said. Restart times are dropped: cooldowns read the
+// workload's own restartedAt annotation now.
+func migrate(doc document) (State, error) {
+	type split struct{ ref, digest string }
+	images := make([]split, len(doc.Images))
+	for i, img := range doc.Images {
+		at := strings.LastIndexByte(img, '@')
+		if at <= 0 || !digestRE.MatchString(img[at+1:]) {
+			return State{}, fmt.Errorf("%w: images[%d] %q is not image@sha256:digest", ErrCorrupt, i, img)
+		}
+		images[i] = split{img[:at], img[at+1:]}
+	}
+	for is, ps := range doc.Platforms {
+		var i int
+		if _, err := fmt.Sscan(is, &i); err != nil || i < 0 || i >= len(images) || fmt.Sprint(i) != is {
+			return State{}, fmt.Errorf("%w: platforms names image %q of %d", ErrCorrupt, is, len(images))
+		}
+		for p, d := range ps {
+			if !digestRE.MatchString(d) || strings.Count(p, "/") < 1 {
+				return State{}, fmt.Errorf("%w: platforms[%s][%q] = %q is not platform → sha256 digest", ErrCorrupt, is, p, d)
+			}
+		}
+	}
+	for ks := range doc.Restarted {
+		if _, ok := doc.Workloads[ks]; !ok {
+			return State{}, fmt.Errorf("%w: restarted names workload %q, which has no containers", ErrCorrupt, ks)
+		}
+		if doc.Restarted[ks] <= 0 {
+			return State{}, fmt.Errorf("%w: workload %q restarted at %d", ErrCorrupt, ks, doc.Restarted[ks])
+		}
+	}
+	// containers of each reference, by the digest they had
+	byRef := map[string]map[string][]string{}
+	children := map[string]map[string]map[string]string{}
+	for ks, cs := range doc.Workloads {
+		if parts := strings.Split(ks, "/"); len(parts) != 3 || slices.Contains(parts, "") {
+			return State{}, fmt.Errorf("%w: workload key %q is not namespace/Kind/name", ErrCorrupt, ks)
+		}
+		for name, i := range cs {
+			if name == "" || strings.Contains(name, "/") {
+				return State{}, fmt.Errorf("%w: workload %q has a container with no valid name", ErrCorrupt, ks)
+			}
+			if i < 0 || i >= len(images) {
+				return State{}, fmt.Errorf("%w: workload %q container %q refers to image %d of %d", ErrCorrupt, ks, name, i, len(images))
+			}
+			img := images[i]
+			if byRef[img.ref] == nil {
+				byRef[img.ref] = map[string][]string{}
+			}
+			byRef[img.ref][img.digest] = append(byRef[img.ref][img.digest], ks+"/"+name)
+			if ps, ok := doc.Platforms[fmt.Sprint(i)]; ok {
+				if children[img.ref] == nil {
+					children[img.ref] = map[string]map[string]string{}
+				}
+				children[img.ref][img.digest] = maps.Clone(ps)
+			}
+		}
+	}
+	s := State{Refs: make(map[string]Ref, len(byRef))}
+	for ref, digests := range byRef {
+		// The most common digest is the base; ties go to the smaller
+		// digest, so that migration is deterministic.
+		base := slices.MaxFunc(slices.Sorted(maps.Keys(digests)), func(a, b string) int {
+			return cmp.Or(cmp.Compare(len(digests[a]), len(digests[b])), strings.Compare(b, a))
+		})
+		r := Ref{Digest: base, Children: children[ref]}
+		for d, cs := range digests {
+			if d == base {
+				continue
+			}
+			if r.Except == nil {
+				r.Except = map[string]string{}
+			}
+			for _, c := range cs {
+				r.Except[c] = d
+			}
+		}
+		s.Refs[ref] = r
+	}
+	return s, nil
 }

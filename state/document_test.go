@@ -20,20 +20,30 @@ var update = flag.Bool("update", false, "rewrite golden files")
 const (
 	d1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 	d2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+	d3 = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
 )
 
-// restartedAt is when sample's web was last restarted.
-var restartedAt = time.Date(2026, 11, 24, 22, 0, 0, 0, time.UTC)
+var (
+	t0 = time.Date(2026, 11, 24, 22, 0, 0, 0, time.UTC)
+	t1 = t0.Add(5 * time.Minute)
+)
 
 func sample() State {
 	return State{
-		{"shop", "Deployment", "web"}: {
-			"app":     {Image: "registry.example.com:5000/shop/web:latest", Digest: d1, Restarted: restartedAt},
-			"migrate": {Image: "registry.example.com:5000/shop/web:latest", Digest: d1, Restarted: restartedAt},
-			"proxy":   {Image: "docker.io/library/nginx:1.27", Digest: d2, Restarted: restartedAt, Platforms: map[string]string{"linux/amd64": d1}},
-		},
-		{"shop", "Deployment", "worker"}: {
-			"app": {Image: "registry.example.com:5000/shop/web:latest", Digest: d2},
+		ListedAt:    t1,
+		LastSuccess: t0,
+		Refs: map[string]Ref{
+			"registry.example.com:5000/shop/web:latest": {
+				Digest: d2, Seen: t1, Checked: t1, Base: d1,
+				Except: map[string]string{"shop/Deployment/worker/app": d2},
+			},
+			"docker.io/library/nginx:1.27": {
+				Digest: d2, Seen: t0, Checked: t1,
+				Children: map[string]map[string]string{d2: {"linux/amd64": d1}},
+			},
+			"registry.example.com:5000/shop/gone:1": {
+				Digest: d3, Seen: t0, Checked: t1, Failing: t0, Error: "resolve registry.example.com:5000/shop/gone:1: not found",
+			},
 		},
 	}
 }
@@ -53,13 +63,13 @@ func gunzip(t *testing.T, data []byte) []byte {
 
 // The golden file pins the stored format: changing it breaks every
 // installed urunner's memory, so it needs a new Version and a migration.
-func TestEncodeMatchesGoldenV2(t *testing.T) {
+func TestEncodeMatchesGoldenV3(t *testing.T) {
 	data, err := Encode(sample())
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := gunzip(t, data)
-	golden := filepath.Join("testdata", "v2.json")
+	golden := filepath.Join("testdata", "v3.json")
 	if *update {
 		if err := os.WriteFile(golden, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -74,8 +84,8 @@ func TestEncodeMatchesGoldenV2(t *testing.T) {
 	}
 }
 
-func TestDecodeGoldenV2(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "v2.json"))
+func TestDecodeGoldenV3(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "v3.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,43 +98,61 @@ func TestDecodeGoldenV2(t *testing.T) {
 	}
 }
 
-// A version 1 document, written by urunner before cooldowns, still reads:
-// the same entries, with no restart times.
-func TestDecodeVersion1(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "v1.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := DecodeJSON(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := sample()
-	for _, cs := range want {
-		for n, e := range cs {
-			e.Restarted, e.Platforms = time.Time{}, nil
-			cs[n] = e
-		}
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("decoded v1 state (-want +got):\n%s", diff)
+// Documents of urunner before 0.3 (one entry per workload and container)
+// migrate so that every workload is believed to run exactly what they said:
+// the most common digest of a reference becomes its base, the others
+// exceptions; restart times are dropped (cooldowns read the workload's own
+// restartedAt annotation).
+func TestDecodeMigratesWorkloadDocuments(t *testing.T) {
+	web := "registry.example.com:5000/shop/web:latest"
+	nginx := "docker.io/library/nginx:1.27"
+	for _, tc := range []struct {
+		file string
+		want State
+	}{
+		{"v2.json", State{Refs: map[string]Ref{
+			// web/app and web/migrate had d1, worker/app d2.
+			web:   {Digest: d1, Except: map[string]string{"shop/Deployment/worker/app": d2}},
+			nginx: {Digest: d2, Children: map[string]map[string]string{d2: {"linux/amd64": d1}}},
+		}}},
+		{"v1.json", State{Refs: map[string]Ref{
+			web:   {Digest: d1, Except: map[string]string{"shop/Deployment/worker/app": d2}},
+			nginx: {Digest: d2},
+		}}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := DecodeJSON(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("migrated state (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
-func TestEncodeInternsEachImageOnce(t *testing.T) {
-	data, err := Encode(sample())
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := string(gunzip(t, data))
-	if n := strings.Count(raw, "shop/web:latest@"+d1); n != 1 {
-		t.Errorf("image@digest stored %d times, want once:\n%s", n, raw)
+func TestMigrationBreaksTiesDeterministically(t *testing.T) {
+	doc := `{"version":2,"images":["r/a:1@` + d2 + `","r/a:1@` + d1 + `"],"workloads":{"n/Deployment/x":{"c":0},"n/Deployment/y":{"c":1}}}`
+	for range 20 {
+		got, err := DecodeJSON([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Ref{Digest: d1, Except: map[string]string{"n/Deployment/x/c": d2}}
+		if diff := cmp.Diff(want, got.Refs["r/a:1"]); diff != "" {
+			t.Fatalf("tie (-want +got):\n%s", diff)
+		}
 	}
 }
 
 func TestRoundTrip(t *testing.T) {
 	for name, s := range map[string]State{
-		"empty":  {},
+		"empty":  {Refs: map[string]Ref{}},
 		"sample": sample(),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -143,22 +171,39 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestEncodeOmitsABaseEqualToTheDigest(t *testing.T) {
+	data, err := Encode(State{Refs: map[string]Ref{"r/a:1": {Digest: d1, Base: d1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw := string(gunzip(t, data)); strings.Contains(raw, "base") {
+		t.Errorf("document stores a base equal to the digest: %s", raw)
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name, doc, want string
 	}{
-		{"not JSON", `{"version":1,`, "unexpected end"},
-		{"no version", `{"images":[],"workloads":{}}`, "no version"},
-		{"a newer version is refused, not rewritten", `{"version":3,"images":[],"workloads":{}}`, "version 3"},
-		{"platforms of an unknown image", `{"version":2,"images":[],"workloads":{},"platforms":{"0":{"linux/amd64":"` + d1 + `"}}}`, "platforms names image"},
-		{"platform digest malformed", `{"version":2,"images":["a/b:c@` + d1 + `"],"workloads":{},"platforms":{"0":{"linux/amd64":"x"}}}`, "not platform"},
-		{"restart time of an unknown workload", `{"version":2,"images":[],"workloads":{},"restarted":{"a/b/c":5}}`, "has no containers"},
-		{"unknown field", `{"version":1,"images":[],"workloads":{},"extra":1}`, "unknown field"},
-		{"image without digest", `{"version":1,"images":["a/b:c"],"workloads":{}}`, "not image@sha256"},
-		{"short digest", `{"version":1,"images":["a/b:c@sha256:12"],"workloads":{}}`, "not image@sha256"},
-		{"index out of range", `{"version":1,"images":[],"workloads":{"ns/Deployment/x":{"app":0}}}`, "refers to image 0 of 0"},
-		{"bad key", `{"version":1,"images":[],"workloads":{"ns/x":{}}}`, "not namespace/Kind/name"},
-		{"empty container name", `{"version":1,"images":["a/b:c@` + d1 + `"],"workloads":{"ns/Deployment/x":{"":0}}}`, "no name"},
+		{"not JSON", `{"version":3,`, "unexpected"},
+		{"no version", `{"refs":{}}`, "no version"},
+		{"a newer version is refused, not rewritten", `{"version":4,"refs":{}}`, "version 4"},
+		{"unknown field", `{"version":3,"refs":{},"extra":1}`, "unknown field"},
+		{"old fields in a new document", `{"version":3,"images":[]}`, "version 1 or 2 fields"},
+		{"new fields in an old document", `{"version":2,"refs":{}}`, "version 3 fields"},
+		{"reference without tag", `{"version":3,"refs":{"registry/app":{"digest":"` + d1 + `"}}}`, "not registry/repository:tag"},
+		{"short digest", `{"version":3,"refs":{"r/a:1":{"digest":"sha256:12"}}}`, "not a sha256 digest"},
+		{"base without digest", `{"version":3,"refs":{"r/a:1":{"base":"` + d1 + `"}}}`, "base without digest"},
+		{"negative time", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","seen":-1}}}`, "negative time"},
+		{"bad exception key", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/x":"` + d1 + `"}}}}`, "not namespace/Kind/name/container"},
+		{"bad exception digest", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/Deployment/x/c":"x"}}}}`, "not a sha256 digest"},
+		{"bad child", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","children":{"` + d1 + `":{"linux":"` + d1 + `"}}}}}`, "not platform"},
+		{"v2: platforms of an unknown image", `{"version":2,"images":[],"workloads":{},"platforms":{"0":{"linux/amd64":"` + d1 + `"}}}`, "platforms names image"},
+		{"v2: restart time of an unknown workload", `{"version":2,"images":[],"workloads":{},"restarted":{"a/b/c":5}}`, "has no containers"},
+		{"v1: image without digest", `{"version":1,"images":["a/b:c"],"workloads":{}}`, "not image@sha256"},
+		{"v1: index out of range", `{"version":1,"images":[],"workloads":{"ns/Deployment/x":{"app":0}}}`, "refers to image 0 of 0"},
+		{"v1: bad key", `{"version":1,"images":[],"workloads":{"ns/x":{}}}`, "not namespace/Kind/name"},
+		{"v1: empty container name", `{"version":1,"images":["a/b:c@` + d1 + `"],"workloads":{"ns/Deployment/x":{"":0}}}`, "no valid name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := DecodeJSON([]byte(tc.doc))
@@ -173,18 +218,46 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestDecodeRejectsNonGzip(t *testing.T) {
-	if _, err := Decode([]byte(`{"version":1}`)); !errors.Is(err, ErrCorrupt) {
+	if _, err := Decode([]byte(`{"version":3}`)); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("Decode(plain JSON) = %v, want ErrCorrupt", err)
 	}
 }
 
-func FuzzDecode(f *testing.F) {
-	golden, err := os.ReadFile(filepath.Join("testdata", "v2.json"))
-	if err != nil {
-		f.Fatal(err)
+func TestDecodeRefusesADocumentOverTheDecompressionLimit(t *testing.T) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write([]byte(`{"version":3,"refs":{},"pad":"`))
+	_, _ = zw.Write(bytes.Repeat([]byte("a"), maxDecoded))
+	_ = zw.Close()
+	_, err := Decode(buf.Bytes())
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Decode(huge) = %v, want ErrCorrupt saying it is too large", err)
 	}
-	f.Add(golden)
-	f.Add([]byte(`{"version":1,"images":[],"workloads":{}}`))
+}
+
+func TestBoundErrorKeepsValidUTF8(t *testing.T) {
+	long := strings.Repeat("é", 300)
+	got := BoundError(long)
+	if len(got) > maxError {
+		t.Errorf("len = %d, want ≤ %d", len(got), maxError)
+	}
+	if !strings.HasSuffix(got, "…") || strings.ContainsRune(got, '\uFFFD') {
+		t.Errorf("BoundError cut a rune or lost the ellipsis: %q", got)
+	}
+	if short := "not found"; BoundError(short) != short {
+		t.Errorf("BoundError changed a short message")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, name := range []string{"v1.json", "v2.json", "v3.json"} {
+		golden, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(golden)
+	}
+	f.Add([]byte(`{"version":3,"refs":{}}`))
 	f.Add([]byte(`{"version":1,"images":["a@sha256:0"],"workloads":{"a/b/c":{"x":-1}}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		s, err := DecodeJSON(raw)

@@ -1,133 +1,119 @@
 package state
 
 import (
-	"cmp"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
-// LastRestart is when urunner last restarted the workload, zero if never.
-func (s State) LastRestart(k Key) time.Time {
-	var last time.Time
-	for _, e := range s[k] {
-		if e.Restarted.After(last) {
-			last = e.Restarted
-		}
-	}
-	return last
+// State is urunner's memory.
+type State struct {
+	// ListedAt is when the last complete listing of workloads was taken,
+	// in the API server's clock: a workload created at or after it was not
+	// there to be seen, and is new to the next run.
+	ListedAt time.Time
+	// LastSuccess is when the last run that exited 0 started.
+	LastSuccess time.Time
+	// Workloads is how many workloads of the watched kinds the cluster
+	// held at CountedAt: what decides between listing cluster-wide and
+	// per namespace.
+	Workloads int
+	CountedAt time.Time
+	// Refs maps a canonical image reference (registry/repository:tag) to
+	// what urunner knows of it.
+	Refs map[string]Ref
 }
 
-// Key names a workload: its namespace, kind and name.
-type Key struct {
-	Namespace string
-	Kind      string
-	Name      string
-}
-
-func (k Key) String() string { return k.Namespace + "/" + k.Kind + "/" + k.Name }
-
-// Entry is what urunner remembers of one container: the image reference it
-// resolved and the digest the workload was last baselined or restarted for.
-type Entry struct {
-	Image  string
+// Ref is what urunner knows of one image reference.
+type Ref struct {
+	// Digest is what the tag pointed at in its last successful lookup.
+	// Empty only while every lookup of a reference seen for the first time
+	// has failed.
 	Digest string
-	// Restarted is when urunner last restarted the workload (zero: never,
-	// or before urunner recorded it). It is stored once per workload.
-	Restarted time.Time
-	// Platforms are, when Digest is a multi-platform index's, its child
-	// manifest digests for the watched platforms; stored once per image.
-	Platforms map[string]string
+	// Seen is when urunner first saw the tag point at Digest.
+	Seen time.Time
+	// Checked is when the reference was last looked up, successfully or
+	// not: the observation time by which concurrent writers are merged.
+	Checked time.Time
+	// Base is the digest the reference's workloads are believed to run
+	// when nothing else says otherwise; empty means Digest.
+	Base string
+	// Children holds, for Digest and Base when they are multi-platform
+	// indexes, their child manifest digests by watched platform.
+	Children map[string]map[string]string
+	// Failing is when the current streak of failed lookups began; zero
+	// when the last lookup succeeded. Error is the last failure, bounded.
+	Failing time.Time
+	Error   string
+	// Except maps a container (WorkloadContainer) to the digest it is
+	// believed to run, for the few containers where that is neither Base
+	// nor what their workload's restarted-for annotation says.
+	Except map[string]string
+	// Quarantine maps a digest of the reference whose verified rollout
+	// failed to why: nothing restarts onto it until the tag moves on or a
+	// person lifts it.
+	Quarantine map[string]string
 }
 
-// State maps each workload to its containers' entries.
-type State map[Key]map[string]Entry
-
-// Get returns the entry of a container and whether there is one.
-func (s State) Get(k Key, container string) (Entry, bool) {
-	e, ok := s[k][container]
-	return e, ok
+// BaseDigest returns the digest the reference's workloads are believed
+// to run by default.
+func (r Ref) BaseDigest() string {
+	if r.Base != "" {
+		return r.Base
+	}
+	return r.Digest
 }
 
-// Clone returns a deep copy, so that a caller may apply changes to a
-// snapshot and still retry from the original.
+// WorkloadContainer names a container of a workload in Except:
+// "namespace/Kind/name/container".
+func WorkloadContainer(namespace, kind, name, container string) string {
+	return namespace + "/" + kind + "/" + name + "/" + container
+}
+
+// Clone returns a deep copy.
 func (s State) Clone() State {
-	c := make(State, len(s))
-	for k, cs := range s {
-		c[k] = maps.Clone(cs)
+	c := s
+	c.Refs = make(map[string]Ref, len(s.Refs))
+	for k, r := range s.Refs {
+		c.Refs[k] = r.clone()
 	}
 	return c
 }
 
-// Keys returns the workload keys in a stable order.
-func (s State) Keys() []Key {
-	keys := slices.Collect(maps.Keys(s))
-	slices.SortFunc(keys, func(a, b Key) int {
-		return cmp.Or(
-			cmp.Compare(a.Namespace, b.Namespace),
-			cmp.Compare(a.Kind, b.Kind),
-			cmp.Compare(a.Name, b.Name),
-		)
-	})
-	return keys
-}
+// Clone returns a deep copy.
+func (r Ref) Clone() Ref { return r.clone() }
 
-// Changes is one run's edits to the state, and the report of the run that
-// made them. They are kept apart from the
-// state they were computed on so that, when another writer updated the
-// ConfigMap in between, exactly these edits can be replayed on its version.
-type Changes struct {
-	ops    []op
-	report []byte
-}
-
-// SetReport sets the run report written beside the document, under
-// ReportKey, readable with kubectl.
-func (c *Changes) SetReport(b []byte) { c.report = b }
-
-type op struct {
-	key       Key
-	container string // "" with forget: the whole workload
-	entry     Entry
-	forget    bool
-}
-
-// Put records entry for a container.
-func (c *Changes) Put(k Key, container string, e Entry) {
-	c.ops = append(c.ops, op{key: k, container: container, entry: e})
-}
-
-// ForgetContainer drops a container's entry.
-func (c *Changes) ForgetContainer(k Key, container string) {
-	c.ops = append(c.ops, op{key: k, container: container, forget: true})
-}
-
-// ForgetWorkload drops every entry of a workload.
-func (c *Changes) ForgetWorkload(k Key) {
-	c.ops = append(c.ops, op{key: k, forget: true})
-}
-
-// Len is the number of edits.
-func (c *Changes) Len() int { return len(c.ops) }
-
-// Apply returns s with the changes applied; s itself is not modified.
-func (c *Changes) Apply(s State) State {
-	out := s.Clone()
-	for _, o := range c.ops {
-		switch {
-		case o.forget && o.container == "":
-			delete(out, o.key)
-		case o.forget:
-			delete(out[o.key], o.container)
-			if len(out[o.key]) == 0 {
-				delete(out, o.key)
-			}
-		default:
-			if out[o.key] == nil {
-				out[o.key] = map[string]Entry{}
-			}
-			out[o.key][o.container] = o.entry
+func (r Ref) clone() Ref {
+	r.Except = maps.Clone(r.Except)
+	r.Quarantine = maps.Clone(r.Quarantine)
+	if r.Children != nil {
+		ch := make(map[string]map[string]string, len(r.Children))
+		for d, m := range r.Children {
+			ch[d] = maps.Clone(m)
 		}
+		r.Children = ch
 	}
-	return out
+	return r
 }
+
+// Keys returns the references in a stable order.
+func (s State) Keys() []string { return slices.Sorted(maps.Keys(s.Refs)) }
+
+// maxError bounds a stored error: a registry may answer with a page of
+// HTML, and ten thousand of those must still fit in a ConfigMap.
+const maxError = 200
+
+// BoundError returns msg cut to at most maxError bytes, on a rune boundary.
+func BoundError(msg string) string {
+	if len(msg) <= maxError {
+		return msg
+	}
+	cut := maxError - len("…")
+	for cut > 0 && !utf8RuneStart(msg[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(msg[:cut], "") + "…"
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -2,19 +2,16 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/util/retry"
+	"maps"
+	"time"
 )
 
 // MaxConfigMapBytes is the API server's limit on a ConfigMap's data
-// (corev1.MaxSecretSize applies to ConfigMaps too).
-const MaxConfigMapBytes = corev1.MaxSecretSize
+// (corev1.MaxSecretSize, which applies to ConfigMaps too).
+const MaxConfigMapBytes = 1 << 20
 
 // ReportKey is the ConfigMap data key of the last writing run's report,
 // plain JSON so that `kubectl get` shows it.
@@ -24,18 +21,45 @@ const ReportKey = "last-run.json"
 // the ConfigMap. The stored document is left as it was.
 var ErrTooLarge = errors.New("state would exceed the ConfigMap size limit")
 
+// Errors a ConfigMaps implementation returns for the API server's answers.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrConflict      = errors.New("changed since read")
+	ErrAlreadyExists = errors.New("already exists")
+)
+
+// ConfigMap is the part of a ConfigMap the Store reads and writes.
+type ConfigMap struct {
+	Namespace, Name, ResourceVersion string
+	Labels, Annotations              map[string]string
+	Data                             map[string]string
+	BinaryData                       map[string][]byte
+}
+
+// ConfigMaps reads and writes ConfigMaps. Implementations return errors
+// wrapping ErrNotFound, ErrConflict (a stale resourceVersion) and
+// ErrAlreadyExists for those answers of the API server. Update and Create
+// honour ResourceVersion as a precondition.
+type ConfigMaps interface {
+	Get(ctx context.Context, namespace, name string) (*ConfigMap, error)
+	Create(ctx context.Context, cm *ConfigMap) (*ConfigMap, error)
+	Update(ctx context.Context, cm *ConfigMap) (*ConfigMap, error)
+}
+
 // Store loads and saves the state in one ConfigMap.
 type Store struct {
-	client    corev1client.ConfigMapsGetter
+	client    ConfigMaps
 	namespace string
 	name      string
-	// MaxBytes caps the encoded document; MaxConfigMapBytes by default.
+	// MaxBytes caps the ConfigMap's data; MaxConfigMapBytes by default.
 	MaxBytes int
+	// Retries bounds the writes tried on conflicts.
+	Retries int
 }
 
 // NewStore returns a Store for the ConfigMap namespace/name.
-func NewStore(client corev1client.ConfigMapsGetter, namespace, name string) *Store {
-	return &Store{client: client, namespace: namespace, name: name, MaxBytes: MaxConfigMapBytes}
+func NewStore(client ConfigMaps, namespace, name string) *Store {
+	return &Store{client: client, namespace: namespace, name: name, MaxBytes: MaxConfigMapBytes, Retries: 5}
 }
 
 // Snapshot is the state as read, with what is needed to write it back
@@ -43,98 +67,145 @@ func NewStore(client corev1client.ConfigMapsGetter, namespace, name string) *Sto
 type Snapshot struct {
 	State State
 	// Exists is false when there was no ConfigMap: the first run.
-	Exists          bool
-	resourceVersion string
+	Exists bool
+	// Migrated is the version of an older document read and migrated; 0
+	// when the document was already current.
+	Migrated int
+	cm       *ConfigMap
 }
 
 // Name returns "namespace/name" of the ConfigMap, for messages.
 func (s *Store) Name() string { return s.namespace + "/" + s.name }
 
-// Load reads the state. A missing ConfigMap is an empty state; a document
-// that cannot be read is an error wrapping ErrCorrupt.
+// Namespace returns the ConfigMap's namespace.
+func (s *Store) Namespace() string { return s.namespace }
+
+// Load reads the state. A missing or empty ConfigMap is an empty state; a
+// document that cannot be read is an error wrapping ErrCorrupt.
 func (s *Store) Load(ctx context.Context) (*Snapshot, error) {
-	cm, err := s.client.ConfigMaps(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return &Snapshot{State: State{}}, nil
+	cm, err := s.client.Get(ctx, s.namespace, s.name)
+	if errors.Is(err, ErrNotFound) {
+		return &Snapshot{State: State{Refs: map[string]Ref{}}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read state ConfigMap %s: %w", s.Name(), err)
 	}
-	st, err := s.decode(cm)
-	if err != nil {
-		return nil, err
-	}
-	return &Snapshot{State: st, Exists: true, resourceVersion: cm.ResourceVersion}, nil
-}
-
-func (s *Store) decode(cm *corev1.ConfigMap) (State, error) {
+	snap := &Snapshot{Exists: true, cm: cm, State: State{Refs: map[string]Ref{}}}
 	data, ok := cm.BinaryData[DataKey]
 	if !ok {
-		if len(cm.Data) == 0 && len(cm.BinaryData) == 0 {
-			// An empty ConfigMap, e.g. created ahead by an admin or a chart.
-			return State{}, nil
-		}
-		return nil, fmt.Errorf("state ConfigMap %s: %w: no binaryData key %q", s.Name(), ErrCorrupt, DataKey)
+		// Created ahead, by an admin or the chart: the first run. Other
+		// keys are kept when it is written.
+		return snap, nil
 	}
-	st, err := Decode(data)
+	st, version, err := decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("state ConfigMap %s key %s: %w", s.Name(), DataKey, err)
 	}
-	return st, nil
+	if version < Version {
+		snap.Migrated = version
+		// A workload created after the last run of the older urunner is
+		// new to this one; that run's report says when it started.
+		st.ListedAt = reportStarted(cm.Data[ReportKey])
+	}
+	snap.State = st
+	return snap, nil
 }
 
-// Save applies changes to the snapshot's state and writes it. The write
-// carries the snapshot's resourceVersion; when another writer got there
-// first, Save reads their version and replays only these changes on it, so
-// no entry of either writer is lost. On success snap holds what was written.
-func (s *Store) Save(ctx context.Context, snap *Snapshot, changes *Changes) error {
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		next := changes.Apply(snap.State)
-		data, err := Encode(next)
+// reportStarted returns the start time of a stored run report, zero if
+// there is none.
+func reportStarted(report string) time.Time {
+	var r struct {
+		Started time.Time `json:"started"`
+	}
+	if report == "" || json.Unmarshal([]byte(report), &r) != nil {
+		return time.Time{}
+	}
+	return r.Started.UTC()
+}
+
+// Save writes next, the state this run computed at time at from the
+// snapshot's, with the run's report (nil: leave the stored report). The
+// write carries the snapshot's resourceVersion; when another writer got
+// there first, Save reads their version, merges (see Merge) and tries
+// again. The ConfigMap's labels, annotations and other keys are kept. On
+// success snap holds what was written.
+func (s *Store) Save(ctx context.Context, snap *Snapshot, next State, report []byte, at time.Time) error {
+	prev, ours := snap.State, next
+	for attempt := 0; ; attempt++ {
+		cm, size, err := s.object(snap, next, report)
 		if err != nil {
 			return err
 		}
-		if size := len(DataKey) + len(data) + len(ReportKey) + len(changes.report); size > s.MaxBytes {
-			return fmt.Errorf("save state ConfigMap %s: %w: %d bytes for %d workloads, limit %d", s.Name(), ErrTooLarge, size, len(next), s.MaxBytes)
+		if size > s.MaxBytes {
+			return fmt.Errorf("save state ConfigMap %s: %w: %d bytes for %d references, limit %d", s.Name(), ErrTooLarge, size, len(next.Refs), s.MaxBytes)
 		}
-		cm := &corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:            s.name,
-				Namespace:       s.namespace,
-				ResourceVersion: snap.resourceVersion,
-				Labels: map[string]string{
-					"app.kubernetes.io/name":       "urunner",
-					"app.kubernetes.io/component":  "state",
-					"app.kubernetes.io/managed-by": "urunner",
-				},
-			},
-			BinaryData: map[string][]byte{DataKey: data},
-		}
-		if changes.report != nil {
-			cm.Data = map[string]string{ReportKey: string(changes.report)}
-		}
-		var saved *corev1.ConfigMap
+		var saved *ConfigMap
 		if snap.Exists {
-			saved, err = s.client.ConfigMaps(s.namespace).Update(ctx, cm, metav1.UpdateOptions{})
+			saved, err = s.client.Update(ctx, cm)
 		} else {
-			saved, err = s.client.ConfigMaps(s.namespace).Create(ctx, cm, metav1.CreateOptions{})
-			if apierrors.IsAlreadyExists(err) {
-				// Created by a concurrent run: treat it as a conflict.
-				err = apierrors.NewConflict(corev1.Resource("configmaps"), s.name, err)
-			}
+			saved, err = s.client.Create(ctx, cm)
 		}
-		if apierrors.IsConflict(err) {
-			fresh, lerr := s.Load(ctx)
-			if lerr != nil {
-				return lerr
-			}
-			*snap = *fresh
-			return err
+		if err == nil {
+			*snap = Snapshot{State: next, Exists: true, cm: saved}
+			return nil
 		}
-		if err != nil {
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, ErrAlreadyExists) {
 			return fmt.Errorf("write state ConfigMap %s: %w", s.Name(), err)
 		}
-		*snap = Snapshot{State: next, Exists: true, resourceVersion: saved.ResourceVersion}
-		return nil
-	})
+		if attempt+1 >= s.Retries {
+			return fmt.Errorf("write state ConfigMap %s: still changing after %d attempts: %w", s.Name(), s.Retries, err)
+		}
+		fresh, lerr := s.Load(ctx)
+		if lerr != nil {
+			return lerr
+		}
+		next = Merge(prev, ours, fresh.State, at)
+		*snap = *fresh
+	}
+}
+
+// object builds the ConfigMap to write and the size of its data.
+func (s *Store) object(snap *Snapshot, next State, report []byte) (*ConfigMap, int, error) {
+	data, err := Encode(next)
+	if err != nil {
+		return nil, 0, err
+	}
+	cm := &ConfigMap{Namespace: s.namespace, Name: s.name}
+	if snap.cm != nil {
+		cm.ResourceVersion = snap.cm.ResourceVersion
+		cm.Labels = maps.Clone(snap.cm.Labels)
+		cm.Annotations = maps.Clone(snap.cm.Annotations)
+		cm.Data = maps.Clone(snap.cm.Data)
+		cm.BinaryData = maps.Clone(snap.cm.BinaryData)
+	}
+	if cm.Labels == nil {
+		cm.Labels = map[string]string{}
+	}
+	for k, v := range map[string]string{
+		"app.kubernetes.io/name":       "urunner",
+		"app.kubernetes.io/component":  "state",
+		"app.kubernetes.io/managed-by": "urunner",
+	} {
+		if _, set := cm.Labels[k]; !set {
+			cm.Labels[k] = v
+		}
+	}
+	if cm.BinaryData == nil {
+		cm.BinaryData = map[string][]byte{}
+	}
+	cm.BinaryData[DataKey] = data
+	if report != nil {
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[ReportKey] = string(report)
+	}
+	size := 0
+	for k, v := range cm.Data {
+		size += len(k) + len(v)
+	}
+	for k, v := range cm.BinaryData {
+		size += len(k) + len(v)
+	}
+	return cm, size, nil
 }

@@ -66,6 +66,12 @@ type RegistryOptions struct {
 	// empty for Host. GitLab's is "container_registry", ACR's the registry
 	// host.
 	TokenService string
+	// RealmHost, with TokenLogins, names the token service by this host
+	// and the registry's port instead of 127.0.0.1 (use "localhost"): a
+	// token realm on another host than the registry, as registries behind
+	// a CDN or with a separate auth service have. The TLS certificate
+	// covers localhost too.
+	RealmHost string
 	// Extra serves requests whose path starts with a key (the longest key
 	// wins) instead of olareg: the other endpoints of a registry's
 	// ecosystem, such as ACR's POST /oauth2/exchange. They are counted
@@ -100,6 +106,7 @@ type Registry struct {
 
 	mu       sync.Mutex
 	requests map[string]int
+	users    map[string]map[string]bool // user → repositories asked
 	fault    func(w http.ResponseWriter, req *http.Request) bool
 }
 
@@ -119,6 +126,7 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 		extra:    opts.Extra,
 		helperUA: "urunner-testground-helper/" + hex.EncodeToString(token),
 		requests: map[string]int{},
+		users:    map[string]map[string]bool{},
 	}
 
 	// Listen first: the token realm names the address.
@@ -178,8 +186,13 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 			_ = os.RemoveAll(r.authDir)
 			return nil, fmt.Errorf("configure registry token logins: %w", err)
 		}
+		realm := r.Host
+		if opts.RealmHost != "" {
+			_, port, _ := net.SplitHostPort(r.Host)
+			realm = net.JoinHostPort(opts.RealmHost, port)
+		}
 		conf.Auth = olaregconfig.NewAuthTokenOpaque(file,
-			olaregconfig.WithAuthRealm(scheme+"://"+r.Host+"/token"),
+			olaregconfig.WithAuthRealm(scheme+"://"+realm+"/token"),
 			olaregconfig.WithAuthService(service))
 	}
 	r.olareg = olareg.New(conf)
@@ -282,6 +295,12 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	r.requests[req.Method+" "+requestKind(req.URL.Path)]++
+	if user, _, ok := req.BasicAuth(); ok && strings.HasPrefix(req.URL.Path, "/v2/") {
+		if r.users[user] == nil {
+			r.users[user] = map[string]bool{}
+		}
+		r.users[user][repository(req.URL.Path)] = true
+	}
 	fault := r.fault
 	r.mu.Unlock()
 
@@ -351,11 +370,36 @@ func (r *Registry) Requests() map[string]int {
 	return maps.Clone(r.requests)
 }
 
+// Users returns, for each user that sent basic credentials (Logins), the
+// repositories it asked for.
+func (r *Registry) Users() map[string][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string][]string{}
+	for u, repos := range r.users {
+		out[u] = slices.Sorted(maps.Keys(repos))
+	}
+	return out
+}
+
+// repository returns the repository of a /v2/<name>/(manifests|blobs|tags)/...
+// path, "" for others.
+func repository(path string) string {
+	rest := strings.TrimPrefix(path, "/v2/")
+	for _, sep := range []string{"/manifests/", "/blobs/", "/tags/"} {
+		if i := strings.LastIndex(rest, sep); i > 0 {
+			return rest[:i]
+		}
+	}
+	return ""
+}
+
 // ResetRequests sets all request counts to zero.
 func (r *Registry) ResetRequests() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.requests)
+	clear(r.users)
 }
 
 // SetFault installs f in front of olareg for counted requests: when f
@@ -544,6 +588,7 @@ func selfSignedCert() ([]byte, tls.Certificate, error) {
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,

@@ -153,10 +153,11 @@ func demo(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, k := range st.Keys() {
-		for name, e := range st[k] {
-			fmt.Printf("   %s container %s: %s@%s\n", k, name, e.Image, e.Digest)
-		}
+		r := st.Refs[k]
+		fmt.Printf("   %s: %s, first seen %s, last checked %s\n", k, r.Digest, r.Seen.Format(time.RFC3339), r.Checked.Format(time.RFC3339))
 	}
+	fmt.Println("   (one entry per image reference; each restarted workload records its own digest")
+	fmt.Println("    in its pod template's urunner.io/restarted-for annotation)")
 	fmt.Printf("   (%d bytes, gzip JSON under binaryData.%s)\n", len(cm.BinaryData[state.DataKey]), state.DataKey)
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package policy
 
 import (
 	"fmt"
@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-// window is a set of weekly time ranges in a time zone, inside which
+// Window is a set of weekly time ranges in a time zone, inside which
 // restarts may happen: "Mon-Fri 22:00-06:00 Europe/Rome; Sat,Sun 00:00-24:00".
 // A range that ends before it starts crosses midnight and belongs to the day
 // it starts on.
-type window struct {
+type Window struct {
 	ranges []timeRange
 	spec   string
 }
@@ -26,9 +26,9 @@ var weekdays = map[string]time.Weekday{
 	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
 }
 
-// parseWindow reads a window; "" is always open.
-func parseWindow(spec string) (*window, error) {
-	w := &window{spec: strings.TrimSpace(spec)}
+// ParseWindow reads a window; "" is always open.
+func ParseWindow(spec string) (*Window, error) {
+	w := &Window{spec: strings.TrimSpace(spec)}
 	if w.spec == "" {
 		return w, nil
 	}
@@ -100,8 +100,8 @@ func parseClock(s string) (int, error) {
 	return h*60 + m, nil
 }
 
-// open reports whether t falls inside the window.
-func (w *window) open(t time.Time) bool {
+// Open reports whether t falls inside the window.
+func (w *Window) Open(t time.Time) bool {
 	if w == nil || len(w.ranges) == 0 {
 		return true
 	}
@@ -123,4 +123,4 @@ func (w *window) open(t time.Time) bool {
 	return false
 }
 
-func (w *window) String() string { return w.spec }
+func (w *Window) String() string { return w.spec }

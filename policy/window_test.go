@@ -1,4 +1,4 @@
-package main
+package policy
 
 import (
 	"testing"
@@ -36,11 +36,11 @@ func TestWindowOpen(t *testing.T) {
 		{"Fri-Mon 20:00-21:00 Europe/Rome", at("Sun", "20:30"), true},
 		{"Fri-Mon 20:00-21:00 Europe/Rome", at("Wed", "20:30"), false},
 	} {
-		w, err := parseWindow(tc.spec)
+		w, err := ParseWindow(tc.spec)
 		if err != nil {
-			t.Fatalf("parseWindow(%q): %v", tc.spec, err)
+			t.Fatalf("ParseWindow(%q): %v", tc.spec, err)
 		}
-		if got := w.open(tc.at); got != tc.want {
+		if got := w.Open(tc.at); got != tc.want {
 			t.Errorf("%q open at %s = %v, want %v", tc.spec, tc.at.Format("Mon 15:04 MST"), got, tc.want)
 		}
 	}
@@ -48,8 +48,8 @@ func TestWindowOpen(t *testing.T) {
 
 func TestWindowRejects(t *testing.T) {
 	for _, spec := range []string{"Mon-Fri", "Funday 10:00-11:00", "10:00-10:00", "25:00-26:00", "10:00-11:00 Mars/Olympus", "10-11", "Mon 10:00-11:00 UTC extra"} {
-		if _, err := parseWindow(spec); err == nil {
-			t.Errorf("parseWindow(%q) accepted", spec)
+		if _, err := ParseWindow(spec); err == nil {
+			t.Errorf("ParseWindow(%q) accepted", spec)
 		}
 	}
 }

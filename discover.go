@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/policy"
+	"github.com/urunner/urunner/registry"
+	"github.com/urunner/urunner/state"
+)
+
+// watched is a listed workload as the cluster has it and as the rules see it.
+type watched struct {
+	kube   kube.Workload
+	policy policy.Workload
+}
+
+// found is what discovery and resolution found.
+type found struct {
+	workloads []*watched
+	scope     kube.Scope
+	// listedAt is the API server's time when the listing was taken.
+	listedAt time.Time
+	listing  policy.Listing
+	// namespaceErrors are watched namespaces that could not be listed.
+	namespaceErrors map[string]error
+	// pullSecretErrors counts workloads whose pull secrets could not be read.
+	pullSecretErrors int
+	// cluster is how many workloads of the watched kinds the cluster
+	// holds, as counted at countedAt (zero time: not counted this run).
+	cluster   int
+	countedAt time.Time
+	results          map[policy.Lookup]policy.Result
+	lookups          map[policy.Lookup]registry.Lookup
+}
+
+// load reads what urunner remembers. A document it cannot read stops the
+// run with nothing changed: a person must look at it.
+func (a *app) load(ctx context.Context) (*state.Snapshot, error) {
+	snap, err := a.store.Load(ctx)
+	if err != nil {
+		if errors.Is(err, state.ErrCorrupt) {
+			return nil, fmt.Errorf("%w; nothing was restarted and the ConfigMap was left as it is: fix or delete it (deleting makes the next run a baseline)", err)
+		}
+		return nil, err
+	}
+	if snap.Migrated > 0 {
+		a.log.Info("state migrated to the format keyed by image reference; written back at the end of this run",
+			"configmap", a.store.Name(), "from_version", snap.Migrated, "to_version", state.Version)
+	}
+	return snap, nil
+}
+
+// discover lists the watched workloads, page by page, and sends each new
+// lookup (reference and credentials) to lookups as soon as a workload
+// names it, so that resolution overlaps the listing. It closes lookups.
+func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem state.State) (*found, error) {
+	defer close(lookups)
+	f := &found{}
+	scope, err := a.scope(ctx, mem, f)
+	if err != nil {
+		return nil, err
+	}
+	f.scope = scope
+	kinds, _ := a.cfg.kinds()
+	only, _ := a.cfg.references()
+	var ps *kube.PullSecrets
+	if a.cfg.PullSecretAuth {
+		ps = a.kube.NewPullSecrets()
+	}
+	sent := map[policy.Lookup]bool{}
+	a.clock.start()
+	started := a.now()
+	listed, err := a.kube.List(ctx, scope, kinds, func(kw kube.Workload) {
+		w, ls := a.watch(ctx, kw, ps, f)
+		for _, l := range ls {
+			pl := policy.Lookup{Ref: registry.Key(l.Ref), Cred: l.Cred}
+			if sent[pl] || only != nil && !only[pl.Ref] {
+				continue
+			}
+			sent[pl] = true
+			select {
+			case lookups <- l:
+			case <-ctx.Done():
+			}
+		}
+		f.workloads = append(f.workloads, w)
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.listedAt = a.clock.taken(started)
+	if listed.Cluster >= 0 {
+		f.cluster, f.countedAt = listed.Cluster, f.listedAt
+	}
+	f.namespaceErrors = listed.Failed
+	f.listing = policy.Listing{Complete: len(listed.Failed) == 0, Restricted: only != nil, Failed: map[string]bool{}}
+	for ns, err := range listed.Failed {
+		f.listing.Failed[ns] = true
+		a.log.Error("cannot list the namespace's workloads; what urunner remembers of them is kept", "namespace", ns, "error", err)
+	}
+	return f, nil
+}
+
+// recount is how long a count of the cluster's workloads is trusted.
+const recount = time.Hour
+
+// scope is where workloads are watched: the namespaces configured
+// (namespaced mode), else those labelled urunner=enable, listed per
+// namespace when that is cheaper than listing the cluster (auto: from the
+// cluster's workload count, remembered, and counted again hourly with one
+// LIST of a single object per kind).
+func (a *app) scope(ctx context.Context, mem state.State, f *found) (kube.Scope, error) {
+	if nss, _ := a.cfg.namespaces(); len(nss) > 0 {
+		return kube.Scope{Namespaces: nss, PerNamespace: true}, nil
+	}
+	nss, err := a.kube.EnabledNamespaces(ctx)
+	if err != nil {
+		return kube.Scope{}, err
+	}
+	s := kube.Scope{Namespaces: nss}
+	switch a.cfg.ListScope {
+	case "namespace":
+		s.PerNamespace = true
+	case "auto":
+		kinds, _ := a.cfg.kinds()
+		total, at := mem.Workloads, mem.CountedAt
+		if at.IsZero() || a.now().Sub(at) > recount {
+			var ok bool
+			if total, ok = a.kube.Count(ctx, kinds); ok {
+				f.cluster, f.countedAt = total, a.now().UTC().Truncate(time.Second)
+			}
+		}
+		s.PerNamespace = perNamespaceIsCheaper(len(nss), len(kinds), total)
+		a.log.Debug("listing scope", "per_namespace", s.PerNamespace, "watched_namespaces", len(nss), "cluster_workloads", total)
+	}
+	return s, nil
+}
+
+// perNamespaceIsCheaper says whether one LIST per watched namespace and
+// kind costs less than pages of every workload of the cluster: a request
+// costs about what decoding requestCost objects does (BENCHMARKS.md).
+func perNamespaceIsCheaper(namespaces, kinds, clusterWorkloads int) bool {
+	const requestCost = 20
+	return namespaces*kinds*requestCost < clusterWorkloads
+}
+
+// watch turns a listed workload into what the rules see: each container's
+// canonical reference (one name for every spelling of an image) and the
+// credentials its lookup uses. It returns the lookups the workload needs.
+func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets, f *found) (*watched, []registry.Lookup) {
+	w := &watched{kube: kw, policy: policy.Workload{
+		Kind: kw.Kind, Namespace: kw.Namespace, Name: kw.Name, Created: kw.Created,
+		Paused: kw.Paused, OnDelete: kw.OnDelete, GitOps: kw.GitOps, Annotations: kw.Annotations,
+		RestartedFor: records(kw.RestartedFor),
+	}}
+	if t, err := time.Parse(time.RFC3339, kw.RestartedAt); err == nil {
+		w.policy.RestartedAt = t
+	}
+	if why := policy.Watched(a.settings, &w.policy); why != "" {
+		a.log.Debug("left alone: "+why, "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name)
+		return w, nil
+	}
+	var (
+		lookups []registry.Lookup
+		auths   []kube.RegistryAuth
+		read    bool
+	)
+	for _, c := range kw.Containers {
+		pc := policy.Container{Name: c.Name, Image: c.Image, PullPolicy: c.PullPolicy, Init: c.Init}
+		im, err := registry.Canonical(c.Image)
+		if err == nil {
+			pc.Named, pc.ImageDigest, pc.Watched = im.Named, im.Digest, a.resolver.Watches(im.Ref)
+		}
+		var why string
+		pc.Ref, why = policy.Tracked(a.settings, &w.policy, pc)
+		if pc.Ref == "" {
+			if err != nil {
+				a.log.Warn("image skipped: not a registry image reference", "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name, "container", c.Name, "image", c.Image, "error", err)
+			} else {
+				a.log.Debug("image skipped: "+why, "image", c.Image)
+			}
+			w.policy.Containers = append(w.policy.Containers, pc)
+			continue
+		}
+		l := registry.Lookup{Ref: im.Ref}
+		if ps != nil && a.resolver.UsesPullSecrets(im.Ref.Registry) {
+			if !read {
+				read = true
+				if auths, err = ps.For(ctx, kw); err != nil {
+					f.pullSecretErrors++
+					a.log.Error("cannot read the workload's pull secrets; its images are looked up without them",
+						"namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name, "error", err)
+				}
+			}
+			l.Cred, l.Pull = pullCredentials(auths, im.Ref.Registry)
+		}
+		pc.Cred = l.Cred
+		w.policy.Containers = append(w.policy.Containers, pc)
+		lookups = append(lookups, l)
+	}
+	return w, lookups
+}
+
+// pullCredentials returns the credentials a workload's pull secrets hold
+// for host, and a name for them: two namespaces holding the same
+// credentials share one lookup, and a namespace only ever sees digests
+// fetched with its own or with the registry's configured credentials.
+func pullCredentials(auths []kube.RegistryAuth, host string) (string, *registry.Credentials) {
+	for _, au := range auths {
+		if registry.ServerHost(au.Server) != host {
+			continue
+		}
+		sum := sha256.Sum256([]byte(host + "\x00" + au.Username + "\x00" + au.Password))
+		return "pull:" + hex.EncodeToString(sum[:8]), &registry.Credentials{User: au.Username, Password: au.Password}
+	}
+	return "", nil
+}
+
+// records reads the restarted-for annotation: "reference@digest" per
+// container, or a digest alone as urunner before 0.3 wrote it.
+func records(raw map[string]string) map[string]policy.Record {
+	if len(raw) == 0 {
+		return nil
+	}
+	out := make(map[string]policy.Record, len(raw))
+	for c, v := range raw {
+		if i := strings.LastIndexByte(v, '@'); i > 0 {
+			out[c] = policy.Record{Ref: v[:i], Digest: v[i+1:]}
+		} else {
+			out[c] = policy.Record{Digest: v}
+		}
+	}
+	return out
+}

@@ -1,0 +1,128 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// ErrUnsupportedKind is returned for a workload kind urunner cannot handle.
+var ErrUnsupportedKind = errors.New("unsupported workload kind")
+
+// kind is everything urunner does with one workload kind. The pager hands
+// each listed item to workload, which keeps a small Workload and drops the
+// object.
+type kind struct {
+	name     string // as in the state and the configuration: "Deployment"
+	group    string
+	resource string // "deployments"
+	list     func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error)
+	get      func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error)
+	patch    func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error)
+	workload func(obj runtime.Object) Workload
+	// rollout judges an object's rollout as `kubectl rollout status` does:
+	// its state, why, and whether the wait is over.
+	rollout func(obj runtime.Object) (Rollout, string, bool)
+}
+
+// kinds is the table of workload kinds, in listing order.
+var kinds = []kind{
+	{
+		name: "Deployment", group: "apps", resource: "deployments",
+		list: func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error) {
+			return c.cs.AppsV1().Deployments(ns).List(ctx, o)
+		},
+		get: func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error) {
+			return c.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		},
+		patch: func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error) {
+			return c.cs.AppsV1().Deployments(ns).Patch(ctx, name, pt, data, patchOptions)
+		},
+		workload: func(obj runtime.Object) Workload {
+			d := obj.(*appsv1.Deployment)
+			w := fromTemplate("Deployment", &d.ObjectMeta, &d.Spec.Template)
+			w.Paused = d.Spec.Paused
+			w.Selector = selectorString(d.Spec.Selector)
+			return w
+		},
+		rollout: func(obj runtime.Object) (Rollout, string, bool) { return deploymentRollout(obj.(*appsv1.Deployment)) },
+	},
+	{
+		name: "StatefulSet", group: "apps", resource: "statefulsets",
+		list: func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error) {
+			return c.cs.AppsV1().StatefulSets(ns).List(ctx, o)
+		},
+		get: func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error) {
+			return c.cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+		},
+		patch: func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error) {
+			return c.cs.AppsV1().StatefulSets(ns).Patch(ctx, name, pt, data, patchOptions)
+		},
+		workload: func(obj runtime.Object) Workload {
+			s := obj.(*appsv1.StatefulSet)
+			w := fromTemplate("StatefulSet", &s.ObjectMeta, &s.Spec.Template)
+			w.Selector = selectorString(s.Spec.Selector)
+			w.OnDelete = s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType
+			return w
+		},
+		rollout: func(obj runtime.Object) (Rollout, string, bool) { return statefulSetRollout(obj.(*appsv1.StatefulSet)) },
+	},
+	{
+		name: "DaemonSet", group: "apps", resource: "daemonsets",
+		list: func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error) {
+			return c.cs.AppsV1().DaemonSets(ns).List(ctx, o)
+		},
+		get: func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error) {
+			return c.cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+		},
+		patch: func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error) {
+			return c.cs.AppsV1().DaemonSets(ns).Patch(ctx, name, pt, data, patchOptions)
+		},
+		workload: func(obj runtime.Object) Workload {
+			d := obj.(*appsv1.DaemonSet)
+			w := fromTemplate("DaemonSet", &d.ObjectMeta, &d.Spec.Template)
+			w.Selector = selectorString(d.Spec.Selector)
+			w.OnDelete = d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType
+			return w
+		},
+		rollout: func(obj runtime.Object) (Rollout, string, bool) { return daemonSetRollout(obj.(*appsv1.DaemonSet)) },
+	},
+}
+
+// patchOptions name urunner as the field manager, so that server-side
+// appliers (Flux) see whose the restart annotations are.
+var patchOptions = metav1.PatchOptions{FieldManager: "urunner"}
+
+// Kinds returns the names of the kinds urunner handles, in listing order.
+func Kinds() []string {
+	var names []string
+	for _, k := range kinds {
+		names = append(names, k.name)
+	}
+	return names
+}
+
+func kindOf(name string) (kind, error) {
+	for _, k := range kinds {
+		if k.name == name {
+			return k, nil
+		}
+	}
+	return kind{}, fmt.Errorf("%s: %w (want one of %s)", name, ErrUnsupportedKind, strings.Join(Kinds(), ", "))
+}
+
+// Resource returns the API resource of a kind ("deployments"), for RBAC
+// and messages.
+func Resource(kindName string) string {
+	k, err := kindOf(kindName)
+	if err != nil {
+		return strings.ToLower(kindName) + "s"
+	}
+	return k.resource
+}

@@ -1,0 +1,229 @@
+package policy
+
+import (
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/urunner/urunner/state"
+)
+
+// Verdict is what the rules say of one container.
+type Verdict int
+
+const (
+	// Untracked: not looked up (see Tracked).
+	Untracked Verdict = iota
+	// NotLookedUp: tracked, but the run was restricted to other references.
+	NotLookedUp
+	// LookupFailed: nothing changes, not even what is remembered.
+	LookupFailed
+	// Baseline: first sight; recorded as running the current digest.
+	Baseline
+	// Unchanged: it runs what its tag points at.
+	Unchanged
+	// Moved: its tag points elsewhere than what it runs; a restart is due.
+	Moved
+	// Recorded: its tag moved, but no restart is needed (Why says why).
+	Recorded
+)
+
+var verdictNames = [...]string{"untracked", "not looked up", "lookup failed", "baseline", "unchanged", "moved", "recorded"}
+
+func (v Verdict) String() string { return verdictNames[v] }
+
+// ContainerDecision is the verdict on one container.
+type ContainerDecision struct {
+	Container
+	Verdict Verdict
+	// Why explains an Untracked, Recorded or converging Moved verdict.
+	Why string
+	// From is what the container was believed to run ("" on first sight),
+	// or, converging, what its pods run; To is its tag's current digest.
+	From, To string
+	// Result is its lookup's result.
+	Result Result
+	// Risky is its pull policy when a move may start the cached old image
+	// (IfNotPresent, Never) instead of the new one.
+	Risky string
+}
+
+// Action is what a decision does to the workload.
+type Action int
+
+const (
+	// Nothing to patch.
+	Nothing Action = iota
+	// Restart the workload once, for all its moved containers.
+	Restart
+	// Hold: a move is due but may not happen now (Reason says why); it
+	// stays due, so a later run applies it.
+	Hold
+)
+
+var actionNames = [...]string{"nothing", "restart", "hold"}
+
+func (a Action) String() string { return actionNames[a] }
+
+// Decision is the verdict on one workload.
+type Decision struct {
+	Workload *Workload
+	Action   Action
+	// Reason says why a Hold holds.
+	Reason string
+	// Ignored says why the workload is left alone entirely (see Watched).
+	Ignored    string
+	Containers []ContainerDecision
+}
+
+// Moves returns the containers a restart is for.
+func (d *Decision) Moves() []ContainerDecision {
+	var out []ContainerDecision
+	for _, c := range d.Containers {
+		if c.Verdict == Moved {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Digests returns container → new digest of the moves: what the restart
+// records on the workload (urunner.io/restarted-for).
+func (d *Decision) Digests() map[string]Record {
+	m := map[string]Record{}
+	for _, c := range d.Moves() {
+		m[c.Name] = Record{Ref: c.Ref, Digest: c.To}
+	}
+	return m
+}
+
+// Pins returns, in pin mode, container → image to set: each moved
+// container's reference pinned to its new digest; nil otherwise.
+func (d *Decision) Pins(s Settings) map[string]string {
+	if !s.Pin {
+		return nil
+	}
+	m := map[string]string{}
+	for _, c := range d.Moves() {
+		m[c.Name] = pinnedImage(c)
+	}
+	return m
+}
+
+// pinnedImage is the image a pin sets: the image as written, its digest
+// replaced, so that a person's spelling (a mirror name, no docker.io) stays.
+// An image written without a tag gains the tag it implies ("app" pins to
+// "app:latest@sha256:…"): without it the next run could not tell which tag
+// it follows.
+func pinnedImage(c ContainerDecision) string {
+	img := c.Image
+	if c.ImageDigest != "" {
+		img = img[:len(img)-len(c.ImageDigest)-1]
+	}
+	if !strings.Contains(img[strings.LastIndexByte(img, '/')+1:], ":") {
+		img += ":" + c.Named[strings.LastIndexByte(c.Named, ':')+1:]
+	}
+	return img + "@" + c.To
+}
+
+// Decide applies the rules to one workload. results says what the
+// registry answered; mem is what urunner remembers; now is the run's time.
+func Decide(s Settings, w *Workload, results Results, mem state.State, now time.Time) Decision {
+	d := Decision{Workload: w}
+	if why := Watched(s, w); why != "" {
+		d.Ignored = why
+		return d
+	}
+	for _, c := range w.Containers {
+		d.Containers = append(d.Containers, decideContainer(s, w, c, results, mem))
+	}
+	if len(d.Moves()) == 0 {
+		return d
+	}
+	if reason := holdReason(Due{Settings: s, Workload: w, Moves: d.Moves(), Mem: mem, Now: now}); reason != "" {
+		d.Action, d.Reason = Hold, reason
+		return d
+	}
+	d.Action = Restart
+	return d
+}
+
+func decideContainer(s Settings, w *Workload, c Container, results Results, mem state.State) ContainerDecision {
+	cd := ContainerDecision{Container: c}
+	if c.Ref == "" {
+		_, cd.Why = Tracked(s, w, c)
+		cd.Verdict = Untracked
+		return cd
+	}
+	b := believe(w, c, mem)
+	cd.From = b.digest
+	r, looked := results(c.Lookup())
+	switch {
+	case !looked:
+		cd.Verdict = NotLookedUp
+		return cd
+	case r.Err != nil:
+		cd.Verdict, cd.Result = LookupFailed, r
+		return cd
+	}
+	cd.Result, cd.To = r, r.Digest
+	switch {
+	case b.digest == "" && s.Converge && c.Pods != nil && c.Pods.AllReady && len(c.Pods.Digests) == 1 &&
+		c.Pods.Digests[0] != r.Digest && !r.Index:
+		// An index's digest is not compared: pods may report their
+		// platform's manifest digest instead of the index's.
+		cd.Verdict, cd.From, cd.Why = Moved, c.Pods.Digests[0], "first sight, and every ready pod runs another digest (converge)"
+	case b.digest == "":
+		cd.Verdict, cd.Why = Baseline, b.source
+	case b.digest == r.Digest:
+		cd.Verdict = Unchanged
+	case c.Pods.runsOnly(r.Digest):
+		cd.Verdict, cd.Why = Recorded, "every ready pod runs the new digest already"
+	case len(s.Platforms) > 0 && r.Index && r.Children != nil && sameChildren(mem.Refs[c.Ref].Children[b.digest], r.Children):
+		cd.Verdict, cd.Why = Recorded, "moved only for platforms not watched (URUNNER_CONF_PLATFORMS)"
+	case !s.Pin && mayKeepCached(c.PullPolicy) && s.SkipCached:
+		cd.Verdict, cd.Why, cd.Risky = Recorded, "imagePullPolicy "+c.PullPolicy+" may keep the old image (URUNNER_CONF_PULL_POLICY_MISMATCH=skip)", c.PullPolicy
+	default:
+		cd.Verdict = Moved
+		if !s.Pin && mayKeepCached(c.PullPolicy) {
+			// A pinned image names its digest: nodes pull it whatever the
+			// pull policy. A restart by annotation may start the cache.
+			cd.Risky = c.PullPolicy
+		}
+	}
+	return cd
+}
+
+// mayKeepCached reports whether a pull policy lets a node start an image
+// it has cached under the tag instead of pulling the tag anew.
+func mayKeepCached(policy string) bool { return policy == "IfNotPresent" || policy == "Never" }
+
+// sameChildren reports whether an index's watched platforms kept their
+// manifests: every platform of the new index has the child it had.
+func sameChildren(old, cur map[string]string) bool {
+	return old != nil && maps.Equal(old, cur)
+}
+
+// After returns, for each tracked and decided container, the digest it is
+// believed to run once the decision is carried out, given whether the
+// workload was restarted; "" when not known. The ledger records it.
+func (d *Decision) After(restarted bool) map[string]string {
+	out := map[string]string{}
+	for _, c := range d.Containers {
+		switch c.Verdict {
+		case Untracked:
+			continue
+		case Baseline, Recorded:
+			out[c.Name] = c.To
+		case Moved:
+			if restarted {
+				out[c.Name] = c.To
+			} else {
+				out[c.Name] = c.From
+			}
+		default: // Unchanged, LookupFailed, NotLookedUp
+			out[c.Name] = c.From
+		}
+	}
+	return out
+}

@@ -1,0 +1,271 @@
+package policy
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urunner/urunner/state"
+)
+
+// Ledger gathers a run's lookups and decisions and turns them into what
+// urunner remembers next (see Next). It is the only writer of the state's
+// contents.
+type Ledger struct {
+	prev   state.State
+	now    time.Time // the run's clock: when a digest was first seen
+	listed time.Time // the API server's clock when the workloads were listed
+	refs   map[string]*refLedger
+}
+
+type refLedger struct {
+	digest   string // of the first successful lookup
+	index    bool
+	children map[string]string
+	err      error // first failure, when no lookup succeeded
+	ok       bool
+	// containers decided this run, with what they are believed to run
+	// after it and what their workload's annotation records after it.
+	entries []entry
+	// quarantine are digests whose rollout failed this run, with why;
+	// lifts the digest prefixes a workload's annotation lifts.
+	quarantine map[string]string
+	lifts      []string
+}
+
+type entry struct {
+	key, after, annotated string
+}
+
+// NewLedger starts the ledger of a run that read prev, runs at now and
+// listed the workloads at listed (the API server's time).
+func NewLedger(prev state.State, now, listed time.Time) *Ledger {
+	return &Ledger{prev: prev, now: now, listed: listed, refs: map[string]*refLedger{}}
+}
+
+func (l *Ledger) ref(r string) *refLedger {
+	rl := l.refs[r]
+	if rl == nil {
+		rl = &refLedger{}
+		l.refs[r] = rl
+	}
+	return rl
+}
+
+// Observe records a lookup's result. Several lookups of one reference
+// (with different credentials) make one record: it succeeded if any did.
+func (l *Ledger) Observe(lk Lookup, r Result) {
+	rl := l.ref(lk.Ref)
+	switch {
+	case r.Err == nil && !rl.ok:
+		rl.ok, rl.digest, rl.index, rl.children, rl.err = true, r.Digest, r.Index, r.Children, nil
+	case r.Err != nil && !rl.ok && rl.err == nil:
+		rl.err = r.Err
+	}
+}
+
+// Record adds what a decision leaves each of its containers running, once
+// carried out: restarted says whether the workload's restart was patched
+// (or found done by another run).
+func (l *Ledger) Record(d *Decision, restarted bool) {
+	after := d.After(restarted)
+	for _, c := range d.Containers {
+		if c.Verdict == Untracked || c.Verdict == NotLookedUp {
+			continue
+		}
+		annotated := ""
+		if rec, ok := d.Workload.RestartedFor[c.Name]; ok && rec.Ref == c.Ref {
+			annotated = rec.Digest
+		}
+		if restarted && c.Verdict == Moved {
+			annotated = c.To
+		}
+		rl := l.ref(c.Ref)
+		rl.entries = append(rl.entries, entry{containerKey(d.Workload, c.Container), after[c.Name], annotated})
+		if v := d.Workload.Annotations[LiftQuarantineAnnotation]; v != "" {
+			rl.lifts = append(rl.lifts, v)
+		}
+	}
+}
+
+// Quarantine records that the restart d decided did not roll out (why
+// says where and how): each digest it moved to is quarantined.
+func (l *Ledger) Quarantine(d *Decision, why string) {
+	for _, c := range d.Moves() {
+		rl := l.ref(c.Ref)
+		if rl.quarantine == nil {
+			rl.quarantine = map[string]string{}
+		}
+		if _, dup := rl.quarantine[c.To]; !dup {
+			rl.quarantine[c.To] = why
+		}
+	}
+}
+
+// Listing says how much of the cluster this run saw.
+type Listing struct {
+	// Complete is true when every watched namespace was listed.
+	Complete bool
+	// Restricted is true when the run looked up only some references (a
+	// push): the others were not decided and are left as they were.
+	Restricted bool
+	// Failed are the namespaces whose listing failed: what is remembered
+	// of their workloads is kept.
+	Failed map[string]bool
+}
+
+// Next returns what urunner remembers after the run:
+//   - a reference looked up successfully records its digest (and since
+//     when it has pointed there, and when it was last checked); one whose
+//     lookups all failed keeps everything and records the failure;
+//   - its base is what most of its containers without a restarted-for
+//     record run now, and every container that runs something else than
+//     its default (its record, else the base) is an exception;
+//   - a reference no listed workload uses any more is forgotten, but only
+//     after a complete, unrestricted listing.
+func (l *Ledger) Next(ls Listing) state.State {
+	next := state.State{ListedAt: l.prev.ListedAt, LastSuccess: l.prev.LastSuccess, Workloads: l.prev.Workloads,
+		CountedAt: l.prev.CountedAt, Refs: make(map[string]state.Ref, len(l.prev.Refs))}
+	prune := ls.Complete && !ls.Restricted
+	if prune {
+		next.ListedAt = l.listed
+	}
+	for k, r := range l.prev.Refs {
+		if _, decided := l.refs[k]; !decided && !prune {
+			next.Refs[k] = r
+		}
+	}
+	for k, rl := range l.refs {
+		prev, had := l.prev.Refs[k]
+		if n, keep := l.nextRef(prev, had, rl, ls); keep {
+			next.Refs[k] = n
+		}
+	}
+	return next
+}
+
+func (l *Ledger) nextRef(prev state.Ref, had bool, rl *refLedger, ls Listing) (state.Ref, bool) {
+	if !rl.ok {
+		if rl.err == nil {
+			return prev, had // only decided containers, nothing looked up
+		}
+		n := prev.Clone()
+		if n.Failing.IsZero() || n.Failing.After(l.now) {
+			n.Failing = l.now
+		}
+		n.Error = state.BoundError(rl.err.Error())
+		n.Quarantine = quarantine(prev, rl, n.Digest)
+		return n, true
+	}
+	n := state.Ref{Digest: rl.digest, Seen: prev.Seen, Checked: l.listed}
+	if prev.Digest != rl.digest || n.Seen.IsZero() || n.Seen.After(l.now) {
+		n.Seen = l.now
+	}
+	n.Base = l.base(prev, had, rl, ls)
+	if n.Base == n.Digest {
+		n.Base = ""
+	}
+	n.Except = l.exceptions(prev, rl, n.BaseDigest(), ls)
+	n.Children = children(prev, rl, n)
+	n.Quarantine = quarantine(prev, rl, n.Digest)
+	return n, true
+}
+
+// quarantine keeps the quarantine of the tag's current digest only (a tag
+// that moves on lifts it), adds this run's failed rollouts, and drops what
+// a workload's annotation lifts.
+func quarantine(prev state.Ref, rl *refLedger, current string) map[string]string {
+	out := map[string]string{}
+	for _, q := range []map[string]string{prev.Quarantine, rl.quarantine} {
+		for d, why := range q {
+			if d == current {
+				out[d] = state.BoundError(why)
+			}
+		}
+	}
+	for _, v := range rl.lifts {
+		for d := range out {
+			if lifts(&Workload{Annotations: map[string]string{LiftQuarantineAnnotation: v}}, d) {
+				delete(out, d)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// base is the digest most containers without a restarted-for record are
+// believed to run after the run: the default that needs no exception.
+// While a namespace could not be listed, the base stays, since the
+// unlisted workloads may rely on it.
+func (l *Ledger) base(prev state.Ref, had bool, rl *refLedger, ls Listing) string {
+	if len(ls.Failed) > 0 && had && prev.Digest != "" {
+		return prev.BaseDigest()
+	}
+	count := map[string]int{}
+	for _, e := range rl.entries {
+		if e.annotated == "" && e.after != "" {
+			count[e.after]++
+		}
+	}
+	if len(count) == 0 {
+		return rl.digest
+	}
+	return slices.MaxFunc(slices.Sorted(maps.Keys(count)), func(a, b string) int {
+		return cmp.Or(cmp.Compare(count[a], count[b]), cmp.Compare(boolInt(a == rl.digest), boolInt(b == rl.digest)), strings.Compare(b, a))
+	})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (l *Ledger) exceptions(prev state.Ref, rl *refLedger, base string, ls Listing) map[string]string {
+	out := map[string]string{}
+	for key, d := range prev.Except {
+		if ns, _, _ := strings.Cut(key, "/"); ls.Failed[ns] {
+			out[key] = d
+		}
+	}
+	for _, e := range rl.entries {
+		def := e.annotated
+		if def == "" {
+			def = base
+		}
+		if e.after != "" && e.after != def {
+			out[e.key] = e.after
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// children keeps the watched platforms' children of the digest and the
+// base: the ones a later move is compared with.
+func children(prev state.Ref, rl *refLedger, n state.Ref) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	if rl.children != nil {
+		out[n.Digest] = maps.Clone(rl.children)
+	} else if c, ok := prev.Children[n.Digest]; ok {
+		out[n.Digest] = c
+	}
+	if c, ok := prev.Children[n.BaseDigest()]; ok && n.BaseDigest() != n.Digest {
+		out[n.BaseDigest()] = c
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// Succeeded records that the run exited 0.
+func Succeeded(s *state.State, start time.Time) { s.LastSuccess = start }

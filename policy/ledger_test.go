@@ -1,0 +1,221 @@
+package policy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/urunner/urunner/state"
+)
+
+// listedNow is the API server's time of this run's listing.
+var listedNow = now.Add(-2 * time.Second)
+
+func named(name string, mods ...func(*Workload)) *Workload {
+	return workload(append([]func(*Workload){func(w *Workload) { w.Name = name }}, mods...)...)
+}
+
+// ran decides each workload against results and records it, restarted
+// when its decision says Restart (unless failed names it).
+func ran(t *testing.T, s Settings, mem state.State, results Results, ls Listing, failed map[string]bool, ws ...*Workload) state.State {
+	t.Helper()
+	l := NewLedger(mem, now, listedNow)
+	seen := map[Lookup]bool{}
+	for _, w := range ws {
+		for _, c := range w.Containers {
+			if r, ok := results(c.Lookup()); ok && c.Ref != "" && !seen[c.Lookup()] {
+				seen[c.Lookup()] = true
+				l.Observe(c.Lookup(), r)
+			}
+		}
+		d := Decide(s, w, results, mem, now)
+		l.Record(&d, d.Action == Restart && !failed[w.Name])
+	}
+	return l.Next(ls)
+}
+
+func TestLedgerNext(t *testing.T) {
+	full := Listing{Complete: true}
+	key := func(name string) string { return "shop/Deployment/" + name + "/app" }
+	for _, tc := range []struct {
+		name     string
+		settings Settings
+		mem      state.State
+		results  Results
+		listing  Listing
+		failed   map[string]bool
+		ws       []*Workload
+		want     map[string]state.Ref
+	}{
+		{
+			name:    "a steady state remembers one digest per reference and nothing per workload",
+			mem:     remembered(map[string]string{app: dA}),
+			results: registry(map[string]string{app: dA}),
+			listing: full,
+			ws:      []*Workload{named("a"), named("b")},
+			want:    map[string]state.Ref{app: {Digest: dA, Seen: lastRun, Checked: listedNow}},
+		},
+		{
+			name:    "a restart moves the reference; the restarted workloads record it themselves",
+			mem:     remembered(map[string]string{app: dA}),
+			results: registry(map[string]string{app: dB}),
+			listing: full,
+			ws:      []*Workload{named("a"), named("b")},
+			want:    map[string]state.Ref{app: {Digest: dB, Seen: now, Checked: listedNow}},
+		},
+		{
+			name:     "held workloads keep the old digest as the base",
+			settings: Settings{Window: mustWindow(t, "Mon 01:00-02:00")},
+			mem:      remembered(map[string]string{app: dA}),
+			results:  registry(map[string]string{app: dB}),
+			listing:  full,
+			ws:       []*Workload{named("a"), named("b")},
+			want:     map[string]state.Ref{app: {Digest: dB, Seen: now, Checked: listedNow, Base: dA}},
+		},
+		{
+			name:    "a failed restart stays due",
+			mem:     remembered(map[string]string{app: dA}),
+			results: registry(map[string]string{app: dB}),
+			listing: full,
+			failed:  map[string]bool{"b": true},
+			ws:      []*Workload{named("a"), named("b")},
+			want:    map[string]state.Ref{app: {Digest: dB, Seen: now, Checked: listedNow, Base: dA}},
+		},
+		{
+			name:     "a new workload beside held ones is an exception to their base",
+			settings: Settings{Window: mustWindow(t, "Mon 01:00-02:00")},
+			mem:      remembered(map[string]string{app: dA}),
+			results:  registry(map[string]string{app: dB}),
+			listing:  full,
+			ws:       []*Workload{named("a"), named("b"), named("new", func(w *Workload) { w.Created = now })},
+			want: map[string]state.Ref{app: {Digest: dB, Seen: now, Checked: listedNow, Base: dA,
+				Except: map[string]string{key("new"): dB}}},
+		},
+		{
+			name:     "a move recorded without restart, on a workload urunner restarted before, is an exception to its record",
+			settings: Settings{SkipCached: true},
+			mem:      remembered(map[string]string{app: dA}),
+			results:  registry(map[string]string{app: dB}),
+			listing:  full,
+			ws:       []*Workload{named("a", restartedFor("app", app, dA), withContainerMod(func(c *Container) { c.PullPolicy = "IfNotPresent" }))},
+			want:     map[string]state.Ref{app: {Digest: dB, Seen: now, Checked: listedNow, Except: map[string]string{key("a"): dB}}},
+		},
+		{
+			name:    "a failed lookup keeps everything and starts a failing streak",
+			mem:     remembered(map[string]string{app: dA}),
+			results: registry(nil),
+			listing: full,
+			ws:      []*Workload{named("a")},
+			want:    map[string]state.Ref{app: {Digest: dA, Seen: lastRun, Checked: lastRun, Failing: now, Error: "not found"}},
+		},
+		{
+			name: "a failing streak keeps its start",
+			mem: func() state.State {
+				s := remembered(map[string]string{app: dA})
+				r := s.Refs[app]
+				r.Failing, r.Error = lastRun, "old error"
+				s.Refs[app] = r
+				return s
+			}(),
+			results: registry(nil),
+			listing: full,
+			ws:      []*Workload{named("a")},
+			want:    map[string]state.Ref{app: {Digest: dA, Seen: lastRun, Checked: lastRun, Failing: lastRun, Error: "not found"}},
+		},
+		{
+			name: "a success ends the streak",
+			mem: func() state.State {
+				s := remembered(map[string]string{app: dA})
+				r := s.Refs[app]
+				r.Failing, r.Error = lastRun, "old error"
+				s.Refs[app] = r
+				return s
+			}(),
+			results: registry(map[string]string{app: dA}),
+			listing: full,
+			ws:      []*Workload{named("a")},
+			want:    map[string]state.Ref{app: {Digest: dA, Seen: lastRun, Checked: listedNow}},
+		},
+		{
+			name: "a first-seen time in the future is taken as now",
+			mem: func() state.State {
+				s := remembered(map[string]string{app: dA})
+				r := s.Refs[app]
+				r.Seen = now.Add(time.Hour)
+				s.Refs[app] = r
+				return s
+			}(),
+			results: registry(map[string]string{app: dA}),
+			listing: full,
+			ws:      []*Workload{named("a")},
+			want:    map[string]state.Ref{app: {Digest: dA, Seen: now, Checked: listedNow}},
+		},
+		{
+			name:    "a reference no workload uses is forgotten after a complete listing",
+			mem:     remembered(map[string]string{app: dA, sidecar: dA}),
+			results: registry(map[string]string{app: dA}),
+			listing: full,
+			ws:      []*Workload{named("a")},
+			want:    map[string]state.Ref{app: {Digest: dA, Seen: lastRun, Checked: listedNow}},
+		},
+		{
+			name:    "nothing is forgotten after an incomplete listing, and the base and the exceptions of unlisted namespaces stay",
+			mem:     withExcept(remembered(map[string]string{app: dA, sidecar: dA}), app, "other/Deployment/x/app", dC),
+			results: registry(map[string]string{app: dB}),
+			listing: Listing{Failed: map[string]bool{"other": true}},
+			ws:      []*Workload{named("a")},
+			want: map[string]state.Ref{
+				app:     {Digest: dB, Seen: now, Checked: listedNow, Base: dA, Except: map[string]string{"other/Deployment/x/app": dC}},
+				sidecar: {Digest: dA, Seen: lastRun, Checked: lastRun},
+			},
+		},
+		{
+			name:    "a run restricted to pushed references leaves the others as they were",
+			mem:     remembered(map[string]string{app: dA, sidecar: dA}),
+			results: func(l Lookup) (Result, bool) { return Result{Digest: dB}, l.Ref == app },
+			listing: Listing{Complete: true, Restricted: true},
+			ws:      []*Workload{named("a", withContainer(container("side", sidecar)))},
+			want: map[string]state.Ref{
+				app:     {Digest: dB, Seen: now, Checked: listedNow},
+				sidecar: {Digest: dA, Seen: lastRun, Checked: lastRun},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ran(t, tc.settings, tc.mem, tc.results, tc.listing, tc.failed, tc.ws...)
+			if diff := cmp.Diff(tc.want, got.Refs); diff != "" {
+				t.Errorf("next state (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// What the ledger remembers must make the next run believe what this one
+// left: a restarted workload its new digest, a held one its old digest.
+func TestTheNextRunBelievesWhatThisRunLeft(t *testing.T) {
+	s := Settings{}
+	held := named("held", func(w *Workload) { w.Paused = true })
+	done := named("done")
+	mem := remembered(map[string]string{app: dA})
+	next := ran(t, s, mem, registry(map[string]string{app: dB}), Listing{Complete: true}, nil, held, done)
+	// done was restarted: its template now records dB.
+	restartedFor("app", app, dB)(done)
+	for _, tc := range []struct {
+		w    *Workload
+		want string
+	}{{held, dA}, {done, dB}} {
+		if got := believe(tc.w, tc.w.Containers[0], next); got.digest != tc.want {
+			t.Errorf("%s is believed to run %s, want %s", tc.w.Name, got.digest, tc.want)
+		}
+	}
+}
+
+func mustWindow(t *testing.T, spec string) *Window {
+	t.Helper()
+	w, err := ParseWindow(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}

@@ -1,0 +1,131 @@
+package policy
+
+import (
+	"time"
+)
+
+// Settings are the rules' knobs, from urunner's configuration.
+type Settings struct {
+	// Pin sets the container image to tag@digest instead of the restart
+	// annotation (URUNNER_CONF_RESTART_MODE=pin).
+	Pin bool
+	// SkipCached records, without a restart, a move whose pull policy may
+	// keep the old image cached (URUNNER_CONF_PULL_POLICY_MISMATCH=skip).
+	SkipCached bool
+	// Converge restarts on first sight a workload whose ready pods all run
+	// another digest (URUNNER_CONF_FIRST_RUN=converge).
+	Converge bool
+	// Platforms, when set, restart a moved index only when one of these
+	// platforms' manifests moved (URUNNER_CONF_PLATFORMS).
+	Platforms []string
+	// GitOps is warn, skip or ignore (URUNNER_CONF_GITOPS).
+	GitOps string
+	// Cooldown is the shortest time between two restarts of a workload
+	// (URUNNER_CONF_COOLDOWN; annotation urunner.io/cooldown overrides).
+	Cooldown time.Duration
+	// Window is when restarts may happen (URUNNER_CONF_WINDOW; annotation
+	// urunner.io/window overrides); nil is always.
+	Window *Window
+	// MaxRestarts caps the restarts of one run; 0 is no cap.
+	MaxRestarts int
+}
+
+// Annotations on a workload that change how it is decided.
+const (
+	CooldownAnnotation = "urunner.io/cooldown"
+	WindowAnnotation   = "urunner.io/window"
+)
+
+// Workload is a workload as listed, in the terms of the rules.
+type Workload struct {
+	Kind, Namespace, Name string
+	// Created is the workload's creationTimestamp.
+	Created time.Time
+	// Paused Deployments do not roll: a restart waits for them.
+	Paused bool
+	// OnDelete StatefulSets take a new template only when a pod is deleted.
+	OnDelete bool
+	// GitOps names the controller managing the workload ("Argo CD",
+	// "Flux"), "" for none.
+	GitOps string
+	// Annotations are the workload's urunner.io/ annotations.
+	Annotations map[string]string
+	// RestartedAt is the pod template's kubectl.kubernetes.io/restartedAt
+	// (zero when absent or unreadable).
+	RestartedAt time.Time
+	// RestartedFor is the pod template's urunner.io/restarted-for: what
+	// urunner restarted each container for.
+	RestartedFor map[string]Record
+	Containers   []Container
+}
+
+// Record is what urunner restarted a container for: the reference as it
+// was then and the digest. Ref is "" in records of urunner before 0.3,
+// which named the digest alone; those say nothing about the current image
+// and are not believed.
+type Record struct {
+	Ref, Digest string
+}
+
+// Container is one container (or init container) of a workload.
+type Container struct {
+	Name string
+	// Image is the image as written in the pod template.
+	Image string
+	// Named is the canonical reference the image names, registry/repository:tag,
+	// without a digest; "" when the image is not a registry reference.
+	Named string
+	// ImageDigest is the digest the image string pins, if any.
+	ImageDigest string
+	// Watched is whether the image's registry is watched.
+	Watched bool
+	// Ref is the reference looked up for the container (see Tracked);
+	// "" when it is not tracked.
+	Ref string
+	// Cred names the credentials its lookup uses: "" for the registry's
+	// configured ones (or anonymous), else the workload's pull secret.
+	Cred       string
+	PullPolicy string
+	Init       bool
+	// Pods is what the workload's pods run, when read (URUNNER_CONF_RUNNING_PODS).
+	Pods *Pods
+}
+
+// Pods is what a container runs in a workload's pods.
+type Pods struct {
+	// Digests are the distinct digests the ready pods report, sorted.
+	Digests []string
+	// AllReady is true when the workload has pods and all are ready.
+	AllReady bool
+}
+
+// runsOnly reports whether every pod is ready and runs exactly d.
+func (p *Pods) runsOnly(d string) bool {
+	return p != nil && p.AllReady && len(p.Digests) == 1 && p.Digests[0] == d
+}
+
+// Lookup is one registry lookup: a reference with the credentials it is
+// looked up with. Workloads whose lookups differ only in credentials see
+// only the result of their own.
+type Lookup struct {
+	Ref, Cred string
+}
+
+// Lookup returns c's lookup.
+func (c Container) Lookup() Lookup { return Lookup{Ref: c.Ref, Cred: c.Cred} }
+
+// Result is what the registry said about a lookup.
+type Result struct {
+	Digest string
+	// Index is true when Digest is a multi-platform index's.
+	Index bool
+	// Children are the index's child digests for the watched platforms,
+	// when fetched.
+	Children map[string]string
+	// Err is why the lookup failed.
+	Err error
+}
+
+// Results finds the result of a lookup; false when the reference was not
+// looked up this run (a run restricted to pushed references).
+type Results func(Lookup) (Result, bool)

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/policy"
+	"github.com/urunner/urunner/registry"
+	"github.com/urunner/urunner/state"
+	"github.com/urunner/urunner/state/configmaps"
+)
+
+// hooks lets tests observe the real clients; production passes none.
+type hooks struct {
+	// wrapKube wraps the Kubernetes API transport (to count requests).
+	wrapKube func(http.RoundTripper) http.RoundTripper
+}
+
+// app is one run's wiring.
+type app struct {
+	cfg      Config
+	settings policy.Settings
+	log      *slog.Logger
+	out      io.Writer    // the dry run's plan, the JSON report
+	kube     *kube.Client // workloads and pods, on the PATCHes' rate limit
+	events   *kube.Client // Events, on their own rate limit
+	store    *state.Store
+	resolver *registry.Resolver
+	clock    *serverClock
+	now      func() time.Time
+
+	queueMu sync.Mutex
+	queued  []queuedEvent
+}
+
+func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
+	hosts, err := cfg.hosts()
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hosts {
+		if h.SkipVerify && !h.PlainHTTP {
+			log.Warn("TLS verification is off for this registry, as configured", "registry", h.Name)
+		}
+	}
+	rc, ns, err := kubeConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rc.QPS, rc.Burst = cfg.KubeQPS, cfg.KubeBurst
+	rc.UserAgent = "urunner/" + version
+	// Protobuf: a LIST of thousands of workloads decodes several times
+	// faster, and lighter, than JSON.
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	clock := &serverClock{}
+	rc.Wrap(clock.wrap)
+	if h.wrapKube != nil {
+		rc.Wrap(h.wrapKube)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	// Events get a client of their own, so their writes never slow the
+	// restarts down by sharing the PATCHes' rate limit.
+	ecs, err := kubernetes.NewForConfig(rest.CopyConfig(rc))
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	if cfg.StateNamespace != "" {
+		ns = cfg.StateNamespace
+	}
+	res, err := registry.NewResolver(registry.Options{
+		Hosts:       hosts,
+		Accept:      cfg.acceptList(),
+		Concurrency: cfg.RegistryConcurrency,
+		Timeout:     cfg.RegistryTimeout,
+		Log:         log,
+		UserAgent:   "urunner/" + version,
+	})
+	if err != nil {
+		return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: %v", err)
+	}
+	return &app{
+		cfg:      cfg,
+		settings: cfg.settings(),
+		log:      log,
+		out:      out,
+		kube:     kube.New(cs),
+		events:   kube.New(ecs),
+		store:    state.NewStore(configmaps.New(cs), ns, cfg.StateConfigMap),
+		resolver: res,
+		clock:    clock,
+		now:      time.Now,
+	}, nil
+}
+
+// kubeConfig returns the API client configuration and the namespace the
+// state lives in by default.
+func kubeConfig(cfg Config) (*rest.Config, string, error) {
+	mode := cfg.KubeAuth
+	if mode == "" {
+		mode = "kubeconfig"
+		if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+			mode = "incluster"
+		}
+	}
+	if mode == "incluster" {
+		rc, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, "", badConfig("URUNNER_CONF_KUBE_AUTH=incluster: %v", err)
+		}
+		ns := "default"
+		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
+			ns = strings.TrimSpace(string(b))
+		}
+		return rc, ns, nil
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
+	rc, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", badConfig("URUNNER_CONF_KUBE_AUTH=kubeconfig: %v", err)
+	}
+	ns, _, err := cc.Namespace()
+	if err != nil || ns == "" {
+		ns = "default"
+	}
+	return rc, ns, nil
+}
+
+// serverClock keeps the API server's time (its Date header) of the first
+// answer since it was last started: the time a listing was taken, in the
+// clock workloads' creation times are written in.
+type serverClock struct {
+	mu      sync.Mutex
+	started bool
+	first   time.Time
+}
+
+func (c *serverClock) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			if d, perr := http.ParseTime(resp.Header.Get("Date")); perr == nil {
+				c.mu.Lock()
+				if c.started && c.first.IsZero() {
+					c.first = d.UTC()
+				}
+				c.mu.Unlock()
+			}
+		}
+		return resp, err
+	})
+}
+
+// start forgets the last time taken and watches for the next answer.
+func (c *serverClock) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.started, c.first = true, time.Time{}
+}
+
+// taken returns the time of the first answer since start, or fallback.
+func (c *serverClock) taken(fallback time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.first.IsZero() {
+		return fallback.UTC().Truncate(time.Second)
+	}
+	return c.first
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
