@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tools.sh builds the programs the test ground runs (etcd, kube-apiserver,
-# kube-controller-manager, helm) from the Go module proxy at pinned versions,
+# kube-controller-manager, helm, and cosign, which signs images for the
+# signature tests) from the Go module proxy at pinned versions,
 # into .cache/bin. A program is rebuilt only when its pin changes, so only the
 # first run pays for the build (about 10 minutes on 2 cores).
 #
-# Usage: hack/tools.sh [etcd|kube|helm ...]   (no argument: all of them)
+# Usage: hack/tools.sh [etcd|kube|helm|cosign ...]   (no argument: all of them)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +14,10 @@ mkdir -p "$bin"
 
 KUBE_VERSION=v1.37.2
 HELM_VERSION=v3.22.0
+# cosign v3 is the current release: it signs in the sigstore bundle format
+# (an OCI 1.1 referrer) by default and in the older .sig tag format on
+# request, so one binary makes both kinds of signature the tests verify.
+COSIGN_VERSION=v3.1.3
 
 # stamp prints what a build depends on, so that a changed pin rebuilds.
 stamp() { cat "$@" | sha256sum | cut -c1-16; }
@@ -57,11 +62,19 @@ build_helm() {
 	echo "$s" >"$bin/.helm.stamp"
 }
 
+build_cosign() {
+	local s; s=$(echo "$COSIGN_VERSION" | stamp /dev/stdin)
+	fresh cosign "$s" && return
+	log "building cosign $COSIGN_VERSION"
+	(cd "$root" && CGO_ENABLED=0 GOBIN="$bin" go install -trimpath -ldflags "-s -w" "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN_VERSION")
+	echo "$s" >"$bin/.cosign.stamp"
+}
+
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm)
+[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm cosign)
 for t in "${targets[@]}"; do
 	case "$t" in
-	etcd | kube | helm) "build_$t" ;;
-	*) echo "tools: unknown tool $t (want etcd, kube or helm)" >&2; exit 2 ;;
+	etcd | kube | helm | cosign) "build_$t" ;;
+	*) echo "tools: unknown tool $t (want etcd, kube, helm or cosign)" >&2; exit 2 ;;
 	esac
 done
