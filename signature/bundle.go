@@ -14,6 +14,7 @@ import (
 	"github.com/regclient/regclient/types/manifest"
 	"github.com/regclient/regclient/types/ref"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 )
 
@@ -142,7 +143,7 @@ func (p *Policy) verifyBundle(b *bundle.Bundle, d digest.Digest) bundleFinding {
 	}
 	res, err := p.keyless.verifier.Verify(b, verify.NewPolicy(artifact, opts...))
 	if err != nil {
-		return bundleFinding{finding: finding{problem: "keyless: " + short(err)}}
+		return bundleFinding{finding: finding{problem: keylessProblem(b, err)}}
 	}
 	by := "identity"
 	if c := res.Signature.Certificate; c != nil {
@@ -183,4 +184,33 @@ func checkStatement(payloadType string, payload []byte, d digest.Digest) (string
 		return "statement names no " + d.Algorithm().String() + " digest", nil
 	}
 	return "signed for " + shortDigest(other) + ", not this digest", nil
+}
+
+// keylessProblem says why a keyless bundle failed, in plainer words than
+// sigstore-go's where the bundle shows the cause.
+func keylessProblem(b *bundle.Bundle, err error) string {
+	var noMatch *verify.ErrNoMatchingCertificateIdentity
+	if errors.As(err, &noMatch) {
+		// sigstore-go checks the identity last, once the certificate, its
+		// chain and the signature have verified.
+		if s, ok := certSummary(b); ok {
+			return fmt.Sprintf("signed by %s (issuer %s), not a trusted identity", s.SubjectAlternativeName, s.Issuer)
+		}
+		return "signed by an identity that is not trusted"
+	}
+	ts, _ := b.Timestamps()
+	entries, _ := b.TlogEntries()
+	if len(ts) == 0 && len(entries) == 0 {
+		return "keyless signature with no signed timestamp and no transparency log entry: nothing proves the certificate was valid when it signed"
+	}
+	return "keyless: " + short(err)
+}
+
+func certSummary(b *bundle.Bundle) (certificate.Summary, bool) {
+	vc, err := b.VerificationContent()
+	if err != nil || vc.Certificate() == nil {
+		return certificate.Summary{}, false
+	}
+	s, err := certificate.SummarizeCertificate(vc.Certificate())
+	return s, err == nil
 }

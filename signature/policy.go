@@ -40,7 +40,8 @@ type Config struct {
 
 // Identity is a keyless signer: the OIDC issuer that vouched for it and
 // the subject (an email, a workflow URI) its certificate names, each
-// matched exactly or by a regular expression.
+// matched exactly or by a regular expression (Go syntax, unanchored like
+// cosign's --certificate-identity-regexp: anchor it with ^ and $).
 type Identity struct {
 	Issuer        string
 	IssuerRegexp  string
