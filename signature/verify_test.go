@@ -472,3 +472,42 @@ func TestVerifySimpleSigningByOlderCosignAlgorithms(t *testing.T) {
 		})
 	}
 }
+
+// On a registry without the referrers API, cosign keeps its bundle
+// referrers in the sha256-<hex> tag (go-containerregistry's fallback), and
+// regclient reads them from there after the referrers request fails.
+func TestVerifyOnRegistryWithoutReferrersAPI(t *testing.T) {
+	s := newSigner(t)
+	tests := []struct {
+		format format
+		want   map[string]int
+	}{
+		// referrers refused, fallback tag, bundle manifest, bundle.
+		{bundleFormat, map[string]int{"GET other": 1, "GET manifest": 2, "GET blob": 1}},
+		// referrers refused, fallback tag not found, .sig manifest, payload.
+		{sigTagFormat, map[string]int{"GET other": 1, "GET manifest": 2, "GET blob": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.format), func(t *testing.T) {
+			reg, err := testground.StartRegistry(testground.RegistryOptions{NoReferrers: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = reg.Close() })
+			img := pushImage(t, reg, "team/app", "v1")
+			s.sign(t, tt.format, imageName(img))
+
+			reg.ResetRequests()
+			got, err := loadPolicy(t, s.pub).Verify(t.Context(), client(reg), img)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if diff := cmp.Diff(Verdict{Status: Verified, By: "key " + s.pub, Signatures: 1}, got); diff != "" {
+				t.Errorf("Verify (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.want, reg.Requests()); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
