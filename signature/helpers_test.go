@@ -148,7 +148,7 @@ func client(reg *testground.Registry) *regclient.RegClient {
 	)
 }
 
-func loadPolicy(t *testing.T, keyFiles ...string) *Policy {
+func loadPolicy(t testing.TB, keyFiles ...string) *Policy {
 	t.Helper()
 	p, err := LoadPolicy(Config{KeyFiles: keyFiles})
 	if err != nil {
@@ -158,7 +158,7 @@ func loadPolicy(t *testing.T, keyFiles ...string) *Policy {
 }
 
 // writePublicKey writes pub as a PEM "PUBLIC KEY" file.
-func writePublicKey(t *testing.T, pub crypto.PublicKey) string {
+func writePublicKey(t testing.TB, pub crypto.PublicKey) string {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
@@ -171,7 +171,7 @@ func writePublicKey(t *testing.T, pub crypto.PublicKey) string {
 	return file
 }
 
-func mustECDSA(t *testing.T, c elliptic.Curve) *ecdsa.PrivateKey {
+func mustECDSA(t testing.TB, c elliptic.Curve) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(c, rand.Reader)
 	if err != nil {

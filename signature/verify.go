@@ -71,7 +71,13 @@ const maxBlobSize = 1 << 20
 // The error is for "could not tell" (the registry unreachable or refusing,
 // a reference without digest): the caller must treat it as a failed lookup,
 // never as a pass nor as a refusal of the digest. A digest that is refused
-// is a Verdict, not an error.
+// is a Verdict, not an error. One case cannot be told: when only the
+// registry's referrers endpoint fails, regclient reads the referrers
+// fallback tag instead without saying so, and a digest signed only in the
+// bundle format comes out Unsigned (refused, never passed).
+//
+// ctx should carry a deadline: Verify makes a few requests in sequence.
+// A Policy is safe for concurrent use.
 //
 // Cost: one referrers request, then for each signature bundle its manifest
 // and blob; if no bundle verifies, one request for the sha256-<hex>.sig tag
