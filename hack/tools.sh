@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # tools.sh builds the programs the test ground runs (etcd, kube-apiserver,
-# kube-controller-manager, helm, and promtool for the chart's alert rules)
-# from the Go module proxy at pinned versions, into .cache/bin, and fetches the
-# PrometheusRule CRD the chart tests install, into .cache/crds. A program is rebuilt only when its pin changes, so only the
-# first run pays for the build (about 10 minutes on 2 cores).
+# kube-controller-manager, helm, promtool for the chart's alert rules, cosign
+# to sign images for the signature tests) from the Go module proxy at pinned
+# versions, into .cache/bin, and fetches the PrometheusRule CRD the chart tests
+# install, into .cache/crds. A program is rebuilt only when its pin changes, so
+# only the first run pays for the build.
 #
-# Usage: hack/tools.sh [etcd|kube|helm|promtool|crds ...]   (no argument: all of them)
+# Usage: hack/tools.sh [etcd|kube|helm|promtool|crds|cosign ...]   (no argument: all of them)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,10 @@ PROMETHEUS_VERSION=3.16.0
 # The newest prometheus-operator module the proxy serves; monitoring.coreos.com/v1
 # PrometheusRule has not changed shape since.
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+# cosign v3 is the current release: it signs in the sigstore bundle format
+# (an OCI 1.1 referrer) by default and in the older .sig tag format on
+# request, so one binary makes both kinds of signature the tests verify.
+COSIGN_VERSION=v3.1.3
 
 # stamp prints what a build depends on, so that a changed pin rebuilds.
 stamp() { cat "$@" | sha256sum | cut -c1-16; }
@@ -96,11 +101,19 @@ build_crds() {
 	echo "$s" >"$dir/.$f.stamp"
 }
 
+build_cosign() {
+	local s; s=$(echo "$COSIGN_VERSION" | stamp /dev/stdin)
+	fresh cosign "$s" && return
+	log "building cosign $COSIGN_VERSION"
+	(cd "$root" && CGO_ENABLED=0 GOBIN="$bin" go install -trimpath -ldflags "-s -w" "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN_VERSION")
+	echo "$s" >"$bin/.cosign.stamp"
+}
+
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm promtool crds)
+[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm promtool crds cosign)
 for t in "${targets[@]}"; do
 	case "$t" in
-	etcd | kube | helm | promtool | crds) "build_$t" ;;
-	*) echo "tools: unknown tool $t (want etcd, kube, helm, promtool or crds)" >&2; exit 2 ;;
+	etcd | kube | helm | promtool | crds | cosign) "build_$t" ;;
+	*) echo "tools: unknown tool $t (want etcd, kube, helm, promtool, crds or cosign)" >&2; exit 2 ;;
 	esac
 done

@@ -72,6 +72,13 @@ type RegistryOptions struct {
 	// a CDN or with a separate auth service have. The TLS certificate
 	// covers localhost too.
 	RealmHost string
+	// NoReferrers serves no OCI 1.1 referrers API, as registries that
+	// predate it: /v2/<repo>/referrers/<digest> answers 404 (what the
+	// distribution spec tells clients to take as "unsupported"; olareg's
+	// own switch answers 405, which clients take as a failure) and a
+	// manifest with a subject is stored without the OCI-Subject header, so
+	// clients keep referrers in the sha256-<hex> tag instead.
+	NoReferrers bool
 	// Extra serves requests whose path starts with a key (the longest key
 	// wins) instead of olareg: the other endpoints of a registry's
 	// ecosystem, such as ACR's POST /oauth2/exchange. They are counted
@@ -93,6 +100,8 @@ type Registry struct {
 	served  chan error
 	latency time.Duration
 	extra   map[string]http.Handler
+	// noReferrers answers the referrers API with 404.
+	noReferrers bool
 	// authDir holds olareg's users file when TokenLogins is set.
 	authDir string
 	// helperUA marks the requests of the Registry's own helper client so
@@ -121,12 +130,13 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 		return nil, fmt.Errorf("generate helper marker: %w", err)
 	}
 	r := &Registry{
-		served:   make(chan error, 1),
-		latency:  opts.Latency,
-		extra:    opts.Extra,
-		helperUA: "urunner-testground-helper/" + hex.EncodeToString(token),
-		requests: map[string]int{},
-		users:    map[string]map[string]bool{},
+		served:      make(chan error, 1),
+		latency:     opts.Latency,
+		noReferrers: opts.NoReferrers,
+		extra:       opts.Extra,
+		helperUA:    "urunner-testground-helper/" + hex.EncodeToString(token),
+		requests:    map[string]int{},
+		users:       map[string]map[string]bool{},
 	}
 
 	// Listen first: the token realm names the address.
@@ -159,6 +169,10 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 	conf := olaregconfig.Config{
 		Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem},
 		API:     olaregconfig.ConfigAPI{DeleteEnabled: &yes},
+	}
+	if opts.NoReferrers {
+		no := false
+		conf.API.Referrer.Enabled = &no
 	}
 	logins := opts.Logins
 	switch {
@@ -314,6 +328,12 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	if fault != nil && fault(w, req) {
+		return
+	}
+	if r.noReferrers && strings.Contains(req.URL.Path, "/referrers/") {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"errors":[{"code":"NAME_UNKNOWN","message":"referrers API not supported"}]}`))
 		return
 	}
 	if h := r.extraHandler(req.URL.Path); h != nil {
