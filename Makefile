@@ -40,6 +40,7 @@ unit:
 fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseImage$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./state
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./webhook
 
 # A test ground for the shell: `make testenv-up && . .cache/testenv/env`.
 # testenv-down ends only the process testenv-up started (its recorded PID);

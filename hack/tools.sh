@@ -2,9 +2,10 @@
 # tools.sh builds the programs the test ground runs (etcd, kube-apiserver,
 # kube-controller-manager, helm) from the Go module proxy at pinned versions,
 # into .cache/bin. A program is rebuilt only when its pin changes, so only the
-# first run pays for the build (about 10 minutes on 2 cores).
+# first run pays for the build (about 10 minutes on 2 cores). It also unpacks
+# the CNCF distribution registry (docker-registry) from Debian's package.
 #
-# Usage: hack/tools.sh [etcd|kube|helm ...]   (no argument: all of them)
+# Usage: hack/tools.sh [etcd|kube|helm|registry ...]   (no argument: all of them)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,11 +58,40 @@ build_helm() {
 	echo "$s" >"$bin/.helm.stamp"
 }
 
+# build_registry unpacks the CNCF distribution registry 2.8 (Debian's
+# docker-registry package) into $bin/docker-registry: the registry whose
+# real notifications the webhook receiver's end-to-end test and benchmark
+# receive. apt-get download and dpkg -x need no root and install nothing;
+# the package's own configuration and service files are not used.
+REGISTRY_SERIES=2.8
+build_registry() {
+	local s; s=$(echo "docker-registry $REGISTRY_SERIES" | stamp /dev/stdin)
+	fresh docker-registry "$s" && return
+	log "unpacking docker-registry (distribution $REGISTRY_SERIES) from Debian's package"
+	local tmp; tmp=$(mktemp -d)
+	# Without package lists (a fresh machine) apt knows no candidate yet.
+	if ! (cd "$tmp" && apt-get download -q docker-registry >/dev/null 2>&1); then
+		log "apt-get download failed; updating the package lists once"
+		apt-get update -q >/dev/null
+		(cd "$tmp" && apt-get download -q docker-registry >/dev/null)
+	fi
+	dpkg -x "$tmp"/docker-registry_*.deb "$tmp/x"
+	local v; v=$("$tmp/x/usr/bin/docker-registry" --version)
+	if [[ "$v" != *" $REGISTRY_SERIES."* ]]; then
+		echo "tools: docker-registry is \"$v\", want distribution $REGISTRY_SERIES" >&2
+		rm -rf "$tmp"
+		exit 1
+	fi
+	install -m 0755 "$tmp/x/usr/bin/docker-registry" "$bin/docker-registry"
+	rm -rf "$tmp"
+	echo "$s" >"$bin/.docker-registry.stamp"
+}
+
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm)
+[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm registry)
 for t in "${targets[@]}"; do
 	case "$t" in
-	etcd | kube | helm) "build_$t" ;;
-	*) echo "tools: unknown tool $t (want etcd, kube or helm)" >&2; exit 2 ;;
+	etcd | kube | helm | registry) "build_$t" ;;
+	*) echo "tools: unknown tool $t (want etcd, kube, helm or registry)" >&2; exit 2 ;;
 	esac
 done
