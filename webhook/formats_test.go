@@ -31,11 +31,11 @@ func mustHosts(t *testing.T, s string) hostRewrite {
 // workload names, canonical as urunner resolves them.
 func TestFixturesGiveThePushedReferences(t *testing.T) {
 	for _, tc := range []struct {
-		name, file  string
-		parse       func([]byte) (notice, error)
-		refs        []string
-		ignored     int
-		ids         int
+		name, file string
+		parse      func([]byte) (notice, error)
+		refs       []string
+		ignored    int
+		ids        int
 	}{
 		{"distribution push recorded from the real registry", "distribution-push.json",
 			func(b []byte) (notice, error) { return parseDistribution(b, hostRewrite{}) },
