@@ -19,6 +19,9 @@ var (
 	cluster *testground.Cluster
 	// urunnerBin is urunner built exactly as the image's build stage builds it.
 	urunnerBin string
+	// webhookBin is the push receiver as a process (webhook/cmd/urunner-webhook,
+	// what `urunner webhook` runs).
+	webhookBin string
 	helmBin    string
 	root       string // the module root
 )
@@ -45,6 +48,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	urunnerBin = filepath.Join(root, "bin", "urunner")
+	webhookBin = filepath.Join(root, "bin", "urunner-webhook")
+	if out, err := exec.Command("go", "build", "-C", root, "-o", webhookBin, "./webhook/cmd/urunner-webhook").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build the webhook receiver: %v\n%s", err, out)
+		return 1
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -105,9 +105,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 		return fmt.Errorf("watch Jobs: %w", err)
 	}
 	informerCtx, stopInformers := context.WithCancel(context.Background())
-	defer stopInformers()
 	factory.Start(informerCtx.Done())
-	defer factory.Shutdown()
+	defer func() {
+		// Shutdown waits for the informers, which stop only once told to.
+		stopInformers()
+		factory.Shutdown()
+	}()
 	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
 	synced := cache.WaitForCacheSync(syncCtx.Done(), jobs.Informer().HasSynced)
 	cancel()
