@@ -63,6 +63,12 @@ clean:
 
 # Figures of urunner at scale on a fresh test ground, beside their targets
 # (BENCHMARKS.md). Flags scale it: go run ./bench -help.
-.PHONY: bench
+.PHONY: bench bench-push
 bench: build
 	$(GO) run ./bench -urunner bin/urunner
+
+# Push → PATCH through the webhook receiver and a real distribution registry.
+bench-push: build
+	hack/tools.sh registry
+	$(GO) build -o bin/urunner-webhook ./webhook/cmd/urunner-webhook
+	$(GO) run ./bench -push -urunner bin/urunner -webhook bin/urunner-webhook

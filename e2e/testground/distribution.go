@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,8 @@ type DistributionOptions struct {
 	BinDir string
 	// Endpoints are the registry's notification endpoints.
 	Endpoints []NotifyEndpoint
+	// AccessLog logs every request, so that ManifestHeads can count them.
+	AccessLog bool
 }
 
 // NotifyEndpoint is one entry of the registry's notifications.endpoints,
@@ -86,7 +89,7 @@ func StartDistribution(ctx context.Context, opts DistributionOptions) (d *Distri
 			d = nil
 		}
 	}()
-	conf, err := distributionConfig(d.Host, filepath.Join(d.dir, "storage"), opts.Endpoints)
+	conf, err := distributionConfig(d.Host, filepath.Join(d.dir, "storage"), opts.Endpoints, opts.AccessLog)
 	if err != nil {
 		return d, err
 	}
@@ -125,7 +128,7 @@ func StartDistribution(ctx context.Context, opts DistributionOptions) (d *Distri
 
 // distributionConfig is the registry's YAML configuration (as JSON, which
 // YAML reads). The http secret is random, as the registry wants one.
-func distributionConfig(addr, storage string, eps []NotifyEndpoint) ([]byte, error) {
+func distributionConfig(addr, storage string, eps []NotifyEndpoint, accessLog bool) ([]byte, error) {
 	secret := make([]byte, 16)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
@@ -158,7 +161,7 @@ func distributionConfig(addr, storage string, eps []NotifyEndpoint) ([]byte, err
 	}
 	conf := map[string]any{
 		"version": 0.1,
-		"log":     map[string]any{"level": "info", "accesslog": map[string]any{"disabled": true}},
+		"log":     map[string]any{"level": "info", "accesslog": map[string]any{"disabled": !accessLog}},
 		"storage": map[string]any{
 			"filesystem": map[string]any{"rootdirectory": storage},
 			"delete":     map[string]any{"enabled": true},
@@ -195,6 +198,22 @@ func (d *Distribution) PushImage(ctx context.Context, repoTag, seed string) (Pus
 	}
 	p.Digest, p.Done = desc.Digest.String(), time.Now()
 	return p, nil
+}
+
+// ManifestHeads counts the manifest HEAD requests the registry has
+// served so far, from its access log (AccessLog must be on).
+func (d *Distribution) ManifestHeads() (int, error) {
+	b, err := os.ReadFile(d.LogPath)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"HEAD /v2/`) && strings.Contains(line, "/manifests/") {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Close stops the registry (SIGTERM, then SIGKILL after 10 s), by the PID
