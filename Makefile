@@ -2,8 +2,9 @@
 #   make demo   urunner's whole story on a local test ground (no cluster needed)
 #   make test   every test: lint, unit, end to end on the real ground, fuzz smoke
 # The first run of either builds the test ground's programs (hack/tools.sh:
-# etcd, kube-apiserver, kube-controller-manager, and helm for the chart tests;
-# about 12 minutes on 2 cores); later runs reuse them from .cache/bin.
+# etcd, kube-apiserver, kube-controller-manager, helm for the chart tests, and
+# Debian's docker-registry for the push receiver's tests; about 12 minutes on
+# 2 cores); later runs reuse them from .cache/bin.
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
