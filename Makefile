@@ -2,9 +2,9 @@
 #   make demo   urunner's whole story on a local test ground (no cluster needed)
 #   make test   every test: lint, unit, end to end on the real ground, fuzz smoke
 # The first run of either builds the test ground's programs (hack/tools.sh:
-# etcd, kube-apiserver, kube-controller-manager, and for the chart tests helm,
-# promtool and the PrometheusRule CRD; about 19 minutes on 2 cores); later
-# runs reuse them from .cache.
+# etcd, kube-apiserver, kube-controller-manager, and for the tests helm,
+# promtool, cosign, the PrometheusRule CRD and Debian's docker-registry);
+# later runs reuse them from .cache.
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
@@ -42,6 +42,7 @@ fuzz-smoke:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseImage$$' -fuzztime $(FUZZTIME) ./registry
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./state
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckPayloads$$' -fuzztime $(FUZZTIME) ./signature
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./webhook
 
 # A test ground for the shell: `make testenv-up && . .cache/testenv/env`.
 # testenv-down ends only the process testenv-up started (its recorded PID);
@@ -64,6 +65,11 @@ clean:
 
 # Figures of urunner at scale on a fresh test ground, beside their targets
 # (BENCHMARKS.md). Flags scale it: go run ./bench -help.
-.PHONY: bench
+.PHONY: bench bench-push
 bench: build
 	$(GO) run ./bench -urunner bin/urunner
+
+# Push → PATCH through the webhook receiver and a real distribution registry.
+bench-push: build
+	hack/tools.sh registry
+	$(GO) run ./bench -push -urunner bin/urunner

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/urunner/urunner/webhook"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -33,6 +35,11 @@ func main() {
 // Main runs urunner with args and the process environment and returns the
 // exit code: flags, configuration, wiring, one run, its report.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) int {
+	if len(args) > 0 && args[0] == "webhook" {
+		// The push receiver: a long-running server that starts this same
+		// program's Job sooner (see webhook/).
+		return webhook.Main(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("urunner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	showVersion := fs.Bool("version", false, "print the version and exit")

@@ -68,6 +68,14 @@ type options struct {
 	settleTimeout time.Duration
 	pullPolicy    string
 	env           envList
+
+	// The push benchmark (-push), see push.go.
+	push            bool
+	pushDeployments int
+	pushOthers      int
+	pushOtherRefs   int
+	debounce        time.Duration
+	rounds          int
 }
 
 // envList is a repeatable KEY=VALUE flag.
@@ -103,6 +111,12 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.settleTimeout, "settle-timeout", 0, "how long to wait before each run for the deployment controller to sync every Deployment (it syncs ~7 a second; 0: do not wait, report the backlog)")
 	fs.StringVar(&o.pullPolicy, "pull-policy", "", "imagePullPolicy of every container: Always, IfNotPresent, Never (default: the API server's, Always for :latest, IfNotPresent otherwise)")
 	fs.Var(&o.env, "env", "extra KEY=VALUE for urunner's environment, e.g. URUNNER_CONF_EVENTS=false (repeatable)")
+	fs.BoolVar(&o.push, "push", false, "measure push → PATCH instead: a real registry notifies the webhook receiver, which starts the run (see push.go)")
+	fs.IntVar(&o.pushDeployments, "push-deployments", 150, "with -push: Deployments using the pushed tag")
+	fs.IntVar(&o.pushOthers, "push-others", 350, "with -push: Deployments on other tags, which the push must not restart")
+	fs.IntVar(&o.pushOtherRefs, "push-other-refs", 49, "with -push: the other tags")
+	fs.DurationVar(&o.debounce, "debounce", time.Second, "with -push: the receiver's URUNNER_CONF_WEBHOOK_DEBOUNCE")
+	fs.IntVar(&o.rounds, "rounds", 5, "with -push: measured pushes")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -122,6 +136,8 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-pull-policy: want Always, IfNotPresent or Never, got %q", o.pullPolicy)
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case o.push && (o.pushDeployments < 1 || o.pushOthers < 0 || o.pushOtherRefs < 1 || o.rounds < 1):
+		return o, errors.New("-push-deployments, -push-other-refs and -rounds must be positive")
 	}
 	return o, nil
 }
@@ -130,6 +146,9 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	o, err := parseFlags(args)
 	if err != nil {
 		return err
+	}
+	if o.push {
+		return runPush(ctx, o, out)
 	}
 	bin, err := filepath.Abs(o.urunner)
 	if err != nil {

@@ -153,6 +153,11 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"backoffLimit=-1", "/backoffLimit"},
 		{"registries[0].host=x,registries[0].type=quay", "/registries/0/type"},
 		{"unknownKey=1", "unknownKey"},
+		{"webhook.debounce=soon", "/webhook/debounce"},
+		{"webhook.secrets.genericKey=short", "/webhook/secrets/genericKey"},
+		{"webhook.secrets.dockerhubToken=has/a/slash-0123456789", "/webhook/secrets/dockerhubToken"},
+		{"webhook.service.type=ExternalName", "/webhook/service/type"},
+		{"webhook.unknown=1", "unknown"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			args := []string{"template", "urunner", chartDir(), "--set", "registry.host=r.example.com", "--set", tc.set}
@@ -170,6 +175,9 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 	}
 	if out, err := helm(t, "template", "urunner", chartDir()); err == nil || !strings.Contains(out, "set registry.host or registries") {
 		t.Errorf("a chart without a registry rendered: %v\n%s", err, out)
+	}
+	if out, err := helm(t, "template", "urunner", chartDir(), "--set", "registry.host=r.example.com", "--set", "webhook.enabled=true"); err == nil || !strings.Contains(out, "set webhook.existingSecret or at least one of webhook.secrets") {
+		t.Errorf("a receiver without any secret rendered: %v\n%s", err, out)
 	}
 }
 

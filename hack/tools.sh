@@ -2,11 +2,12 @@
 # tools.sh builds the programs the test ground runs (etcd, kube-apiserver,
 # kube-controller-manager, helm, promtool for the chart's alert rules, cosign
 # to sign images for the signature tests) from the Go module proxy at pinned
-# versions, into .cache/bin, and fetches the PrometheusRule CRD the chart tests
-# install, into .cache/crds. A program is rebuilt only when its pin changes, so
-# only the first run pays for the build.
+# versions, into .cache/bin; fetches the PrometheusRule CRD the chart tests
+# install, into .cache/crds; and unpacks the CNCF distribution registry
+# (docker-registry) from Debian's package. A program is rebuilt only when its
+# pin changes, so only the first run pays for the build.
 #
-# Usage: hack/tools.sh [etcd|kube|helm|promtool|crds|cosign ...]   (no argument: all of them)
+# Usage: hack/tools.sh [etcd|kube|helm|promtool|crds|cosign|registry ...]   (no argument: all of them)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -109,11 +110,40 @@ build_cosign() {
 	echo "$s" >"$bin/.cosign.stamp"
 }
 
+# build_registry unpacks the CNCF distribution registry 2.8 (Debian's
+# docker-registry package) into $bin/docker-registry: the registry whose
+# real notifications the webhook receiver's end-to-end test and benchmark
+# receive. apt-get download and dpkg -x need no root and install nothing;
+# the package's own configuration and service files are not used.
+REGISTRY_SERIES=2.8
+build_registry() {
+	local s; s=$(echo "docker-registry $REGISTRY_SERIES" | stamp /dev/stdin)
+	fresh docker-registry "$s" && return
+	log "unpacking docker-registry (distribution $REGISTRY_SERIES) from Debian's package"
+	local tmp; tmp=$(mktemp -d)
+	# Without package lists (a fresh machine) apt knows no candidate yet.
+	if ! (cd "$tmp" && apt-get download -q docker-registry >/dev/null 2>&1); then
+		log "apt-get download failed; updating the package lists once"
+		apt-get update -q >/dev/null
+		(cd "$tmp" && apt-get download -q docker-registry >/dev/null)
+	fi
+	dpkg -x "$tmp"/docker-registry_*.deb "$tmp/x"
+	local v; v=$("$tmp/x/usr/bin/docker-registry" --version)
+	if [[ "$v" != *" $REGISTRY_SERIES."* ]]; then
+		echo "tools: docker-registry is \"$v\", want distribution $REGISTRY_SERIES" >&2
+		rm -rf "$tmp"
+		exit 1
+	fi
+	install -m 0755 "$tmp/x/usr/bin/docker-registry" "$bin/docker-registry"
+	rm -rf "$tmp"
+	echo "$s" >"$bin/.docker-registry.stamp"
+}
+
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm promtool crds cosign)
+[[ ${#targets[@]} -gt 0 ]] || targets=(etcd kube helm promtool crds cosign registry)
 for t in "${targets[@]}"; do
 	case "$t" in
-	etcd | kube | helm | promtool | crds | cosign) "build_$t" ;;
-	*) echo "tools: unknown tool $t (want etcd, kube, helm, promtool, crds or cosign)" >&2; exit 2 ;;
+	etcd | kube | helm | promtool | crds | cosign | registry) "build_$t" ;;
+	*) echo "tools: unknown tool $t (want etcd, kube, helm, promtool, crds, cosign or registry)" >&2; exit 2 ;;
 	esac
 done

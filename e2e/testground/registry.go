@@ -516,6 +516,12 @@ func (r *Registry) ref(repoTag string) (ref.Ref, error) {
 // has no digest the manifest is tagged with rf's tag, otherwise it is
 // pushed by its own digest only.
 func (r *Registry) pushImage(ctx context.Context, rf ref.Ref, seed string, plat platform.Platform) (descriptor.Descriptor, error) {
+	return pushSeedImage(ctx, r.helper, rf, seed, plat, nil)
+}
+
+// pushSeedImage pushes, with rc, the image pushImage describes.
+// beforeManifest, when set, is called right before the manifest PUT.
+func pushSeedImage(ctx context.Context, rc *regclient.RegClient, rf ref.Ref, seed string, plat platform.Platform, beforeManifest func()) (descriptor.Descriptor, error) {
 	layer, diffID, err := seedLayer(seed)
 	if err != nil {
 		return descriptor.Descriptor{}, err
@@ -534,7 +540,7 @@ func (r *Registry) pushImage(ctx context.Context, rf ref.Ref, seed string, plat 
 		desc descriptor.Descriptor
 		data []byte
 	}{{confDesc, conf}, {layerDesc, layer}} {
-		if _, err := r.helper.BlobPut(ctx, rf, b.desc, bytes.NewReader(b.data)); err != nil {
+		if _, err := rc.BlobPut(ctx, rf, b.desc, bytes.NewReader(b.data)); err != nil {
 			return descriptor.Descriptor{}, fmt.Errorf("push blob %s: %w", b.desc.Digest, err)
 		}
 	}
@@ -551,7 +557,10 @@ func (r *Registry) pushImage(ctx context.Context, rf ref.Ref, seed string, plat 
 	if rf.Tag == "" {
 		rf = rf.SetDigest(desc.Digest.String())
 	}
-	if err := r.helper.ManifestPut(ctx, rf, m); err != nil {
+	if beforeManifest != nil {
+		beforeManifest()
+	}
+	if err := rc.ManifestPut(ctx, rf, m); err != nil {
 		return descriptor.Descriptor{}, fmt.Errorf("push manifest: %w", err)
 	}
 	return descriptor.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}, nil

@@ -42,3 +42,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- include "urunner.fullname" . }}
 {{- end }}
 {{- end }}
+
+{{/* Labels of the push receiver's objects. */}}
+{{- define "urunner.webhookLabels" -}}
+{{ include "urunner.labels" . }}
+app.kubernetes.io/component: webhook
+{{- end }}
+
+{{- define "urunner.webhookSelectorLabels" -}}
+{{ include "urunner.selectorLabels" . }}
+app.kubernetes.io/component: webhook
+{{- end }}

@@ -1,0 +1,205 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Exit codes, as urunner's.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitConfig = 2
+)
+
+// Timeouts of the HTTP server: notifications are small, and a registry
+// that holds a connection open must not hold the receiver.
+const (
+	readTimeout     = 30 * time.Second
+	shutdownTimeout = 5 * time.Second
+	syncTimeout     = 30 * time.Second
+)
+
+// Main runs `urunner webhook` with args (after "webhook") and the process
+// environment until ctx ends, and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("urunner webhook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { printUsage(stdout) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitConfig
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "urunner webhook: unexpected argument %q (configuration is read from the environment, see --help)\n", fs.Arg(0))
+		return exitConfig
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintf(stderr, "urunner webhook: bad configuration: %v\n", err)
+		return exitConfig
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err := serve(ctx, cfg, log, nil); err != nil {
+		var ce configError
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "urunner webhook: bad configuration: %v\n", err)
+			return exitConfig
+		}
+		log.Error("webhook receiver stopped", "err", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// configError is a configuration found wrong only when used.
+type configError struct{ error }
+
+// serve runs the receiver until ctx ends. listening, when set, is told the
+// address once the server accepts connections (tests listen on :0).
+func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr string)) error {
+	rc, ns, err := kubeConfig(cfg.KubeAuth)
+	if err != nil {
+		return configError{err}
+	}
+	if cfg.Namespace != "" {
+		ns = cfg.Namespace
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return configError{fmt.Errorf("kubernetes client: %w", err)}
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, syncTimeout)
+	err = checkCronJob(checkCtx, cs, ns, cfg.CronJob)
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
+	jobs := factory.Batch().V1().Jobs()
+	r := &cronRuns{cs: cs, namespace: ns, cronJob: cfg.CronJob, jobs: jobs.Lister().Jobs(ns), log: log, created: map[string]time.Time{}}
+	t := newTrigger(r, cfg.Debounce, cfg.MaxReferences, log)
+	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { t.Wake() },
+		UpdateFunc: func(any, any) { t.Wake() },
+		DeleteFunc: func(any) { t.Wake() },
+	}); err != nil {
+		return fmt.Errorf("watch Jobs: %w", err)
+	}
+	informerCtx, stopInformers := context.WithCancel(context.Background())
+	factory.Start(informerCtx.Done())
+	defer func() {
+		// Shutdown waits for the informers, which stop only once told to.
+		stopInformers()
+		factory.Shutdown()
+	}()
+	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
+	synced := cache.WaitForCacheSync(syncCtx.Done(), jobs.Informer().HasSynced)
+	cancel()
+	if !synced {
+		return fmt.Errorf("list Jobs in namespace %s: the informer did not sync within %s (RBAC: list and watch jobs)", ns, syncTimeout)
+	}
+
+	eps := cfg.endpoints()
+	srv := &http.Server{
+		Handler: (&server{
+			maxBody: cfg.MaxBodyBytes,
+			push:    t,
+			ready:   jobs.Informer().HasSynced,
+			log:     log,
+			seen:    newIDSet(4096),
+		}).handler(eps),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      readTimeout,
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return configError{fmt.Errorf("URUNNER_CONF_WEBHOOK_LISTEN: %w", err)}
+	}
+	names := make([]string, len(eps))
+	for i, ep := range eps {
+		names[i] = ep.name
+	}
+	log.Info("webhook receiver listening", "addr", ln.Addr().String(), "endpoints", strings.Join(names, ","),
+		"cronjob", ns+"/"+cfg.CronJob, "debounce", cfg.Debounce)
+	if listening != nil {
+		listening(ln.Addr().String())
+	}
+
+	triggerCtx, stopTrigger := context.WithCancel(context.Background())
+	triggerDone := make(chan struct{})
+	go func() {
+		defer close(triggerDone)
+		t.Run(triggerCtx)
+	}()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+	}
+	// Stop taking notifications first, then let the trigger start what
+	// is pending, then stop watching.
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	stopTrigger()
+	<-triggerDone
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// kubeConfig returns the client configuration and default namespace:
+// in cluster, the pod's ServiceAccount and namespace; else the kubeconfig
+// ($KUBECONFIG or ~/.kube/config) and its context's namespace.
+func kubeConfig(mode string) (*rest.Config, string, error) {
+	if mode == "" {
+		mode = "kubeconfig"
+		if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+			mode = "incluster"
+		}
+	}
+	if mode == "incluster" {
+		rc, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, "", fmt.Errorf("URUNNER_CONF_KUBE_AUTH=incluster: %w", err)
+		}
+		ns := "default"
+		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
+			ns = strings.TrimSpace(string(b))
+		}
+		return rc, ns, nil
+	}
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
+	rc, err := loader.ClientConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("URUNNER_CONF_KUBE_AUTH=kubeconfig: %w", err)
+	}
+	ns, _, err := loader.Namespace()
+	if err != nil || ns == "" {
+		ns = "default"
+	}
+	return rc, ns, nil
+}
