@@ -36,8 +36,8 @@ type found struct {
 	// holds, as counted at countedAt (zero time: not counted this run).
 	cluster   int
 	countedAt time.Time
-	results          map[policy.Lookup]policy.Result
-	lookups          map[policy.Lookup]registry.Lookup
+	results   map[policy.Lookup]policy.Result
+	lookups   map[policy.Lookup]registry.Lookup
 }
 
 // load reads what urunner remembers. A document it cannot read stops the
