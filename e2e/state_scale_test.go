@@ -27,9 +27,9 @@ func TestStateOfTenThousandReferencesFitsOneConfigMap(t *testing.T) {
 		ref := state.Ref{Digest: digest(r), Seen: now.Add(-time.Duration(r) * time.Minute), Checked: now}
 		if r%10 == 0 {
 			ref.Base = digest(r + 1_000_000)
-			ref.Except = map[string]string{}
+			ref.Except = map[string]state.Exception{}
 			for w := range 10 {
-				ref.Except[fmt.Sprintf("team-%03d/Deployment/service-%05d/app", r%500, r*10+w)] = digest(r)
+				ref.Except[fmt.Sprintf("team-%03d/Deployment/service-%05d/app", r%500, r*10+w)] = state.Exception{Runs: digest(r)}
 			}
 		}
 		if r%100 == 0 {

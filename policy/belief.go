@@ -19,11 +19,12 @@ const (
 // believe applies the belief rules (package doc) to container c of w.
 func believe(w *Workload, c Container, mem state.State) belief {
 	r, known := mem.Refs[c.Ref]
-	if d, ok := r.Except[containerKey(w, c)]; ok {
-		return belief{d, fromRecord}
+	record := recorded(w, c)
+	if e, ok := r.Except[containerKey(w, c)]; ok && e.Record == record {
+		return belief{e.Runs, fromRecord}
 	}
-	if rec, ok := w.RestartedFor[c.Name]; ok && rec.Ref == c.Ref && rec.Digest != "" {
-		return belief{rec.Digest, fromRestartedFor}
+	if record != "" {
+		return belief{record, fromRestartedFor}
 	}
 	if !known || r.Digest == "" {
 		return belief{"", fromFirstSight}
@@ -36,6 +37,15 @@ func believe(w *Workload, c Container, mem state.State) belief {
 		return belief{"", fromFirstSight}
 	}
 	return belief{r.BaseDigest(), fromBase}
+}
+
+// recorded is the digest w's restarted-for annotation records for c's
+// current reference, "" for none.
+func recorded(w *Workload, c Container) string {
+	if rec, ok := w.RestartedFor[c.Name]; ok && rec.Ref == c.Ref {
+		return rec.Digest
+	}
+	return ""
 }
 
 func containerKey(w *Workload, c Container) string {

@@ -79,9 +79,10 @@ func remembered(refs map[string]string) state.State {
 	return s
 }
 
-func withExcept(s state.State, ref, key, d string) state.State {
+// withExcept records that key runs d, against the record rec ("" for none).
+func withExcept(s state.State, ref, key, d, rec string) state.State {
 	r := s.Refs[ref]
-	r.Except = map[string]string{key: d}
+	r.Except = map[string]state.Exception{key: {Runs: d, Record: rec}}
 	s.Refs[ref] = r
 	return s
 }
@@ -203,7 +204,7 @@ func TestDecide(t *testing.T) {
 			// urunner restarted web for dB, then it was recorded back
 			// on dA (a person rolled it back); the tag moves to dB again.
 			workload: workload(restartedFor("app", app, dB)),
-			mem:      withExcept(remembered(map[string]string{app: dC}), app, "shop/Deployment/web/app", dA),
+			mem:      withExcept(remembered(map[string]string{app: dC}), app, "shop/Deployment/web/app", dA, dB),
 			results:  registry(map[string]string{app: dB}),
 			want:     want{Action: Restart, Containers: map[string]wantContainer{"app": {Verdict: Moved, From: dA, To: dB}}},
 		},
@@ -222,9 +223,18 @@ func TestDecide(t *testing.T) {
 			want:     want{Action: Restart, Containers: map[string]wantContainer{"app": {Verdict: Moved, From: dA, To: dB}}},
 		},
 		{
+			name: "a recorded exception no longer holds once the workload was restarted again (a run that crashed before saving)",
+			// Recorded as running dC while its record said dA; a later
+			// run restarted it for dB and crashed before saving.
+			workload: workload(restartedFor("app", app, dB)),
+			mem:      withExcept(remembered(map[string]string{app: dA}), app, "shop/Deployment/web/app", dC, dA),
+			results:  registry(map[string]string{app: dB}),
+			want:     want{Containers: map[string]wantContainer{"app": {Verdict: Unchanged, From: dB, To: dB}}},
+		},
+		{
 			name:     "a workload recorded behind (held last run) stays due",
 			workload: workload(),
-			mem:      withExcept(remembered(map[string]string{app: dB}), app, "shop/Deployment/web/app", dA),
+			mem:      withExcept(remembered(map[string]string{app: dB}), app, "shop/Deployment/web/app", dA, ""),
 			results:  registry(map[string]string{app: dB}),
 			want:     want{Action: Restart, Containers: map[string]wantContainer{"app": {Verdict: Moved, From: dA, To: dB}}},
 		},

@@ -75,10 +75,7 @@ func (l *Ledger) Record(d *Decision, restarted bool) {
 		if c.Verdict == Untracked || c.Verdict == NotLookedUp {
 			continue
 		}
-		annotated := ""
-		if rec, ok := d.Workload.RestartedFor[c.Name]; ok && rec.Ref == c.Ref {
-			annotated = rec.Digest
-		}
+		annotated := recorded(d.Workload, c.Container)
 		if restarted && c.Verdict == Moved {
 			annotated = c.To
 		}
@@ -227,8 +224,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (l *Ledger) exceptions(prev state.Ref, rl *refLedger, base string, ls Listing) map[string]string {
-	out := map[string]string{}
+func (l *Ledger) exceptions(prev state.Ref, rl *refLedger, base string, ls Listing) map[string]state.Exception {
+	out := map[string]state.Exception{}
 	for key, d := range prev.Except {
 		if ns, _, _ := strings.Cut(key, "/"); ls.Failed[ns] {
 			out[key] = d
@@ -240,7 +237,7 @@ func (l *Ledger) exceptions(prev state.Ref, rl *refLedger, base string, ls Listi
 			def = base
 		}
 		if e.after != "" && e.after != def {
-			out[e.key] = e.after
+			out[e.key] = state.Exception{Runs: e.after, Record: e.annotated}
 		}
 	}
 	if len(out) == 0 {

@@ -90,7 +90,7 @@ func TestLedgerNext(t *testing.T) {
 			listing:  full,
 			ws:       []*Workload{named("a"), named("b"), named("new", func(w *Workload) { w.Created = now })},
 			want: map[string]state.Ref{app: {Digest: dB, Seen: now, Checked: listedNow, Base: dA,
-				Except: map[string]string{key("new"): dB}}},
+				Except: map[string]state.Exception{key("new"): {Runs: dB}}}},
 		},
 		{
 			name:     "a move recorded without restart, on a workload urunner restarted before, is an exception to its record",
@@ -99,7 +99,7 @@ func TestLedgerNext(t *testing.T) {
 			results:  registry(map[string]string{app: dB}),
 			listing:  full,
 			ws:       []*Workload{named("a", restartedFor("app", app, dA), withContainerMod(func(c *Container) { c.PullPolicy = "IfNotPresent" }))},
-			want:     map[string]state.Ref{app: {Digest: dB, Seen: now, Checked: listedNow, Except: map[string]string{key("a"): dB}}},
+			want:     map[string]state.Ref{app: {Digest: dB, Seen: now, Checked: listedNow, Except: map[string]state.Exception{key("a"): {Runs: dB, Record: dA}}}},
 		},
 		{
 			name:    "a failed lookup keeps everything and starts a failing streak",
@@ -161,12 +161,12 @@ func TestLedgerNext(t *testing.T) {
 		},
 		{
 			name:    "nothing is forgotten after an incomplete listing, and the base and the exceptions of unlisted namespaces stay",
-			mem:     withExcept(remembered(map[string]string{app: dA, sidecar: dA}), app, "other/Deployment/x/app", dC),
+			mem:     withExcept(remembered(map[string]string{app: dA, sidecar: dA}), app, "other/Deployment/x/app", dC, ""),
 			results: registry(map[string]string{app: dB}),
 			listing: Listing{Failed: map[string]bool{"other": true}},
 			ws:      []*Workload{named("a")},
 			want: map[string]state.Ref{
-				app:     {Digest: dB, Seen: now, Checked: listedNow, Base: dA, Except: map[string]string{"other/Deployment/x/app": dC}},
+				app:     {Digest: dB, Seen: now, Checked: listedNow, Base: dA, Except: map[string]state.Exception{"other/Deployment/x/app": {Runs: dC}}},
 				sidecar: {Digest: dA, Seen: lastRun, Checked: lastRun},
 			},
 		},

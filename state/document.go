@@ -39,7 +39,8 @@ var ErrCorrupt = errors.New("state document is corrupt")
 //	    "base":"sha256:…",                                  (when not digest)
 //	    "children":{"sha256:…":{"linux/amd64":"sha256:…"}}, (indexes, URUNNER_CONF_PLATFORMS)
 //	    "failing":1764028800,"error":"…",                   (failed lookups)
-//	    "except":{"shop/Deployment/web/app":"sha256:…"},    (held, paused, failed workloads)
+//	    "except":{"shop/Deployment/web/app":                (held, paused, failed workloads)
+//	        {"runs":"sha256:…","record":"sha256:…"}},
 //	    "quarantine":{"sha256:…":"rollout failed in …"}}}}  (verified rollouts that failed)
 //
 // Times are Unix seconds. A steady state holds one digest per reference and
@@ -64,6 +65,11 @@ type document struct {
 	Platforms map[string]map[string]string `json:"platforms,omitempty"`
 }
 
+type exceptionDoc struct {
+	Runs   string `json:"runs"`
+	Record string `json:"record,omitempty"`
+}
+
 type refDoc struct {
 	Digest     string                       `json:"digest,omitempty"`
 	Seen       int64                        `json:"seen,omitempty"`
@@ -72,7 +78,7 @@ type refDoc struct {
 	Children   map[string]map[string]string `json:"children,omitempty"`
 	Failing    int64                        `json:"failing,omitempty"`
 	Error      string                       `json:"error,omitempty"`
-	Except     map[string]string            `json:"except,omitempty"`
+	Except     map[string]exceptionDoc      `json:"except,omitempty"`
 	Quarantine map[string]string            `json:"quarantine,omitempty"`
 }
 
@@ -103,7 +109,15 @@ func Encode(s State) ([]byte, error) {
 		}
 		doc.Refs[k] = refDoc{
 			Digest: r.Digest, Seen: unix(r.Seen), Checked: unix(r.Checked), Base: base,
-			Children: r.Children, Failing: unix(r.Failing), Error: r.Error, Except: r.Except, Quarantine: r.Quarantine,
+			Children: r.Children, Failing: unix(r.Failing), Error: r.Error, Quarantine: r.Quarantine,
+		}
+		if len(r.Except) > 0 {
+			rd := doc.Refs[k]
+			rd.Except = make(map[string]exceptionDoc, len(r.Except))
+			for c, e := range r.Except {
+				rd.Except[c] = exceptionDoc(e)
+			}
+			doc.Refs[k] = rd
 		}
 	}
 	raw, err := json.Marshal(doc)
@@ -202,8 +216,14 @@ func fromDocument(doc document) (State, error) {
 		}
 		r := Ref{
 			Digest: d.Digest, Seen: fromUnix(d.Seen), Checked: fromUnix(d.Checked), Base: d.Base,
-			Children: d.Children, Failing: fromUnix(d.Failing), Error: BoundError(d.Error), Except: d.Except,
+			Children: d.Children, Failing: fromUnix(d.Failing), Error: BoundError(d.Error),
 			Quarantine: d.Quarantine,
+		}
+		for c, e := range d.Except {
+			if r.Except == nil {
+				r.Except = make(map[string]Exception, len(d.Except))
+			}
+			r.Except[c] = Exception(e)
 		}
 		if r.Base == r.Digest {
 			r.Base = ""
@@ -258,12 +278,12 @@ func (d refDoc) validate(k string) error {
 			return bad("quarantine of %q, not a sha256 digest", dg)
 		}
 	}
-	for c, dg := range d.Except {
+	for c, e := range d.Except {
 		if parts := strings.Split(c, "/"); len(parts) != 4 || slices.Contains(parts, "") {
 			return bad("except key %q is not namespace/Kind/name/container", c)
 		}
-		if !digestRE.MatchString(dg) {
-			return bad("except[%q] = %q is not a sha256 digest", c, dg)
+		if !digestRE.MatchString(e.Runs) || e.Record != "" && !digestRE.MatchString(e.Record) {
+			return bad("except[%q] = %+v is not sha256 digests", c, e)
 		}
 	}
 	return nil
@@ -344,10 +364,10 @@ func migrate(doc document) (State, error) {
 				continue
 			}
 			if r.Except == nil {
-				r.Except = map[string]string{}
+				r.Except = map[string]Exception{}
 			}
 			for _, c := range cs {
-				r.Except[c] = d
+				r.Except[c] = Exception{Runs: d}
 			}
 		}
 		s.Refs[ref] = r

@@ -35,7 +35,7 @@ func sample() State {
 		Refs: map[string]Ref{
 			"registry.example.com:5000/shop/web:latest": {
 				Digest: d2, Seen: t1, Checked: t1, Base: d1,
-				Except: map[string]string{"shop/Deployment/worker/app": d2},
+				Except: map[string]Exception{"shop/Deployment/worker/app": {Runs: d2}, "shop/Deployment/api/app": {Runs: d1, Record: d3}},
 			},
 			"docker.io/library/nginx:1.27": {
 				Digest: d2, Seen: t0, Checked: t1,
@@ -112,11 +112,11 @@ func TestDecodeMigratesWorkloadDocuments(t *testing.T) {
 	}{
 		{"v2.json", State{Refs: map[string]Ref{
 			// web/app and web/migrate had d1, worker/app d2.
-			web:   {Digest: d1, Except: map[string]string{"shop/Deployment/worker/app": d2}},
+			web:   {Digest: d1, Except: map[string]Exception{"shop/Deployment/worker/app": {Runs: d2}}},
 			nginx: {Digest: d2, Children: map[string]map[string]string{d2: {"linux/amd64": d1}}},
 		}}},
 		{"v1.json", State{Refs: map[string]Ref{
-			web:   {Digest: d1, Except: map[string]string{"shop/Deployment/worker/app": d2}},
+			web:   {Digest: d1, Except: map[string]Exception{"shop/Deployment/worker/app": {Runs: d2}}},
 			nginx: {Digest: d2},
 		}}},
 	} {
@@ -143,7 +143,7 @@ func TestMigrationBreaksTiesDeterministically(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := Ref{Digest: d1, Except: map[string]string{"n/Deployment/x/c": d2}}
+		want := Ref{Digest: d1, Except: map[string]Exception{"n/Deployment/x/c": {Runs: d2}}}
 		if diff := cmp.Diff(want, got.Refs["r/a:1"]); diff != "" {
 			t.Fatalf("tie (-want +got):\n%s", diff)
 		}
@@ -195,8 +195,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"short digest", `{"version":3,"refs":{"r/a:1":{"digest":"sha256:12"}}}`, "not a sha256 digest"},
 		{"base without digest", `{"version":3,"refs":{"r/a:1":{"base":"` + d1 + `"}}}`, "base without digest"},
 		{"negative time", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","seen":-1}}}`, "negative time"},
-		{"bad exception key", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/x":"` + d1 + `"}}}}`, "not namespace/Kind/name/container"},
-		{"bad exception digest", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/Deployment/x/c":"x"}}}}`, "not a sha256 digest"},
+		{"bad exception key", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/x":{"runs":"` + d1 + `"}}}}}`, "not namespace/Kind/name/container"},
+		{"bad exception digest", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/Deployment/x/c":{"runs":"x"}}}}}`, "not sha256 digests"},
 		{"bad child", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","children":{"` + d1 + `":{"linux":"` + d1 + `"}}}}}`, "not platform"},
 		{"v2: platforms of an unknown image", `{"version":2,"images":[],"workloads":{},"platforms":{"0":{"linux/amd64":"` + d1 + `"}}}`, "platforms names image"},
 		{"v2: restart time of an unknown workload", `{"version":2,"images":[],"workloads":{},"restarted":{"a/b/c":5}}`, "has no containers"},

@@ -46,10 +46,10 @@ type Ref struct {
 	// when the last lookup succeeded. Error is the last failure, bounded.
 	Failing time.Time
 	Error   string
-	// Except maps a container (WorkloadContainer) to the digest it is
-	// believed to run, for the few containers where that is neither Base
-	// nor what their workload's restarted-for annotation says.
-	Except map[string]string
+	// Except holds, for the few containers (WorkloadContainer) believed to
+	// run something else than their default (their workload's restarted-for
+	// record, else Base), what they run.
+	Except map[string]Exception
 	// Quarantine maps a digest of the reference whose verified rollout
 	// failed to why: nothing restarts onto it until the tag moves on or a
 	// person lifts it.
@@ -63,6 +63,14 @@ func (r Ref) BaseDigest() string {
 		return r.Base
 	}
 	return r.Digest
+}
+
+// Exception is what a container runs, recorded with the digest its
+// workload's restarted-for annotation recorded for it then ("" for none):
+// once the workload is restarted again, the exception no longer holds.
+type Exception struct {
+	Runs   string
+	Record string
 }
 
 // WorkloadContainer names a container of a workload in Except:
