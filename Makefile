@@ -1,9 +1,11 @@
-# The two commands of the README:
+# The commands of the README:
 #   make demo   urunner's whole story on a local test ground (no cluster needed)
 #   make test   every test: lint, unit, end to end on the real ground, fuzz smoke
-# The first run of either builds the test ground's programs (hack/tools.sh:
-# etcd, kube-apiserver, kube-controller-manager, and helm for the chart tests;
-# about 12 minutes on 2 cores); later runs reuse them from .cache/bin.
+#   make image  the release image, pushed to IMAGE (see below)
+# The first run of demo or test builds the test ground's programs in parallel
+# (hack/tools.sh: etcd, kube-apiserver, kube-controller-manager, and helm for
+# the chart tests; a cold demo took 12 minutes on 2 busy cores, with progress
+# every 30 s); later runs reuse them from .cache/bin.
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
