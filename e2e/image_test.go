@@ -31,7 +31,7 @@ import (
 	"github.com/urunner/urunner/e2e/testground"
 )
 
-// The image is distroless static: the binary must need no libc, no loader.
+// The image has no libc and no loader: the binary must need neither.
 func TestBinaryIsStatic(t *testing.T) {
 	f, err := elf.Open(urunnerBin)
 	if err != nil {
