@@ -54,9 +54,13 @@ func (o *outcome) tally(f *found, p *plan, done *acted) {
 		}
 		o.restarted++
 		w := f.workloads[i]
+		pending := ""
+		if w.kube.OnDelete {
+			pending = "OnDelete update strategy: nothing restarts until its pods are deleted"
+		}
 		for _, c := range d.Moves() {
 			o.restarts = append(o.restarts, notify.Restart{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name,
-				Container: c.Name, Image: c.Ref, From: c.From, To: c.To})
+				Container: c.Name, Image: c.Ref, From: c.From, To: c.To, Pending: pending})
 		}
 	}
 	o.restartFailures = len(done.failures)

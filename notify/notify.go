@@ -26,6 +26,9 @@ type Restart struct {
 	Image     string `json:"image"`
 	From      string `json:"from"`
 	To        string `json:"to"`
+	// Pending says why the restart has not rolled anything yet: an
+	// OnDelete workload takes its new template only as its pods are deleted.
+	Pending string `json:"pending,omitempty"`
 }
 
 // Failure is one failed lookup or restart. Namespace, Kind and Name are empty

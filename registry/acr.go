@@ -166,8 +166,14 @@ func hostHTTPClient(hc HostConfig) (*http.Client, error) {
 		tc.RootCAs = pool
 	}
 	tr.TLSClientConfig = tc
-	return &http.Client{Transport: tr}, nil
+	return &http.Client{Transport: tr, CheckRedirect: noRedirect}, nil
 }
+
+// noRedirect keeps a provider's client from following a redirect: its
+// requests carry tokens (an Azure AD token in the exchange's form, a GitLab
+// token in its header), and Go would send a 307's body on to wherever the
+// redirect points. The redirect comes back as the answer, an error.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Credentials returns the cached refresh token, or gets an Azure AD token
 // and exchanges it for a new one.
@@ -233,6 +239,9 @@ func (a *acr) exchangeToken(ctx context.Context, aadToken, tenant string) (strin
 			a.host, resp.Status, errorDetail(body))
 	case resp.StatusCode == http.StatusNotFound:
 		return "", fmt.Errorf("registry %s has no /oauth2/exchange (%s): is it an Azure container registry?", a.host, resp.Status)
+	case resp.StatusCode/100 == 3:
+		return "", fmt.Errorf("registry %s: exchange the Azure AD token: redirected (%s) to %q; urunner never sends a token on a redirect: set the registry's host to where it redirects",
+			a.host, resp.Status, resp.Header.Get("Location"))
 	case resp.StatusCode != http.StatusOK:
 		return "", fmt.Errorf("registry %s: exchange the Azure AD token: %s%s", a.host, resp.Status, errorDetail(body))
 	}

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -415,6 +416,42 @@ func TestACRExchangeRefusal(t *testing.T) {
 	_, err = p.Credentials(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "refused the Azure AD token") || !strings.Contains(err.Error(), "AcrPull") {
 		t.Errorf("Credentials: err = %v, want the refusal explained", err)
+	}
+}
+
+// The exchange's form carries the Azure AD token: a redirect, which Go
+// would follow with the same body, is an error and nothing is sent on.
+func TestACRExchangeNeverFollowsARedirect(t *testing.T) {
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(elsewhere.Close)
+	calls := &acrCalls{}
+	aadToken := acrJWT(t, map[string]any{"tid": testTenant, "aud": "https://containerregistry.azure.net"})
+	reg, err := testground.StartRegistry(testground.RegistryOptions{
+		Extra: map[string]http.Handler{"/oauth2/exchange": http.RedirectHandler(elsewhere.URL+"/oauth2/exchange", http.StatusTemporaryRedirect)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close() })
+	aad := acrFakeAAD(t, aadToken, calls)
+	p, err := newACRWith(HostConfig{
+		Host: reg.Host, Type: "azure_acr", PlainHTTP: true,
+		TenantID: testTenant, ClientID: testClientID, ClientSecret: Secret{Value: testSecret},
+		AuthorityHost: aad.URL + "/",
+	}, aad.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Credentials(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "never sends a token on a redirect") {
+		t.Errorf("Credentials: err = %v, want a refused redirect", err)
+	}
+	if n := leaked.Load(); n != 0 {
+		t.Errorf("the redirect target got %d requests, want none", n)
 	}
 }
 
