@@ -247,6 +247,26 @@ func (g *ground) believes(ns, name, container string) string {
 
 func (g *ground) believesOf(kind, ns, name, container string) string {
 	g.t.Helper()
+	return g.believesKindIn(g.stored(), kind, ns, name, container)
+}
+
+// storedOrEmpty is the stored state, empty before the first save.
+func (g *ground) storedOrEmpty() state.State {
+	g.t.Helper()
+	if g.stateBytes() == nil {
+		return state.State{Refs: map[string]state.Ref{}}
+	}
+	return g.stored()
+}
+
+// believesIn is believes with a state already read.
+func (g *ground) believesIn(st state.State, ns, name, container string) string {
+	g.t.Helper()
+	return g.believesKindIn(st, "Deployment", ns, name, container)
+}
+
+func (g *ground) believesKindIn(st state.State, kind, ns, name, container string) string {
+	g.t.Helper()
 	kw, err := kube.New(g.cs).Get(g.t.Context(), kind, ns, name)
 	if err != nil {
 		g.t.Fatal(err)
@@ -266,7 +286,7 @@ func (g *ground) believesOf(kind, ns, name, container string) string {
 				return im.Digest // pinned by a person: it runs what it names
 			}
 		}
-		return policy.Believed(&w, policy.Container{Name: c.Name, Ref: ref}, g.stored())
+		return policy.Believed(&w, policy.Container{Name: c.Name, Ref: ref}, st)
 	}
 	g.t.Fatalf("%s %s/%s has no container %s", kind, ns, name, container)
 	return ""

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/urunner/urunner/e2e/testground"
@@ -8,14 +9,26 @@ import (
 
 // Upstream adding or rebuilding a platform nobody runs must not roll the
 // fleet: with URUNNER_CONF_PLATFORMS, a moved index restarts only when a
-// watched platform's manifest moved, for one GET of the index.
+// watched platform's manifest moved, for one GET of the index. Platforms
+// match as containerd matches them: linux/arm64/v8 is the index's
+// linux/arm64.
 func TestPlatformAwareRestarts(t *testing.T) {
+	for _, tc := range []struct{ watched, other string }{
+		{"linux/amd64", "linux/arm64"},
+		{"linux/arm64/v8", "linux/amd64"},
+	} {
+		t.Run(tc.watched, func(t *testing.T) { platformAwareRestarts(t, tc.watched, tc.other) })
+	}
+}
+
+func platformAwareRestarts(t *testing.T, watched, other string) {
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_PLATFORMS", "linux/amd64")
+	t.Setenv("URUNNER_CONF_PLATFORMS", watched)
 	ctx := t.Context()
-	push := func(amd, arm string) string {
+	indexed := strings.TrimSuffix(watched, "/v8")
+	push := func(mine, theirs string) string {
 		t.Helper()
-		d, _, err := g.reg.PushIndex(ctx, "team/multi:latest", map[string]string{"linux/amd64": amd, "linux/arm64": arm})
+		d, _, err := g.reg.PushIndex(ctx, "team/multi:latest", map[string]string{indexed: mine, other: theirs})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,911 @@
+package main
+
+// The model-based test: a seeded random sequence of what happens around
+// urunner (pushes, a tag moved back, workloads added, deleted, switched to
+// another tag or pinned by hand, holds, registry faults, a conflicting
+// write between urunner's read and its patch, a run that dies before it
+// saves, failed rollouts, runs restricted to one pushed reference), with
+// runs in between, on the real test ground. After every run, what the
+// cluster and the state show is checked against a small reference model of
+// the README's rules ("How it decides"), which keeps, per container, what
+// it is believed to run, and knows nothing of how the state stores it.
+//
+// A failure prints the seed and every step so far; rerun one sequence with
+//
+//	go test -run 'TestModel/seed=7$' -model.seeds 7 -model.steps 400 .
+//
+// make test runs two seeds of 100 steps; longer searches take more:
+//
+//	go test -run TestModel -model.seeds 1,2,3,4,5,6,7,8 -model.steps 1000 -timeout 2h .
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/urunner/urunner/e2e/testground"
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/policy"
+)
+
+var (
+	modelSteps = flag.Int("model.steps", 100, "operations per seed of the model-based test")
+	modelSeeds = flag.String("model.seeds", "1,2", "seeds of the model-based test, comma-separated")
+)
+
+func TestModelBasedSequences(t *testing.T) {
+	for _, s := range strings.Split(*modelSeeds, ",") {
+		seed, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			t.Fatalf("-model.seeds: %v", err)
+		}
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			newWorld(t, seed).play(*modelSteps)
+		})
+	}
+}
+
+// The world: three namespaces whose workloads pull with their own secret
+// (two good ones, one whose user the registry does not know), six tags on
+// three repositories of a registry that requires credentials, and urunner
+// configured without credentials of its own (URUNNER_CONF_PULL_SECRET_AUTH).
+var (
+	modelRepos = []string{"app", "api", "worker"}
+	modelTags  = []string{"1", "2"}
+	// each namespace's pull secret: user and password
+	modelSecrets = map[string][2]string{"a": {"team-a", "pa"}, "b": {"team-b", "pb"}, "c": {"team-c", "unknown"}}
+)
+
+type world struct {
+	t    *testing.T
+	g    *ground
+	rng  *rand.Rand
+	seed uint64
+
+	pin, verify bool
+	maxRestarts int
+	namespaces  map[string]string // group (a, b, c) → namespace
+
+	// the registry: what each tag points at, and the seeds pushed to it
+	tag   map[string]string
+	seeds map[string][]string
+	// what urunner must remember, as of the last saved run
+	runs       int               // runs that saved their state
+	stored     map[string]string // ref → digest
+	lastOK     map[string]int    // ref → the saved run that looked it up successfully
+	base       map[string]string // ref → what its workloads run by default
+	quarantine map[string]string // ref → quarantined digest
+	workloads  []*mw
+
+	n       int // names
+	steps   []string
+	lastRun time.Time
+}
+
+// mw is a workload of the model.
+type mw struct {
+	ns, group, name          string
+	created                  int // w.runs when it was created
+	paused, window, cooldown bool
+	fragile, deleted         bool
+	restartedAt              bool // its template has a restartedAt
+	cs                       []*mc
+}
+
+// mc is a container of the model.
+type mc struct {
+	name  string
+	ref   string // the tag it follows; "" when pinned by a person
+	image string // as written in the template
+	// belief is what urunner holds it runs; lazy when no saved run has
+	// decided it yet under its current reference (rule 3 or 4 then say).
+	belief string
+	lazy   bool
+	// record is its restarted-for record: reference@digest, "" for none.
+	record string
+	used   map[string]bool
+}
+
+func newWorld(t *testing.T, seed uint64) *world {
+	g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"team-a": "pa", "team-b": "pb"}})
+	w := &world{
+		t: t, g: g, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed: seed,
+		pin: seed%2 == 0, verify: seed%2 == 1,
+		namespaces: map[string]string{}, tag: map[string]string{}, seeds: map[string][]string{},
+		stored: map[string]string{}, lastOK: map[string]int{}, base: map[string]string{}, quarantine: map[string]string{},
+	}
+	if w.pin {
+		w.maxRestarts = 3
+		t.Setenv("URUNNER_CONF_RESTART_MODE", "pin")
+		t.Setenv("URUNNER_CONF_MAX_RESTARTS", "3")
+	}
+	if w.verify {
+		t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+		t.Setenv("URUNNER_CONF_ROLLBACK", "true")
+		t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "30s")
+	}
+	if seed%3 == 0 {
+		t.Setenv("URUNNER_CONF_LIST_SCOPE", "cluster")
+	} else {
+		t.Setenv("URUNNER_CONF_LIST_SCOPE", "namespace")
+	}
+	t.Setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
+	t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "2s")
+	t.Setenv("URUNNER_CONF_LOG_LEVEL", "INFO")
+	for _, grp := range []string{"a", "b", "c"} {
+		ns := g.namespace(true)
+		w.namespaces[grp] = ns
+		s := modelSecrets[grp]
+		cfg := fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q}}}`, g.reg.Host, s[0], s[1])
+		if _, err := g.cs.CoreV1().Secrets(ns).Create(t.Context(), &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "regcred"},
+			Type:       corev1.SecretTypeDockerConfigJson,
+			Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(cfg)},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ref := range w.refs() {
+		w.pushSeed(ref, "s0")
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d, %d steps; rerun: go test -run 'TestModel/seed=%d$' -model.seeds %d -model.steps %d .\n%s",
+				seed, len(w.steps), seed, seed, len(w.steps), strings.Join(w.steps, "\n"))
+		}
+	})
+	return w
+}
+
+func (w *world) refs() []string {
+	var out []string
+	for _, r := range modelRepos {
+		for _, tg := range modelTags {
+			out = append(out, w.g.image("team/"+r+":"+tg))
+		}
+	}
+	return out
+}
+
+func (w *world) repoTag(ref string) string { return strings.TrimPrefix(ref, w.g.reg.Host+"/") }
+
+func (w *world) pushSeed(ref, seed string) {
+	d := w.g.push(w.repoTag(ref), seed)
+	w.tag[ref] = d
+	if !slices.Contains(w.seeds[ref], seed) {
+		w.seeds[ref] = append(w.seeds[ref], seed)
+	}
+}
+
+func (w *world) step(format string, args ...any) {
+	w.steps = append(w.steps, fmt.Sprintf("%3d ", len(w.steps)+1)+fmt.Sprintf(format, args...))
+}
+
+func (w *world) pick(n int) int { return w.rng.IntN(n) }
+
+func (w *world) live() []*mw {
+	var out []*mw
+	for _, x := range w.workloads {
+		if !x.deleted {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// play runs steps operations, each a change around urunner or a run.
+func (w *world) play(steps int) {
+	type op struct {
+		weight int
+		do     func() bool // false: not applicable now, pick another
+	}
+	ops := []op{
+		{22, w.opPush}, {6, w.opMoveBack}, {10, w.opAdd}, {4, w.opDelete}, {6, w.opSetImage},
+		{2, w.opPinByHand}, {9, w.opHold}, {22, func() bool { return w.run(armed{}) }},
+		{7, w.opFaultRun}, {5, w.opConflictRun}, {3, w.opCrashRun}, {4, w.opRestrictedRun},
+	}
+	total := 0
+	for _, o := range ops {
+		total += o.weight
+	}
+	for len(w.steps) < steps && !w.t.Failed() {
+		x := w.pick(total)
+		for _, o := range ops {
+			if x -= o.weight; x < 0 {
+				o.do()
+				break
+			}
+		}
+	}
+	if !w.t.Failed() {
+		w.run(armed{})
+	}
+}
+
+func (w *world) opPush() bool {
+	ref := w.refs()[w.pick(6)]
+	seed := fmt.Sprintf("s%d", len(w.steps)+1)
+	w.pushSeed(ref, seed)
+	w.step("push %s (%s)", w.repoTag(ref), short(w.tag[ref]))
+	return true
+}
+
+func (w *world) opMoveBack() bool {
+	ref := w.refs()[w.pick(6)]
+	old := w.seeds[ref]
+	if len(old) < 2 {
+		return false
+	}
+	seed := old[w.pick(len(old)-1)]
+	w.pushSeed(ref, seed)
+	w.step("move %s back (%s)", w.repoTag(ref), short(w.tag[ref]))
+	return true
+}
+
+func (w *world) opAdd() bool {
+	if len(w.live()) >= 8 {
+		return false
+	}
+	// Created after the last run's listing (creation times have whole
+	// seconds): a new workload.
+	if d := time.Since(w.lastRun); d < 1100*time.Millisecond {
+		time.Sleep(1100*time.Millisecond - d)
+	}
+	groups := []string{"a", "a", "b", "b", "c"}
+	x := &mw{group: groups[w.pick(len(groups))], created: w.runs}
+	x.ns = w.namespaces[x.group]
+	w.n++
+	x.name = fmt.Sprintf("w%d", w.n)
+	fragiles := 0
+	for _, y := range w.live() {
+		if y.fragile {
+			fragiles++
+		}
+	}
+	x.fragile = w.verify && fragiles == 0 && w.pick(4) == 0
+	for i := range 1 + w.pick(2) {
+		ref := w.refs()[w.pick(6)]
+		x.cs = append(x.cs, &mc{name: fmt.Sprintf("c%d", i), ref: ref, image: ref, lazy: true, used: map[string]bool{ref: true}})
+	}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: x.name, Namespace: x.ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: new(int32(0)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": x.name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": x.name}},
+				Spec:       corev1.PodSpec{ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}},
+			},
+		},
+	}
+	if x.fragile {
+		// No kubelet runs here: one replica never becomes available, so
+		// a restart passes its progress deadline and is rolled back.
+		d.Spec.Replicas, d.Spec.ProgressDeadlineSeconds = new(int32(1)), new(int32(1))
+	}
+	for _, c := range x.cs {
+		d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: c.name, Image: c.image, ImagePullPolicy: corev1.PullAlways})
+	}
+	if _, err := w.g.cs.AppsV1().Deployments(x.ns).Create(w.t.Context(), d, metav1.CreateOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	w.workloads = append(w.workloads, x)
+	var imgs []string
+	for _, c := range x.cs {
+		imgs = append(imgs, w.repoTag(c.ref))
+	}
+	w.step("add %s/%s %v fragile=%v", x.group, x.name, imgs, x.fragile)
+	return true
+}
+
+func (w *world) anyWorkload() *mw {
+	l := w.live()
+	if len(l) == 0 {
+		return nil
+	}
+	return l[w.pick(len(l))]
+}
+
+func (w *world) opDelete() bool {
+	x := w.anyWorkload()
+	if x == nil {
+		return false
+	}
+	if err := w.g.cs.AppsV1().Deployments(x.ns).Delete(w.t.Context(), x.name, metav1.DeleteOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	x.deleted = true
+	w.step("delete %s/%s", x.group, x.name)
+	return true
+}
+
+// switchable picks a tracked container and a tag it never followed.
+func (w *world) switchable(x *mw) (*mc, string) {
+	var cs []*mc
+	for _, c := range x.cs {
+		if c.ref != "" {
+			cs = append(cs, c)
+		}
+	}
+	if len(cs) == 0 {
+		return nil, ""
+	}
+	c := cs[w.pick(len(cs))]
+	var fresh []string
+	for _, r := range w.refs() {
+		if !c.used[r] {
+			fresh = append(fresh, r)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil, ""
+	}
+	return c, fresh[w.pick(len(fresh))]
+}
+
+// setImage is `kubectl set image`: a person's edit of one container.
+func (w *world) setImage(x *mw, c *mc, image string) {
+	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q}]}}}}`, c.name, image)
+	if _, err := w.g.cs.AppsV1().Deployments(x.ns).Patch(w.t.Context(), x.name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	c.image = image
+}
+
+func (w *world) switchTo(x *mw, c *mc, ref string) {
+	w.setImage(x, c, ref)
+	c.ref, c.lazy, c.belief = ref, true, ""
+	c.used[ref] = true
+}
+
+func (w *world) opSetImage() bool {
+	x := w.anyWorkload()
+	if x == nil {
+		return false
+	}
+	c, ref := w.switchable(x)
+	if c == nil {
+		return false
+	}
+	w.switchTo(x, c, ref)
+	w.step("set image %s/%s %s=%s", x.group, x.name, c.name, w.repoTag(ref))
+	return true
+}
+
+// opPinByHand pins a container to a digest urunner did not pin: it is
+// no longer followed, and never changed again.
+func (w *world) opPinByHand() bool {
+	x := w.anyWorkload()
+	if x == nil {
+		return false
+	}
+	c, _ := w.switchable(x)
+	if c == nil {
+		return false
+	}
+	_, recorded, _ := strings.Cut(c.record, "@")
+	d := w.tag[c.ref]
+	if d == recorded {
+		return false
+	}
+	w.setImage(x, c, c.ref+"@"+d)
+	c.ref = ""
+	w.step("pin by hand %s/%s %s=%s", x.group, x.name, c.name, short(d))
+	return true
+}
+
+func (w *world) opHold() bool {
+	x := w.anyWorkload()
+	if x == nil {
+		return false
+	}
+	ctx := w.t.Context()
+	var patch string
+	switch w.pick(3) {
+	case 0:
+		x.paused = !x.paused
+		patch = fmt.Sprintf(`{"spec":{"paused":%v}}`, x.paused)
+	case 1:
+		x.window = !x.window
+		v := "null"
+		if x.window {
+			h := (time.Now().UTC().Hour() + 6) % 24
+			v = strconv.Quote(fmt.Sprintf("%02d:00-%02d:30 UTC", h, h))
+		}
+		patch = fmt.Sprintf(`{"metadata":{"annotations":{%q:%s}}}`, policy.WindowAnnotation, v)
+	default:
+		x.cooldown = !x.cooldown
+		v := "null"
+		if x.cooldown {
+			v = `"1h"`
+		}
+		patch = fmt.Sprintf(`{"metadata":{"annotations":{%q:%s}}}`, policy.CooldownAnnotation, v)
+	}
+	if _, err := w.g.cs.AppsV1().Deployments(x.ns).Patch(ctx, x.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	w.step("hold %s/%s paused=%v window=%v cooldown=%v", x.group, x.name, x.paused, x.window, x.cooldown)
+	return true
+}
+
+func (w *world) opFaultRun() bool {
+	faults := []string{"401", "403", "404", "500", "429", "hang"}
+	a := armed{fault: faults[w.pick(len(faults))], faultRef: w.refs()[w.pick(6)]}
+	if a.fault == "hang" && w.pick(3) != 0 {
+		a.fault = "404" // a hang costs the registry timeout: keep it rare
+	}
+	return w.run(a)
+}
+
+func (w *world) opConflictRun() bool {
+	x := w.anyWorkload()
+	if x == nil {
+		return false
+	}
+	a := armed{conflict: x, conflictEdit: "label"}
+	if c, ref := w.switchable(x); c != nil && w.pick(2) == 0 {
+		a.conflictEdit, a.conflictContainer, a.conflictRef = "set image", c, ref
+	}
+	return w.run(a)
+}
+
+func (w *world) opCrashRun() bool { return w.run(armed{crash: true}) }
+
+func (w *world) opRestrictedRun() bool {
+	return w.run(armed{restrict: w.refs()[w.pick(6)]})
+}
+
+// armed is what a run meets besides the world as it is.
+type armed struct {
+	fault, faultRef   string // a registry fault: for one tag's HEAD, or every HEAD (429)
+	conflict          *mw    // a write to this workload between urunner's read and its patch
+	conflictEdit      string // label, or set image
+	conflictContainer *mc
+	conflictRef       string
+	crash             bool   // the run dies before it saves its state
+	restrict          string // the run looks up only this reference (a push)
+	fired             *bool  // set when the conflicting write happened
+}
+
+func (a armed) String() string {
+	var parts []string
+	if a.fault != "" {
+		parts = append(parts, "fault "+a.fault)
+	}
+	if a.conflict != nil {
+		parts = append(parts, "conflict "+a.conflictEdit+" on "+a.conflict.name)
+	}
+	if a.crash {
+		parts = append(parts, "dies before saving")
+	}
+	if a.restrict != "" {
+		parts = append(parts, "restricted")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// outcome of a lookup in the model: a digest, "" for failed; looked is
+// false for a reference a restricted run does not look up.
+type lookup struct {
+	digest string
+	looked bool
+}
+
+// run arms the perturbations, runs urunner once, predicts with the model
+// what it must have done, and checks the cluster and the state against it.
+func (w *world) run(a armed) bool {
+	g := w.g
+	if a.faultRef != "" {
+		w.step("run with %s on %s", a, w.repoTag(a.faultRef))
+	} else if a.restrict != "" {
+		w.step("run with %s to %s", a, w.repoTag(a.restrict))
+	} else {
+		w.step("run %s", a)
+	}
+	g.reg.ResetRequests()
+	g.reg.SetFault(w.registryFault(a))
+	var once sync.Once
+	a.fired = new(bool)
+	g.api.setFault(func(r *http.Request) *http.Response {
+		if a.crash && strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"+g.state), "/configmaps") && (r.Method == http.MethodPut || r.Method == http.MethodPost) {
+			return apiStatus(r, http.StatusInternalServerError, "InternalError")
+		}
+		if a.conflict != nil && r.Method == http.MethodPatch && strings.HasSuffix(r.URL.Path, "/namespaces/"+a.conflict.ns+"/deployments/"+a.conflict.name) {
+			once.Do(func() { w.conflictingWrite(a) })
+		}
+		return nil
+	})
+	if a.restrict != "" {
+		w.t.Setenv("URUNNER_CONF_REFERENCES", a.restrict)
+	}
+	o := g.run()
+	w.lastRun = time.Now()
+	g.reg.SetFault(nil)
+	g.api.setFault(nil)
+	if a.restrict != "" {
+		w.t.Setenv("URUNNER_CONF_REFERENCES", "")
+	}
+	exit := w.predict(a)
+	w.check(o, exit)
+	return true
+}
+
+func (w *world) registryFault(a armed) func(http.ResponseWriter, *http.Request) bool {
+	if a.fault == "" {
+		return nil
+	}
+	path := "/v2/" + strings.Replace(w.repoTag(a.faultRef), ":", "/manifests/", 1)
+	return func(rw http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodHead || a.fault != "429" && r.URL.Path != path {
+			return false
+		}
+		switch a.fault {
+		case "hang":
+			<-r.Context().Done()
+		case "429":
+			rw.Header().Set("Retry-After", "3600")
+			rw.WriteHeader(http.StatusTooManyRequests)
+		default:
+			code, _ := strconv.Atoi(a.fault)
+			rw.WriteHeader(code)
+		}
+		return true
+	}
+}
+
+// conflictingWrite is a person's edit landing between urunner's read and
+// its patch: the patch then meets a changed object. The model learns of it
+// in predict.
+func (w *world) conflictingWrite(a armed) {
+	x := a.conflict
+	patch := fmt.Sprintf(`{"metadata":{"labels":{"edited":%q}}}`, strconv.Itoa(len(w.steps)))
+	pt := types.MergePatchType
+	if a.conflictEdit == "set image" {
+		patch = fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":%q,"image":%q}]}}}}`, a.conflictContainer.name, a.conflictRef)
+		pt = types.StrategicMergePatchType
+	}
+	if _, err := w.g.cs.AppsV1().Deployments(x.ns).Patch(w.t.Context(), x.name, pt, []byte(patch), metav1.PatchOptions{}); err != nil {
+		w.t.Error(err)
+	}
+	*a.fired = true
+}
+
+func (w *world) template(x *mw) corev1.PodTemplateSpec {
+	return w.g.deployment(x.ns, x.name).Spec.Template
+}
+
+// believe is what the model holds c runs: its decided belief, else the
+// README's rules 2 to 4 from what the last saved run left.
+func (w *world) believe(x *mw, c *mc) string {
+	if !c.lazy {
+		return c.belief
+	}
+	if ref, d, ok := strings.Cut(c.record, "@"); ok && ref == c.ref {
+		return d
+	}
+	if _, known := w.stored[c.ref]; known && x.created < w.lastOK[c.ref] {
+		return w.base[c.ref]
+	}
+	return ""
+}
+
+// lookupOutcome is what the registry answers for ref with group's pull
+// secret, faults included.
+func (w *world) lookupOutcome(a armed, ref, group string) lookup {
+	if a.restrict != "" && ref != a.restrict {
+		return lookup{}
+	}
+	failed := group == "c" || a.fault == "429" || a.fault != "" && ref == a.faultRef
+	if failed {
+		return lookup{looked: true}
+	}
+	return lookup{digest: w.tag[ref], looked: true}
+}
+
+// decision is the model's verdict on a workload.
+type decision struct {
+	x       *mw
+	restart bool
+	moves   map[*mc]string // container → the digest it moves to
+	from    map[*mc]string // container → what it was believed to run
+	decided map[*mc]string // container → the digest looked up (baseline, unchanged, moved)
+	failed  map[*mc]bool
+}
+
+func (w *world) decide(x *mw, made map[[2]string]lookup) decision {
+	d := decision{x: x, moves: map[*mc]string{}, from: map[*mc]string{}, decided: map[*mc]string{}, failed: map[*mc]bool{}}
+	for _, c := range x.cs {
+		if c.ref == "" {
+			continue
+		}
+		l, ok := made[[2]string{c.ref, x.group}]
+		if !ok || !l.looked {
+			continue
+		}
+		if l.digest == "" {
+			d.failed[c] = true
+			continue
+		}
+		b := w.believe(x, c)
+		d.from[c], d.decided[c] = b, l.digest
+		if b != "" && b != l.digest {
+			d.moves[c] = l.digest
+		}
+	}
+	if len(d.moves) == 0 {
+		return d
+	}
+	quarantined := false
+	for c, to := range d.moves {
+		quarantined = quarantined || w.quarantine[c.ref] == to
+	}
+	d.restart = !x.paused && !quarantined && !(x.cooldown && x.restartedAt) && !x.window
+	return d
+}
+
+// predict applies one run to the model, the README's rules step by step,
+// and returns the exit code the run must have had.
+func (w *world) predict(a armed) int {
+	exit := 0
+	listed := w.live()
+	made := map[[2]string]lookup{}
+	for _, x := range listed {
+		for _, c := range x.cs {
+			if c.ref != "" && (a.restrict == "" || c.ref == a.restrict) {
+				l := w.lookupOutcome(a, c.ref, x.group)
+				made[[2]string{c.ref, x.group}] = l
+				if l.digest == "" {
+					exit = 1
+				}
+			}
+		}
+	}
+	var decs []decision
+	restarts := 0
+	for _, x := range listed {
+		d := w.decide(x, made)
+		decs = append(decs, d)
+		if d.restart {
+			restarts++
+		}
+	}
+	if w.maxRestarts > 0 && restarts > w.maxRestarts {
+		exit = 1
+		for i := range decs {
+			decs[i].restart = false
+		}
+	}
+	// A person's write between urunner's read and its patch: urunner reads
+	// the workload again and decides again, never sending the old patch.
+	for i, d := range decs {
+		if d.x != a.conflict {
+			continue
+		}
+		if *a.fired != d.restart {
+			w.t.Errorf("the conflicting write on %s happened = %v, but the model restarts it = %v", d.x.name, *a.fired, d.restart)
+		}
+		if *a.fired && a.conflictEdit == "set image" {
+			w.switchTo(d.x, a.conflictContainer, a.conflictRef)
+			decs[i] = w.decide(d.x, made)
+		}
+	}
+	// act: one patch per restart; the records are the workload's own.
+	type undo struct {
+		c                   *mc
+		belief, record, img string
+		lazy                bool
+		restartedAt         bool
+	}
+	var rollbacks []undo
+	quarantine := map[string]string{}
+	for _, d := range decs {
+		if !d.restart {
+			continue
+		}
+		var saved []undo
+		for c, to := range d.moves {
+			saved = append(saved, undo{c, c.belief, c.record, c.image, c.lazy, d.x.restartedAt})
+			c.belief, c.lazy, c.record = to, false, c.ref+"@"+to
+			if w.pin {
+				c.image = c.ref + "@" + to
+			}
+		}
+		d.x.restartedAt = true
+		if w.verify && d.x.fragile {
+			// Its rollout fails; rolled back to what it ran before, its
+			// new digest quarantined.
+			exit = 1
+			rollbacks = append(rollbacks, saved...)
+			for c, to := range d.moves {
+				quarantine[c.ref] = to
+			}
+		}
+	}
+	for _, u := range rollbacks {
+		u.c.belief, u.c.record, u.c.image, u.c.lazy = u.belief, u.record, u.img, u.lazy
+		for _, d := range decs {
+			if _, ok := d.moves[u.c]; ok {
+				d.x.restartedAt = u.restartedAt
+			}
+		}
+	}
+	if a.crash {
+		// Nothing the state would have kept is kept: only what each
+		// restarted workload records in its own template.
+		return 1
+	}
+	w.record(decs, made, quarantine)
+	if a.restrict == "" {
+		// A complete listing forgets the references no workload follows.
+		for ref := range w.stored {
+			if !slices.ContainsFunc(slices.Collect(maps.Keys(made)), func(k [2]string) bool { return k[0] == ref }) {
+				delete(w.stored, ref)
+				delete(w.lastOK, ref)
+				delete(w.base, ref)
+				delete(w.quarantine, ref)
+			}
+		}
+	}
+	return exit
+}
+
+// record is the model's save: what the state remembers after the run.
+func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine map[string]string) {
+	w.runs++
+	ok := map[string]string{}
+	for k, l := range made {
+		if l.digest != "" {
+			ok[k[0]] = l.digest
+		}
+	}
+	type entry struct {
+		c               *mc
+		after, recorded string
+	}
+	entries := map[string][]entry{}
+	for _, d := range decs {
+		for _, c := range d.x.cs {
+			if c.ref == "" {
+				continue
+			}
+			if _, looked := made[[2]string{c.ref, d.x.group}]; !looked {
+				continue
+			}
+			after := w.believe(d.x, c)
+			if to, baseline := d.decided[c]; baseline && d.from[c] == "" {
+				after = to
+			}
+			recorded := ""
+			if ref, dg, found := strings.Cut(c.record, "@"); found && ref == c.ref {
+				recorded = dg
+			}
+			entries[c.ref] = append(entries[c.ref], entry{c, after, recorded})
+		}
+	}
+	for ref, digest := range ok {
+		// The base is what most of its containers without a record run;
+		// ties go to the tag's digest, then to the smaller digest.
+		count := map[string]int{}
+		for _, e := range entries[ref] {
+			if e.recorded == "" && e.after != "" {
+				count[e.after]++
+			}
+		}
+		base := digest
+		for _, dg := range slices.Sorted(maps.Keys(count)) {
+			if count[dg] > count[base] || count[dg] == count[base] && base != digest && dg < base {
+				base = dg
+			}
+		}
+		// Beliefs are decided now, with the previous run's base.
+		for _, e := range entries[ref] {
+			if e.after != "" {
+				e.c.belief, e.c.lazy = e.after, false
+			}
+		}
+		w.stored[ref], w.lastOK[ref], w.base[ref] = digest, w.runs, base
+		if q, had := w.quarantine[ref]; had && q != digest {
+			delete(w.quarantine, ref)
+		}
+		if q, failed := quarantine[ref]; failed && q == digest {
+			w.quarantine[ref] = q
+		}
+	}
+}
+
+// check compares what the cluster and the state show with the model.
+func (w *world) check(o result, exit int) {
+	t, g := w.t, w.g
+	if o.code != exit {
+		t.Errorf("step %d: exit code %d, the model says %d", len(w.steps), o.code, exit)
+	}
+	st := g.storedOrEmpty()
+	for _, x := range w.live() {
+		tpl := w.template(x)
+		got := map[string]string{}
+		if v := tpl.Annotations[kube.RestartedForAnnotation]; v != "" {
+			if err := json.Unmarshal([]byte(v), &got); err != nil {
+				t.Errorf("%s: restarted-for %q: %v", x.name, v, err)
+			}
+		}
+		want := map[string]string{}
+		images := map[string]string{}
+		for _, c := range x.cs {
+			if c.record != "" {
+				want[c.name] = c.record
+			}
+			images[c.name] = c.image
+		}
+		if !maps.Equal(want, got) {
+			t.Errorf("step %d: %s records %v, the model says %v", len(w.steps), x.name, got, want)
+		}
+		for _, c := range tpl.Spec.Containers {
+			if images[c.Name] != c.Image {
+				t.Errorf("step %d: %s container %s runs image %s, the model says %s (a person's edit reverted?)", len(w.steps), x.name, c.Name, c.Image, images[c.Name])
+			}
+		}
+		for _, c := range x.cs {
+			if c.ref == "" {
+				continue
+			}
+			if got, want := g.believesIn(st, x.ns, x.name, c.name), w.believe(x, c); got != want {
+				t.Errorf("step %d: %s container %s believed to run %s, the model says %s", len(w.steps), x.name, c.name, short(got), short(want))
+			}
+		}
+	}
+	for ref, d := range w.stored {
+		if got := st.Refs[ref].Digest; got != d {
+			t.Errorf("step %d: %s remembered at %s, the model (what the registry served) says %s", len(w.steps), w.repoTag(ref), short(got), short(d))
+		}
+		var q []string
+		for dg := range st.Refs[ref].Quarantine {
+			q = append(q, dg)
+		}
+		var want []string
+		if dg, ok := w.quarantine[ref]; ok {
+			want = []string{dg}
+		}
+		if !slices.Equal(q, want) {
+			t.Errorf("step %d: %s quarantines %v, the model says %v", len(w.steps), w.repoTag(ref), q, want)
+		}
+	}
+	// Pull-secret credentials are used only for their own namespace's images.
+	allowed := map[string]map[string]bool{}
+	for _, x := range w.workloads {
+		user := modelSecrets[x.group][0]
+		if allowed[user] == nil {
+			allowed[user] = map[string]bool{}
+		}
+		for _, c := range x.cs {
+			for ref := range c.used {
+				repo, _, _ := strings.Cut(w.repoTag(ref), ":")
+				allowed[user][repo] = true
+			}
+		}
+	}
+	for user, repos := range g.reg.Users() {
+		for _, repo := range repos {
+			if !allowed[user][repo] {
+				t.Errorf("step %d: %s's credentials were used for %s, which no workload of its namespace names", len(w.steps), user, repo)
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("run output:\n%s", o.logs)
+		t.FailNow()
+	}
+}
