@@ -47,6 +47,22 @@ func helm(t *testing.T, args ...string) (string, error) {
 
 func chartDir() string { return filepath.Join(root, "chart", "urunner") }
 
+// valuesFile writes a values file for helm -f, at a path without the
+// commas of subtest names (helm splits -f on commas).
+func valuesFile(t *testing.T, values string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "urunner-values-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	file := filepath.Join(dir, "values.yaml")
+	if err := os.WriteFile(file, []byte(values), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 func valueFiles(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("testdata", "chart", "*.values.yaml"))
@@ -125,6 +141,9 @@ func TestChartObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 				ri := dc.Resource(m.Resource)
 				var rc dynamic.ResourceInterface = ri
 				if obj.GetNamespace() != "" {
+					// Namespaced mode renders Roles in the listed
+					// namespaces, which must exist.
+					ensureNamespace(t, obj.GetNamespace())
 					rc = ri.Namespace(obj.GetNamespace())
 				}
 				if _, err := rc.Patch(ctx, obj.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{
