@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
@@ -53,7 +54,7 @@ func newNamespace(t *testing.T, name string, enabled bool) {
 }
 
 func deleteNamespace(t *testing.T, cs kubernetes.Interface, name string) {
-	err := cs.CoreV1().Namespaces().Delete(t.Context(), name, metav1.DeleteOptions{})
+	err := cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Errorf("delete namespace %s: %v", name, err)
 	}
@@ -395,11 +396,14 @@ func eventsOn(t *testing.T, cs kubernetes.Interface, ns, name, reason string) in
 
 // profile is one install of the chart proven on the test ground.
 type profile struct {
-	name             string
-	release, relNS   string
-	values           string
-	namespaced       bool
-	watched          []string // listed (namespaced mode) or labelled urunner=enable
+	name           string
+	release, relNS string
+	values         string
+	namespaced     bool
+	watched        []string // listed (namespaced mode) or labelled urunner=enable
+	// empty is a listed namespace without workloads: urunner reads its
+	// Namespace object to tell it from a missing one.
+	empty            string
 	kinds            []string
 	events           bool
 	runningPods      bool
@@ -450,13 +454,15 @@ func groundProfiles() []profile {
 		},
 		{
 			name: "namespaced mode, features off", release: "rb-nmin", relNS: "rb-nmin",
-			values:     "namespaces: [rb-nmin-a, rb-nmin-b]\nworkloadKinds: [Deployment]\nevents: false\n",
-			namespaced: true, watched: []string{"rb-nmin-a", "rb-nmin-b"}, kinds: []string{"Deployment"},
+			values:     "namespaces: [rb-nmin-a, rb-nmin-b, rb-nmin-empty]\nworkloadKinds: [Deployment]\nevents: false\n",
+			namespaced: true, watched: []string{"rb-nmin-a", "rb-nmin-b"}, empty: "rb-nmin-empty", kinds: []string{"Deployment"},
 			want: rightsOf(
 				grantNamed("rb-nmin-a", "namespaces", "rb-nmin-a", "get"),
 				wl("rb-nmin-a", "Deployment"),
 				grantNamed("rb-nmin-b", "namespaces", "rb-nmin-b", "get"),
 				wl("rb-nmin-b", "Deployment"),
+				grantNamed("rb-nmin-empty", "namespaces", "rb-nmin-empty", "get"),
+				wl("rb-nmin-empty", "Deployment"),
 				grantNamed("rb-nmin", "configmaps", "rb-nmin-urunner-state", "get", "update"),
 			),
 		},
@@ -516,6 +522,9 @@ func (p profile) prove(t *testing.T) {
 	other := p.release + "-other"
 	for _, ns := range append(slices.Clone(p.watched), other) {
 		newNamespace(t, ns, !p.namespaced && ns != other)
+	}
+	if p.empty != "" {
+		newNamespace(t, p.empty, false)
 	}
 	t.Cleanup(func() { deleteNamespace(t, cs, p.relNS) })
 	r := install(t, p.release, p.relNS, p.values, "registry.host=http://"+reg.Host)
@@ -625,7 +634,10 @@ func (p profile) checkRights(t *testing.T, r *release, other string) {
 		t.Fatal(err)
 	}
 	baseline := kubernetes.NewForConfigOrDie(nobody)
-	for _, ns := range append(slices.Clone(p.watched), r.namespace, other, "kube-system", "default") {
+	for _, ns := range append(slices.Clone(p.watched), p.empty, r.namespace, other, "kube-system", "default") {
+		if ns == "" {
+			continue
+		}
 		if diff := cmp.Diff(in(ns, p.want), effectiveRights(t, r.sa, baseline, ns)); diff != "" {
 			t.Errorf("what the ServiceAccount may do in %s (-want +got):\n%s", ns, diff)
 		}
@@ -717,7 +729,7 @@ func (p profile) mustNot(r *release, other string) []access {
 // or its state in the release namespace; none was cluster-scoped.
 func (p profile) checkRequests(t *testing.T, r *release) {
 	t.Helper()
-	where := map[string]bool{r.namespace: true}
+	where := map[string]bool{r.namespace: true, p.empty: p.empty != ""}
 	for _, ns := range p.watched {
 		where[ns] = true
 	}
@@ -726,11 +738,19 @@ func (p profile) checkRequests(t *testing.T, r *release) {
 		t.Fatal("the audit log holds no request of urunner's")
 	}
 	var lines []string
+	readEmpty := false
 	for _, e := range reqs {
 		lines = append(lines, e.String())
 		if e.ObjectRef == nil || !where[e.ObjectRef.Namespace] {
 			t.Errorf("urunner asked outside the listed namespaces and its own: %s", e)
 		}
+		if p.empty != "" && e.Verb == "get" && e.ObjectRef != nil && e.ObjectRef.Resource == "namespaces" &&
+			e.ObjectRef.Name == p.empty && e.ResponseStatus.Code == 200 {
+			readEmpty = true
+		}
+	}
+	if p.empty != "" && !readEmpty {
+		t.Errorf("urunner did not read (or was refused) the Namespace %s, listed and empty", p.empty)
 	}
 	t.Logf("urunner's requests as %s:\n%s", r.username(), strings.Join(lines, "\n"))
 }
