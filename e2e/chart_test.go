@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -250,6 +251,53 @@ func installCRD(t *testing.T, dc dynamic.Interface, path string) {
 		})
 		if err != nil {
 			t.Fatalf("%s of CRD %s not served: %v", gv, crd.GetName(), err)
+		}
+	}
+}
+
+// readmeRender is a `helm template` command in a ```sh block of the chart
+// README, followed by a ```yaml block showing its output.
+var readmeRender = regexp.MustCompile("(?s)```sh\n(helm template [^\n]*)\n```\n\n```yaml\n(.*?)```")
+
+// The chart README shows, for each mode, what `helm template` renders: the
+// output there is the chart's, not a copy that drifted (-update rewrites
+// it).
+func TestChartREADMEShowsWhatTheChartRenders(t *testing.T) {
+	file := filepath.Join(chartDir(), "README.md")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	matches := readmeRender.FindAllStringSubmatchIndex(page, -1)
+	if len(matches) < 2 {
+		t.Fatalf("%s shows %d helm template renders, want one per mode", file, len(matches))
+	}
+	for _, m := range slices.Backward(matches) {
+		command, shown := page[m[2]:m[3]], page[m[4]:m[5]]
+		var args []string
+		for _, f := range strings.Fields(command)[1:] {
+			f = strings.Trim(f, "'")
+			if f == "./chart/urunner" {
+				f = chartDir()
+			}
+			args = append(args, f)
+		}
+		got, err := helm(t, args...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", command, err, got)
+		}
+		if *update {
+			page = page[:m[4]] + got + page[m[5]:]
+			continue
+		}
+		if diff := cmp.Diff(shown, got); diff != "" {
+			t.Errorf("%s shows another render than %s gives (-shown +rendered):\n%s", file, command, diff)
+		}
+	}
+	if *update {
+		if err := os.WriteFile(file, []byte(page), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

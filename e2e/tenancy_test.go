@@ -9,6 +9,7 @@ import (
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/state"
 )
 
 // Two teams install the chart side by side, in one namespace: two
@@ -177,9 +178,10 @@ func TestPullSecretCredentialsStayWithTheirNamespace(t *testing.T) {
 		if diff := cmp.Diff([]string{beta, gamma}, warned); diff != "" {
 			t.Errorf("run %d: namespaces whose app has a %s Event (-want +got):\n%s", run, kube.ReasonLookupFailed, diff)
 		}
+		report := r.stateConfigMap().Data[state.ReportKey]
 		for _, secret := range []string{alicePass, bobPass} {
-			if strings.Contains(logs, secret) {
-				t.Errorf("run %d: a pull secret's password reached the log", run)
+			if strings.Contains(logs, secret) || strings.Contains(report, secret) {
+				t.Errorf("run %d: a pull secret's password reached the log or the stored report", run)
 			}
 		}
 	}
