@@ -178,6 +178,12 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"webhook.secrets.dockerhubToken=has/a/slash-0123456789", "/webhook/secrets/dockerhubToken"},
 		{"webhook.service.type=ExternalName", "/webhook/service/type"},
 		{"webhook.unknown=1", "unknown"},
+		{"namespaces={Shop}", "/namespaces/0"},
+		{"namespaces={shop,shop}", "/namespaces"},
+		{"namespaces={kube_system}", "/namespaces/0"},
+		{"pullSecretNames={Reg_Cred}", "/pullSecretNames/0"},
+		{"config.listScope=everywhere", "/config/listScope"},
+		{"config.stateConfigMap=State_Map", "/config/stateConfigMap"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			args := []string{"template", "urunner", chartDir(), "--set", "registry.host=r.example.com", "--set", tc.set}
@@ -198,6 +204,9 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 	}
 	if out, err := helm(t, "template", "urunner", chartDir(), "--set", "registry.host=r.example.com", "--set", "webhook.enabled=true"); err == nil || !strings.Contains(out, "set webhook.existingSecret or at least one of webhook.secrets") {
 		t.Errorf("a receiver without any secret rendered: %v\n%s", err, out)
+	}
+	if out, err := helm(t, "template", "urunner", chartDir(), "--set", "registry.host=r.example.com", "--set", "pullSecretNames={regcred}"); err == nil || !strings.Contains(out, "pullSecretNames narrows pullSecretAuth") {
+		t.Errorf("pullSecretNames without pullSecretAuth rendered: %v\n%s", err, out)
 	}
 }
 

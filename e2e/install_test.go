@@ -531,6 +531,9 @@ func (p profile) prove(t *testing.T) {
 	if want := "kubectl create job --from=cronjob/" + r.fullname + " urunner-manual -n " + p.relNS; !strings.Contains(r.installOutput, want) {
 		t.Errorf("NOTES do not give the manual-run command %q:\n%s", want, r.installOutput)
 	}
+	if labels := strings.Contains(r.installOutput, "urunner=enable"); labels == p.namespaced {
+		t.Errorf("NOTES tell to label namespaces urunner=enable: %v, want %v:\n%s", labels, !p.namespaced, r.installOutput)
+	}
 
 	// The workloads: each kind in each watched namespace, on an image of
 	// that namespace; "steady", whose pods will already run the new
