@@ -125,6 +125,28 @@ func TestHelmKeepsWhatUrunnerRemembers(t *testing.T) {
 	if logs := r.mustRun("first run after reinstalling"); !strings.Contains(logs, "restarted=1") {
 		t.Errorf("the first run after reinstalling did not restart web: it lost what was remembered\n%s", logs)
 	}
+
+	// Deleted by hand: urunner may not create it, and says so; helm
+	// upgrade creates it again, and the next run fills it, restarting
+	// nothing.
+	if err := cs.CoreV1().ConfigMaps(relNS).Delete(t.Context(), r.stateConfig, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, logs := r.run(); code != 1 || !strings.Contains(logs, "write state ConfigMap "+relNS+"/"+r.stateConfig) || !strings.Contains(logs, "forbidden") {
+		t.Errorf("a run without its state ConfigMap: exit %d, want 1 and a forbidden write of %s\n%s", code, r.stateConfig, logs)
+	}
+	if out, err := helm(t, "upgrade", rel, chartDir(), "-n", relNS, "-f", valuesFile(t, values), "--set", "registry.host=http://"+reg.Host); err != nil {
+		t.Fatalf("helm upgrade: %v\n%s", err, out)
+	}
+	if cm := r.stateConfigMap(); len(stateData(cm)) != 0 {
+		t.Errorf("the state ConfigMap helm upgrade created again holds %v", stateData(cm))
+	}
+	if logs := r.mustRun("run after helm upgrade created the state again"); !strings.Contains(logs, "restarted=0") {
+		t.Errorf("the run after the state was created again restarted something\n%s", logs)
+	}
+	if _, ok := r.stateConfigMap().BinaryData[state.DataKey]; !ok {
+		t.Error("the run after the state was created again did not write it")
+	}
 }
 
 // An install of an earlier chart let urunner create the state ConfigMap,
