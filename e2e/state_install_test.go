@@ -16,26 +16,6 @@ import (
 	"github.com/urunner/urunner/state"
 )
 
-// startRegistry starts an anonymous registry the test closes.
-func startRegistry(t *testing.T, opts testground.RegistryOptions) *testground.Registry {
-	t.Helper()
-	reg, err := testground.StartRegistry(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-	return reg
-}
-
-func push(t *testing.T, reg *testground.Registry, repoTag, seed string) string {
-	t.Helper()
-	d, err := reg.PushImage(t.Context(), repoTag, seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // bumpedChart copies the chart with another version, as a new release of
 // the chart would be: every object's helm.sh/chart label changes, so Helm
 // patches the state ConfigMap too.
