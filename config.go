@@ -17,6 +17,7 @@ import (
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
+	"github.com/urunner/urunner/signature"
 )
 
 // Config is urunner's whole configuration, read from the environment. The
@@ -73,6 +74,13 @@ type Config struct {
 	FirstRun            string        `envconfig:"URUNNER_CONF_FIRST_RUN" default:"baseline" desc:"first sight of a workload: baseline (record only) or converge (restart it when its ready pods run another digest; needs URUNNER_CONF_RUNNING_PODS)"`
 	Platforms           string        `envconfig:"URUNNER_CONF_PLATFORMS" desc:"platform-aware restarts: the platforms your nodes run, e.g. linux/amd64,linux/arm64; a moved multi-platform index restarts only if one of their manifests moved (one GET of the index)"`
 	RestartMode         string        `envconfig:"URUNNER_CONF_RESTART_MODE" default:"annotation" desc:"annotation (set kubectl.kubernetes.io/restartedAt) or pin (set the container image to tag@digest, for nodes that must pull deterministically)"`
+	Soak                time.Duration `envconfig:"URUNNER_CONF_SOAK" default:"0s" desc:"a new digest restarts nothing until its tag has pointed at it this long (annotation urunner.io/soak on a workload or namespace overrides); a tag moved again meanwhile retracts it"`
+	Approval            string        `envconfig:"URUNNER_CONF_APPROVAL" default:"auto" desc:"auto (restart), approve (restart only digests a person approved: annotation urunner.io/approve=<digest prefix> on the workload or its namespace) or notify (never restart; report and notify)"`
+	SignatureKeys       string        `envconfig:"URUNNER_CONF_SIGNATURE_KEYS" desc:"restart only onto digests signed (cosign) by one of these public keys: PEM files, comma-separated"`
+	SignatureRoot       string        `envconfig:"URUNNER_CONF_SIGNATURE_TRUSTED_ROOT" desc:"keyless signatures: a sigstore trusted_root.json (with URUNNER_CONF_SIGNATURE_ISSUER and _SUBJECT)"`
+	SignatureIssuer     string        `envconfig:"URUNNER_CONF_SIGNATURE_ISSUER" desc:"keyless signatures: the OIDC issuer allowed to vouch for signers"`
+	SignatureSubject    string        `envconfig:"URUNNER_CONF_SIGNATURE_SUBJECT" desc:"keyless signatures: the signer's identity (email or workflow URI), a regular expression (anchor it with ^ and $)"`
+	ChangeContext       bool          `envconfig:"URUNNER_CONF_CHANGE_CONTEXT" default:"true" desc:"say what a restart changes (the images' revision, version and source labels, a compare link): one manifest GET, and at most one config GET, per digest a restart moves from or to; never in a steady state"`
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
 	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"100" desc:"Kubernetes API burst"`
@@ -161,6 +169,17 @@ func (c *Config) validate() error {
 	}
 	if c.Cooldown < 0 {
 		return badConfig("URUNNER_CONF_COOLDOWN: must not be negative")
+	}
+	if c.Soak < 0 {
+		return badConfig("URUNNER_CONF_SOAK: must not be negative")
+	}
+	switch c.Approval {
+	case "auto", "approve", "notify":
+	default:
+		return badConfig("URUNNER_CONF_APPROVAL: want auto, approve or notify, got %q", c.Approval)
+	}
+	if (c.SignatureRoot == "") != (c.SignatureIssuer == "" && c.SignatureSubject == "") {
+		return badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: keyless signatures need the trusted root and an identity (URUNNER_CONF_SIGNATURE_ISSUER, URUNNER_CONF_SIGNATURE_SUBJECT) together")
 	}
 	switch c.GitOps {
 	case "warn", "skip", "ignore":
@@ -363,7 +382,27 @@ func (c *Config) settings() policy.Settings {
 		Cooldown:    c.Cooldown,
 		Window:      win,
 		MaxRestarts: c.MaxRestarts,
+		Soak:        c.Soak,
+		Approval:    c.Approval,
+
+		RequireSignature: c.SignatureKeys != "" || c.SignatureRoot != "",
 	}
+}
+
+// signaturePolicy loads the signature policy, nil when none is configured.
+func (c *Config) signaturePolicy() (*signature.Policy, error) {
+	if c.SignatureKeys == "" && c.SignatureRoot == "" {
+		return nil, nil
+	}
+	sc := signature.Config{KeyFiles: splitList(c.SignatureKeys), TrustedRootFile: c.SignatureRoot}
+	if c.SignatureRoot != "" {
+		sc.Identities = []signature.Identity{{Issuer: c.SignatureIssuer, SubjectRegexp: c.SignatureSubject}}
+	}
+	p, err := signature.LoadPolicy(sc)
+	if err != nil {
+		return nil, badConfig("URUNNER_CONF_SIGNATURE_*: %v", err)
+	}
+	return p, nil
 }
 
 // platforms splits URUNNER_CONF_PLATFORMS.

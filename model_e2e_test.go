@@ -144,7 +144,10 @@ func newWorld(t *testing.T, seed uint64) *world {
 		t.Setenv("URUNNER_CONF_LIST_SCOPE", "namespace")
 	}
 	t.Setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
-	t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "2s")
+	// Generous: olareg checks a bcrypt password on every request, and the
+	// test shares the machine; a lookup timing out is not a modelled fault
+	// (the failure matrix tests hanging registries).
+	t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "30s")
 	t.Setenv("URUNNER_CONF_LOG_LEVEL", "INFO")
 	for _, grp := range []string{"a", "b", "c"} {
 		ns := g.namespace(true)
@@ -443,12 +446,8 @@ func (w *world) opHold() bool {
 }
 
 func (w *world) opFaultRun() bool {
-	faults := []string{"401", "403", "404", "500", "429", "hang"}
-	a := armed{fault: faults[w.pick(len(faults))], faultRef: w.refs()[w.pick(6)]}
-	if a.fault == "hang" && w.pick(3) != 0 {
-		a.fault = "404" // a hang costs the registry timeout: keep it rare
-	}
-	return w.run(a)
+	faults := []string{"401", "403", "404", "500", "429"}
+	return w.run(armed{fault: faults[w.pick(len(faults))], faultRef: w.refs()[w.pick(6)]})
 }
 
 func (w *world) opConflictRun() bool {
@@ -554,8 +553,6 @@ func (w *world) registryFault(a armed) func(http.ResponseWriter, *http.Request) 
 			return false
 		}
 		switch a.fault {
-		case "hang":
-			<-r.Context().Done()
 		case "429":
 			rw.Header().Set("Retry-After", "3600")
 			rw.WriteHeader(http.StatusTooManyRequests)

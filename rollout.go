@@ -47,6 +47,9 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, done *acted, o *outc
 				rep.Result, rep.Message = "unknown", err.Error()
 				a.log.Warn("rollout not verified", append(attrs, "error", err)...)
 			case res == kube.RolloutComplete:
+				mu.Lock()
+				done.rolledOut[i] = true
+				mu.Unlock()
 				a.log.Info("rollout complete", attrs...)
 				a.queueEvent(w, corev1.EventTypeNormal, "RolloutComplete", "the restart urunner made rolled out: "+msg, "complete")
 			case res == kube.RolloutManual:

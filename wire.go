@@ -17,6 +17,7 @@ import (
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
+	"github.com/urunner/urunner/signature"
 	"github.com/urunner/urunner/state"
 	"github.com/urunner/urunner/state/configmaps"
 )
@@ -37,6 +38,7 @@ type app struct {
 	events   *kube.Client // Events, on their own rate limit
 	store    *state.Store
 	resolver *registry.Resolver
+	signer   *signature.Policy // nil without a signature policy
 	clock    *serverClock
 	now      func() time.Time
 
@@ -53,6 +55,10 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 		if h.SkipVerify && !h.PlainHTTP {
 			log.Warn("TLS verification is off for this registry, as configured", "registry", h.Name)
 		}
+	}
+	signer, err := cfg.signaturePolicy()
+	if err != nil {
+		return nil, err
 	}
 	rc, ns, err := kubeConfig(cfg)
 	if err != nil {
@@ -102,6 +108,7 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 		events:   kube.New(ecs),
 		store:    state.NewStore(configmaps.New(cs), ns, cfg.StateConfigMap),
 		resolver: res,
+		signer:   signer,
 		clock:    clock,
 		now:      time.Now,
 	}, nil

@@ -18,6 +18,8 @@ const (
 	ReasonLookupFailed     = "ImageLookupFailed"
 	ReasonPullPolicy       = "ImagePullPolicyMayKeepOldImage"
 	ReasonRestartFailed    = "RestartFailed"
+	ReasonRetracted        = "ImageDigestRetracted"
+	ReasonSignature        = "ImageSignatureRefused"
 	eventSourceComponent   = "urunner"
 	eventReportingInstance = "urunner"
 )

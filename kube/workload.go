@@ -70,7 +70,15 @@ type Workload struct {
 	GitOps string
 	// Selector selects the workload's pods, as a label selector string.
 	Selector string
+	// Ring is its urunner.io/ring label or annotation, "" for none.
+	Ring string
+	// Healthy is whether its rollout is complete, as `kubectl rollout
+	// status` judges it from the listed object.
+	Healthy bool
 }
+
+// RingKey is the label (or annotation) that puts a workload in a ring.
+const RingKey = "urunner.io/ring"
 
 // gitOpsOwner detects Argo CD and Flux from the marks they leave. Argo CD's
 // default label tracking (app.kubernetes.io/instance) cannot be told from
@@ -138,6 +146,10 @@ func fromTemplate(kind string, meta *metav1.ObjectMeta, tpl *corev1.PodTemplateS
 	// A hand-edited annotation must not stop the run: it is only read as
 	// a record of what urunner did, and an unreadable one records nothing.
 	w.RestartedFor, _ = parseRestartedFor(tpl.Annotations)
+	w.Ring = meta.Labels[RingKey]
+	if v, ok := meta.Annotations[RingKey]; ok {
+		w.Ring = v
+	}
 	return w
 }
 
