@@ -246,6 +246,11 @@ func (c *Config) hostConfigs() ([]registry.HostConfig, error) {
 		if !c.Verify {
 			hc.TLSVerify = new(false)
 		}
+		host := strings.TrimPrefix(strings.TrimPrefix(c.Registry, "https://"), "http://")
+		hc.Advice = registry.TLSAdvice{
+			PlainHTTP: fmt.Sprintf("set URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH=http://%s, or URUNNER_CONF_DOCKER_API_VERIFY=false to try TLS first and then HTTP (as Docker does for an insecure registry)", host),
+			Untrusted: "set URUNNER_CONF_DOCKER_API_VERIFY=false to skip verification for this registry only, or list it in URUNNER_CONF_REGISTRIES_FILE with caFile: (the CA bundle that signed its certificate)",
+		}
 		switch c.RegistryType {
 		case "harbor":
 			hc.User, hc.Password.Value = c.HarborUser, c.HarborPass

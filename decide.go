@@ -56,8 +56,9 @@ func (a *app) logLookups(f *found, o *outcome) {
 		}
 		o.lookupFailures++
 		host, _, _ := strings.Cut(l.Ref, "/")
+		var tlsErr *registry.TLSSettingError
 		switch {
-		case errors.Is(r.Err, registry.ErrHostFailed):
+		case errors.Is(r.Err, registry.ErrHostFailed), errors.As(r.Err, &tlsErr):
 			// The host's one error line is already logged.
 			a.log.Debug("lookup skipped", "image", l.Ref, "error", r.Err)
 		case errors.Is(r.Err, registry.ErrRateLimited) && rateLimited[host]:

@@ -97,6 +97,10 @@ func TestGitOpsAdviceOnlyWarnsForManagedWorkloads(t *testing.T) {
 }
 
 func TestSafetyHolds(t *testing.T) {
+	nightly, err := ParseWindow("Mon-Fri 22:00-06:00")
+	if err != nil {
+		t.Fatal(err)
+	}
 	moved := func(ref, to string) []ContainerDecision {
 		return []ContainerDecision{{Container: Container{Name: "app", Ref: ref}, Verdict: Moved, To: to}}
 	}
@@ -112,6 +116,10 @@ func TestSafetyHolds(t *testing.T) {
 		return func(w *Workload) { w.NamespaceAnnotations = map[string]string{k: v} }
 	}
 	ringed := func(n int) func(*Workload) { return func(w *Workload) { w.Ring = n } }
+	quarantined := func(digest string) state.State {
+		return state.State{Refs: map[string]state.Ref{app: {Digest: digest, Seen: now.Add(-2 * time.Hour), Checked: now,
+			Quarantine: map[string]string{digest: "rollout failed in shop/web"}}}}
+	}
 	fleet := NewFleet([]*Workload{workload(ringed(0)), workload(ringed(1)), workload(ringed(3))})
 	healthySince := func(ring int, at time.Time) state.State {
 		return state.State{Refs: map[string]state.Ref{app: {Digest: dB, Seen: now.Add(-2 * time.Hour), Checked: at, Rings: map[int]time.Time{ring: at}}}}
@@ -152,6 +160,25 @@ func TestSafetyHolds(t *testing.T) {
 		{"approve mode restarts what the namespace approves", Settings{Approval: "approve"}, workload(ns(ApproveAnnotation, "aaaaaaa,bbbbbbbbbb")), state.State{}, nil, moved(app, dB), ""},
 		{"a prefix shorter than 7 approves nothing", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "bbb")), state.State{}, nil, moved(app, dB),
 			"waiting for approval: kubectl annotate deployment/web -n shop urunner.io/approve=bbbbbbbbbbbb --overwrite"},
+		// Where gates meet: the first that holds is the reason given.
+		{"an approval does not lift a quarantine", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "bbbbbbb")), quarantined(dB), nil, moved(app, dB),
+			"bbbbbbbbbbbb is quarantined: rollout failed in shop/web (annotate a workload urunner.io/lift-quarantine=bbbbbbbbbbbb to lift it)"},
+		{"an approved digest still waits for the window", Settings{Approval: "approve", Window: nightly}, workload(annotated(ApproveAnnotation, "bbbbbbb")), state.State{}, nil, moved(app, dB),
+			`outside the maintenance window "Mon-Fri 22:00-06:00"`},
+		{"an approved digest still soaks", Settings{Approval: "approve", Soak: time.Hour}, workload(annotated(ApproveAnnotation, "bbbbbbb")), state.State{}, nil, moved(app, dB),
+			"soaking: bbbbbbbbbbbb first seen at 2026-11-25T12:00:00Z, restarts once unchanged for 1h0m0s (at 2026-11-25T13:00:00Z)"},
+		{"a soaked digest is still refused unsigned", Settings{RequireSignature: true, Soak: time.Hour}, workload(), seenAt(now.Add(-2 * time.Hour)), nil, signed(false, "no cosign signature found for the digest", nil),
+			"bbbbbbbbbbbb refused by the signature policy: no cosign signature found for the digest"},
+		{"a ring that may go still waits for its window", Settings{Window: nightly}, workload(ringed(1)), healthySince(0, now.Add(-time.Hour)), fleet, moved(app, dB),
+			`outside the maintenance window "Mon-Fri 22:00-06:00"`},
+		{"ring 1 never follows a quarantined digest, even with ring 0 healthy on it", Settings{}, workload(ringed(1)), func() state.State {
+			st := healthySince(0, now.Add(-time.Hour))
+			r := st.Refs[app]
+			r.Quarantine = map[string]string{dB: "rollout failed in shop/web"}
+			st.Refs[app] = r
+			return st
+		}(), fleet, moved(app, dB), "bbbbbbbbbbbb is quarantined: rollout failed in shop/web (annotate a workload urunner.io/lift-quarantine=bbbbbbbbbbbb to lift it)"},
+		{"the lift annotation lets it restart", Settings{}, workload(annotated(LiftQuarantineAnnotation, "bbbbbbbbbb")), quarantined(dB), nil, moved(app, dB), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := holdReason(Due{Run: &Run{Settings: tc.settings, Mem: tc.mem, Now: now, Fleet: tc.fleet}, Workload: tc.workload, Moves: tc.moves})
