@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -85,6 +86,12 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	// Custom resources (Argo Rollouts) are read as JSON by the dynamic
+	// client, with the same wrappers (server clock, test counters).
+	dyn, err := dynamic.NewForConfig(rest.CopyConfig(rc))
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
 	if cfg.StateNamespace != "" {
 		ns = cfg.StateNamespace
 	}
@@ -104,7 +111,7 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 		settings: cfg.settings(),
 		log:      log,
 		out:      out,
-		kube:     kube.New(cs),
+		kube:     kube.New(cs).WithDynamic(dyn),
 		events:   kube.New(ecs),
 		store:    state.NewStore(configmaps.New(cs), ns, cfg.StateConfigMap),
 		resolver: res,

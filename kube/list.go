@@ -222,10 +222,7 @@ func (c *Client) listKind(ctx context.Context, k kind, ns string, each func(Work
 		if m, err := metaOf(obj); err == nil && m.GetDeletionTimestamp() != nil {
 			return nil
 		}
-		w := k.workload(obj)
-		r, _, done := k.rollout(obj)
-		w.Healthy = done && r == RolloutComplete
-		each(w)
+		each(k.read(obj))
 		return nil
 	})
 	if err != nil {
