@@ -23,10 +23,10 @@ type kind struct {
 	group      string
 	apiVersion string // "apps/v1"
 	resource   string // "deployments"
-	list     func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error)
-	get      func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error)
-	patch    func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error)
-	workload func(obj runtime.Object) Workload
+	list       func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error)
+	get        func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error)
+	patch      func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error)
+	workload   func(obj runtime.Object) Workload
 	// rollout judges an object's rollout as `kubectl rollout status` does:
 	// its state, why, and whether the wait is over.
 	rollout func(obj runtime.Object) (Rollout, string, bool)
