@@ -143,7 +143,8 @@ func latest(annotation string, t *metav1.Time) string {
 // analysis) to promote it: that is not a failure, and not urunner's to
 // wait for.
 func argoRolloutStatus(r *argoRollout) (Rollout, string, bool) {
-	if og, err := strconv.ParseInt(r.Status.ObservedGeneration, 10, 64); err != nil || og < r.Generation {
+	// Rollouts before v1.0 wrote a hash there: not a generation to compare.
+	if og, err := strconv.ParseInt(r.Status.ObservedGeneration, 10, 64); err == nil && og < r.Generation {
 		return 0, "waiting for the Argo Rollouts controller to see the new spec", false
 	}
 	why := strings.TrimSpace(r.Status.Message)
