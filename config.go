@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -76,7 +77,7 @@ type Config struct {
 	RestartMode         string        `envconfig:"URUNNER_CONF_RESTART_MODE" default:"annotation" desc:"annotation (set kubectl.kubernetes.io/restartedAt) or pin (set the container image to tag@digest, for nodes that must pull deterministically)"`
 	Soak                time.Duration `envconfig:"URUNNER_CONF_SOAK" default:"0s" desc:"a new digest restarts nothing until its tag has pointed at it this long (annotation urunner.io/soak on a workload or namespace overrides); a tag moved again meanwhile retracts it"`
 	Approval            string        `envconfig:"URUNNER_CONF_APPROVAL" default:"auto" desc:"auto (restart), approve (restart only digests a person approved: annotation urunner.io/approve=<digest prefix> on the workload or its namespace) or notify (never restart; report and notify)"`
-	SignatureKeys       string        `envconfig:"URUNNER_CONF_SIGNATURE_KEYS" desc:"restart only onto digests signed (cosign) by one of these public keys: PEM files, comma-separated"`
+	SignatureKeys       string        `envconfig:"URUNNER_CONF_SIGNATURE_KEYS" desc:"restart only onto digests signed (cosign) by one of these public keys: PEM files or directories of them (a mounted Secret), comma-separated"`
 	SignatureRoot       string        `envconfig:"URUNNER_CONF_SIGNATURE_TRUSTED_ROOT" desc:"keyless signatures: a sigstore trusted_root.json (with URUNNER_CONF_SIGNATURE_ISSUER and _SUBJECT)"`
 	SignatureIssuer     string        `envconfig:"URUNNER_CONF_SIGNATURE_ISSUER" desc:"keyless signatures: the OIDC issuer allowed to vouch for signers"`
 	SignatureSubject    string        `envconfig:"URUNNER_CONF_SIGNATURE_SUBJECT" desc:"keyless signatures: the signer's identity (email or workflow URI), a regular expression (anchor it with ^ and $)"`
@@ -399,15 +400,59 @@ func (c *Config) signaturePolicy() (*signature.Policy, error) {
 	if c.SignatureKeys == "" && c.SignatureRoot == "" {
 		return nil, nil
 	}
-	sc := signature.Config{KeyFiles: splitList(c.SignatureKeys), TrustedRootFile: c.SignatureRoot}
+	keys, err := keyFiles(splitList(c.SignatureKeys))
+	if err != nil {
+		return nil, badConfig("URUNNER_CONF_SIGNATURE_KEYS: %v", err)
+	}
+	for _, k := range keys {
+		if _, err := signature.LoadPolicy(signature.Config{KeyFiles: []string{k}}); err != nil {
+			return nil, badConfig("URUNNER_CONF_SIGNATURE_KEYS: %v", err)
+		}
+	}
+	sc := signature.Config{KeyFiles: keys, TrustedRootFile: c.SignatureRoot}
 	if c.SignatureRoot != "" {
 		sc.Identities = []signature.Identity{{Issuer: c.SignatureIssuer, SubjectRegexp: c.SignatureSubject}}
 	}
 	p, err := signature.LoadPolicy(sc)
 	if err != nil {
-		return nil, badConfig("URUNNER_CONF_SIGNATURE_*: %v", err)
+		return nil, badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT (with _ISSUER and _SUBJECT): %v", err)
 	}
 	return p, nil
+}
+
+// keyFiles expands the directories among paths into the files they hold
+// (a mounted Secret: every key a file), skipping hidden entries such as
+// the ..data links Kubernetes adds.
+func keyFiles(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, err
+		}
+		n := len(out)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			f := filepath.Join(p, e.Name())
+			if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+				out = append(out, f)
+			}
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("directory %s holds no key file", p)
+		}
+	}
+	return out, nil
 }
 
 // platforms splits URUNNER_CONF_PLATFORMS.

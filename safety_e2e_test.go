@@ -215,7 +215,16 @@ func TestOnlySignedDigestsRestart(t *testing.T) {
 	}
 	run("generate-key-pair", "--output-key-prefix", "cosign")
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_SIGNATURE_KEYS", filepath.Join(dir, "cosign.pub"))
+	// The key as the chart mounts it: a Secret's directory, whose hidden
+	// ..data entries are not keys.
+	keys := filepath.Join(dir, "keys")
+	if err := os.MkdirAll(filepath.Join(keys, "..2026_11_29"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "cosign.pub"), filepath.Join(keys, "cosign.pub")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("URUNNER_CONF_SIGNATURE_KEYS", keys)
 	sign := func(digest string) {
 		run("sign", "--yes", "--key", filepath.Join(dir, "cosign.key"), "--allow-http-registry",
 			"--tlog-upload=false", "--use-signing-config=false", g.image("team/app@"+digest))
