@@ -11,7 +11,6 @@ import (
 
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
-	"github.com/urunner/urunner/state"
 )
 
 // patchWorkers bounds concurrent PATCHes; client-go's QPS limiter is the
@@ -31,8 +30,9 @@ type acted struct {
 	before     []kube.Workload
 	generation []int64
 	// rolloutFailed says why a restarted workload's verified rollout
-	// failed ("" when it did not).
+	// failed ("" when it did not); rolledOut is true once it completed.
 	rolloutFailed []string
+	rolledOut     []bool
 
 	mu       sync.Mutex
 	failures []failure
@@ -44,9 +44,9 @@ type acted struct {
 // undone. Once the run is stopped, no new PATCH starts; those in flight are
 // seen through, since cut off mid-answer they would be applied but not
 // remembered.
-func (a *app) act(ctx context.Context, f *found, p *plan, mem state.State) *acted {
+func (a *app) act(ctx context.Context, f *found, p *plan) *acted {
 	n := len(f.workloads)
-	done := &acted{restarted: make([]bool, n), before: make([]kube.Workload, n), generation: make([]int64, n), rolloutFailed: make([]string, n)}
+	done := &acted{restarted: make([]bool, n), before: make([]kube.Workload, n), generation: make([]int64, n), rolloutFailed: make([]string, n), rolledOut: make([]bool, n)}
 	var (
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, patchWorkers)
@@ -70,7 +70,7 @@ func (a *app) act(ctx context.Context, f *found, p *plan, mem state.State) *acte
 			defer func() { <-sem }()
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 			defer cancel()
-			a.restart(pctx, f, i, d, mem, at, done)
+			a.restart(pctx, f, i, d, p.run, at, done, p.changes)
 		})
 	}
 	wg.Wait()
@@ -78,20 +78,20 @@ func (a *app) act(ctx context.Context, f *found, p *plan, mem state.State) *acte
 }
 
 // restart carries out one decision, deciding again after each conflict.
-func (a *app) restart(ctx context.Context, f *found, i int, d *policy.Decision, mem state.State, at time.Time, done *acted) {
+func (a *app) restart(ctx context.Context, f *found, i int, d *policy.Decision, run *policy.Run, at time.Time, done *acted, changes map[string]string) {
 	w := f.workloads[i]
 	for attempt := 0; ; attempt++ {
 		gen, err := a.kube.Restart(ctx, w.kube, kube.Restart{At: at, Records: recordsOf(d), Pins: d.Pins(a.settings)})
 		if err == nil {
 			done.restarted[i], done.before[i], done.generation[i] = true, w.kube, gen
-			a.restarted(w, d)
+			a.restarted(w, d, changes)
 			return
 		}
 		if errors.Is(err, kube.ErrConflict) && attempt < conflictRetries {
 			fresh, gerr := a.kube.Get(ctx, w.kube.Kind, w.kube.Namespace, w.kube.Name)
 			if gerr == nil {
 				w = a.rewatch(f, i, fresh)
-				*d = policy.Decide(a.settings, &w.policy, f.lookup, mem, a.now())
+				*d = run.Decide(&w.policy)
 				if d.Action == policy.Restart {
 					continue
 				}
@@ -139,10 +139,13 @@ func recordsOf(d *policy.Decision) map[string]string {
 }
 
 // restarted logs a restart, once per moved container, and queues its Event.
-func (a *app) restarted(w *watched, d *policy.Decision) {
+func (a *app) restarted(w *watched, d *policy.Decision, changes map[string]string) {
 	for _, c := range d.Moves() {
-		a.log.Info("restarted", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
-			"container", c.Name, "image", c.Ref, "from", c.From, "to", c.To)
+		attrs := []any{"namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "container", c.Name, "image", c.Ref, "from", c.From, "to", c.To}
+		if ch := changes[c.Ref+"@"+c.From+"@"+c.To]; ch != "" {
+			attrs = append(attrs, "change", ch)
+		}
+		a.log.Info("restarted", attrs...)
 	}
 	if w.kube.OnDelete {
 		a.log.Warn("patched, but its OnDelete update strategy restarts nothing until its pods are deleted", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name)
@@ -151,5 +154,5 @@ func (a *app) restarted(w *watched, d *policy.Decision) {
 		a.log.Warn(advice, "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
 			"annotations", kube.RestartedAtAnnotation+","+kube.RestartedForAnnotation)
 	}
-	a.restartEvent(w, d)
+	a.restartEvent(w, d, changes)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
+	"github.com/urunner/urunner/signature"
 )
 
 // Config is urunner's whole configuration, read from the environment. The
@@ -73,6 +75,13 @@ type Config struct {
 	FirstRun            string        `envconfig:"URUNNER_CONF_FIRST_RUN" default:"baseline" desc:"first sight of a workload: baseline (record only) or converge (restart it when its ready pods run another digest; needs URUNNER_CONF_RUNNING_PODS)"`
 	Platforms           string        `envconfig:"URUNNER_CONF_PLATFORMS" desc:"platform-aware restarts: the platforms your nodes run, e.g. linux/amd64,linux/arm64; a moved multi-platform index restarts only if one of their manifests moved (one GET of the index)"`
 	RestartMode         string        `envconfig:"URUNNER_CONF_RESTART_MODE" default:"annotation" desc:"annotation (set kubectl.kubernetes.io/restartedAt) or pin (set the container image to tag@digest, for nodes that must pull deterministically)"`
+	Soak                time.Duration `envconfig:"URUNNER_CONF_SOAK" default:"0s" desc:"a new digest restarts nothing until its tag has pointed at it this long (annotation urunner.io/soak on a workload or namespace overrides); a tag moved again meanwhile retracts it"`
+	Approval            string        `envconfig:"URUNNER_CONF_APPROVAL" default:"auto" desc:"auto (restart), approve (restart only digests a person approved: annotation urunner.io/approve=<digest prefix> on the workload or its namespace) or notify (never restart; report and notify)"`
+	SignatureKeys       string        `envconfig:"URUNNER_CONF_SIGNATURE_KEYS" desc:"restart only onto digests signed (cosign) by one of these public keys: PEM files or directories of them (a mounted Secret), comma-separated"`
+	SignatureRoot       string        `envconfig:"URUNNER_CONF_SIGNATURE_TRUSTED_ROOT" desc:"keyless signatures: a sigstore trusted_root.json (with URUNNER_CONF_SIGNATURE_ISSUER and _SUBJECT)"`
+	SignatureIssuer     string        `envconfig:"URUNNER_CONF_SIGNATURE_ISSUER" desc:"keyless signatures: the OIDC issuer allowed to vouch for signers"`
+	SignatureSubject    string        `envconfig:"URUNNER_CONF_SIGNATURE_SUBJECT" desc:"keyless signatures: the signer's identity (email or workflow URI), a regular expression (anchor it with ^ and $)"`
+	ChangeContext       bool          `envconfig:"URUNNER_CONF_CHANGE_CONTEXT" default:"true" desc:"say what a restart changes (the images' revision, version and source labels, a compare link): one manifest GET, and at most one config GET, per digest a restart moves from or to; never in a steady state"`
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
 	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"100" desc:"Kubernetes API burst"`
@@ -162,6 +171,17 @@ func (c *Config) validate() error {
 	if c.Cooldown < 0 {
 		return badConfig("URUNNER_CONF_COOLDOWN: must not be negative")
 	}
+	if c.Soak < 0 {
+		return badConfig("URUNNER_CONF_SOAK: must not be negative")
+	}
+	switch c.Approval {
+	case "auto", "approve", "notify":
+	default:
+		return badConfig("URUNNER_CONF_APPROVAL: want auto, approve or notify, got %q", c.Approval)
+	}
+	if (c.SignatureRoot == "") != (c.SignatureIssuer == "" && c.SignatureSubject == "") {
+		return badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: keyless signatures need the trusted root and an identity (URUNNER_CONF_SIGNATURE_ISSUER, URUNNER_CONF_SIGNATURE_SUBJECT) together")
+	}
 	switch c.GitOps {
 	case "warn", "skip", "ignore":
 	default:
@@ -226,6 +246,11 @@ func (c *Config) hostConfigs() ([]registry.HostConfig, error) {
 		}
 		if !c.Verify {
 			hc.TLSVerify = new(false)
+		}
+		host := strings.TrimPrefix(strings.TrimPrefix(c.Registry, "https://"), "http://")
+		hc.Advice = registry.TLSAdvice{
+			PlainHTTP: fmt.Sprintf("set URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH=http://%s, or URUNNER_CONF_DOCKER_API_VERIFY=false to try TLS first and then HTTP (as Docker does for an insecure registry)", host),
+			Untrusted: "set URUNNER_CONF_DOCKER_API_VERIFY=false to skip verification for this registry only, or list it in URUNNER_CONF_REGISTRIES_FILE with caFile: (the CA bundle that signed its certificate)",
 		}
 		switch c.RegistryType {
 		case "harbor":
@@ -363,7 +388,71 @@ func (c *Config) settings() policy.Settings {
 		Cooldown:    c.Cooldown,
 		Window:      win,
 		MaxRestarts: c.MaxRestarts,
+		Soak:        c.Soak,
+		Approval:    c.Approval,
+
+		RequireSignature: c.SignatureKeys != "" || c.SignatureRoot != "",
 	}
+}
+
+// signaturePolicy loads the signature policy, nil when none is configured.
+func (c *Config) signaturePolicy() (*signature.Policy, error) {
+	if c.SignatureKeys == "" && c.SignatureRoot == "" {
+		return nil, nil
+	}
+	keys, err := keyFiles(splitList(c.SignatureKeys))
+	if err != nil {
+		return nil, badConfig("URUNNER_CONF_SIGNATURE_KEYS: %v", err)
+	}
+	for _, k := range keys {
+		if _, err := signature.LoadPolicy(signature.Config{KeyFiles: []string{k}}); err != nil {
+			return nil, badConfig("URUNNER_CONF_SIGNATURE_KEYS: %v", err)
+		}
+	}
+	sc := signature.Config{KeyFiles: keys, TrustedRootFile: c.SignatureRoot}
+	if c.SignatureRoot != "" {
+		sc.Identities = []signature.Identity{{Issuer: c.SignatureIssuer, SubjectRegexp: c.SignatureSubject}}
+	}
+	p, err := signature.LoadPolicy(sc)
+	if err != nil {
+		return nil, badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT (with _ISSUER and _SUBJECT): %v", err)
+	}
+	return p, nil
+}
+
+// keyFiles expands the directories among paths into the files they hold
+// (a mounted Secret: every key a file), skipping hidden entries such as
+// the ..data links Kubernetes adds.
+func keyFiles(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, err
+		}
+		n := len(out)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			f := filepath.Join(p, e.Name())
+			if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+				out = append(out, f)
+			}
+		}
+		if len(out) == n {
+			return nil, fmt.Errorf("directory %s holds no key file", p)
+		}
+	}
+	return out, nil
 }
 
 // platforms splits URUNNER_CONF_PLATFORMS.

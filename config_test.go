@@ -27,6 +27,9 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 		{"qps", "URUNNER_CONF_KUBE_QPS", "fast", `URUNNER_CONF_KUBE_QPS: want a number, got "fast"`},
 		{"state configmap", "URUNNER_CONF_STATE_CONFIGMAP", "", `URUNNER_CONF_STATE_CONFIGMAP: must not be empty`},
 		{"user without password", "URUNNER_SECR_HARBOR_USER", "robot", `a user needs a password`},
+		{"missing signature key", "URUNNER_CONF_SIGNATURE_KEYS", "/nonexistent/cosign.pub", `URUNNER_CONF_SIGNATURE_KEYS: stat /nonexistent/cosign.pub: no such file or directory`},
+		{"signature key that is no key", "URUNNER_CONF_SIGNATURE_KEYS", "testdata/not-a-key/notes.txt", `URUNNER_CONF_SIGNATURE_KEYS: signature key file testdata/not-a-key/notes.txt: no PEM block`},
+		{"signature key directory without keys", "URUNNER_CONF_SIGNATURE_KEYS", "testdata/no-keys", `URUNNER_CONF_SIGNATURE_KEYS: directory testdata/no-keys holds no key file`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGround(t, testground.RegistryOptions{})

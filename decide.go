@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/urunner/urunner/notify"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/state"
@@ -14,17 +15,23 @@ import (
 // plan is the decision on every watched workload, in the order of
 // found.workloads.
 type plan struct {
+	run       *policy.Run
 	decisions []*policy.Decision
+	// changes say what each restart's moves change, by ref@from@to.
+	changes map[string]string
 	// capped is how many restarts the cap held (0 when it did not apply).
 	capped int
 }
 
 // decide applies the policy to every workload, then the cap to the run.
 func (a *app) decide(f *found, mem state.State, o *outcome) *plan {
-	now := a.now()
-	p := &plan{}
-	for _, w := range f.workloads {
-		d := policy.Decide(a.settings, &w.policy, f.lookup, mem, now)
+	ws := make([]*policy.Workload, len(f.workloads))
+	for i, w := range f.workloads {
+		ws[i] = &w.policy
+	}
+	p := &plan{run: &policy.Run{Settings: a.settings, Results: f.lookup, Mem: mem, Now: a.now(), Fleet: policy.NewFleet(ws)}}
+	for _, w := range ws {
+		d := p.run.Decide(w)
 		p.decisions = append(p.decisions, &d)
 	}
 	p.capped = policy.Cap(p.decisions, a.cfg.MaxRestarts)
@@ -49,8 +56,9 @@ func (a *app) logLookups(f *found, o *outcome) {
 		}
 		o.lookupFailures++
 		host, _, _ := strings.Cut(l.Ref, "/")
+		var tlsErr *registry.TLSSettingError
 		switch {
-		case errors.Is(r.Err, registry.ErrHostFailed):
+		case errors.Is(r.Err, registry.ErrHostFailed), errors.As(r.Err, &tlsErr):
 			// The host's one error line is already logged.
 			a.log.Debug("lookup skipped", "image", l.Ref, "error", r.Err)
 		case errors.Is(r.Err, registry.ErrRateLimited) && rateLimited[host]:
@@ -69,8 +77,20 @@ func (a *app) logLookups(f *found, o *outcome) {
 // counts what the decisions say.
 func (a *app) logDecisions(f *found, p *plan, o *outcome) {
 	o.namespaces, o.workloads = len(f.scope.Namespaces), len(f.workloads)
+	refused := map[string]bool{} // ref@digest whose signature failed
 	for i, d := range p.decisions {
 		w := f.workloads[i]
+		for _, c := range d.Moves() {
+			if sig := c.Result.Signature; sig != nil && !sig.Verified && !refused[c.Ref+"@"+c.To] {
+				refused[c.Ref+"@"+c.To] = true
+				o.signatureFailures++
+				why := sig.Reason
+				if sig.Err != nil {
+					why = "could not be checked: " + sig.Err.Error()
+				}
+				o.failure(failure{Image: c.Ref, Error: "signature of " + c.To + ": " + why})
+			}
+		}
 		for _, c := range d.Containers {
 			switch c.Verdict {
 			case policy.Baseline:
@@ -97,6 +117,13 @@ func (a *app) logDecisions(f *found, p *plan, o *outcome) {
 		if d.Action == policy.Hold {
 			o.held++
 			a.log.Info("restart deferred: "+d.Reason, "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name)
+			for _, c := range d.Moves() {
+				if p.run.Mem.Refs[c.Ref].Digest != c.To {
+					// A digest first seen this run: told once, not every run it waits.
+					o.waiting = append(o.waiting, notify.Restart{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name,
+						Container: c.Name, Image: c.Ref, From: c.From, To: c.To, Pending: d.Reason})
+				}
+			}
 		}
 	}
 }

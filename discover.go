@@ -120,11 +120,11 @@ func (a *app) scope(ctx context.Context, mem state.State, f *found) (kube.Scope,
 	if nss, _ := a.cfg.namespaces(); len(nss) > 0 {
 		return kube.Scope{Namespaces: nss, PerNamespace: true}, nil
 	}
-	nss, err := a.kube.EnabledNamespaces(ctx)
+	nss, annotations, err := a.kube.EnabledNamespaces(ctx)
 	if err != nil {
 		return kube.Scope{}, err
 	}
-	s := kube.Scope{Namespaces: nss}
+	s := kube.Scope{Namespaces: nss, Annotations: annotations}
 	switch a.cfg.ListScope {
 	case "namespace":
 		s.PerNamespace = true
@@ -158,10 +158,24 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 	w := &watched{kube: kw, policy: policy.Workload{
 		Kind: kw.Kind, Namespace: kw.Namespace, Name: kw.Name, Created: kw.Created,
 		Paused: kw.Paused, OnDelete: kw.OnDelete, GitOps: kw.GitOps, Annotations: kw.Annotations,
+		NamespaceAnnotations: f.scope.Annotations[kw.Namespace], Healthy: kw.Healthy,
 		RestartedFor: records(kw.RestartedFor),
 	}}
 	if t, err := time.Parse(time.RFC3339, kw.RestartedAt); err == nil {
 		w.policy.RestartedAt = t
+	}
+	ring, ok := kw.Ring, kw.Ring != ""
+	if !ok {
+		ring, ok = w.policy.NamespaceAnnotations[policy.RingAnnotation]
+	}
+	if ok {
+		n, err := policy.ParseRing(ring)
+		if err != nil {
+			// A typo must not put a workload first: it waits for the last ring.
+			a.log.Warn("ring ignored: "+err.Error()+"; the workload goes last", "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name)
+			n = 99
+		}
+		w.policy.Ring = n
 	}
 	if why := policy.Watched(a.settings, &w.policy); why != "" {
 		a.log.Debug("left alone: "+why, "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name)

@@ -72,10 +72,14 @@ func (a *app) flushEvents(ctx context.Context) {
 // restartEvent queues the one Event of a restarted workload: Normal, or a
 // Warning when a moved container's pull policy may keep the old image, or
 // when its OnDelete strategy restarts nothing yet (one Event per restart).
-func (a *app) restartEvent(w *watched, d *policy.Decision) {
+func (a *app) restartEvent(w *watched, d *policy.Decision, changes map[string]string) {
 	var msgs, risky []string
 	for _, c := range d.Moves() {
-		msgs = append(msgs, fmt.Sprintf("container %s image %s: %s → %s", c.Name, c.Ref, c.From, c.To))
+		m := fmt.Sprintf("container %s image %s: %s → %s", c.Name, c.Ref, c.From, c.To)
+		if ch := changes[c.Ref+"@"+c.From+"@"+c.To]; ch != "" {
+			m += " (" + ch + ")"
+		}
+		msgs = append(msgs, m)
 		if c.Risky != "" {
 			risky = append(risky, fmt.Sprintf("%s (%s)", c.Name, c.Risky))
 		}
@@ -106,6 +110,17 @@ func (a *app) decisionEvents(f *found, p *plan) {
 	for i, d := range p.decisions {
 		w := f.workloads[i]
 		var skipped, keys []string
+		for _, c := range d.Moves() {
+			if sig := c.Result.Signature; sig != nil && !sig.Verified && n < maxWarningEvents {
+				n++
+				why := sig.Reason
+				if sig.Err != nil {
+					why = "could not be checked: " + sig.Err.Error()
+				}
+				a.queueEvent(w.kube, corev1.EventTypeWarning, kube.ReasonSignature,
+					fmt.Sprintf("not restarted by urunner: container %s image %s: %s: %s", c.Name, c.Ref, c.To, why), c.To+"\x00"+why)
+			}
+		}
 		for _, c := range d.Containers {
 			switch {
 			case c.Verdict == policy.LookupFailed:

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/urunner/urunner/e2e/testground"
@@ -267,7 +268,11 @@ func (g *ground) believesIn(st state.State, ns, name, container string) string {
 
 func (g *ground) believesKindIn(st state.State, kind, ns, name, container string) string {
 	g.t.Helper()
-	kw, err := kube.New(g.cs).Get(g.t.Context(), kind, ns, name)
+	dc, err := dynamic.NewForConfig(cluster.AdminConfig())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	kw, err := kube.New(g.cs).WithDynamic(dc).Get(g.t.Context(), kind, ns, name)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -4,7 +4,8 @@ package main
 // urunner (pushes, a tag moved back, workloads added, deleted, switched to
 // another tag or pinned by hand, holds, registry faults, a conflicting
 // write between urunner's read and its patch, a run that dies before it
-// saves, failed rollouts, runs restricted to one pushed reference), with
+// saves, failed rollouts, runs restricted to one pushed reference, soaks,
+// rings, approvals), with
 // runs in between, on the real test ground. After every run, what the
 // cluster and the state show is checked against a small reference model of
 // the README's rules ("How it decides"), which keeps, per container, what
@@ -14,7 +15,11 @@ package main
 //
 //	go test -run 'TestModel/seed=7$' -model.seeds 7 -model.steps 400 .
 //
-// make test runs two seeds of 100 steps; longer searches take more:
+// Seeds differ in configuration: even seeds pin and cap restarts at 3, odd
+// ones verify rollouts, roll failed ones back and put workloads in rings;
+// seeds 3, 7, 11, … restart only approved digests; every third lists
+// cluster-wide. make test runs three seeds of 100 steps; longer searches
+// take more:
 //
 //	go test -run TestModel -model.seeds 1,2,3,4,5,6,7,8 -model.steps 1000 -timeout 2h .
 
@@ -44,7 +49,7 @@ import (
 
 var (
 	modelSteps = flag.Int("model.steps", 100, "operations per seed of the model-based test")
-	modelSeeds = flag.String("model.seeds", "1,2", "seeds of the model-based test, comma-separated")
+	modelSeeds = flag.String("model.seeds", "1,2,3", "seeds of the model-based test, comma-separated")
 )
 
 func TestModelBasedSequences(t *testing.T) {
@@ -77,6 +82,7 @@ type world struct {
 	seed uint64
 
 	pin, verify bool
+	approve     bool // URUNNER_CONF_APPROVAL=approve
 	maxRestarts int
 	namespaces  map[string]string // group (a, b, c) → namespace
 
@@ -84,16 +90,20 @@ type world struct {
 	tag   map[string]string
 	seeds map[string][]string
 	// what urunner must remember, as of the last saved run
-	runs       int               // runs that saved their state
-	stored     map[string]string // ref → digest
-	lastOK     map[string]int    // ref → the saved run that looked it up successfully
-	base       map[string]string // ref → what its workloads run by default
-	quarantine map[string]string // ref → quarantined digest
+	runs       int                        // runs that saved their state
+	stored     map[string]string          // ref → digest
+	lastOK     map[string]int             // ref → the saved run that looked it up successfully
+	base       map[string]string          // ref → what its workloads run by default
+	quarantine map[string]string          // ref → quarantined digest
+	healthy    map[string][]int           // ref → the rings healthy on its digest, when it has two
+	nsApproved map[string]map[string]bool // group → digests its namespace approves
 	workloads  []*mw
 
-	n       int // names
-	steps   []string
-	lastRun time.Time
+	n        int // names
+	steps    []string
+	restarts int            // restarts the model predicted and the cluster showed
+	heldBy   map[string]int // decisions held, by each hold that applied
+	lastRun  time.Time
 }
 
 // mw is a workload of the model.
@@ -101,6 +111,9 @@ type mw struct {
 	ns, group, name          string
 	created                  int // w.runs when it was created
 	paused, window, cooldown bool
+	soak                     bool // urunner.io/soak: 1h, longer than any sequence
+	ring                     int
+	approved                 map[string]bool // digests its annotation approves
 	fragile, deleted         bool
 	restartedAt              bool // its template has a restartedAt
 	cs                       []*mc
@@ -127,6 +140,11 @@ func newWorld(t *testing.T, seed uint64) *world {
 		pin: seed%2 == 0, verify: seed%2 == 1,
 		namespaces: map[string]string{}, tag: map[string]string{}, seeds: map[string][]string{},
 		stored: map[string]string{}, lastOK: map[string]int{}, base: map[string]string{}, quarantine: map[string]string{},
+		healthy: map[string][]int{}, nsApproved: map[string]map[string]bool{},
+		approve: seed%4 == 3, heldBy: map[string]int{},
+	}
+	if w.approve {
+		t.Setenv("URUNNER_CONF_APPROVAL", "approve")
 	}
 	if w.pin {
 		w.maxRestarts = 3
@@ -144,7 +162,10 @@ func newWorld(t *testing.T, seed uint64) *world {
 		t.Setenv("URUNNER_CONF_LIST_SCOPE", "namespace")
 	}
 	t.Setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
-	t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "2s")
+	// Generous: olareg checks a bcrypt password on every request, and the
+	// test shares the machine; a lookup timing out is not a modelled fault
+	// (the failure matrix tests hanging registries).
+	t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "30s")
 	t.Setenv("URUNNER_CONF_LOG_LEVEL", "INFO")
 	for _, grp := range []string{"a", "b", "c"} {
 		ns := g.namespace(true)
@@ -217,6 +238,7 @@ func (w *world) play(steps int) {
 		{22, w.opPush}, {6, w.opMoveBack}, {10, w.opAdd}, {4, w.opDelete}, {6, w.opSetImage},
 		{2, w.opPinByHand}, {9, w.opHold}, {22, func() bool { return w.run(armed{}) }},
 		{7, w.opFaultRun}, {5, w.opConflictRun}, {3, w.opCrashRun}, {4, w.opRestrictedRun},
+		{16, w.opApprove},
 	}
 	total := 0
 	for _, o := range ops {
@@ -234,10 +256,37 @@ func (w *world) play(steps int) {
 	if !w.t.Failed() {
 		w.run(armed{})
 	}
+	kinds := map[string]int{}
+	for _, st := range w.steps {
+		f := strings.Fields(st)
+		k := f[1]
+		if k == "run" && len(f) > 2 && f[2] != "with" {
+			k += " " + f[2]
+		}
+		kinds[k]++
+	}
+	w.t.Logf("seed %d: %d steps %v; %d saved runs, %d restarts; moves held by %v", w.seed, len(w.steps), kinds, w.runs, w.restarts, w.heldBy)
+}
+
+// followedRef picks, three times in four, a tag a live workload follows:
+// pushes nobody follows move nothing.
+func (w *world) followedRef() string {
+	var followed []string
+	for _, x := range w.live() {
+		for _, c := range x.cs {
+			if c.ref != "" && x.group != "c" {
+				followed = append(followed, c.ref)
+			}
+		}
+	}
+	if len(followed) == 0 || w.pick(4) == 0 {
+		return w.refs()[w.pick(6)]
+	}
+	return followed[w.pick(len(followed))]
 }
 
 func (w *world) opPush() bool {
-	ref := w.refs()[w.pick(6)]
+	ref := w.followedRef()
 	seed := fmt.Sprintf("s%d", len(w.steps)+1)
 	w.pushSeed(ref, seed)
 	w.step("push %s (%s)", w.repoTag(ref), short(w.tag[ref]))
@@ -245,7 +294,7 @@ func (w *world) opPush() bool {
 }
 
 func (w *world) opMoveBack() bool {
-	ref := w.refs()[w.pick(6)]
+	ref := w.followedRef()
 	old := w.seeds[ref]
 	if len(old) < 2 {
 		return false
@@ -266,7 +315,7 @@ func (w *world) opAdd() bool {
 		time.Sleep(1100*time.Millisecond - d)
 	}
 	groups := []string{"a", "a", "b", "b", "c"}
-	x := &mw{group: groups[w.pick(len(groups))], created: w.runs}
+	x := &mw{group: groups[w.pick(len(groups))], created: w.runs, approved: map[string]bool{}}
 	x.ns = w.namespaces[x.group]
 	w.n++
 	x.name = fmt.Sprintf("w%d", w.n)
@@ -277,6 +326,9 @@ func (w *world) opAdd() bool {
 		}
 	}
 	x.fragile = w.verify && fragiles == 0 && w.pick(4) == 0
+	if w.verify {
+		x.ring = w.pick(2)
+	}
 	for i := range 1 + w.pick(2) {
 		ref := w.refs()[w.pick(6)]
 		x.cs = append(x.cs, &mc{name: fmt.Sprintf("c%d", i), ref: ref, image: ref, lazy: true, used: map[string]bool{ref: true}})
@@ -291,6 +343,9 @@ func (w *world) opAdd() bool {
 				Spec:       corev1.PodSpec{ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}},
 			},
 		},
+	}
+	if x.ring > 0 {
+		d.Labels = map[string]string{kube.RingKey: strconv.Itoa(x.ring)}
 	}
 	if x.fragile {
 		// No kubelet runs here: one replica never becomes available, so
@@ -308,7 +363,7 @@ func (w *world) opAdd() bool {
 	for _, c := range x.cs {
 		imgs = append(imgs, w.repoTag(c.ref))
 	}
-	w.step("add %s/%s %v fragile=%v", x.group, x.name, imgs, x.fragile)
+	w.step("add %s/%s %v fragile=%v ring=%d", x.group, x.name, imgs, x.fragile, x.ring)
 	return true
 }
 
@@ -415,7 +470,7 @@ func (w *world) opHold() bool {
 	}
 	ctx := w.t.Context()
 	var patch string
-	switch w.pick(3) {
+	switch w.pick(4) {
 	case 0:
 		x.paused = !x.paused
 		patch = fmt.Sprintf(`{"spec":{"paused":%v}}`, x.paused)
@@ -427,28 +482,97 @@ func (w *world) opHold() bool {
 			v = strconv.Quote(fmt.Sprintf("%02d:00-%02d:30 UTC", h, h))
 		}
 		patch = fmt.Sprintf(`{"metadata":{"annotations":{%q:%s}}}`, policy.WindowAnnotation, v)
-	default:
+	case 2:
 		x.cooldown = !x.cooldown
 		v := "null"
 		if x.cooldown {
 			v = `"1h"`
 		}
 		patch = fmt.Sprintf(`{"metadata":{"annotations":{%q:%s}}}`, policy.CooldownAnnotation, v)
+	default:
+		x.soak = !x.soak
+		v := "null"
+		if x.soak {
+			v = `"1h"`
+		}
+		patch = fmt.Sprintf(`{"metadata":{"annotations":{%q:%s}}}`, policy.SoakAnnotation, v)
 	}
 	if _, err := w.g.cs.AppsV1().Deployments(x.ns).Patch(ctx, x.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		w.t.Fatal(err)
 	}
-	w.step("hold %s/%s paused=%v window=%v cooldown=%v", x.group, x.name, x.paused, x.window, x.cooldown)
+	w.step("hold %s/%s paused=%v window=%v cooldown=%v soak=%v", x.group, x.name, x.paused, x.window, x.cooldown, x.soak)
 	return true
 }
 
-func (w *world) opFaultRun() bool {
-	faults := []string{"401", "403", "404", "500", "429", "hang"}
-	a := armed{fault: faults[w.pick(len(faults))], faultRef: w.refs()[w.pick(6)]}
-	if a.fault == "hang" && w.pick(3) != 0 {
-		a.fault = "404" // a hang costs the registry timeout: keep it rare
+// opApprove approves, in approve mode, the digest one of a workload's tags
+// points at now, on the workload or on its namespace.
+func (w *world) opApprove() bool {
+	x := w.anyWorkload()
+	if !w.approve || x == nil {
+		return false
 	}
-	return w.run(a)
+	// Mostly a digest a container waits for; sometimes one it runs.
+	var c *mc
+	for _, y := range x.cs {
+		if y.ref != "" && (c == nil || w.believe(x, y) != w.tag[y.ref]) {
+			c = y
+		}
+	}
+	if c == nil {
+		return false
+	}
+	d := w.tag[c.ref]
+	ctx := w.t.Context()
+	approved, where := x.approved, "workload"
+	if w.pick(3) == 0 {
+		if w.nsApproved[x.group] == nil {
+			w.nsApproved[x.group] = map[string]bool{}
+		}
+		approved, where = w.nsApproved[x.group], "namespace"
+	}
+	approved[d] = true
+	var prefixes []string
+	for _, dg := range slices.Sorted(maps.Keys(approved)) {
+		prefixes = append(prefixes, short(dg))
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, policy.ApproveAnnotation, strings.Join(prefixes, ","))
+	var err error
+	if where == "namespace" {
+		_, err = w.g.cs.CoreV1().Namespaces().Patch(ctx, x.ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	} else {
+		_, err = w.g.cs.AppsV1().Deployments(x.ns).Patch(ctx, x.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.step("approve %s on %s of %s/%s", short(d), where, x.group, x.name)
+	return true
+}
+
+// settle waits until the controller has seen every workload's template:
+// a workload's health at the listing (rings) is then known, not a race.
+// Fragile workloads never become healthy.
+func (w *world) settle(x *mw) error {
+	if !w.verify || x.fragile {
+		return nil
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		d, err := w.g.cs.AppsV1().Deployments(x.ns).Get(w.t.Context(), x.name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if d.Status.ObservedGeneration >= d.Generation {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: the controller did not see generation %d", x.name, d.Generation)
+		}
+	}
+}
+
+func (w *world) opFaultRun() bool {
+	faults := []string{"401", "403", "404", "500", "429"}
+	return w.run(armed{fault: faults[w.pick(len(faults))], faultRef: w.refs()[w.pick(6)]})
 }
 
 func (w *world) opConflictRun() bool {
@@ -516,6 +640,11 @@ func (w *world) run(a armed) bool {
 	} else {
 		w.step("run %s", a)
 	}
+	for _, x := range w.live() {
+		if err := w.settle(x); err != nil {
+			w.t.Fatal(err)
+		}
+	}
 	g.reg.ResetRequests()
 	g.reg.SetFault(w.registryFault(a))
 	var once sync.Once
@@ -554,8 +683,6 @@ func (w *world) registryFault(a armed) func(http.ResponseWriter, *http.Request) 
 			return false
 		}
 		switch a.fault {
-		case "hang":
-			<-r.Context().Done()
 		case "429":
 			rw.Header().Set("Retry-After", "3600")
 			rw.WriteHeader(http.StatusTooManyRequests)
@@ -580,6 +707,9 @@ func (w *world) conflictingWrite(a armed) {
 	}
 	if _, err := w.g.cs.AppsV1().Deployments(x.ns).Patch(w.t.Context(), x.name, pt, []byte(patch), metav1.PatchOptions{}); err != nil {
 		w.t.Error(err)
+	}
+	if err := w.settle(x); err != nil {
+		w.t.Error(err) // on urunner's goroutine: no Fatal
 	}
 	*a.fired = true
 }
@@ -626,7 +756,26 @@ type decision struct {
 	failed  map[*mc]bool
 }
 
-func (w *world) decide(x *mw, made map[[2]string]lookup) decision {
+// fleet is, per reference, the rings of the listed workloads following it.
+type fleet map[string]map[int]bool
+
+func (w *world) fleet() fleet {
+	f := fleet{}
+	for _, x := range w.live() {
+		for _, c := range x.cs {
+			if c.ref == "" {
+				continue
+			}
+			if f[c.ref] == nil {
+				f[c.ref] = map[int]bool{}
+			}
+			f[c.ref][x.ring] = true
+		}
+	}
+	return f
+}
+
+func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 	d := decision{x: x, moves: map[*mc]string{}, from: map[*mc]string{}, decided: map[*mc]string{}, failed: map[*mc]bool{}}
 	for _, c := range x.cs {
 		if c.ref == "" {
@@ -649,11 +798,22 @@ func (w *world) decide(x *mw, made map[[2]string]lookup) decision {
 	if len(d.moves) == 0 {
 		return d
 	}
-	quarantined := false
+	w.heldBy["(moves)"]++
+	holds := map[string]bool{"paused": x.paused, "cooldown": x.cooldown && x.restartedAt, "window": x.window, "soak": x.soak}
 	for c, to := range d.moves {
-		quarantined = quarantined || w.quarantine[c.ref] == to
+		holds["quarantine"] = holds["quarantine"] || w.quarantine[c.ref] == to
+		// approve mode: each digest approved, on the workload or its namespace
+		holds["approval"] = holds["approval"] || w.approve && !x.approved[to] && !w.nsApproved[x.group][to]
+		// ring 1 follows ring 0 once ring 0 ran the digest healthily
+		holds["ring"] = holds["ring"] || x.ring == 1 && rings[c.ref][0] && !(w.stored[c.ref] == to && slices.Contains(w.healthy[c.ref], 0))
 	}
-	d.restart = !x.paused && !quarantined && !(x.cooldown && x.restartedAt) && !x.window
+	d.restart = true
+	for why, held := range holds {
+		if held {
+			d.restart = false
+			w.heldBy[why]++
+		}
+	}
 	return d
 }
 
@@ -676,8 +836,9 @@ func (w *world) predict(a armed) int {
 	}
 	var decs []decision
 	restarts := 0
+	rings := w.fleet()
 	for _, x := range listed {
-		d := w.decide(x, made)
+		d := w.decide(x, made, rings)
 		decs = append(decs, d)
 		if d.restart {
 			restarts++
@@ -686,6 +847,9 @@ func (w *world) predict(a armed) int {
 	if w.maxRestarts > 0 && restarts > w.maxRestarts {
 		exit = 1
 		for i := range decs {
+			if decs[i].restart {
+				w.heldBy["cap"]++
+			}
 			decs[i].restart = false
 		}
 	}
@@ -700,7 +864,7 @@ func (w *world) predict(a armed) int {
 		}
 		if *a.fired && a.conflictEdit == "set image" {
 			w.switchTo(d.x, a.conflictContainer, a.conflictRef)
-			decs[i] = w.decide(d.x, made)
+			decs[i] = w.decide(d.x, made, rings)
 		}
 	}
 	// act: one patch per restart; the records are the workload's own.
@@ -725,6 +889,7 @@ func (w *world) predict(a armed) int {
 			}
 		}
 		d.x.restartedAt = true
+		w.restarts++
 		if w.verify && d.x.fragile {
 			// Its rollout fails; rolled back to what it ran before, its
 			// new digest quarantined.
@@ -757,6 +922,7 @@ func (w *world) predict(a armed) int {
 				delete(w.lastOK, ref)
 				delete(w.base, ref)
 				delete(w.quarantine, ref)
+				delete(w.healthy, ref)
 			}
 		}
 	}
@@ -773,6 +939,7 @@ func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine ma
 		}
 	}
 	type entry struct {
+		x               *mw
 		c               *mc
 		after, recorded string
 	}
@@ -793,7 +960,7 @@ func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine ma
 			if ref, dg, found := strings.Cut(c.record, "@"); found && ref == c.ref {
 				recorded = dg
 			}
-			entries[c.ref] = append(entries[c.ref], entry{c, after, recorded})
+			entries[c.ref] = append(entries[c.ref], entry{d.x, c, after, recorded})
 		}
 	}
 	for ref, digest := range ok {
@@ -823,6 +990,22 @@ func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine ma
 		}
 		if q, failed := quarantine[ref]; failed && q == digest {
 			w.quarantine[ref] = q
+		}
+		// Rings, while its containers are in two: a ring is healthy when
+		// all of them run the digest and their rollout is complete (a
+		// fragile workload's never is; the others' is, once settled).
+		ringOK := map[int]bool{}
+		for _, e := range entries[ref] {
+			was, seen := ringOK[e.x.ring]
+			ringOK[e.x.ring] = (was || !seen) && e.after == digest && !e.x.fragile
+		}
+		w.healthy[ref] = nil
+		if len(ringOK) > 1 {
+			for _, ring := range slices.Sorted(maps.Keys(ringOK)) {
+				if ringOK[ring] {
+					w.healthy[ref] = append(w.healthy[ref], ring)
+				}
+			}
 		}
 	}
 }
@@ -881,6 +1064,9 @@ func (w *world) check(o result, exit int) {
 		}
 		if !slices.Equal(q, want) {
 			t.Errorf("step %d: %s quarantines %v, the model says %v", len(w.steps), w.repoTag(ref), q, want)
+		}
+		if got := slices.Sorted(maps.Keys(st.Refs[ref].Rings)); !slices.Equal(got, w.healthy[ref]) {
+			t.Errorf("step %d: %s has rings %v healthy on %s, the model says %v", len(w.steps), w.repoTag(ref), got, short(d), w.healthy[ref])
 		}
 	}
 	// Pull-secret credentials are used only for their own namespace's images.

@@ -155,7 +155,7 @@ func TestRunningReadsTheDigestsReadyPodsReport(t *testing.T) {
 	g.kubeletReports(g.waitActivePods(elsewhere, "web", 1, 1)[0], corev1.PodRunning, true, map[string]string{"app": id("team/app", twin)})
 
 	var workloads []kube.Workload
-	if _, err := kube.New(g.cs).List(t.Context(), kube.Scope{Namespaces: []string{ns}}, kube.Kinds(), func(w kube.Workload) {
+	if _, err := kube.New(g.cs).List(t.Context(), kube.Scope{Namespaces: []string{ns}}, []string{"Deployment", "StatefulSet", "DaemonSet"}, func(w kube.Workload) {
 		workloads = append(workloads, w)
 	}); err != nil {
 		t.Fatal(err)

@@ -3,8 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/urunner/urunner/kube"
 
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/state"
@@ -20,12 +25,12 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 	if a.cfg.VerifyRollout {
 		a.verifyRollouts(ctx, f, done, o)
 	}
-	l := policy.NewLedger(snap.State, o.start, f.listedAt)
+	l := policy.NewLedger(a.settings, snap.State, o.start, f.listedAt)
 	for pl, r := range f.results {
 		l.Observe(pl, r)
 	}
 	for i, d := range p.decisions {
-		l.Record(d, done.restarted[i])
+		l.Record(d, done.restarted[i], done.rolledOut[i])
 		if msg := done.rolloutFailed[i]; msg != "" {
 			w := f.workloads[i].kube
 			where := fmt.Sprintf("rollout failed in %s/%s/%s: %s", w.Namespace, strings.ToLower(w.Kind), w.Name, msg)
@@ -38,6 +43,8 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 		}
 	}
 	next := l.Next(f.listing)
+	a.retracted(f, l.Retracted(), o)
+	o.rings = ringsReached(p.run.Fleet, next)
 	if !f.countedAt.IsZero() {
 		next.Workloads, next.CountedAt = f.cluster, f.countedAt
 	}
@@ -54,4 +61,38 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 	}
 	a.flushEvents(ctx)
 	return err
+}
+
+// retracted tells of each digest a tag left while it soaked: the log, the
+// report, and an Event on each workload that waited for it (at most
+// maxWarningEvents).
+func (a *app) retracted(f *found, rs []policy.Retraction, o *outcome) {
+	events := 0
+	for _, r := range rs {
+		a.log.Warn("retracted: the tag moved again while its digest soaked; that digest restarted nothing",
+			"image", r.Ref, "retracted", r.From, "first_seen", r.Seen.UTC().Format(time.RFC3339), "now", r.To)
+		o.retractions = append(o.retractions, retraction{Image: r.Ref, From: r.From, To: r.To, FirstSeen: r.Seen.UTC()})
+		for _, w := range f.workloads {
+			if events == maxWarningEvents || !slices.ContainsFunc(w.policy.Containers, func(c policy.Container) bool { return c.Ref == r.Ref }) {
+				continue
+			}
+			events++
+			a.queueEvent(w.kube, corev1.EventTypeNormal, kube.ReasonRetracted,
+				fmt.Sprintf("image %s: %s was retracted while it soaked (first seen %s); the tag now points at %s",
+					r.Ref, short(r.From), r.Seen.UTC().Format(time.RFC3339), short(r.To)), r.Ref+"\x00"+r.From)
+		}
+	}
+}
+
+// ringsReached says, for each reference followed in more than one ring,
+// how far its digest has rolled through them.
+func ringsReached(fleet *policy.Fleet, st state.State) []ringProgress {
+	var out []ringProgress
+	for _, k := range st.Keys() {
+		r := st.Refs[k]
+		if reached, of := fleet.Reached(k, r); of > 1 {
+			out = append(out, ringProgress{Image: k, Digest: r.Digest, Reached: reached, Rings: of})
+		}
+	}
+	return out
 }

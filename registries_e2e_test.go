@@ -93,8 +93,8 @@ func TestTLSVerificationIsPerHostAndExplicit(t *testing.T) {
 	g.deploy(ns, "web", g.image("team/app:latest"))
 
 	o := g.run()
-	if o.code != 1 || !strings.Contains(o.logs, "certificate") {
-		t.Errorf("a registry with an unknown CA: exit %d, want 1 and a certificate error:\n%s", o.code, o.logs)
+	if o.code != 1 || !strings.Contains(o.logs, "certificate") || !strings.Contains(o.logs, "set URUNNER_CONF_DOCKER_API_VERIFY=false") {
+		t.Errorf("a registry with an unknown CA: exit %d, want 1 and a certificate error naming the setting:\n%s", o.code, o.logs)
 	}
 	if g.stateBytes() != nil && remembered(g.stored()) != 0 {
 		t.Error("a lookup over unverified TLS was recorded")
@@ -131,5 +131,43 @@ func TestLowRateLimitBudgetIsWarnedAbout(t *testing.T) {
 	o := g.mustRun()
 	if n := strings.Count(o.logs, "registry rate limit running low"); n != 1 || !strings.Contains(o.logs, "remaining=7") || !strings.Contains(o.logs, "window=21600s") {
 		t.Errorf("%d low-budget warnings, want 1 with remaining=7 and window=21600s:\n%s", n, o.logs)
+	}
+}
+
+// A registry named without a scheme that speaks only plain HTTP: with TLS
+// verification on, the run fails saying which setting to change and
+// records nothing; with it off, urunner talks HTTP to it as Docker does for
+// an insecure registry, and says so.
+func TestARegistryWithoutSchemeThatSpeaksOnlyHTTP(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"ci": "secret"}})
+	t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", g.reg.Host)
+	t.Setenv("URUNNER_SECR_REGISTRY_USER", "ci")
+	t.Setenv("URUNNER_SECR_REGISTRY_PASS", "secret")
+	g.push("team/app:latest", "v1")
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/app:latest"))
+
+	o := g.run()
+	want := "set URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH=http://" + g.reg.Host
+	said := 0
+	for _, line := range strings.Split(o.logs, "\n") {
+		if strings.Contains(line, want) && !strings.Contains(line, " DBG ") {
+			said++
+		}
+	}
+	if o.code != 1 || said != 1 {
+		t.Errorf("exit %d, want 1 and one line (beside debug ones) saying %q:\n%s", o.code, want, o.logs)
+	}
+	if g.stateBytes() != nil && remembered(g.stored()) != 0 {
+		t.Error("a failed lookup was recorded")
+	}
+
+	t.Setenv("URUNNER_CONF_DOCKER_API_VERIFY", "false")
+	o = g.mustRun()
+	if !strings.Contains(o.logs, "does not speak TLS; talking plain HTTP") {
+		t.Errorf("no warning that the registry is spoken to over plain HTTP:\n%s", o.logs)
+	}
+	if remembered(g.stored()) != 1 {
+		t.Error("with verification off, the lookup over plain HTTP did not succeed")
 	}
 }

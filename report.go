@@ -31,11 +31,32 @@ type outcome struct {
 	rolloutsFailed, rolloutsVerified  int
 	namespaceErrors, pullSecretErrors int
 	capped, maxRestarts               int
+	signatureFailures                 int
 	restarts                          []notify.Restart
+	waiting                           []notify.Restart
 	failures                          []notify.Failure
 	rollouts                          []rolloutReport
+	retractions                       []retraction
+	rings                             []ringProgress
 	lastSuccess                       time.Time
 	failing                           []failingImage
+}
+
+// retraction is a digest a tag left while it soaked.
+type retraction struct {
+	Image     string    `json:"image"`
+	From      string    `json:"retracted"`
+	To        string    `json:"now"`
+	FirstSeen time.Time `json:"firstSeen"`
+}
+
+// ringProgress is how far a digest has rolled through the rings following
+// its image: the highest ring running it healthily (-1: none yet).
+type ringProgress struct {
+	Image   string `json:"image"`
+	Digest  string `json:"digest"`
+	Reached int    `json:"reached"`
+	Rings   int    `json:"rings"`
 }
 
 // failingImage is a reference whose lookups have failed since a time.
@@ -60,7 +81,7 @@ func (o *outcome) tally(f *found, p *plan, done *acted) {
 		}
 		for _, c := range d.Moves() {
 			o.restarts = append(o.restarts, notify.Restart{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name,
-				Container: c.Name, Image: c.Ref, From: c.From, To: c.To, Pending: pending})
+				Container: c.Name, Image: c.Ref, From: c.From, To: c.To, Pending: pending, Change: p.changes[c.Ref+"@"+c.From+"@"+c.To]})
 		}
 	}
 	o.restartFailures = len(done.failures)
@@ -80,7 +101,7 @@ func (o *outcome) tally(f *found, p *plan, done *acted) {
 
 // failed counts everything that went wrong.
 func (o *outcome) failed() int {
-	return o.lookupFailures + o.restartFailures + o.rolloutsFailed + o.namespaceErrors + o.pullSecretErrors
+	return o.lookupFailures + o.restartFailures + o.rolloutsFailed + o.namespaceErrors + o.pullSecretErrors + o.signatureFailures
 }
 
 // capErr is the cap's error, nil when it did not apply.
@@ -133,7 +154,7 @@ func (a *app) report(ctx context.Context, o *outcome, err error) int {
 	}
 	notify.New(notify.Options{WebhookURL: a.cfg.WebhookURL, SlackURL: a.cfg.SlackWebhookURL, Log: a.log}).
 		Send(context.WithoutCancel(ctx), notify.Report{
-			Cluster: a.cfg.ClusterName, Restarts: o.restarts, Failures: o.failures,
+			Cluster: a.cfg.ClusterName, Restarts: o.restarts, Waiting: o.waiting, Failures: o.failures,
 			Namespaces: o.namespaces, Workloads: o.workloads, Images: o.images, Baselined: o.baselined,
 			DryRun: o.dryRun, Duration: time.Since(o.start),
 		})
@@ -167,8 +188,11 @@ type runReport struct {
 	LastSuccess      *time.Time       `json:"lastSuccess,omitempty"`
 	Requests         map[string]int   `json:"registryRequests"` // by method, all hosts
 	Restarts         []notify.Restart `json:"restarts"`
+	Waiting          []notify.Restart `json:"waiting,omitempty"`
 	Failures         []notify.Failure `json:"failures"`
 	Rollouts         []rolloutReport  `json:"rollouts,omitempty"`
+	Retractions      []retraction     `json:"retractions,omitempty"`
+	Rings            []ringProgress   `json:"rings,omitempty"`
 	FailingImages    []failingImage   `json:"failingImages,omitempty"`
 	Error            string           `json:"error,omitempty"`
 }
@@ -186,6 +210,7 @@ func (o *outcome) runReport(cluster string, code int, err error, requests map[st
 		RestartFailures: o.restartFailures, CapExceeded: o.capped > 0, RolloutsFailed: o.rolloutsFailed,
 		RolloutsVerified: o.rolloutsVerified, Requests: map[string]int{},
 		Restarts: o.restarts, Failures: o.failures, Rollouts: o.rollouts, FailingImages: o.failing,
+		Retractions: o.retractions, Rings: o.rings, Waiting: o.waiting,
 	}
 	if !o.lastSuccess.IsZero() {
 		ls := o.lastSuccess
@@ -217,6 +242,9 @@ func (r runReport) stored() []byte {
 		r.Failures[i].Error = state.BoundError(r.Failures[i].Error)
 	}
 	r.FailingImages = r.FailingImages[:min(len(r.FailingImages), storedReportItems)]
+	r.Retractions = r.Retractions[:min(len(r.Retractions), storedReportItems)]
+	r.Waiting = r.Waiting[:min(len(r.Waiting), storedReportItems)]
+	r.Rings = r.Rings[:min(len(r.Rings), storedReportItems)]
 	r.Error = state.BoundError(r.Error)
 	b, _ := json.Marshal(r)
 	return b

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
+	"github.com/urunner/urunner/signature"
 	"github.com/urunner/urunner/state"
 )
 
@@ -44,6 +46,64 @@ func (a *app) enrich(ctx context.Context, f *found, mem state.State) {
 	if len(a.settings.Platforms) > 0 {
 		a.addChildren(ctx, f, mem)
 	}
+	if a.signer != nil {
+		a.addSignatures(ctx, f, mem)
+	}
+}
+
+// signatureTimeout bounds reading one digest's signatures.
+const signatureTimeout = 30 * time.Second
+
+// addSignatures verifies, once per moved digest (a digest some container
+// is believed not to run yet), its signatures, with the credentials of a
+// lookup that fetched it. Nothing is verified in a steady state. A
+// verdict never comes from another digest's signatures.
+func (a *app) addSignatures(ctx context.Context, f *found, mem state.State) {
+	type target struct{ ref, digest string }
+	verdicts := map[target]*policy.Signature{}
+	for _, w := range f.workloads {
+		for _, c := range w.policy.Containers {
+			r, ok := f.results[c.Lookup()]
+			if c.Ref == "" || !ok || r.Err != nil {
+				continue
+			}
+			if b := policy.Believed(&w.policy, c, mem); b == "" || b == r.Digest {
+				continue
+			}
+			t := target{c.Ref, r.Digest}
+			if _, done := verdicts[t]; done {
+				continue
+			}
+			verdicts[t] = a.verify(ctx, f.lookups[c.Lookup()], r.Digest)
+		}
+	}
+	for l, r := range f.results {
+		if v, ok := verdicts[target{l.Ref, r.Digest}]; ok && r.Err == nil {
+			r.Signature = v
+			f.results[l] = r
+		}
+	}
+}
+
+func (a *app) verify(ctx context.Context, l registry.Lookup, digest string) *policy.Signature {
+	ctx, cancel := context.WithTimeout(ctx, signatureTimeout)
+	defer cancel()
+	rc, err := a.resolver.Client(ctx, l)
+	if err == nil {
+		var v signature.Verdict
+		if v, err = a.signer.Verify(ctx, rc, l.Ref.SetDigest(digest)); err == nil {
+			reason := v.Reason
+			if v.Verified() {
+				reason = "signed by " + v.By
+				a.log.Info("signature verified", "image", registry.Key(l.Ref), "digest", digest, "by", v.By)
+			} else {
+				a.log.Warn("signature refused; nothing restarts onto this digest", "image", registry.Key(l.Ref), "digest", digest, "reason", v.Reason)
+			}
+			return &policy.Signature{Verified: v.Verified(), Reason: reason}
+		}
+	}
+	a.log.Warn("cannot check the signature; nothing restarts onto this digest this run", "image", registry.Key(l.Ref), "digest", digest, "error", err)
+	return &policy.Signature{Err: err}
 }
 
 // addPods gives each container what its workload's pods run. Without the

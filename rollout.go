@@ -47,10 +47,13 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, done *acted, o *outc
 				rep.Result, rep.Message = "unknown", err.Error()
 				a.log.Warn("rollout not verified", append(attrs, "error", err)...)
 			case res == kube.RolloutComplete:
+				mu.Lock()
+				done.rolledOut[i] = true
+				mu.Unlock()
 				a.log.Info("rollout complete", attrs...)
 				a.queueEvent(w, corev1.EventTypeNormal, "RolloutComplete", "the restart urunner made rolled out: "+msg, "complete")
 			case res == kube.RolloutManual:
-				a.log.Warn("rollout not started: "+msg, attrs...)
+				a.log.Warn("rollout waits for a person: "+msg, attrs...)
 			case res == kube.RolloutFailed:
 				mu.Lock()
 				done.rolloutFailed[i] = msg

@@ -38,7 +38,8 @@ func (a *app) run(ctx context.Context) (*outcome, error) {
 		printPlan(a.out, f, p)
 		return o, nil
 	}
-	done := a.act(ctx, f, p, snap.State)
+	a.describeChanges(ctx, f, p)
+	done := a.act(ctx, f, p)
 	if err := a.record(ctx, snap, f, p, done, o); err != nil {
 		return o, err
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -17,6 +18,7 @@ import (
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
+	"github.com/urunner/urunner/signature"
 	"github.com/urunner/urunner/state"
 	"github.com/urunner/urunner/state/configmaps"
 )
@@ -37,6 +39,7 @@ type app struct {
 	events   *kube.Client // Events, on their own rate limit
 	store    *state.Store
 	resolver *registry.Resolver
+	signer   *signature.Policy // nil without a signature policy
 	clock    *serverClock
 	now      func() time.Time
 
@@ -53,6 +56,10 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 		if h.SkipVerify && !h.PlainHTTP {
 			log.Warn("TLS verification is off for this registry, as configured", "registry", h.Name)
 		}
+	}
+	signer, err := cfg.signaturePolicy()
+	if err != nil {
+		return nil, err
 	}
 	rc, ns, err := kubeConfig(cfg)
 	if err != nil {
@@ -79,6 +86,12 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	// Custom resources (Argo Rollouts) are read as JSON by the dynamic
+	// client, with the same wrappers (server clock, test counters).
+	dyn, err := dynamic.NewForConfig(rest.CopyConfig(rc))
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
 	if cfg.StateNamespace != "" {
 		ns = cfg.StateNamespace
 	}
@@ -98,10 +111,11 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 		settings: cfg.settings(),
 		log:      log,
 		out:      out,
-		kube:     kube.New(cs),
+		kube:     kube.New(cs).WithDynamic(dyn),
 		events:   kube.New(ecs),
 		store:    state.NewStore(configmaps.New(cs), ns, cfg.StateConfigMap),
 		resolver: res,
+		signer:   signer,
 		clock:    clock,
 		now:      time.Now,
 	}, nil

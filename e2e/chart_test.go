@@ -11,14 +11,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/urunner/urunner/e2e/testground"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -114,7 +112,9 @@ func TestChartGoldenRenders(t *testing.T) {
 func TestChartObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 	ctx := t.Context()
 	dc := dynamic.NewForConfigOrDie(cluster.AdminConfig())
-	installCRD(t, dc, filepath.Join(root, ".cache", "crds", "monitoring.coreos.com_prometheusrules.yaml"))
+	if err := testground.InstallCRD(t.Context(), cluster.AdminConfig(), filepath.Join(root, ".cache", "crds", "monitoring.coreos.com_prometheusrules.yaml")); err != nil {
+		t.Fatal(err)
+	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cluster.AdminConfig())))
 	ensureNamespace(t, "urunner")
 	for _, f := range valueFiles(t) {
@@ -222,45 +222,6 @@ func ensureNamespace(t *testing.T, ns string) {
 	}
 	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), namespace(ns, false), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// installCRD applies a CustomResourceDefinition and waits until the API
-// server serves its resource, so that objects of its kind can be applied.
-func installCRD(t *testing.T, dc dynamic.Interface, path string) {
-	t.Helper()
-	doc, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v: run hack/tools.sh crds (make test does)", err)
-	}
-	var crd unstructured.Unstructured
-	if err := yaml.Unmarshal(doc, &crd.Object); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	body, err := crd.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	crds := dc.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	if _, err := crds.Patch(t.Context(), crd.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: "chart-test"}); err != nil {
-		t.Fatalf("apply CRD %s: %v", crd.GetName(), err)
-	}
-	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
-	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
-	plural, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "plural")
-	disco := discovery.NewDiscoveryClientForConfigOrDie(cluster.AdminConfig())
-	for _, v := range versions {
-		gv := group + "/" + v.(map[string]any)["name"].(string)
-		err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-			list, err := disco.ServerResourcesForGroupVersion(gv)
-			if err != nil {
-				return false, nil // not served yet
-			}
-			return slices.ContainsFunc(list.APIResources, func(r metav1.APIResource) bool { return r.Name == plural }), nil
-		})
-		if err != nil {
-			t.Fatalf("%s of CRD %s not served: %v", gv, crd.GetName(), err)
-		}
 	}
 }
 

@@ -26,6 +26,9 @@ PROMETHEUS_VERSION=3.16.0
 # The newest prometheus-operator module the proxy serves; monitoring.coreos.com/v1
 # PrometheusRule has not changed shape since.
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
+# Argo Rollouts' newest release whose module the local Go toolchain accepts
+# (1.10 asks for a newer Go); the Rollout CRD's shape is the same.
+ARGO_ROLLOUTS_VERSION=v1.8.3
 # cosign v3 is the current release: it signs in the sigstore bundle format
 # (an OCI 1.1 referrer) by default and in the older .sig tag format on
 # request, so one binary makes both kinds of signature the tests verify.
@@ -132,21 +135,29 @@ build_cosign() {
 	(cd "$root" && CGO_ENABLED=0 GOBIN="$out" go install -trimpath -ldflags "-s -w" "github.com/sigstore/cosign/v3/cmd/cosign@$COSIGN_VERSION")
 }
 
-# fetch_crds copies the PrometheusRule CRD out of the prometheus-operator
-# module, so that the chart tests install it and the API server validates the
-# rendered PrometheusRule against its real schema. Downloaded outside urunner's
-# module, so urunner's go.mod and go.sum stay untouched. Seconds.
+# fetch_crds copies the CRDs the tests install out of their projects' Go
+# modules: prometheus-operator's PrometheusRule (the chart's alerts are
+# validated against its real schema) and Argo Rollouts' Rollout (urunner
+# restarts Rollouts). Downloaded outside urunner's module, so urunner's
+# go.mod and go.sum stay untouched. Seconds.
 fetch_crds() {
-	local dir="$root/.cache/crds" f=monitoring.coreos.com_prometheusrules.yaml
-	local s; s=$(echo "$PROMETHEUS_OPERATOR_VERSION $f" | stamp /dev/stdin)
+	fetch_crd "github.com/prometheus-operator/prometheus-operator" "$PROMETHEUS_OPERATOR_VERSION" \
+		example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_prometheusrules.yaml
+	fetch_crd "github.com/argoproj/argo-rollouts" "$ARGO_ROLLOUTS_VERSION" manifests/crds/rollout-crd.yaml argoproj.io_rollouts.yaml
+}
+
+# fetch_crd module version path-in-module file
+fetch_crd() {
+	local module="$1" version="$2" path="$3" f="$4" dir="$root/.cache/crds"
+	local s; s=$(echo "$version $f" | stamp /dev/stdin)
 	[[ -f "$dir/$f" && -f "$dir/.$f.stamp" && "$(cat "$dir/.$f.stamp")" == "$s" ]] && return
-	log "fetching the PrometheusRule CRD of prometheus-operator $PROMETHEUS_OPERATOR_VERSION"
+	log "fetching $f from $module $version"
 	local mod
-	mod=$(cd / && GOFLAGS=-mod=mod go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+	mod=$(cd / && GOFLAGS=-mod=mod go mod download -json "$module@$version" |
 		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-	[[ -n "$mod" ]] || { echo "tools: cannot download prometheus-operator $PROMETHEUS_OPERATOR_VERSION" >&2; exit 1; }
+	[[ -n "$mod" ]] || { echo "tools: cannot download $module $version" >&2; exit 1; }
 	mkdir -p "$dir"
-	install -m 0644 "$mod/example/prometheus-operator-crd/$f" "$dir/$f"
+	install -m 0644 "$mod/$path" "$dir/$f"
 	echo "$s" >"$dir/.$f.stamp"
 }
 

@@ -18,6 +18,8 @@ const (
 	ReasonLookupFailed     = "ImageLookupFailed"
 	ReasonPullPolicy       = "ImagePullPolicyMayKeepOldImage"
 	ReasonRestartFailed    = "RestartFailed"
+	ReasonRetracted        = "ImageDigestRetracted"
+	ReasonSignature        = "ImageSignatureRefused"
 	eventSourceComponent   = "urunner"
 	eventReportingInstance = "urunner"
 )
@@ -39,7 +41,7 @@ func (c *Client) Event(ctx context.Context, w Workload, eventType, reason, messa
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: w.Namespace},
 		InvolvedObject: corev1.ObjectReference{
-			APIVersion: "apps/v1", Kind: w.Kind, Namespace: w.Namespace, Name: w.Name,
+			APIVersion: APIVersion(w.Kind), Kind: w.Kind, Namespace: w.Namespace, Name: w.Name,
 			UID: w.UID, ResourceVersion: w.ResourceVersion,
 		},
 		Type:                eventType,

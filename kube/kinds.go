@@ -19,22 +19,30 @@ var ErrUnsupportedKind = errors.New("unsupported workload kind")
 // each listed item to workload, which keeps a small Workload and drops the
 // object.
 type kind struct {
-	name     string // as in the state and the configuration: "Deployment"
-	group    string
-	resource string // "deployments"
-	list     func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error)
-	get      func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error)
-	patch    func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error)
-	workload func(obj runtime.Object) Workload
+	name       string // as in the state and the configuration: "Deployment"
+	group      string
+	apiVersion string // "apps/v1"
+	resource   string // "deployments"
+	list       func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error)
+	get        func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error)
+	patch      func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error)
+	workload   func(obj runtime.Object) Workload
 	// rollout judges an object's rollout as `kubectl rollout status` does:
 	// its state, why, and whether the wait is over.
 	rollout func(obj runtime.Object) (Rollout, string, bool)
+	// restart builds the patch restarting w (restartedFor is the new
+	// restarted-for record, JSON), with w's resourceVersion as a
+	// precondition; rollback the patch undoing it on fresh, the workload
+	// as it is now.
+	restart  func(w Workload, r Restart, restartedFor string) ([]byte, types.PatchType, error)
+	rollback func(before, fresh Workload) ([]byte, types.PatchType, error)
 }
 
 // kinds is the table of workload kinds, in listing order.
 var kinds = []kind{
 	{
-		name: "Deployment", group: "apps", resource: "deployments",
+		name: "Deployment", group: "apps", apiVersion: "apps/v1", resource: "deployments",
+		restart: restartTemplate, rollback: rollbackTemplate,
 		list: func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error) {
 			return c.cs.AppsV1().Deployments(ns).List(ctx, o)
 		},
@@ -54,7 +62,8 @@ var kinds = []kind{
 		rollout: func(obj runtime.Object) (Rollout, string, bool) { return deploymentRollout(obj.(*appsv1.Deployment)) },
 	},
 	{
-		name: "StatefulSet", group: "apps", resource: "statefulsets",
+		name: "StatefulSet", group: "apps", apiVersion: "apps/v1", resource: "statefulsets",
+		restart: restartTemplate, rollback: rollbackTemplate,
 		list: func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error) {
 			return c.cs.AppsV1().StatefulSets(ns).List(ctx, o)
 		},
@@ -74,7 +83,8 @@ var kinds = []kind{
 		rollout: func(obj runtime.Object) (Rollout, string, bool) { return statefulSetRollout(obj.(*appsv1.StatefulSet)) },
 	},
 	{
-		name: "DaemonSet", group: "apps", resource: "daemonsets",
+		name: "DaemonSet", group: "apps", apiVersion: "apps/v1", resource: "daemonsets",
+		restart: restartTemplate, rollback: rollbackTemplate,
 		list: func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error) {
 			return c.cs.AppsV1().DaemonSets(ns).List(ctx, o)
 		},
@@ -93,6 +103,7 @@ var kinds = []kind{
 		},
 		rollout: func(obj runtime.Object) (Rollout, string, bool) { return daemonSetRollout(obj.(*appsv1.DaemonSet)) },
 	},
+	argoRolloutKind,
 }
 
 // patchOptions name urunner as the field manager, so that server-side
@@ -117,6 +128,24 @@ func kindOf(name string) (kind, error) {
 	return kind{}, fmt.Errorf("%s: %w (want one of %s)", name, ErrUnsupportedKind, strings.Join(Kinds(), ", "))
 }
 
+// APIVersion returns the API version of a kind ("apps/v1").
+func APIVersion(kindName string) string {
+	k, err := kindOf(kindName)
+	if err != nil {
+		return "apps/v1"
+	}
+	return k.apiVersion
+}
+
+// Group returns the API group of a kind ("apps"), for RBAC and messages.
+func Group(kindName string) string {
+	k, err := kindOf(kindName)
+	if err != nil {
+		return "apps"
+	}
+	return k.group
+}
+
 // Resource returns the API resource of a kind ("deployments"), for RBAC
 // and messages.
 func Resource(kindName string) string {
@@ -125,4 +154,13 @@ func Resource(kindName string) string {
 		return strings.ToLower(kindName) + "s"
 	}
 	return k.resource
+}
+
+// read is what urunner knows of a listed or fetched object: the workload,
+// and whether its rollout is complete.
+func (k kind) read(obj runtime.Object) Workload {
+	w := k.workload(obj)
+	r, _, done := k.rollout(obj)
+	w.Healthy = done && r == RolloutComplete
+	return w
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,9 +14,11 @@ import (
 	"k8s.io/client-go/tools/pager"
 )
 
-// EnabledNamespaces lists the namespaces labelled urunner=enable.
-func (c *Client) EnabledNamespaces(ctx context.Context) ([]string, error) {
+// EnabledNamespaces lists the namespaces labelled urunner=enable, with
+// their urunner.io/ annotations (defaults for their workloads).
+func (c *Client) EnabledNamespaces(ctx context.Context) ([]string, map[string]map[string]string, error) {
 	var names []string
+	annotations := map[string]map[string]string{}
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return c.cs.CoreV1().Namespaces().List(ctx, opts)
 	})
@@ -24,13 +27,21 @@ func (c *Client) EnabledNamespaces(ctx context.Context) ([]string, error) {
 		ns := obj.(*corev1.Namespace)
 		if ns.DeletionTimestamp == nil {
 			names = append(names, ns.Name)
+			for k, v := range ns.Annotations {
+				if strings.HasPrefix(k, "urunner.io/") {
+					if annotations[ns.Name] == nil {
+						annotations[ns.Name] = map[string]string{}
+					}
+					annotations[ns.Name][k] = v
+				}
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list namespaces labelled %s=%s: %w", Label, LabelEnable, err)
+		return nil, nil, fmt.Errorf("list namespaces labelled %s=%s: %w", Label, LabelEnable, err)
 	}
-	return names, nil
+	return names, annotations, nil
 }
 
 // Count returns how many objects of the given kinds the cluster holds, from
@@ -71,6 +82,9 @@ type Scope struct {
 	// once cluster-wide: the only way with a Role per namespace, and the
 	// cheap way when few namespaces of a large cluster are watched.
 	PerNamespace bool
+	// Annotations are the watched namespaces' urunner.io/ annotations,
+	// when known (cluster mode lists the namespaces).
+	Annotations map[string]map[string]string
 }
 
 // ErrNamespaceMissing is a watched namespace that does not exist.
@@ -208,7 +222,7 @@ func (c *Client) listKind(ctx context.Context, k kind, ns string, each func(Work
 		if m, err := metaOf(obj); err == nil && m.GetDeletionTimestamp() != nil {
 			return nil
 		}
-		each(k.workload(obj))
+		each(k.read(obj))
 		return nil
 	})
 	if err != nil {

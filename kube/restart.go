@@ -61,11 +61,7 @@ func (c *Client) Restart(ctx context.Context, w Workload, r Restart) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	annotations := map[string]any{
-		RestartedAtAnnotation:  r.At.UTC().Format(time.RFC3339),
-		RestartedForAnnotation: string(rf),
-	}
-	patch, pt, err := templatePatch(w, w.ResourceVersion, annotations, r.Pins)
+	patch, pt, err := k.restart(w, r, string(rf))
 	if err != nil {
 		return 0, err
 	}
@@ -81,6 +77,49 @@ func (c *Client) Restart(ctx context.Context, w Workload, r Restart) (int64, err
 		return 0, err
 	}
 	return m.GetGeneration(), nil
+}
+
+// restartTemplate is the restart of a kind whose pod template's annotations
+// roll it: restartedAt and restarted-for in the template, and the pinned
+// images.
+func restartTemplate(w Workload, r Restart, restartedFor string) ([]byte, types.PatchType, error) {
+	annotations := map[string]any{
+		RestartedAtAnnotation:  r.At.UTC().Format(time.RFC3339),
+		RestartedForAnnotation: restartedFor,
+	}
+	return templatePatch(w, w.ResourceVersion, annotations, r.Pins)
+}
+
+// rollbackTemplate restores before's restart annotations and images in
+// the template of fresh, the workload as it is now.
+func rollbackTemplate(before, fresh Workload) ([]byte, types.PatchType, error) {
+	annotations := map[string]any{RestartedAtAnnotation: nil, RestartedForAnnotation: nil}
+	if before.RestartedAt != "" {
+		annotations[RestartedAtAnnotation] = before.RestartedAt
+	}
+	if len(before.RestartedFor) > 0 {
+		b, err := json.Marshal(before.RestartedFor)
+		if err != nil {
+			return nil, "", err
+		}
+		annotations[RestartedForAnnotation] = string(b)
+	}
+	return templatePatch(before, fresh.ResourceVersion, annotations, changedImages(before, fresh))
+}
+
+// changedImages are the images of before's containers that fresh changed.
+func changedImages(before, fresh Workload) map[string]string {
+	images := map[string]string{}
+	now := map[string]string{}
+	for _, c := range fresh.Containers {
+		now[c.Name] = c.Image
+	}
+	for _, c := range before.Containers {
+		if img, ok := now[c.Name]; ok && img != c.Image {
+			images[c.Name] = c.Image
+		}
+	}
+	return images
 }
 
 // templatePatch builds one patch of w's pod template annotations and, when
@@ -133,7 +172,7 @@ func (c *Client) Get(ctx context.Context, kindName, namespace, name string) (Wor
 	if err != nil {
 		return Workload{}, fmt.Errorf("read %s %s/%s: %w", kindName, namespace, name, err)
 	}
-	return k.workload(obj), nil
+	return k.read(obj), nil
 }
 
 // Rollback restores the pod template before, the workload as read before
@@ -150,32 +189,11 @@ func (c *Client) Rollback(ctx context.Context, before Workload, generation int64
 	if fresh.Generation != generation {
 		return fmt.Errorf("roll back %s %s/%s: %w (generation %d, the restart left %d)", before.Kind, before.Namespace, before.Name, ErrChangedSinceRestart, fresh.Generation, generation)
 	}
-	annotations := map[string]any{RestartedAtAnnotation: nil, RestartedForAnnotation: nil}
-	if before.RestartedAt != "" {
-		annotations[RestartedAtAnnotation] = before.RestartedAt
-	}
-	if len(before.RestartedFor) > 0 {
-		b, err := json.Marshal(before.RestartedFor)
-		if err != nil {
-			return err
-		}
-		annotations[RestartedForAnnotation] = string(b)
-	}
-	images := map[string]string{}
-	now := map[string]string{}
-	for _, c := range fresh.Containers {
-		now[c.Name] = c.Image
-	}
-	for _, c := range before.Containers {
-		if img, ok := now[c.Name]; ok && img != c.Image {
-			images[c.Name] = c.Image
-		}
-	}
-	patch, pt, err := templatePatch(before, fresh.ResourceVersion, annotations, images)
+	k, err := kindOf(before.Kind)
 	if err != nil {
 		return err
 	}
-	k, err := kindOf(before.Kind)
+	patch, pt, err := k.rollback(before, fresh)
 	if err != nil {
 		return err
 	}

@@ -19,8 +19,9 @@ const (
 	RolloutFailed
 	// RolloutUnfinished: still rolling when the wait ended (run deadline).
 	RolloutUnfinished
-	// RolloutManual: an OnDelete workload, whose pods take the new template
-	// only when someone deletes them.
+	// RolloutManual: a person takes it from here: an OnDelete workload,
+	// whose pods take the new template only when someone deletes them, or
+	// an Argo Rollout paused at a step until someone promotes it.
 	RolloutManual
 )
 

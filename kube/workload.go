@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -33,6 +34,9 @@ type Container struct {
 	Name  string
 	Image string
 	Init  bool
+	// Index is its position in the template's containers (or init
+	// containers), for patches that address it by position.
+	Index int
 	// PullPolicy as written in the template; "" lets the API server's
 	// default stand (Always for :latest, IfNotPresent otherwise).
 	PullPolicy string
@@ -70,7 +74,19 @@ type Workload struct {
 	GitOps string
 	// Selector selects the workload's pods, as a label selector string.
 	Selector string
+	// Ring is its urunner.io/ring label or annotation, "" for none.
+	Ring string
+	// Healthy is whether its rollout is complete, as `kubectl rollout
+	// status` judges it from the listed object.
+	Healthy bool
+
+	// annotated says the object has metadata annotations at all (a JSON
+	// patch adds to the map or creates it).
+	annotated bool
 }
+
+// RingKey is the label (or annotation) that puts a workload in a ring.
+const RingKey = "urunner.io/ring"
 
 // gitOpsOwner detects Argo CD and Flux from the marks they leave. Argo CD's
 // default label tracking (app.kubernetes.io/instance) cannot be told from
@@ -87,11 +103,19 @@ func gitOpsOwner(meta *metav1.ObjectMeta) string {
 
 // Client reads and patches workloads.
 type Client struct {
-	cs kubernetes.Interface
+	cs  kubernetes.Interface
+	dyn dynamic.Interface // for kinds of other projects (Argo Rollouts)
 }
 
-// New returns a Client using cs.
+// New returns a Client using cs. Kinds defined by custom resources need
+// WithDynamic too.
 func New(cs kubernetes.Interface) *Client { return &Client{cs: cs} }
+
+// WithDynamic gives c the dynamic client custom resources are read with.
+func (c *Client) WithDynamic(d dynamic.Interface) *Client {
+	c.dyn = d
+	return c
+}
 
 // fromTemplate keeps what urunner needs of a workload's metadata and pod
 // template, and nothing else: the object is dropped as soon as it is read.
@@ -125,19 +149,23 @@ func fromTemplate(kind string, meta *metav1.ObjectMeta, tpl *corev1.PodTemplateS
 			ignored[n] = true
 		}
 	}
-	for _, c := range tpl.Spec.InitContainers {
+	for i, c := range tpl.Spec.InitContainers {
 		if !ignored[c.Name] {
-			w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, Init: true, PullPolicy: string(c.ImagePullPolicy)})
+			w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, Init: true, Index: i, PullPolicy: string(c.ImagePullPolicy)})
 		}
 	}
-	for _, c := range tpl.Spec.Containers {
+	for i, c := range tpl.Spec.Containers {
 		if !ignored[c.Name] {
-			w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, PullPolicy: string(c.ImagePullPolicy)})
+			w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, Index: i, PullPolicy: string(c.ImagePullPolicy)})
 		}
 	}
 	// A hand-edited annotation must not stop the run: it is only read as
 	// a record of what urunner did, and an unreadable one records nothing.
 	w.RestartedFor, _ = parseRestartedFor(tpl.Annotations)
+	w.Ring = meta.Labels[RingKey]
+	if v, ok := meta.Annotations[RingKey]; ok {
+		w.Ring = v
+	}
 	return w
 }
 

@@ -29,6 +29,9 @@ type Restart struct {
 	// Pending says why the restart has not rolled anything yet: an
 	// OnDelete workload takes its new template only as its pods are deleted.
 	Pending string `json:"pending,omitempty"`
+	// Change says what the move changed, from the images' own labels:
+	// "revision 3f2a1c4 → 9b7e02d (compare link), version 1.2 → 1.3".
+	Change string `json:"change,omitempty"`
 }
 
 // Failure is one failed lookup or restart. Namespace, Kind and Name are empty
@@ -43,8 +46,11 @@ type Failure struct {
 
 // Report is what a run did.
 type Report struct {
-	Cluster    string // optional name of the cluster, from config
-	Restarts   []Restart
+	Cluster  string // optional name of the cluster, from config
+	Restarts []Restart
+	// Waiting are moves onto digests first seen this run that a hold
+	// keeps waiting (Pending says why: approval, notify mode, soak, …).
+	Waiting    []Restart
 	Failures   []Failure
 	Namespaces int
 	Workloads  int
@@ -150,7 +156,7 @@ func newEndpoint(kind, raw string, encode func(Report) ([]byte, error)) endpoint
 }
 
 // Send posts r to each configured endpoint, concurrently, when r restarted
-// something or had failures and is not a dry run. It returns when every
+// something, has new moves waiting or had failures and is not a dry run. It returns when every
 // endpoint has answered or failed. A failure is logged as one warning per
 // endpoint and is not returned: a notification never fails the run.
 //
@@ -161,6 +167,7 @@ func newEndpoint(kind, raw string, encode func(Report) ([]byte, error)) endpoint
 //	 "restarts":[{"namespace":"shop", "kind":"Deployment", "name":"web",
 //	   "container":"app", "image":"registry.example.com/shop/web:latest",
 //	   "from":"sha256:…", "to":"sha256:…"}],
+//	 "waiting":[{…, "pending":"waiting for approval: kubectl annotate …"}],
 //	 "failures":[{"namespace":"shop", "kind":"Deployment", "name":"api",
 //	   "image":"…", "error":"…"}, {"image":"…", "error":"…"}]}
 //
@@ -172,7 +179,7 @@ func newEndpoint(kind, raw string, encode func(Report) ([]byte, error)) endpoint
 // 5xx or the connection failed; not after a 4xx, nor after a timeout (a hung
 // endpoint would cost the run another whole Timeout).
 func (n *Notifier) Send(ctx context.Context, r Report) {
-	if len(n.endpoints) == 0 || r.DryRun || len(r.Restarts)+len(r.Failures) == 0 {
+	if len(n.endpoints) == 0 || r.DryRun || len(r.Restarts)+len(r.Failures)+len(r.Waiting) == 0 {
 		return
 	}
 	var wg sync.WaitGroup
@@ -281,6 +288,7 @@ type webhookMessage struct {
 	Images          int       `json:"images"`
 	Baselined       int       `json:"baselined"`
 	Restarts        []Restart `json:"restarts"`
+	Waiting         []Restart `json:"waiting,omitempty"`
 	Failures        []Failure `json:"failures"`
 }
 
@@ -296,6 +304,7 @@ func encodeWebhook(r Report) ([]byte, error) {
 		Baselined:       r.Baselined,
 		// Empty lists rather than null, for consumers that iterate.
 		Restarts: append([]Restart{}, r.Restarts...),
+		Waiting:  r.Waiting,
 		Failures: append([]Failure{}, r.Failures...),
 	}
 	return marshal(m)
@@ -328,11 +337,27 @@ func encodeSlack(r Report) ([]byte, error) {
 	if len(r.Restarts) > 0 {
 		lines := []string{"*Restarted*"}
 		for _, x := range r.Restarts[:min(len(r.Restarts), maxListed)] {
-			lines = append(lines, fmt.Sprintf("• %s %s container %s %s: %s → %s",
+			line := fmt.Sprintf("• %s %s container %s %s: %s → %s",
 				esc(x.Kind), code(x.Namespace+"/"+x.Name), code(x.Container), code(clip(x.Image)),
-				code(shortDigest(x.From)), code(shortDigest(x.To))))
+				code(shortDigest(x.From)), code(shortDigest(x.To)))
+			if x.Change != "" {
+				line += " (" + esc(clip(x.Change)) + ")"
+			}
+			lines = append(lines, line)
 		}
 		lines = append(lines, more(len(r.Restarts))...)
+		for _, s := range sections(lines) {
+			section(s)
+		}
+	}
+	if len(r.Waiting) > 0 {
+		lines := []string{"*Waiting*"}
+		for _, x := range r.Waiting[:min(len(r.Waiting), maxListed)] {
+			lines = append(lines, fmt.Sprintf("• %s %s container %s %s: %s → %s: %s",
+				esc(x.Kind), code(x.Namespace+"/"+x.Name), code(x.Container), code(clip(x.Image)),
+				code(shortDigest(x.From)), code(shortDigest(x.To)), esc(clip(x.Pending))))
+		}
+		lines = append(lines, more(len(r.Waiting))...)
 		for _, s := range sections(lines) {
 			section(s)
 		}
@@ -396,6 +421,9 @@ func slackTitle(r Report) string {
 			s += " (" + plural(len(r.Restarts), "container") + ")"
 		}
 		parts = append(parts, s)
+	}
+	if len(r.Waiting) > 0 {
+		parts = append(parts, plural(len(r.Waiting), "move")+" waiting")
 	}
 	if len(r.Failures) > 0 {
 		parts = append(parts, plural(len(r.Failures), "failure"))

@@ -126,26 +126,43 @@ func pinnedImage(c ContainerDecision) string {
 	return img + "@" + c.To
 }
 
-// Decide applies the rules to one workload. results says what the
-// registry answered; mem is what urunner remembers; now is the run's time.
-func Decide(s Settings, w *Workload, results Results, mem state.State, now time.Time) Decision {
+// Run is what one run decides with: the settings, the registry's answers,
+// what urunner remembers, the run's time, and the fleet (what every listed
+// workload says, for the rules that look across workloads).
+type Run struct {
+	Settings Settings
+	Results  Results
+	Mem      state.State
+	Now      time.Time
+	Fleet    *Fleet
+}
+
+// Decide applies the rules to one workload.
+func (r *Run) Decide(w *Workload) Decision {
 	d := Decision{Workload: w}
-	if why := Watched(s, w); why != "" {
+	if why := Watched(r.Settings, w); why != "" {
 		d.Ignored = why
 		return d
 	}
 	for _, c := range w.Containers {
-		d.Containers = append(d.Containers, decideContainer(s, w, c, results, mem))
+		d.Containers = append(d.Containers, decideContainer(r.Settings, w, c, r.Results, r.Mem))
 	}
 	if len(d.Moves()) == 0 {
 		return d
 	}
-	if reason := holdReason(Due{Settings: s, Workload: w, Moves: d.Moves(), Mem: mem, Now: now}); reason != "" {
+	if reason := holdReason(Due{Run: r, Workload: w, Moves: d.Moves()}); reason != "" {
 		d.Action, d.Reason = Hold, reason
 		return d
 	}
 	d.Action = Restart
 	return d
+}
+
+// Decide applies the rules to one workload, with no fleet: the rules that
+// look across workloads (rings) see only w.
+func Decide(s Settings, w *Workload, results Results, mem state.State, now time.Time) Decision {
+	r := &Run{Settings: s, Results: results, Mem: mem, Now: now, Fleet: NewFleet([]*Workload{w})}
+	return r.Decide(w)
 }
 
 func decideContainer(s Settings, w *Workload, c Container, results Results, mem state.State) ContainerDecision {

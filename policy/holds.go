@@ -4,18 +4,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/urunner/urunner/state"
 )
 
-// Due is what a hold looks at: a workload with moves due, and what urunner
-// knows besides.
+// Due is what a hold looks at: a workload with moves due, and the run.
 type Due struct {
-	Settings Settings
+	*Run
 	Workload *Workload
 	Moves    []ContainerDecision
-	Mem      state.State
-	Now      time.Time
 }
 
 // A HoldRule is a reason a due restart may not happen now. Each is a small
@@ -30,8 +25,12 @@ type HoldRule struct {
 var Holds = []HoldRule{
 	{"paused", func(d Due) string { return paused(d.Settings, d.Workload, d.Now) }},
 	{"quarantine", quarantined},
+	{"signature", unsigned},
+	{"soak", soaking},
+	{"ring", ringGate},
 	{"cooldown", func(d Due) string { return cooldown(d.Settings, d.Workload, d.Now) }},
 	{"window", func(d Due) string { return window(d.Settings, d.Workload, d.Now) }},
+	{"approval", unapproved},
 }
 
 func holdReason(d Due) string {

@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/urunner/urunner/state"
 )
 
 func TestHolds(t *testing.T) {
@@ -39,7 +42,7 @@ func TestHolds(t *testing.T) {
 			workload(restarted(now), func(w *Workload) { w.Paused = true }), "paused; the restart waits until it resumes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := holdReason(Due{Settings: tc.settings, Workload: tc.workload, Now: now}); got != tc.want {
+			if got := holdReason(Due{Run: &Run{Settings: tc.settings, Now: now}, Workload: tc.workload}); got != tc.want {
 				t.Errorf("hold = %q, want %q", got, tc.want)
 			}
 		})
@@ -90,5 +93,98 @@ func TestGitOpsAdviceOnlyWarnsForManagedWorkloads(t *testing.T) {
 	}
 	if got := GitOpsAdvice(Settings{GitOps: "warn"}, workload()); got != "" {
 		t.Errorf("advice for an unmanaged workload: %q", got)
+	}
+}
+
+func TestSafetyHolds(t *testing.T) {
+	nightly, err := ParseWindow("Mon-Fri 22:00-06:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := func(ref, to string) []ContainerDecision {
+		return []ContainerDecision{{Container: Container{Name: "app", Ref: ref}, Verdict: Moved, To: to}}
+	}
+	seenAt := func(at time.Time) state.State {
+		return state.State{Refs: map[string]state.Ref{app: {Digest: dB, Seen: at, Checked: at}}}
+	}
+	signed := func(v bool, reason string, err error) []ContainerDecision {
+		m := moved(app, dB)
+		m[0].Result.Signature = &Signature{Verified: v, Reason: reason, Err: err}
+		return m
+	}
+	ns := func(k, v string) func(*Workload) {
+		return func(w *Workload) { w.NamespaceAnnotations = map[string]string{k: v} }
+	}
+	ringed := func(n int) func(*Workload) { return func(w *Workload) { w.Ring = n } }
+	quarantined := func(digest string) state.State {
+		return state.State{Refs: map[string]state.Ref{app: {Digest: digest, Seen: now.Add(-2 * time.Hour), Checked: now,
+			Quarantine: map[string]string{digest: "rollout failed in shop/web"}}}}
+	}
+	fleet := NewFleet([]*Workload{workload(ringed(0)), workload(ringed(1)), workload(ringed(3))})
+	healthySince := func(ring int, at time.Time) state.State {
+		return state.State{Refs: map[string]state.Ref{app: {Digest: dB, Seen: now.Add(-2 * time.Hour), Checked: at, Rings: map[int]time.Time{ring: at}}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		settings Settings
+		workload *Workload
+		mem      state.State
+		fleet    *Fleet
+		moves    []ContainerDecision
+		want     string
+	}{
+		{"a digest seen this run soaks", Settings{Soak: time.Hour}, workload(), state.State{}, nil, moved(app, dB),
+			"soaking: bbbbbbbbbbbb first seen at 2026-11-25T12:00:00Z, restarts once unchanged for 1h0m0s (at 2026-11-25T13:00:00Z)"},
+		{"a digest seen long enough ago restarts", Settings{Soak: time.Hour}, workload(), seenAt(now.Add(-2 * time.Hour)), nil, moved(app, dB), ""},
+		{"the namespace's soak overrides the setting", Settings{Soak: time.Hour}, workload(ns(SoakAnnotation, "10m")), seenAt(now.Add(-20 * time.Minute)), nil, moved(app, dB), ""},
+		{"the workload's soak overrides its namespace's", Settings{}, workload(ns(SoakAnnotation, "10m"), annotated(SoakAnnotation, "1h")), seenAt(now.Add(-20 * time.Minute)), nil, moved(app, dB),
+			"soaking: bbbbbbbbbbbb first seen at 2026-11-25T11:40:00Z, restarts once unchanged for 1h0m0s (at 2026-11-25T12:40:00Z)"},
+		{"a malformed soak holds", Settings{}, workload(annotated(SoakAnnotation, "a while")), state.State{}, nil, moved(app, dB),
+			`annotation urunner.io/soak="a while" is not a duration`},
+		{"a verified signature lets it restart", Settings{RequireSignature: true}, workload(), state.State{}, nil, signed(true, "key cosign.pub", nil), ""},
+		{"an unsigned digest is refused", Settings{RequireSignature: true}, workload(), state.State{}, nil, signed(false, "no cosign signature found for the digest", nil),
+			"bbbbbbbbbbbb refused by the signature policy: no cosign signature found for the digest"},
+		{"a signature that cannot be read never passes", Settings{RequireSignature: true}, workload(), state.State{}, nil, signed(false, "", errors.New("registry unreachable")),
+			"bbbbbbbbbbbb: signature could not be checked: registry unreachable"},
+		{"ring 0 goes first", Settings{}, workload(ringed(0)), state.State{}, fleet, moved(app, dB), ""},
+		{"ring 1 waits for ring 0", Settings{}, workload(ringed(1)), seenAt(now), fleet, moved(app, dB), "ring 1: waits for ring 0 to run bbbbbbbbbbbb healthily"},
+		{"ring 1 follows ring 0 once it has run healthily for the soak", Settings{Soak: 30 * time.Minute}, workload(ringed(1)), healthySince(0, now.Add(-time.Hour)), fleet, moved(app, dB), ""},
+		{"ring 1 waits for ring 0's soak", Settings{Soak: 30 * time.Minute}, workload(ringed(1)), healthySince(0, now.Add(-10*time.Minute)), fleet, moved(app, dB),
+			"ring 1: ring 0 runs bbbbbbbbbbbb healthily since 2026-11-25T11:50:00Z, waits until 2026-11-25T12:20:00Z"},
+		{"an empty ring is skipped: ring 3 waits for ring 1", Settings{}, workload(ringed(3)), healthySince(0, now), fleet, moved(app, dB), "ring 3: waits for ring 1 to run bbbbbbbbbbbb healthily"},
+		{"notify mode never restarts", Settings{Approval: "notify"}, workload(), state.State{}, nil, moved(app, dB),
+			"notify mode (URUNNER_CONF_APPROVAL=notify): urunner tells, a person restarts"},
+		{"approve mode waits, saying how to approve", Settings{Approval: "approve"}, workload(), state.State{}, nil, moved(app, dB),
+			"waiting for approval: kubectl annotate deployment/web -n shop urunner.io/approve=bbbbbbbbbbbb --overwrite"},
+		{"approve mode restarts what the workload approves", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "sha256:bbbbbbb")), state.State{}, nil, moved(app, dB), ""},
+		{"approve mode restarts what the namespace approves", Settings{Approval: "approve"}, workload(ns(ApproveAnnotation, "aaaaaaa,bbbbbbbbbb")), state.State{}, nil, moved(app, dB), ""},
+		{"a prefix shorter than 7 approves nothing", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "bbb")), state.State{}, nil, moved(app, dB),
+			"waiting for approval: kubectl annotate deployment/web -n shop urunner.io/approve=bbbbbbbbbbbb --overwrite"},
+		// Where gates meet: the first that holds is the reason given.
+		{"an approval does not lift a quarantine", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "bbbbbbb")), quarantined(dB), nil, moved(app, dB),
+			"bbbbbbbbbbbb is quarantined: rollout failed in shop/web (annotate a workload urunner.io/lift-quarantine=bbbbbbbbbbbb to lift it)"},
+		{"an approved digest still waits for the window", Settings{Approval: "approve", Window: nightly}, workload(annotated(ApproveAnnotation, "bbbbbbb")), state.State{}, nil, moved(app, dB),
+			`outside the maintenance window "Mon-Fri 22:00-06:00"`},
+		{"an approved digest still soaks", Settings{Approval: "approve", Soak: time.Hour}, workload(annotated(ApproveAnnotation, "bbbbbbb")), state.State{}, nil, moved(app, dB),
+			"soaking: bbbbbbbbbbbb first seen at 2026-11-25T12:00:00Z, restarts once unchanged for 1h0m0s (at 2026-11-25T13:00:00Z)"},
+		{"a soaked digest is still refused unsigned", Settings{RequireSignature: true, Soak: time.Hour}, workload(), seenAt(now.Add(-2 * time.Hour)), nil, signed(false, "no cosign signature found for the digest", nil),
+			"bbbbbbbbbbbb refused by the signature policy: no cosign signature found for the digest"},
+		{"a ring that may go still waits for its window", Settings{Window: nightly}, workload(ringed(1)), healthySince(0, now.Add(-time.Hour)), fleet, moved(app, dB),
+			`outside the maintenance window "Mon-Fri 22:00-06:00"`},
+		{"ring 1 never follows a quarantined digest, even with ring 0 healthy on it", Settings{}, workload(ringed(1)), func() state.State {
+			st := healthySince(0, now.Add(-time.Hour))
+			r := st.Refs[app]
+			r.Quarantine = map[string]string{dB: "rollout failed in shop/web"}
+			st.Refs[app] = r
+			return st
+		}(), fleet, moved(app, dB), "bbbbbbbbbbbb is quarantined: rollout failed in shop/web (annotate a workload urunner.io/lift-quarantine=bbbbbbbbbbbb to lift it)"},
+		{"the lift annotation lets it restart", Settings{}, workload(annotated(LiftQuarantineAnnotation, "bbbbbbbbbb")), quarantined(dB), nil, moved(app, dB), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := holdReason(Due{Run: &Run{Settings: tc.settings, Mem: tc.mem, Now: now, Fleet: tc.fleet}, Workload: tc.workload, Moves: tc.moves})
+			if got != tc.want {
+				t.Errorf("hold = %q\nwant   %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -14,10 +14,20 @@ import (
 // urunner remembers next (see Next). It is the only writer of the state's
 // contents.
 type Ledger struct {
-	prev   state.State
-	now    time.Time // the run's clock: when a digest was first seen
-	listed time.Time // the API server's clock when the workloads were listed
-	refs   map[string]*refLedger
+	settings  Settings
+	prev      state.State
+	now       time.Time // the run's clock: when a digest was first seen
+	listed    time.Time // the API server's clock when the workloads were listed
+	refs      map[string]*refLedger
+	retracted []Retraction
+}
+
+// Retraction is a digest a tag pointed at while it soaked, never restarted
+// onto, that the tag left again: a push corrected before it reached anyone.
+type Retraction struct {
+	Ref, From, To string
+	// Seen is when urunner first saw the tag point at From.
+	Seen time.Time
 }
 
 type refLedger struct {
@@ -37,13 +47,19 @@ type refLedger struct {
 
 type entry struct {
 	key, after, annotated string
+	ring                  int
+	healthy               bool
+	soak                  time.Duration
 }
 
-// NewLedger starts the ledger of a run that read prev, runs at now and
-// listed the workloads at listed (the API server's time).
-func NewLedger(prev state.State, now, listed time.Time) *Ledger {
-	return &Ledger{prev: prev, now: now, listed: listed, refs: map[string]*refLedger{}}
+// NewLedger starts the ledger of a run with settings s that read prev,
+// runs at now and listed the workloads at listed (the API server's time).
+func NewLedger(s Settings, prev state.State, now, listed time.Time) *Ledger {
+	return &Ledger{settings: s, prev: prev, now: now, listed: listed, refs: map[string]*refLedger{}}
 }
+
+// Retracted returns the digests Next found retracted.
+func (l *Ledger) Retracted() []Retraction { return l.retracted }
 
 func (l *Ledger) ref(r string) *refLedger {
 	rl := l.refs[r]
@@ -68,8 +84,10 @@ func (l *Ledger) Observe(lk Lookup, r Result) {
 
 // Record adds what a decision leaves each of its containers running, once
 // carried out: restarted says whether the workload's restart was patched
-// (or found done by another run).
-func (l *Ledger) Record(d *Decision, restarted bool) {
+// (or found done by another run), rolledOut whether its verified rollout
+// then completed (a restarted workload is healthy on its new digest only
+// then).
+func (l *Ledger) Record(d *Decision, restarted, rolledOut bool) {
 	after := d.After(restarted)
 	for _, c := range d.Containers {
 		if c.Verdict == Untracked || c.Verdict == NotLookedUp {
@@ -80,7 +98,8 @@ func (l *Ledger) Record(d *Decision, restarted bool) {
 			annotated = c.To
 		}
 		rl := l.ref(c.Ref)
-		rl.entries = append(rl.entries, entry{containerKey(d.Workload, c.Container), after[c.Name], annotated})
+		soak, _ := soakOf(l.settings, d.Workload)
+		rl.entries = append(rl.entries, entry{containerKey(d.Workload, c.Container), after[c.Name], annotated, d.Workload.Ring, d.Workload.Healthy && !restarted || rolledOut, soak})
 		if v := d.Workload.Annotations[LiftQuarantineAnnotation]; v != "" {
 			rl.lifts = append(rl.lifts, v)
 		}
@@ -136,14 +155,14 @@ func (l *Ledger) Next(ls Listing) state.State {
 	}
 	for k, rl := range l.refs {
 		prev, had := l.prev.Refs[k]
-		if n, keep := l.nextRef(prev, had, rl, ls); keep {
+		if n, keep := l.nextRef(k, prev, had, rl, ls); keep {
 			next.Refs[k] = n
 		}
 	}
 	return next
 }
 
-func (l *Ledger) nextRef(prev state.Ref, had bool, rl *refLedger, ls Listing) (state.Ref, bool) {
+func (l *Ledger) nextRef(ref string, prev state.Ref, had bool, rl *refLedger, ls Listing) (state.Ref, bool) {
 	if !rl.ok {
 		if rl.err == nil {
 			return prev, had // only decided containers, nothing looked up
@@ -156,6 +175,7 @@ func (l *Ledger) nextRef(prev state.Ref, had bool, rl *refLedger, ls Listing) (s
 		n.Quarantine = quarantine(prev, rl, n.Digest)
 		return n, true
 	}
+	l.retraction(ref, prev, rl)
 	n := state.Ref{Digest: rl.digest, Seen: prev.Seen, Checked: l.listed}
 	if prev.Digest != rl.digest || n.Seen.IsZero() || n.Seen.After(l.now) {
 		n.Seen = l.now
@@ -167,7 +187,55 @@ func (l *Ledger) nextRef(prev state.Ref, had bool, rl *refLedger, ls Listing) (s
 	n.Except = l.exceptions(prev, rl, n.BaseDigest(), ls)
 	n.Children = children(prev, rl, n)
 	n.Quarantine = quarantine(prev, rl, n.Digest)
+	n.Rings = l.rings(prev, rl, n.Digest)
 	return n, true
+}
+
+// retraction notes a digest that soaked and was left: the tag pointed at
+// it (and no workload ran it) and now points elsewhere, within the longest
+// soak of the reference's workloads.
+func (l *Ledger) retraction(ref string, prev state.Ref, rl *refLedger) {
+	if prev.Digest == "" || prev.Digest == rl.digest || prev.Digest == prev.BaseDigest() {
+		return
+	}
+	var soak time.Duration
+	for _, e := range rl.entries {
+		if e.after == prev.Digest || e.annotated == prev.Digest {
+			return // it reached a workload: not retracted, moved on
+		}
+		soak = max(soak, e.soak)
+	}
+	if soak > 0 && l.now.Sub(prev.Seen) < soak {
+		l.retracted = append(l.retracted, Retraction{Ref: ref, From: prev.Digest, To: rl.digest, Seen: prev.Seen})
+	}
+}
+
+// rings records, while a reference's workloads are in more than one ring,
+// since when each ring's workloads have all run the digest healthily.
+func (l *Ledger) rings(prev state.Ref, rl *refLedger, digest string) map[int]time.Time {
+	members := map[int]bool{} // ring → all healthy on the digest
+	for _, e := range rl.entries {
+		ok, seen := members[e.ring]
+		members[e.ring] = (ok || !seen) && e.after == digest && e.healthy
+	}
+	if len(members) < 2 {
+		return nil
+	}
+	out := map[int]time.Time{}
+	for ring, healthy := range members {
+		if !healthy {
+			continue
+		}
+		since, had := prev.Rings[ring]
+		if !had || prev.Digest != digest || since.After(l.now) {
+			since = l.now
+		}
+		out[ring] = since
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // quarantine keeps the quarantine of the tag's current digest only (a tag

@@ -20,7 +20,7 @@ func named(name string, mods ...func(*Workload)) *Workload {
 // when its decision says Restart (unless failed names it).
 func ran(t *testing.T, s Settings, mem state.State, results Results, ls Listing, failed map[string]bool, ws ...*Workload) state.State {
 	t.Helper()
-	l := NewLedger(mem, now, listedNow)
+	l := NewLedger(s, mem, now, listedNow)
 	seen := map[Lookup]bool{}
 	for _, w := range ws {
 		for _, c := range w.Containers {
@@ -30,7 +30,7 @@ func ran(t *testing.T, s Settings, mem state.State, results Results, ls Listing,
 			}
 		}
 		d := Decide(s, w, results, mem, now)
-		l.Record(&d, d.Action == Restart && !failed[w.Name])
+		l.Record(&d, d.Action == Restart && !failed[w.Name], false)
 	}
 	return l.Next(ls)
 }
@@ -218,4 +218,103 @@ func mustWindow(t *testing.T, spec string) *Window {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// With workloads in more than one ring, the ledger records since when each
+// ring runs the digest healthily: what lets the next ring go.
+func TestLedgerRecordsRingsRunningTheDigestHealthily(t *testing.T) {
+	ring := func(n int, healthy bool) func(*Workload) {
+		return func(w *Workload) { w.Ring, w.Healthy = n, healthy }
+	}
+	mem := remembered(map[string]string{app: dA})
+	results := registry(map[string]string{app: dB})
+	for _, tc := range []struct {
+		name string
+		prev map[int]time.Time
+		ws   []*Workload
+		want map[int]time.Time
+	}{
+		{
+			name: "ring 0 restarted this run is not healthy yet; ring 1 is held",
+			ws:   []*Workload{named("a", ring(0, true)), named("b", ring(1, true))},
+			want: nil,
+		},
+		{
+			name: "ring 0 healthy on the digest is recorded now",
+			ws:   []*Workload{named("a", ring(0, true), restartedFor("app", app, dB)), named("b", ring(1, true))},
+			want: map[int]time.Time{0: now},
+		},
+		{
+			name: "a ring healthy since an earlier run keeps its time",
+			prev: map[int]time.Time{0: lastRun},
+			ws:   []*Workload{named("a", ring(0, true), restartedFor("app", app, dB)), named("b", ring(1, true))},
+			want: map[int]time.Time{0: lastRun},
+		},
+		{
+			name: "one workload of the ring not healthy holds the ring back",
+			ws:   []*Workload{named("a", ring(0, true), restartedFor("app", app, dB)), named("c", ring(0, false), restartedFor("app", app, dB)), named("b", ring(1, true))},
+			want: nil,
+		},
+		{
+			name: "a single ring records nothing",
+			ws:   []*Workload{named("a", ring(0, true), restartedFor("app", app, dB))},
+			want: nil,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mem.Clone()
+			r := m.Refs[app]
+			if tc.prev != nil {
+				r.Digest, r.Base, r.Rings = dB, dA, tc.prev
+			}
+			m.Refs[app] = r
+			l := NewLedger(Settings{}, m, now, listedNow)
+			l.Observe(Lookup{Ref: app}, Result{Digest: dB})
+			run := &Run{Settings: Settings{}, Results: results, Mem: m, Now: now, Fleet: NewFleet(tc.ws)}
+			for _, w := range tc.ws {
+				d := run.Decide(w)
+				l.Record(&d, d.Action == Restart, false)
+			}
+			if diff := cmp.Diff(tc.want, l.Next(Listing{Complete: true}).Refs[app].Rings); diff != "" {
+				t.Errorf("rings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A tag moved again (or back) while its digest soaked restarts nothing,
+// and the digest in between is reported retracted.
+func TestASoakingDigestLeftByItsTagIsRetracted(t *testing.T) {
+	s := Settings{Soak: time.Hour}
+	for _, tc := range []struct {
+		name      string
+		seen      time.Time
+		now       string
+		retracted bool
+	}{
+		{"moved again within the soak", now.Add(-10 * time.Minute), dC, true},
+		{"moved back within the soak", now.Add(-10 * time.Minute), dA, true},
+		{"moved after the soak: it was due, not retracted", now.Add(-2 * time.Hour), dC, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The tag pointed at dB, first seen at tc.seen; web still runs dA.
+			mem := state.State{Refs: map[string]state.Ref{app: {Digest: dB, Base: dA, Seen: tc.seen, Checked: lastRun}}}
+			results := registry(map[string]string{app: tc.now})
+			l := NewLedger(s, mem, now, listedNow)
+			l.Observe(Lookup{Ref: app}, Result{Digest: tc.now})
+			d := Decide(s, workload(), results, mem, now)
+			if d.Action == Restart {
+				t.Fatalf("restarted while soaking: %+v", d)
+			}
+			l.Record(&d, false, false)
+			l.Next(Listing{Complete: true})
+			var got []Retraction
+			if tc.retracted {
+				got = []Retraction{{Ref: app, From: dB, To: tc.now, Seen: tc.seen}}
+			}
+			if diff := cmp.Diff(got, l.Retracted()); diff != "" {
+				t.Errorf("retracted (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

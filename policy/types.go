@@ -28,12 +28,30 @@ type Settings struct {
 	Window *Window
 	// MaxRestarts caps the restarts of one run; 0 is no cap.
 	MaxRestarts int
+	// Soak is how long a new digest must stay what its tag points at
+	// before anything restarts onto it (URUNNER_CONF_SOAK; annotation
+	// urunner.io/soak on the workload or its namespace overrides).
+	Soak time.Duration
+	// Approval is auto, approve (restart only what a person approved by
+	// annotation) or notify (never restart; tell) (URUNNER_CONF_APPROVAL).
+	Approval string
+	// RequireSignature restarts only onto digests whose signature the
+	// signature policy verified (URUNNER_CONF_SIGNATURE_*).
+	RequireSignature bool
 }
 
-// Annotations on a workload that change how it is decided.
+// Annotations on a workload (or, for soak, ring and approve, its
+// namespace) that change how it is decided.
 const (
 	CooldownAnnotation = "urunner.io/cooldown"
 	WindowAnnotation   = "urunner.io/window"
+	SoakAnnotation     = "urunner.io/soak"
+	// RingAnnotation (also a label) puts a workload in a ring: 0 restarts
+	// onto a new digest first, ring N+1 once ring N runs it healthily.
+	RingAnnotation = "urunner.io/ring"
+	// ApproveAnnotation approves, in approve mode, the digests it names
+	// (prefixes of at least 7 hex characters, comma-separated).
+	ApproveAnnotation = "urunner.io/approve"
 )
 
 // Workload is a workload as listed, in the terms of the rules.
@@ -48,8 +66,15 @@ type Workload struct {
 	// GitOps names the controller managing the workload ("Argo CD",
 	// "Flux"), "" for none.
 	GitOps string
-	// Annotations are the workload's urunner.io/ annotations.
-	Annotations map[string]string
+	// Annotations are the workload's urunner.io/ annotations, and
+	// NamespaceAnnotations its namespace's (cluster mode).
+	Annotations          map[string]string
+	NamespaceAnnotations map[string]string
+	// Ring is the workload's ring (RingAnnotation); 0 by default.
+	Ring int
+	// Healthy is whether its rollout is complete: every replica runs the
+	// current template and is available.
+	Healthy bool
 	// RestartedAt is the pod template's kubectl.kubernetes.io/restartedAt
 	// (zero when absent or unreadable).
 	RestartedAt time.Time
@@ -123,6 +148,20 @@ type Result struct {
 	// when fetched.
 	Children map[string]string
 	// Err is why the lookup failed.
+	Err error
+	// Signature is the signature policy's verdict on Digest, when one is
+	// required.
+	Signature *Signature
+}
+
+// Signature is what the signature policy said of a digest.
+type Signature struct {
+	// Verified is true when a trusted key or identity signed it.
+	Verified bool
+	// Reason says who signed it, or why it is refused.
+	Reason string
+	// Err is set when the signatures could not be read: the digest is
+	// neither trusted nor refused.
 	Err error
 }
 

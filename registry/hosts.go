@@ -50,6 +50,26 @@ type HostConfig struct {
 	ClientSecret Secret `json:"clientSecret,omitempty"`
 	// AuthorityHost overrides Azure AD's login endpoint (sovereign clouds).
 	AuthorityHost string `json:"authorityHost,omitempty"`
+
+	// Advice names the settings to change when the registry's TLS does
+	// not match this configuration; set by whoever read the configuration.
+	Advice TLSAdvice `json:"-"`
+}
+
+// TLSAdvice says, in the words of the configuration a host came from,
+// what to change when its registry speaks plain HTTP although HTTPS was
+// expected, or presents a certificate urunner does not trust.
+type TLSAdvice struct {
+	PlainHTTP string
+	Untrusted string
+}
+
+// fileAdvice is the advice for item i of a registries file.
+func fileAdvice(path string, i int, host string) TLSAdvice {
+	return TLSAdvice{
+		PlainHTTP: fmt.Sprintf("%s: registries[%d]: write host: http://%s, or tlsVerify: false to try TLS first and then HTTP (as Docker does for an insecure registry)", path, i, host),
+		Untrusted: fmt.Sprintf("%s: registries[%d]: give caFile: (the CA bundle that signed its certificate), or tlsVerify: false to skip verification for this registry only", path, i),
+	}
 }
 
 // registriesFile is the document URUNNER_CONF_REGISTRIES_FILE names.
@@ -76,6 +96,7 @@ func LoadHostsFile(path string, getenv func(string) (string, bool)) ([]HostConfi
 		if err := hc.Prepare(getenv); err != nil {
 			return nil, fmt.Errorf("%s: registries[%d] (%s): %w", path, i, hc.Host, err)
 		}
+		hc.Advice = fileAdvice(path, i, hc.Host)
 	}
 	return f.Registries, nil
 }
@@ -134,6 +155,13 @@ func NewHost(hc HostConfig) (Host, error) {
 		SkipVerify:  hc.TLSVerify != nil && !*hc.TLSVerify,
 		Concurrency: hc.Concurrency,
 		Provider:    p,
+		Advice:      hc.Advice,
+	}
+	if h.Advice == (TLSAdvice{}) {
+		h.Advice = TLSAdvice{
+			PlainHTTP: fmt.Sprintf("configure the registry as http://%s, or turn off its TLS verification to try TLS first and then HTTP", hc.Host),
+			Untrusted: "give the CA bundle that signed its certificate, or turn off its TLS verification",
+		}
 	}
 	if hc.CAFile != "" {
 		h.CAPEM, err = os.ReadFile(hc.CAFile)

@@ -47,8 +47,12 @@ registries:
 		{Host: "127.0.0.1:5000", Type: "generic", PlainHTTP: true},
 		{Host: "docker.io", Type: "dockerhub", User: "me", Password: Secret{Env: "HUB_TOKEN", Value: "from-env"}, Concurrency: 2},
 	}
-	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty(), cmpopts.IgnoreFields(HostConfig{}, "Advice")); diff != "" {
 		t.Errorf("hosts (-want +got):\n%s", diff)
+	}
+	// A registry whose TLS does not match is told of by its item.
+	if a := got[2].Advice; !strings.Contains(a.PlainHTTP, "registries[2]: write host: http://docker.io") || !strings.Contains(a.Untrusted, "registries[2]: give caFile:") {
+		t.Errorf("advice for registries[2] = %+v", a)
 	}
 }
 

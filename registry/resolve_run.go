@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -96,7 +97,7 @@ func (r *resolveRun) add(l Lookup) {
 	case open:
 		r.dispatch(g, l)
 	case refusedCreds:
-		now = append(now, Outcome{l, Result{Err: fmt.Errorf("resolve %s: %w", Key(l.Ref), ErrHostFailed)}})
+		now = append(now, Outcome{l, Result{Err: fmt.Errorf("resolve %s: %w", Key(l.Ref), g.err)}})
 	case noCreds:
 		now = append(now, Outcome{l, Result{Err: fmt.Errorf("resolve %s: %w", Key(l.Ref), g.err)}})
 	case probing:
@@ -188,7 +189,17 @@ func (r *resolveRun) probed(g *group, l Lookup, res Result) {
 	if res.Err != nil && refused(res.Err) {
 		g.probeFails++
 	}
+	var tlsErr *TLSSettingError
 	switch {
+	case res.Err != nil && errors.As(res.Err, &tlsErr):
+		// Every lookup would fail alike: one line, no more requests.
+		g.state, g.err = refusedCreds, fmt.Errorf("%w: %w", ErrHostFailed, tlsErr)
+		r.res.opts.Log.Error("the registry's TLS does not match its configuration; skipping its images this run",
+			"registry", g.id.host, "error", tlsErr)
+		for _, q := range append(g.queued, g.suspects...) {
+			out = append(out, Outcome{q, Result{Err: fmt.Errorf("resolve %s: %w", Key(q.Ref), g.err)}})
+		}
+		g.queued, g.suspects = nil, nil
 	case res.Err == nil || !refused(res.Err):
 		g.state = open
 		for _, q := range append(g.queued, g.suspects...) {
@@ -203,8 +214,9 @@ func (r *resolveRun) probed(g *group, l Lookup, res Result) {
 		}
 		r.res.opts.Log.Error("registry refused the credentials for two repositories; skipping its other images this run",
 			"registry", g.id.host, "credentials", source, "error", res.Err)
+		g.err = fmt.Errorf("%w (it refused the %s for two repositories)", ErrHostFailed, source)
 		for _, q := range append(g.queued, g.suspects...) {
-			out = append(out, Outcome{q, Result{Err: fmt.Errorf("resolve %s: %w", Key(q.Ref), ErrHostFailed)}})
+			out = append(out, Outcome{q, Result{Err: fmt.Errorf("resolve %s: %w", Key(q.Ref), g.err)}})
 		}
 		g.queued, g.suspects = nil, nil
 	default:

@@ -2,11 +2,15 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/regclient/regclient"
@@ -33,6 +37,9 @@ type Host struct {
 	Concurrency int
 	// Provider yields the credentials; nil for anonymous access.
 	Provider Provider
+	// Advice says what to change when the registry's TLS does not match
+	// the configuration.
+	Advice TLSAdvice
 }
 
 // Options configures a Resolver.
@@ -69,17 +76,20 @@ type Resolver struct {
 	mu      sync.Mutex
 	clients map[groupID]*regclient.RegClient
 	creds   map[string]*hostCreds
+	schemes map[string]*hostScheme
 }
 
 // ErrNoDigest is a registry answer without a usable Docker-Content-Digest.
 // It is a failed lookup, never a change.
 var ErrNoDigest = errors.New("registry returned no valid Docker-Content-Digest")
 
-// ErrHostFailed marks a lookup skipped because the registry refused its
-// credentials for two different repositories in this run: retrying every
-// image with bad credentials would only get the client banned (GitLab bans
-// an address after repeated failed logins).
-var ErrHostFailed = errors.New("skipped: the registry refused these credentials in this run")
+// ErrHostFailed marks a lookup skipped because its registry failed in a way
+// that fails every lookup, once already logged: it refused its credentials
+// for two different repositories in this run (retrying every image with
+// bad credentials would only get the client banned: GitLab bans an
+// address after repeated failed logins), or its TLS does not match its
+// configuration.
+var ErrHostFailed = errors.New("skipped: this registry failed earlier in the run")
 
 // NewResolver returns a Resolver for the given hosts.
 func NewResolver(opts Options) (*Resolver, error) {
@@ -106,7 +116,7 @@ func NewResolver(opts Options) (*Resolver, error) {
 		}
 		hosts[h.Name] = h
 	}
-	return &Resolver{hosts: hosts, opts: opts, tr: tr, clients: map[groupID]*regclient.RegClient{}, creds: map[string]*hostCreds{}}, nil
+	return &Resolver{hosts: hosts, opts: opts, tr: tr, clients: map[groupID]*regclient.RegClient{}, creds: map[string]*hostCreds{}, schemes: map[string]*hostScheme{}}, nil
 }
 
 // Watches reports whether r is on a watched registry.
@@ -280,6 +290,55 @@ func (res *Resolver) credentials(ctx context.Context, host string) (Credentials,
 	return hc.creds, hc.err
 }
 
+// plainHTTP says whether to speak plain HTTP to h. A registry named
+// without a scheme whose TLS verification is off is what Docker calls an
+// insecure registry: TLS if it answers a TLS handshake, else HTTP. That is
+// decided once per run with a handshake, before any request (nothing is
+// asked of the registry itself), and said once in the log when it falls
+// back to HTTP. Through a proxy nothing is tried: TLS.
+func (res *Resolver) plainHTTP(ctx context.Context, h Host) bool {
+	if h.PlainHTTP || !h.SkipVerify {
+		return h.PlainHTTP
+	}
+	res.mu.Lock()
+	hs := res.schemes[h.Name]
+	if hs == nil {
+		hs = &hostScheme{}
+		res.schemes[h.Name] = hs
+	}
+	res.mu.Unlock()
+	hs.once.Do(func() {
+		addr := hostPort(h.Name)
+		if u, err := http.ProxyFromEnvironment(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}}); err != nil || u != nil {
+			return
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			addr = net.JoinHostPort(addr, "443")
+		}
+		hctx, cancel := context.WithTimeout(ctx, min(res.opts.Timeout, 10*time.Second))
+		defer cancel()
+		d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}} //#nosec G402 -- only asks whether it speaks TLS; verification is off for this host by configuration
+		conn, err := d.DialContext(hctx, "tcp", addr)
+		if err == nil {
+			_ = conn.Close()
+			return
+		}
+		if answeredPlainHTTP(err) || port == "" && errors.Is(err, syscall.ECONNREFUSED) {
+			hs.plain = true
+			res.opts.Log.Warn("the registry does not speak TLS; talking plain HTTP to it, as its TLS verification is off (name it http://… to skip the TLS attempt)",
+				"registry", h.Name)
+		}
+	})
+	return hs.plain
+}
+
+// hostScheme is whether a registry speaks plain HTTP, decided once.
+type hostScheme struct {
+	once  sync.Once
+	plain bool
+}
+
 // clientFor returns the client of l's host and credentials, made once.
 func (res *Resolver) clientFor(ctx context.Context, l Lookup) (*regclient.RegClient, error) {
 	h, ok := res.hosts[l.Ref.Registry]
@@ -293,6 +352,7 @@ func (res *Resolver) clientFor(ctx context.Context, l Lookup) (*regclient.RegCli
 	if l.Cred != "" && l.Pull != nil && creds == (Credentials{}) {
 		creds = *l.Pull
 	}
+	h.PlainHTTP = res.plainHTTP(ctx, h)
 	id := groupID{h.Name, l.Cred}
 	res.mu.Lock()
 	defer res.mu.Unlock()

@@ -135,16 +135,49 @@ func (t *transport) forHost(h Host) http.RoundTripper {
 	if ht, ok := t.hosts[h.Name]; ok {
 		rt = ht
 	}
-	return hostTransport{t, rt}
+	return hostTransport{t: t, rt: rt, host: h}
 }
 
 type hostTransport struct {
-	t  *transport
-	rt http.RoundTripper
+	t    *transport
+	rt   http.RoundTripper
+	host Host
 }
 
+// TLSSettingError is a registry whose TLS does not match its
+// configuration: it speaks plain HTTP where HTTPS was expected, or its
+// certificate is not trusted. Advice names the setting to change.
+type TLSSettingError struct {
+	Host   string
+	Err    error
+	Advice string
+}
+
+func (e *TLSSettingError) Error() string {
+	return fmt.Sprintf("%s: %v; %s", e.Host, e.Err, e.Advice)
+}
+
+func (e *TLSSettingError) Unwrap() error { return e.Err }
+
 func (h hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return h.t.roundTrip(h.rt, req)
+	resp, err := h.t.roundTrip(h.rt, req)
+	if err == nil || req.URL.Scheme != "https" {
+		return resp, err
+	}
+	var cert *tls.CertificateVerificationError
+	switch {
+	case answeredPlainHTTP(err):
+		return nil, &TLSSettingError{Host: req.URL.Host, Err: errors.New("it answered plain HTTP to HTTPS"), Advice: h.host.Advice.PlainHTTP}
+	case errors.As(err, &cert):
+		return nil, &TLSSettingError{Host: req.URL.Host, Err: err, Advice: h.host.Advice.Untrusted}
+	}
+	return resp, err
+}
+
+// answeredPlainHTTP reports whether a TLS handshake got an HTTP answer.
+func answeredPlainHTTP(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" || errors.Is(err, http.ErrSchemeMismatch)
 }
 
 func (t *transport) roundTrip(rt http.RoundTripper, req *http.Request) (*http.Response, error) {

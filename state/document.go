@@ -11,6 +11,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,7 +42,8 @@ var ErrCorrupt = errors.New("state document is corrupt")
 //	    "failing":1764028800,"error":"…",                   (failed lookups)
 //	    "except":{"shop/Deployment/web/app":                (held, paused, failed workloads)
 //	        {"runs":"sha256:…","record":"sha256:…"}},
-//	    "quarantine":{"sha256:…":"rollout failed in …"}}}}  (verified rollouts that failed)
+//	    "quarantine":{"sha256:…":"rollout failed in …"},    (verified rollouts that failed)
+//	    "rings":{"0":1764028800}}}}                         (rings: healthy on digest since)
 //
 // Times are Unix seconds. A steady state holds one digest per reference and
 // nothing per workload: 10,000 references take about 400 KB, whatever the
@@ -80,6 +82,7 @@ type refDoc struct {
 	Error      string                       `json:"error,omitempty"`
 	Except     map[string]exceptionDoc      `json:"except,omitempty"`
 	Quarantine map[string]string            `json:"quarantine,omitempty"`
+	Rings      map[string]int64             `json:"rings,omitempty"`
 }
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -110,6 +113,14 @@ func Encode(s State) ([]byte, error) {
 		doc.Refs[k] = refDoc{
 			Digest: r.Digest, Seen: unix(r.Seen), Checked: unix(r.Checked), Base: base,
 			Children: r.Children, Failing: unix(r.Failing), Error: r.Error, Quarantine: r.Quarantine,
+		}
+		if len(r.Rings) > 0 {
+			rd := doc.Refs[k]
+			rd.Rings = make(map[string]int64, len(r.Rings))
+			for ring, at := range r.Rings {
+				rd.Rings[strconv.Itoa(ring)] = unix(at)
+			}
+			doc.Refs[k] = rd
 		}
 		if len(r.Except) > 0 {
 			rd := doc.Refs[k]
@@ -219,6 +230,13 @@ func fromDocument(doc document) (State, error) {
 			Children: d.Children, Failing: fromUnix(d.Failing), Error: BoundError(d.Error),
 			Quarantine: d.Quarantine,
 		}
+		for rs, at := range d.Rings {
+			ring, _ := strconv.Atoi(rs)
+			if r.Rings == nil {
+				r.Rings = map[int]time.Time{}
+			}
+			r.Rings[ring] = fromUnix(at)
+		}
 		for c, e := range d.Except {
 			if r.Except == nil {
 				r.Except = make(map[string]Exception, len(d.Except))
@@ -271,6 +289,11 @@ func (d refDoc) validate(k string) error {
 			if !digestRE.MatchString(c) || strings.Count(p, "/") < 1 {
 				return bad("children[%s][%q] = %q is not platform → sha256 digest", dg, p, c)
 			}
+		}
+	}
+	for rs, at := range d.Rings {
+		if n, err := strconv.Atoi(rs); err != nil || n < 0 || strconv.Itoa(n) != rs || at <= 0 {
+			return bad("rings[%q] = %d is not ring → time", rs, at)
 		}
 	}
 	for dg := range d.Quarantine {

@@ -54,6 +54,9 @@ type Ref struct {
 	// failed to why: nothing restarts onto it until the tag moves on or a
 	// person lifts it.
 	Quarantine map[string]string
+	// Rings maps a ring to since when all its workloads following the
+	// reference have run Digest healthily (only while rings are used).
+	Rings map[int]time.Time
 }
 
 // BaseDigest returns the digest the reference's workloads are believed
@@ -95,6 +98,7 @@ func (r Ref) Clone() Ref { return r.clone() }
 func (r Ref) clone() Ref {
 	r.Except = maps.Clone(r.Except)
 	r.Quarantine = maps.Clone(r.Quarantine)
+	r.Rings = maps.Clone(r.Rings)
 	if r.Children != nil {
 		ch := make(map[string]map[string]string, len(r.Children))
 		for d, m := range r.Children {

@@ -519,9 +519,25 @@ func (r *Registry) pushImage(ctx context.Context, rf ref.Ref, seed string, plat 
 	return pushSeedImage(ctx, r.helper, rf, seed, plat, nil)
 }
 
+// PushLabeledImage pushes, as PushImage does, an image whose config
+// carries labels (org.opencontainers.image.revision, …), and returns its
+// digest.
+func (r *Registry) PushLabeledImage(ctx context.Context, repoTag, seed string, labels map[string]string) (string, error) {
+	rf, err := r.ref(repoTag)
+	if err != nil {
+		return "", err
+	}
+	d, err := pushImageWith(ctx, r.helper, rf, seed, platform.Platform{OS: "linux", Architecture: "amd64"}, labels, nil)
+	return d.Digest.String(), err
+}
+
 // pushSeedImage pushes, with rc, the image pushImage describes.
 // beforeManifest, when set, is called right before the manifest PUT.
 func pushSeedImage(ctx context.Context, rc *regclient.RegClient, rf ref.Ref, seed string, plat platform.Platform, beforeManifest func()) (descriptor.Descriptor, error) {
+	return pushImageWith(ctx, rc, rf, seed, plat, nil, beforeManifest)
+}
+
+func pushImageWith(ctx context.Context, rc *regclient.RegClient, rf ref.Ref, seed string, plat platform.Platform, labels map[string]string, beforeManifest func()) (descriptor.Descriptor, error) {
 	layer, diffID, err := seedLayer(seed)
 	if err != nil {
 		return descriptor.Descriptor{}, err
@@ -529,7 +545,9 @@ func pushSeedImage(ctx context.Context, rc *regclient.RegClient, rf ref.Ref, see
 	// No timestamps, so the digest depends on the seed and platform only.
 	conf, err := json.Marshal(v1.Image{
 		Platform: plat,
-		RootFS:   v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
+		// omitzero: without labels, the digests stay what they were.
+		Config: v1.ImageConfig{Labels: labels},
+		RootFS: v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}},
 	})
 	if err != nil {
 		return descriptor.Descriptor{}, fmt.Errorf("encode image config: %w", err)
