@@ -38,7 +38,7 @@ func groundProfiles() []profile {
 	wl := func(where string, kinds ...string) []right {
 		var out []right
 		for _, k := range kinds {
-			out = append(out, grant(where, strings.ToLower(k)+"s.apps", "list", "get", "patch")...)
+			out = append(out, grant(where, kindResource[k], "list", "get", "patch")...)
 		}
 		return out
 	}
@@ -106,6 +106,17 @@ func groundProfiles() []profile {
 				grantNamed("rb-non", "configmaps", "rb-non-urunner-state", "get", "update"),
 			),
 		},
+		{
+			name: "namespaced mode, Argo Rollouts", release: "rb-argo", relNS: "rb-argo",
+			values:     "namespaces: [rb-argo-app]\nworkloadKinds: [Deployment, Rollout]\n",
+			namespaced: true, watched: []string{"rb-argo-app"}, kinds: []string{"Deployment", "Rollout"}, events: true,
+			want: rightsOf(
+				grantNamed("rb-argo-app", "namespaces", "rb-argo-app", "get"),
+				wl("rb-argo-app", "Deployment", "Rollout"),
+				grant("rb-argo-app", "events", "create"),
+				grantNamed("rb-argo", "configmaps", "rb-argo-urunner-state", "get", "update"),
+			),
+		},
 	}
 }
 
@@ -123,18 +134,16 @@ func TestInstalledChartRunsWithLeastPrivilege(t *testing.T) {
 }
 
 func (p profile) prove(t *testing.T) {
-	ctx := t.Context()
 	cs := clientset(t)
 	opts := testground.RegistryOptions{}
 	const user, password = "puller", "pull-s3cret-0123"
 	if p.pullSecrets {
 		opts.Logins = map[string]string{user: password}
 	}
-	reg, err := testground.StartRegistry(opts)
-	if err != nil {
-		t.Fatal(err)
+	reg := startRegistry(t, opts)
+	if slices.Contains(p.kinds, "Rollout") {
+		installRolloutCRD(t)
 	}
-	t.Cleanup(func() { _ = reg.Close() })
 
 	// other is watched by no one: what urunner must neither touch nor see.
 	other := p.release + "-other"
@@ -167,9 +176,7 @@ func (p profile) prove(t *testing.T) {
 		}
 	}
 	for _, ns := range p.watched {
-		if _, err := reg.PushImage(ctx, ns+"/app:latest", "v1"); err != nil {
-			t.Fatal(err)
-		}
+		push(t, reg, ns+"/app:latest", "v1")
 		for _, k := range p.kinds {
 			createWorkload(t, cs, k, ns, strings.ToLower(k), image(ns), 0, secret)
 		}
@@ -182,9 +189,7 @@ func (p profile) prove(t *testing.T) {
 	r.mustRun("baseline")
 	moved := map[string]string{}
 	for _, ns := range p.watched {
-		if moved[ns], err = reg.PushImage(ctx, ns+"/app:latest", "v2"); err != nil {
-			t.Fatal(err)
-		}
+		moved[ns] = push(t, reg, ns+"/app:latest", "v2")
 		if p.runningPods {
 			podsRun(t, cs, ns, "steady", 1, reg.Host+"/"+ns+"/app@"+moved[ns])
 		}
@@ -319,9 +324,9 @@ func (p profile) mustNot(r *release, other string) []access {
 	if p.pullSecretByName {
 		out = append(out, access{"get", "secrets", w, "db-password"})
 	}
-	for _, k := range []string{"Deployment", "StatefulSet", "DaemonSet"} {
+	for k, resource := range kindResource {
 		if !slices.Contains(p.kinds, k) {
-			out = append(out, access{"patch", strings.ToLower(k) + "s.apps", w, ""})
+			out = append(out, access{"patch", resource, w, ""})
 		}
 	}
 	if p.namespaced {

@@ -69,6 +69,26 @@ func TestChartGrantsExactlyTheRightsEachModeNeeds(t *testing.T) {
 			)},
 		},
 		{
+			name: "cluster mode, Argo Rollouts beside Deployments", release: "urunner",
+			values: "workloadKinds: [Deployment, Rollout]\n",
+			want: map[string][]right{"urunner/urunner": rightsOf(
+				grant(anywhere, "namespaces", "list"),
+				workloads(anywhere, "deployments"),
+				grant(anywhere, "rollouts.argoproj.io", "list", "get", "patch"),
+				grant(anywhere, "events", "create"),
+				state("urunner-state"),
+			)},
+		},
+		{
+			name: "namespaced mode, Argo Rollouts alone", release: "urunner",
+			values: "namespaces: [shop]\nworkloadKinds: [Rollout]\nevents: false\n",
+			want: map[string][]right{"urunner/urunner": rightsOf(
+				grantNamed("shop", "namespaces", "shop", "get"),
+				grant("shop", "rollouts.argoproj.io", "list", "get", "patch"),
+				state("urunner-state"),
+			)},
+		},
+		{
 			name: "namespaced mode, every feature off", release: "team-a",
 			values: "namespaces: [shop, payments]\nworkloadKinds: [Deployment]\nevents: false\n",
 			want: map[string][]right{"urunner/team-a-urunner": rightsOf(

@@ -14,7 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
@@ -256,8 +260,28 @@ func (r *release) requests() []testground.AuditEvent {
 	return events
 }
 
-// createWorkload makes one object of kind (Deployment, StatefulSet, DaemonSet)
-// running image, with the pull secret if not empty.
+// kindResource is the API resource of each workload kind, as RBAC names
+// it (resource.group).
+var kindResource = map[string]string{
+	"Deployment":  "deployments.apps",
+	"StatefulSet": "statefulsets.apps",
+	"DaemonSet":   "daemonsets.apps",
+	"Rollout":     "rollouts.argoproj.io",
+}
+
+var rolloutsGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
+
+// installRolloutCRD serves Argo Rollouts' Rollout on the test ground (its
+// real CRD; no Argo controller runs).
+func installRolloutCRD(t *testing.T) {
+	t.Helper()
+	if err := testground.InstallCRD(t.Context(), cluster.AdminConfig(), filepath.Join(root, ".cache", "crds", "argoproj.io_rollouts.yaml")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createWorkload makes one object of kind (Deployment, StatefulSet,
+// DaemonSet, Rollout) running image, with the pull secret if not empty.
 func createWorkload(t *testing.T, cs kubernetes.Interface, kind, ns, name, image string, replicas int32, pullSecret string) {
 	t.Helper()
 	sel := map[string]string{"app": name}
@@ -281,6 +305,18 @@ func createWorkload(t *testing.T, cs kubernetes.Interface, kind, ns, name, image
 	case "DaemonSet":
 		_, err = cs.AppsV1().DaemonSets(ns).Create(t.Context(), &appsv1.DaemonSet{ObjectMeta: meta,
 			Spec: appsv1.DaemonSetSpec{Selector: selector, Template: tpl}}, metav1.CreateOptions{})
+	case "Rollout":
+		var spec map[string]any
+		if spec, err = runtime.DefaultUnstructuredConverter.ToUnstructured(&appsv1.DeploymentSpec{
+			Replicas: &replicas, Selector: selector, Template: tpl,
+		}); err == nil {
+			spec["strategy"] = map[string]any{"canary": map[string]any{"steps": []any{map[string]any{"setWeight": int64(50)}}}}
+			r := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+				"metadata": map[string]any{"name": name, "namespace": ns}, "spec": spec,
+			}}
+			_, err = dynamic.NewForConfigOrDie(cluster.AdminConfig()).Resource(rolloutsGVR).Namespace(ns).Create(t.Context(), r, metav1.CreateOptions{})
+		}
 	default:
 		t.Fatalf("no kind %s", kind)
 	}
@@ -294,9 +330,18 @@ func createDeployment(t *testing.T, cs kubernetes.Interface, ns, name, image str
 	createWorkload(t, cs, "Deployment", ns, name, image, 1, "")
 }
 
-// restartedAt is the restart annotation of a workload's pod template.
+// restartedAt is when urunner restarted a workload: the restart
+// annotation of its pod template, or a Rollout's spec.restartAt.
 func restartedAt(t *testing.T, cs kubernetes.Interface, kind, ns, name string) string {
 	t.Helper()
+	if kind == "Rollout" {
+		r, err := dynamic.NewForConfigOrDie(cluster.AdminConfig()).Resource(rolloutsGVR).Namespace(ns).Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("Rollout %s/%s: %v", ns, name, err)
+		}
+		at, _, _ := unstructured.NestedString(r.Object, "spec", "restartAt")
+		return at
+	}
 	var (
 		tpl corev1.PodTemplateSpec
 		err error

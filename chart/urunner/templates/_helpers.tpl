@@ -82,16 +82,26 @@ values enable the feature that makes it.
   resources: [namespaces]
   verbs: [list]
 {{- end }}
+{{- $apps := without $v.workloadKinds "Rollout" }}
+{{- if $apps }}
 # The workload kinds of workloadKinds. list: find them, page by page;
 # get: read one again after a conflicting PATCH, and follow its rollout
 # (config.verifyRollout); patch: the restart annotation (config.restartMode
 # pin: the image too). No create, update or delete.
 - apiGroups: [apps]
   resources:
-    {{- range $v.workloadKinds }}
+    {{- range $apps }}
     - {{ lower . }}s
     {{- end }}
   verbs: [list, get, patch]
+{{- end }}
+{{- if has "Rollout" $v.workloadKinds }}
+# Argo Rollouts (workloadKinds Rollout), alike: patch sets spec.restartAt
+# and urunner's records on the Rollout (pin: the image).
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [list, get, patch]
+{{- end }}
 {{- if $v.runningPods }}
 # runningPods: the digests the workloads' ready pods run, from one LIST of
 # pods {{ if .namespace }}in this namespace{{ else }}(cluster-wide, or per watched namespace){{ end }} a run.
