@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,6 +45,22 @@ func helm(t *testing.T, args ...string) (string, error) {
 }
 
 func chartDir() string { return filepath.Join(root, "chart", "urunner") }
+
+// valuesFile writes a values file for helm -f, at a path without the
+// commas of subtest names (helm splits -f on commas).
+func valuesFile(t *testing.T, values string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "urunner-values-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	file := filepath.Join(dir, "values.yaml")
+	if err := os.WriteFile(file, []byte(values), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
 
 func valueFiles(t *testing.T) []string {
 	t.Helper()
@@ -124,6 +142,9 @@ func TestChartObjectsAreAcceptedByTheAPIServer(t *testing.T) {
 				ri := dc.Resource(m.Resource)
 				var rc dynamic.ResourceInterface = ri
 				if obj.GetNamespace() != "" {
+					// Namespaced mode renders Roles in the listed
+					// namespaces, which must exist.
+					ensureNamespace(t, obj.GetNamespace())
 					rc = ri.Namespace(obj.GetNamespace())
 				}
 				if _, err := rc.Patch(ctx, obj.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{
@@ -157,6 +178,12 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"webhook.secrets.dockerhubToken=has/a/slash-0123456789", "/webhook/secrets/dockerhubToken"},
 		{"webhook.service.type=ExternalName", "/webhook/service/type"},
 		{"webhook.unknown=1", "unknown"},
+		{"namespaces={Shop}", "/namespaces/0"},
+		{"namespaces={shop,shop}", "/namespaces"},
+		{"namespaces={kube_system}", "/namespaces/0"},
+		{"pullSecretNames={Reg_Cred}", "/pullSecretNames/0"},
+		{"config.listScope=everywhere", "/config/listScope"},
+		{"config.stateConfigMap=State_Map", "/config/stateConfigMap"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			args := []string{"template", "urunner", chartDir(), "--set", "registry.host=r.example.com", "--set", tc.set}
@@ -178,6 +205,9 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 	if out, err := helm(t, "template", "urunner", chartDir(), "--set", "registry.host=r.example.com", "--set", "webhook.enabled=true"); err == nil || !strings.Contains(out, "set webhook.existingSecret or at least one of webhook.secrets") {
 		t.Errorf("a receiver without any secret rendered: %v\n%s", err, out)
 	}
+	if out, err := helm(t, "template", "urunner", chartDir(), "--set", "registry.host=r.example.com", "--set", "pullSecretNames={regcred}"); err == nil || !strings.Contains(out, "pullSecretNames narrows pullSecretAuth") {
+		t.Errorf("pullSecretNames without pullSecretAuth rendered: %v\n%s", err, out)
+	}
 }
 
 func ensureNamespace(t *testing.T, ns string) {
@@ -192,5 +222,52 @@ func ensureNamespace(t *testing.T, ns string) {
 	}
 	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), namespace(ns, false), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// readmeRender is a `helm template` command in a ```sh block of the chart
+// README, followed by a ```yaml block showing its output.
+var readmeRender = regexp.MustCompile("(?s)```sh\n(helm template [^\n]*)\n```\n\n```yaml\n(.*?)```")
+
+// The chart README shows, for each mode, what `helm template` renders: the
+// output there is the chart's, not a copy that drifted (-update rewrites
+// it).
+func TestChartREADMEShowsWhatTheChartRenders(t *testing.T) {
+	file := filepath.Join(chartDir(), "README.md")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	matches := readmeRender.FindAllStringSubmatchIndex(page, -1)
+	if len(matches) < 2 {
+		t.Fatalf("%s shows %d helm template renders, want one per mode", file, len(matches))
+	}
+	for _, m := range slices.Backward(matches) {
+		command, shown := page[m[2]:m[3]], page[m[4]:m[5]]
+		var args []string
+		for _, f := range strings.Fields(command)[1:] {
+			f = strings.Trim(f, "'")
+			if f == "./chart/urunner" {
+				f = chartDir()
+			}
+			args = append(args, f)
+		}
+		got, err := helm(t, args...)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", command, err, got)
+		}
+		if *update {
+			page = page[:m[4]] + got + page[m[5]:]
+			continue
+		}
+		if diff := cmp.Diff(shown, got); diff != "" {
+			t.Errorf("%s shows another render than %s gives (-shown +rendered):\n%s", file, command, diff)
+		}
+	}
+	if *update {
+		if err := os.WriteFile(file, []byte(page), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

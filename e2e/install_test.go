@@ -1,261 +1,382 @@
 package e2e
 
 import (
-	"bytes"
-	"os/exec"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
 )
 
-func clientset(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	cs, err := kubernetes.NewForConfig(cluster.AdminConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
+// profile is one install of the chart proven on the test ground.
+type profile struct {
+	name           string
+	release, relNS string
+	values         string
+	namespaced     bool
+	watched        []string // listed (namespaced mode) or labelled urunner=enable
+	// empty is a listed namespace without workloads: urunner reads its
+	// Namespace object to tell it from a missing one.
+	empty            string
+	kinds            []string
+	events           bool
+	runningPods      bool
+	pullSecrets      bool
+	pullSecretByName bool
+	verifyRollout    bool
+	// want is every right of the release's ServiceAccount.
+	want []right
 }
 
-func namespace(name string, enabled bool) *corev1.Namespace {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if enabled {
-		ns.Labels = map[string]string{kube.Label: kube.LabelEnable}
-	}
-	return ns
-}
-
-// runAs runs the urunner binary with the environment the chart's CronJob
-// gives it, authenticated by the kubeconfig at kc, and returns its exit
-// code and output.
-func runAs(t *testing.T, kc string, env map[string]string) (int, string) {
-	t.Helper()
-	cmd := exec.Command(urunnerBin)
-	cmd.Env = []string{"KUBECONFIG=" + kc, "URUNNER_CONF_KUBE_AUTH=kubeconfig", "HOME=" + t.TempDir()}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	t.Logf("urunner → %v\n%s", err, out.String())
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), out.String()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return 0, out.String()
-}
-
-// cronJobEnv is the plain environment of the installed CronJob's
-// container: what the chart's values turned into.
-func cronJobEnv(t *testing.T, cs kubernetes.Interface, ns, name string) map[string]string {
-	t.Helper()
-	cj, err := cs.BatchV1().CronJobs(ns).Get(t.Context(), name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{}
-	for _, e := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Env {
-		if e.ValueFrom == nil {
-			env[e.Name] = e.Value
+// groundProfiles are both modes with every feature that adds a right off,
+// and on.
+func groundProfiles() []profile {
+	wl := func(where string, kinds ...string) []right {
+		var out []right
+		for _, k := range kinds {
+			out = append(out, grant(where, kindResource[k], "list", "get", "patch")...)
 		}
+		return out
 	}
-	return env
-}
-
-// The chart's ServiceAccount, with RBAC on, can do a baseline and a
-// restart, and nothing it should not.
-func TestInstalledChartRunsWithLeastPrivilege(t *testing.T) {
-	ctx := t.Context()
-	cs := clientset(t)
-	reg, err := testground.StartRegistry(testground.RegistryOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-
-	const rel, relNS = "urunner", "urunner-system"
-	out, err := helm(t, "install", rel, chartDir(), "-n", relNS, "--create-namespace", "--wait=false",
-		"--set", "registry.host=http://"+reg.Host)
-	if err != nil {
-		t.Fatalf("helm install: %v\n%s", err, out)
-	}
-	if !strings.Contains(out, "kubectl create job --from=cronjob/urunner urunner-manual -n "+relNS) {
-		t.Errorf("NOTES do not give the manual-run command:\n%s", out)
-	}
-
-	// The run authenticates exactly as the pod would: a token of the
-	// chart's ServiceAccount from the TokenRequest API.
-	saCfg, err := cluster.ServiceAccountConfig(ctx, relNS, "urunner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := filepath.Join(t.TempDir(), "sa.kubeconfig")
-	if err := testground.WriteKubeconfig(kc, saCfg); err != nil {
-		t.Fatal(err)
-	}
-	env := cronJobEnv(t, cs, relNS, rel)
-	delete(env, "URUNNER_CONF_KUBE_AUTH")
-	env["URUNNER_CONF_STATE_NAMESPACE"] = relNS // the pod gets it by fieldRef
-
-	app := "app-" + time.Now().Format("150405")
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, namespace(app, true), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.PushImage(ctx, "shop/web:latest", "v1"); err != nil {
-		t.Fatal(err)
-	}
-	createDeployment(t, cs, app, "web", reg.Host+"/shop/web:latest")
-
-	if code, logs := runAs(t, kc, env); code != 0 {
-		t.Fatalf("baseline as the ServiceAccount: exit %d\n%s", code, logs)
-	}
-	if _, err := reg.PushImage(ctx, "shop/web:latest", "v2"); err != nil {
-		t.Fatal(err)
-	}
-	if code, logs := runAs(t, kc, env); code != 0 || !strings.Contains(logs, "restarted") {
-		t.Fatalf("restart as the ServiceAccount: exit %d\n%s", code, logs)
-	}
-	d, err := cs.AppsV1().Deployments(app).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Spec.Template.Annotations[kube.RestartedAtAnnotation] == "" {
-		t.Error("the ServiceAccount's run did not restart web")
-	}
-
-	// What `kubectl auth can-i --as` would answer, asked with the
-	// ServiceAccount's own token.
-	sa := kubernetes.NewForConfigOrDie(saCfg)
-	for _, tc := range []struct {
-		verb, group, resource, ns, name string
-		want                            bool
-	}{
-		{"list", "", "namespaces", "", "", true},
-		{"list", "apps", "deployments", "", "", true},
-		{"patch", "apps", "deployments", app, "web", true},
-		{"get", "", "configmaps", relNS, "urunner-state", true},
-		{"update", "", "configmaps", relNS, "urunner-state", true},
-		{"get", "", "secrets", relNS, "", false},
-		{"list", "", "secrets", "", "", false},
-		{"get", "", "secrets", app, "", false},
-		{"patch", "apps", "statefulsets", app, "", true},
-		{"patch", "apps", "daemonsets", app, "", true},
-		{"create", "", "events", app, "", true},
-		{"update", "", "events", app, "", false},
-		{"patch", "apps", "replicasets", app, "", false},
-		{"patch", "", "pods", app, "", false},
-		{"delete", "apps", "deployments", app, "web", false},
-		{"update", "apps", "deployments", app, "web", false},
-		{"create", "apps", "deployments", app, "", false},
-		{"update", "", "configmaps", relNS, "other", false},
-		{"get", "", "configmaps", relNS, "other", false},
-		{"delete", "", "configmaps", relNS, "urunner-state", false},
-		{"create", "", "configmaps", app, "", false},
-		{"update", "", "configmaps", app, "urunner-state", false},
-	} {
-		ssar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Verb: tc.verb, Group: tc.group, Resource: tc.resource, Namespace: tc.ns, Name: tc.name,
-			},
-		}}
-		got, err := sa.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, ssar, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Status.Allowed != tc.want {
-			t.Errorf("can-i %s %s.%s -n %q %s = %v, want %v", tc.verb, tc.resource, tc.group, tc.ns, tc.name, got.Status.Allowed, tc.want)
-		}
-	}
-
-	// helm upgrade never touches the state; helm uninstall leaves it.
-	before, err := cs.CoreV1().ConfigMaps(relNS).Get(ctx, "urunner-state", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := helm(t, "upgrade", rel, chartDir(), "-n", relNS, "--set", "registry.host=http://"+reg.Host, "--set", "schedule=*/10 * * * *"); err != nil {
-		t.Fatalf("helm upgrade: %v\n%s", err, out)
-	}
-	after, err := cs.CoreV1().ConfigMaps(relNS).Get(ctx, "urunner-state", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.ResourceVersion != before.ResourceVersion {
-		t.Error("helm upgrade changed the state ConfigMap")
-	}
-	if out, err := helm(t, "uninstall", rel, "-n", relNS); err != nil {
-		t.Fatalf("helm uninstall: %v\n%s", err, out)
-	}
-	if _, err := cs.CoreV1().ConfigMaps(relNS).Get(ctx, "urunner-state", metav1.GetOptions{}); err != nil {
-		t.Errorf("helm uninstall removed the state ConfigMap: %v", err)
-	}
-}
-
-func createDeployment(t *testing.T, cs kubernetes.Interface, ns, name, image string) {
-	t.Helper()
-	sel := map[string]string{"app": name}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: appsv1.DeploymentSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: sel},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}},
-			},
+	all := []string{"Deployment", "StatefulSet", "DaemonSet"}
+	return []profile{
+		{
+			name: "cluster mode, features off", release: "rb-cmin", relNS: "rb-cmin",
+			values:  "workloadKinds: [Deployment]\nevents: false\n",
+			watched: []string{"rb-cmin-app"}, kinds: []string{"Deployment"},
+			want: rightsOf(
+				grant(anywhere, "namespaces", "list"),
+				wl(anywhere, "Deployment"),
+				grantNamed("rb-cmin", "configmaps", "rb-cmin-urunner-state", "get", "update"),
+			),
+		},
+		{
+			name: "cluster mode, features on", release: "rb-con", relNS: "rb-con",
+			values: "runningPods: true\npullSecretAuth: true\npullSecretNames: [regcred]\n" +
+				"config:\n  verifyRollout: true\n  rolloutTimeout: 30s\n",
+			watched: []string{"rb-con-app"}, kinds: all,
+			events: true, runningPods: true, pullSecrets: true, pullSecretByName: true, verifyRollout: true,
+			want: rightsOf(
+				grant(anywhere, "namespaces", "list"),
+				wl(anywhere, all...),
+				grant(anywhere, "pods", "list"),
+				grant(anywhere, "events", "create"),
+				grantNamed(anywhere, "secrets", "regcred", "get"),
+				grant(anywhere, "serviceaccounts", "get"),
+				grantNamed("rb-con", "configmaps", "rb-con-urunner-state", "get", "update"),
+			),
+		},
+		{
+			name: "namespaced mode, features off", release: "rb-nmin", relNS: "rb-nmin",
+			values:     "namespaces: [rb-nmin-a, rb-nmin-b, rb-nmin-empty]\nworkloadKinds: [Deployment]\nevents: false\n",
+			namespaced: true, watched: []string{"rb-nmin-a", "rb-nmin-b"}, empty: "rb-nmin-empty", kinds: []string{"Deployment"},
+			want: rightsOf(
+				grantNamed("rb-nmin-a", "namespaces", "rb-nmin-a", "get"),
+				wl("rb-nmin-a", "Deployment"),
+				grantNamed("rb-nmin-b", "namespaces", "rb-nmin-b", "get"),
+				wl("rb-nmin-b", "Deployment"),
+				grantNamed("rb-nmin-empty", "namespaces", "rb-nmin-empty", "get"),
+				wl("rb-nmin-empty", "Deployment"),
+				grantNamed("rb-nmin", "configmaps", "rb-nmin-urunner-state", "get", "update"),
+			),
+		},
+		{
+			name: "namespaced mode, features on", release: "rb-non", relNS: "rb-non",
+			values: "namespaces: [rb-non-a, rb-non-b]\nrunningPods: true\npullSecretAuth: true\n" +
+				"config:\n  verifyRollout: true\n  rolloutTimeout: 30s\n",
+			namespaced: true, watched: []string{"rb-non-a", "rb-non-b"}, kinds: all,
+			events: true, runningPods: true, pullSecrets: true, verifyRollout: true,
+			want: rightsOf(
+				grantNamed("rb-non-a", "namespaces", "rb-non-a", "get"),
+				wl("rb-non-a", all...),
+				grant("rb-non-a", "pods", "list"),
+				grant("rb-non-a", "events", "create"),
+				grant("rb-non-a", "secrets", "get"),
+				grant("rb-non-a", "serviceaccounts", "get"),
+				grantNamed("rb-non-b", "namespaces", "rb-non-b", "get"),
+				wl("rb-non-b", all...),
+				grant("rb-non-b", "pods", "list"),
+				grant("rb-non-b", "events", "create"),
+				grant("rb-non-b", "secrets", "get"),
+				grant("rb-non-b", "serviceaccounts", "get"),
+				grantNamed("rb-non", "configmaps", "rb-non-urunner-state", "get", "update"),
+			),
+		},
+		{
+			name: "namespaced mode, Argo Rollouts", release: "rb-argo", relNS: "rb-argo",
+			values:     "namespaces: [rb-argo-app]\nworkloadKinds: [Deployment, Rollout]\n",
+			namespaced: true, watched: []string{"rb-argo-app"}, kinds: []string{"Deployment", "Rollout"}, events: true,
+			want: rightsOf(
+				grantNamed("rb-argo-app", "namespaces", "rb-argo-app", "get"),
+				wl("rb-argo-app", "Deployment", "Rollout"),
+				grant("rb-argo-app", "events", "create"),
+				grantNamed("rb-argo", "configmaps", "rb-argo-urunner-state", "get", "update"),
+			),
 		},
 	}
-	if _, err := cs.AppsV1().Deployments(ns).Create(t.Context(), d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+}
+
+// The chart installed on the real API server, in both modes, with the
+// features that add rights off and on: urunner run with its
+// ServiceAccount's token does everything the values enable (restarts of
+// each kind, Events, reading pods, pull secrets, rollouts), and the API
+// server grants that ServiceAccount exactly the profile's rights, none of
+// the must-not list, and (namespaced mode) sees no request outside the
+// listed namespaces and the release's own.
+func TestInstalledChartRunsWithLeastPrivilege(t *testing.T) {
+	for _, p := range groundProfiles() {
+		t.Run(p.name, func(t *testing.T) { p.prove(t) })
 	}
 }
 
-// Pull-secret auth adds get on secrets and serviceaccounts, and nothing
-// else: no list (which would read every secret), no write.
-func TestPullSecretAuthAddsOnlyGetOnSecrets(t *testing.T) {
-	ctx := t.Context()
-	const rel, relNS = "urunner-ps", "urunner-ps"
-	if out, err := helm(t, "install", rel, chartDir(), "-n", relNS, "--create-namespace",
-		"--set", "registry.host=registry.example.com", "--set", "pullSecretAuth=true"); err != nil {
-		t.Fatalf("helm install: %v\n%s", err, out)
+func (p profile) prove(t *testing.T) {
+	cs := clientset(t)
+	opts := testground.RegistryOptions{}
+	const user, password = "puller", "pull-s3cret-0123"
+	if p.pullSecrets {
+		opts.Logins = map[string]string{user: password}
 	}
-	t.Cleanup(func() { _, _ = helm(t, "uninstall", rel, "-n", relNS) })
-	saCfg, err := cluster.ServiceAccountConfig(ctx, relNS, rel)
+	reg := startRegistry(t, opts)
+	if slices.Contains(p.kinds, "Rollout") {
+		installRolloutCRD(t)
+	}
+
+	// other is watched by no one: what urunner must neither touch nor see.
+	other := p.release + "-other"
+	for _, ns := range append(slices.Clone(p.watched), other) {
+		newNamespace(t, ns, !p.namespaced && ns != other)
+	}
+	if p.empty != "" {
+		newNamespace(t, p.empty, false)
+	}
+	t.Cleanup(func() { deleteNamespace(t, cs, p.relNS) })
+	r := install(t, p.release, p.relNS, p.values, "registry.host=http://"+reg.Host)
+	if want := "kubectl create job --from=cronjob/" + r.fullname + " urunner-manual -n " + p.relNS; !strings.Contains(r.installOutput, want) {
+		t.Errorf("NOTES do not give the manual-run command %q:\n%s", want, r.installOutput)
+	}
+	if labels := strings.Contains(r.installOutput, "urunner=enable"); labels == p.namespaced {
+		t.Errorf("NOTES tell to label namespaces urunner=enable: %v, want %v:\n%s", labels, !p.namespaced, r.installOutput)
+	}
+
+	// The workloads: each kind in each watched namespace, on an image of
+	// that namespace; "steady", whose pods will already run the new
+	// digest; the same image in the namespace nobody watches.
+	image := func(ns string) string { return reg.Host + "/" + ns + "/app:latest" }
+	secret := ""
+	if p.pullSecrets {
+		secret = "regcred"
+	}
+	for _, ns := range append(slices.Clone(p.watched), other) {
+		if p.pullSecrets {
+			pullSecret(t, cs, ns, "regcred", reg.Host, user, password)
+		}
+	}
+	for _, ns := range p.watched {
+		push(t, reg, ns+"/app:latest", "v1")
+		for _, k := range p.kinds {
+			createWorkload(t, cs, k, ns, strings.ToLower(k), image(ns), 0, secret)
+		}
+		if p.runningPods {
+			createWorkload(t, cs, "Deployment", ns, "steady", image(ns), 1, secret)
+		}
+	}
+	createWorkload(t, cs, "Deployment", other, "deployment", image(p.watched[0]), 0, secret)
+
+	r.mustRun("baseline")
+	moved := map[string]string{}
+	for _, ns := range p.watched {
+		moved[ns] = push(t, reg, ns+"/app:latest", "v2")
+		if p.runningPods {
+			podsRun(t, cs, ns, "steady", 1, reg.Host+"/"+ns+"/app@"+moved[ns])
+		}
+	}
+	reg.ResetRequests()
+	logs := r.mustRun("restart")
+
+	for _, ns := range p.watched {
+		for _, k := range p.kinds {
+			if restartedAt(t, cs, k, ns, strings.ToLower(k)) == "" {
+				t.Errorf("%s %s/%s: not restarted", k, ns, strings.ToLower(k))
+			}
+		}
+		if p.runningPods && restartedAt(t, cs, "Deployment", ns, "steady") != "" {
+			t.Errorf("%s/steady restarted, though its ready pods run the new digest (runningPods)", ns)
+		}
+		if got := eventsOn(t, cs, ns, "deployment", kube.ReasonDigestChanged); (got > 0) != p.events {
+			t.Errorf("%s/deployment has %d %s Events, want them: %v", ns, got, kube.ReasonDigestChanged, p.events)
+		}
+	}
+	if restartedAt(t, cs, "Deployment", other, "deployment") != "" {
+		t.Errorf("the Deployment of namespace %s, which is not watched, was restarted", other)
+	}
+	if p.pullSecrets {
+		var want []string
+		for _, ns := range p.watched {
+			want = append(want, ns+"/app")
+		}
+		if diff := cmp.Diff(map[string][]string{user: want}, reg.Users()); diff != "" {
+			t.Errorf("registry logins (-want +got):\n%s", diff)
+		}
+		if strings.Contains(logs, password) {
+			t.Error("a pull secret's password reached the log")
+		}
+	}
+	if p.verifyRollout {
+		lr := r.lastRun()
+		if len(lr.Rollouts) != len(p.watched)*len(p.kinds) {
+			t.Errorf("%d rollouts verified, want %d: %+v", len(lr.Rollouts), len(p.watched)*len(p.kinds), lr.Rollouts)
+		}
+		for _, ro := range lr.Rollouts {
+			if ro.Result != "complete" {
+				t.Errorf("rollout of %s %s/%s: %s, want complete", ro.Kind, ro.Namespace, ro.Name, ro.Result)
+			}
+		}
+	}
+
+	p.checkRights(t, r, other)
+	if p.namespaced {
+		p.checkRequests(t, r)
+	}
+}
+
+// checkRights asks the API server what the ServiceAccount may do: exactly
+// the profile's rights in every namespace that matters, and nothing of
+// the must-not list.
+func (p profile) checkRights(t *testing.T, r *release, other string) {
+	t.Helper()
+	manifest, err := helm(t, "get", "manifest", r.name, "-n", r.namespace)
+	if err != nil {
+		t.Fatalf("helm get manifest: %v\n%s", err, manifest)
+	}
+	if diff := cmp.Diff(p.want, renderedRights(t, manifest)[r.serviceAccount()]); diff != "" {
+		t.Errorf("rights the installed release grants (-want +got):\n%s", diff)
+	}
+	nobody, err := cluster.ServiceAccountConfig(t.Context(), r.namespace, "bound-to-nothing")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa := kubernetes.NewForConfigOrDie(saCfg)
-	for _, tc := range []struct {
-		verb, resource string
-		want           bool
-	}{
-		{"get", "secrets", true},
-		{"get", "serviceaccounts", true},
-		{"list", "secrets", false},
-		{"watch", "secrets", false},
-		{"update", "secrets", false},
-		{"create", "secrets", false},
-	} {
-		ssar := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: tc.verb, Resource: tc.resource, Namespace: "anywhere"},
-		}}
-		got, err := sa.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, ssar, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
+	baseline := kubernetes.NewForConfigOrDie(nobody)
+	for _, ns := range append(slices.Clone(p.watched), p.empty, r.namespace, other, "kube-system", "default") {
+		if ns == "" {
+			continue
 		}
-		if got.Status.Allowed != tc.want {
-			t.Errorf("can-i %s %s = %v, want %v", tc.verb, tc.resource, got.Status.Allowed, tc.want)
+		if diff := cmp.Diff(in(ns, p.want), effectiveRights(t, r.sa, baseline, ns)); diff != "" {
+			t.Errorf("what the ServiceAccount may do in %s (-want +got):\n%s", ns, diff)
 		}
 	}
+	for _, a := range p.mustNot(r, other) {
+		if canI(t, r.sa, a) {
+			t.Errorf("the ServiceAccount may %s", a)
+		}
+	}
+}
+
+// mustNot is what the ServiceAccount must never be allowed, whatever the
+// values: other ConfigMaps, Secrets beyond the pull secrets it reads,
+// writes to workloads beyond a patch, pods, RBAC, tokens; and in
+// namespaced mode anything outside the listed namespaces, kube-system
+// first.
+func (p profile) mustNot(r *release, other string) []access {
+	w := p.watched[0]
+	out := []access{
+		{"create", "configmaps", r.namespace, ""},
+		{"list", "configmaps", r.namespace, ""},
+		{"get", "configmaps", r.namespace, "another"},
+		{"update", "configmaps", r.namespace, "another"},
+		{"delete", "configmaps", r.namespace, r.stateConfig},
+		{"patch", "configmaps", r.namespace, r.stateConfig},
+		{"update", "configmaps", w, r.stateConfig},
+		{"list", "secrets", "", ""},
+		{"list", "secrets", w, ""},
+		{"watch", "secrets", w, ""},
+		{"update", "secrets", w, "regcred"},
+		{"get", "secrets", r.namespace, r.fullname},
+		{"create", "deployments.apps", w, ""},
+		{"update", "deployments.apps", w, "deployment"},
+		{"delete", "deployments.apps", w, "deployment"},
+		{"patch", "replicasets.apps", w, ""},
+		{"patch", "pods", w, ""},
+		{"delete", "pods", w, ""},
+		{"create", "pods/exec", w, ""},
+		{"update", "events", w, ""},
+		{"create", "rolebindings.rbac.authorization.k8s.io", w, ""},
+		{"escalate", "roles.rbac.authorization.k8s.io", w, ""},
+		{"bind", "clusterroles.rbac.authorization.k8s.io", "", ""},
+		{"impersonate", "serviceaccounts", r.namespace, ""},
+		{"create", "serviceaccounts/token", r.namespace, r.fullname},
+		{"create", "jobs.batch", r.namespace, ""},
+		{"get", "nodes", "", ""},
+		{"delete", "namespaces", w, w},
+	}
+	if !p.events {
+		out = append(out, access{"create", "events", w, ""})
+	}
+	if !p.runningPods {
+		out = append(out, access{"list", "pods", w, ""})
+	}
+	if !p.pullSecrets {
+		out = append(out, access{"get", "secrets", w, "regcred"}, access{"get", "serviceaccounts", w, "default"})
+	}
+	if p.pullSecretByName {
+		out = append(out, access{"get", "secrets", w, "db-password"})
+	}
+	for k, resource := range kindResource {
+		if !slices.Contains(p.kinds, k) {
+			out = append(out, access{"patch", resource, w, ""})
+		}
+	}
+	if p.namespaced {
+		out = append(out,
+			access{"list", "namespaces", "", ""},
+			access{"get", "namespaces", "kube-system", "kube-system"},
+			access{"get", "namespaces", other, other},
+			access{"list", "deployments.apps", "", ""},
+			access{"list", "deployments.apps", other, ""},
+			access{"patch", "deployments.apps", other, "deployment"},
+			access{"get", "secrets", other, "regcred"},
+			access{"list", "deployments.apps", "kube-system", ""},
+			access{"patch", "daemonsets.apps", "kube-system", ""},
+			access{"get", "secrets", "kube-system", ""},
+			access{"get", "configmaps", "kube-system", ""},
+			access{"list", "pods", "kube-system", ""},
+			access{"create", "events", "kube-system", ""},
+			access{"get", "serviceaccounts", "kube-system", ""},
+		)
+	}
+	return out
+}
+
+// checkRequests reads the API server's audit log: in namespaced mode
+// every request the binary made was for an object in a listed namespace
+// or its state in the release namespace; none was cluster-scoped.
+func (p profile) checkRequests(t *testing.T, r *release) {
+	t.Helper()
+	where := map[string]bool{r.namespace: true, p.empty: p.empty != ""}
+	for _, ns := range p.watched {
+		where[ns] = true
+	}
+	reqs := r.requests()
+	if len(reqs) == 0 {
+		t.Fatal("the audit log holds no request of urunner's")
+	}
+	var lines []string
+	readEmpty := false
+	for _, e := range reqs {
+		lines = append(lines, e.String())
+		if e.ObjectRef == nil || !where[e.ObjectRef.Namespace] {
+			t.Errorf("urunner asked outside the listed namespaces and its own: %s", e)
+		}
+		if p.empty != "" && e.Verb == "get" && e.ObjectRef != nil && e.ObjectRef.Resource == "namespaces" &&
+			e.ObjectRef.Name == p.empty && e.ResponseStatus.Code == 200 {
+			readEmpty = true
+		}
+	}
+	if p.empty != "" && !readEmpty {
+		t.Errorf("urunner did not read (or was refused) the Namespace %s, listed and empty", p.empty)
+	}
+	t.Logf("urunner's requests as %s:\n%s", r.username(), strings.Join(lines, "\n"))
 }

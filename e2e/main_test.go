@@ -48,7 +48,7 @@ func run(m *testing.M) int {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := testground.StartCluster(ctx, testground.ClusterOptions{Log: os.Stderr})
+	c, err := testground.StartCluster(ctx, testground.ClusterOptions{Log: os.Stderr, AuditServiceAccounts: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start the test ground:", err)
 		return 1

@@ -90,6 +90,10 @@ type ClusterOptions struct {
 	Dir string
 	// Log receives one progress line per component; nil discards them.
 	Log io.Writer
+	// AuditServiceAccounts makes the API server keep an audit log of the
+	// requests service accounts make, read with Cluster.AuditEvents: what
+	// a process holding a ServiceAccount's token really asked for.
+	AuditServiceAccounts bool
 }
 
 // Cluster is a running control plane on loopback: etcd, kube-apiserver and
@@ -102,6 +106,7 @@ type Cluster struct {
 	AdminToken     string
 	KubeconfigPath string // admin kubeconfig in Dir, user in group system:masters
 
+	auditLog  string // "" unless ClusterOptions.AuditServiceAccounts
 	removeDir bool
 	ready     bool       // StartCluster returned it; exits before Stop are failures
 	procs     []*process // in start order
@@ -225,8 +230,14 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (c *Cluster, err err
 	}
 	logLine(etcd, etcdURL)
 
-	apiserver, err := c.start(bins["kube-apiserver"], "kube-apiserver",
-		"--etcd-servers="+etcdURL,
+	var auditFlags []string
+	if opts.AuditServiceAccounts {
+		if c.auditLog, auditFlags, err = auditArgs(c.Dir); err != nil {
+			return c, err
+		}
+	}
+	apiserver, err := c.start(bins["kube-apiserver"], "kube-apiserver", append([]string{
+		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		// Since 1.37 the lease reconciler refuses a loopback advertise
@@ -234,18 +245,18 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (c *Cluster, err err
 		// the API server through the kubernetes Service, so keep its
 		// Endpoints empty instead of advertising a routable address.
 		"--endpoint-reconciler-type=none",
-		"--secure-port="+strconv.Itoa(apiPort),
-		"--tls-cert-file="+f.servingCert,
-		"--tls-private-key-file="+f.servingKey,
-		"--client-ca-file="+f.caCert,
+		"--secure-port=" + strconv.Itoa(apiPort),
+		"--tls-cert-file=" + f.servingCert,
+		"--tls-private-key-file=" + f.servingKey,
+		"--client-ca-file=" + f.caCert,
 		"--authorization-mode=Node,RBAC",
-		"--token-auth-file="+f.tokens,
+		"--token-auth-file=" + f.tokens,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+f.saPublic,
-		"--service-account-signing-key-file="+f.saKey,
+		"--service-account-key-file=" + f.saPublic,
+		"--service-account-signing-key-file=" + f.saKey,
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--allow-privileged=true",
-	)
+	}, auditFlags...)...)
 	if err != nil {
 		return c, err
 	}

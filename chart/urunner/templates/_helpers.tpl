@@ -53,3 +53,80 @@ app.kubernetes.io/component: webhook
 {{ include "urunner.selectorLabels" . }}
 app.kubernetes.io/component: webhook
 {{- end }}
+
+{{/* The state ConfigMap: config.stateConfigMap, else one per release. */}}
+{{- define "urunner.stateConfigMap" -}}
+{{- .Values.config.stateConfigMap | default (printf "%s-state" (include "urunner.fullname" .)) }}
+{{- end }}
+
+{{/*
+The rules a run needs where it watches workloads: cluster-wide (a
+ClusterRole, cluster mode) or in one namespace (a Role, namespaced mode).
+Called with (dict "root" $ "namespace" NS), NS empty for cluster mode. Each
+rule is here because the binary makes that request, and only when the
+values enable the feature that makes it.
+*/}}
+{{- define "urunner.runRules" -}}
+{{- $v := .root.Values }}
+{{- if .namespace }}
+# Tell a missing namespace from an empty one: urunner reads this namespace's
+# own Namespace object, by name, only when every LIST in it came back empty.
+- apiGroups: [""]
+  resources: [namespaces]
+  resourceNames: [{{ .namespace | quote }}]
+  verbs: [get]
+{{- else }}
+# Find the namespaces labelled urunner=enable (a label selector: a list
+# cannot be narrowed to names).
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list]
+{{- end }}
+{{- $apps := without $v.workloadKinds "Rollout" }}
+{{- if $apps }}
+# The workload kinds of workloadKinds. list: find them, page by page;
+# get: read one again after a conflicting PATCH, and follow its rollout
+# (config.verifyRollout); patch: the restart annotation (config.restartMode
+# pin: the image too). No create, update or delete.
+- apiGroups: [apps]
+  resources:
+    {{- range $apps }}
+    - {{ lower . }}s
+    {{- end }}
+  verbs: [list, get, patch]
+{{- end }}
+{{- if has "Rollout" $v.workloadKinds }}
+# Argo Rollouts (workloadKinds Rollout), alike: patch sets spec.restartAt
+# and urunner's records on the Rollout (pin: the image).
+- apiGroups: [argoproj.io]
+  resources: [rollouts]
+  verbs: [list, get, patch]
+{{- end }}
+{{- if $v.runningPods }}
+# runningPods: the digests the workloads' ready pods run, from one LIST of
+# pods {{ if .namespace }}in this namespace{{ else }}(cluster-wide, or per watched namespace){{ end }} a run.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+{{- end }}
+{{- if $v.events }}
+# events: an Event on each workload restarted, or whose lookup failed.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end }}
+{{- if $v.pullSecretAuth }}
+# pullSecretAuth: the pull secrets a workload names, in its own namespace,
+# read by name (get, never list){{ if $v.pullSecretNames }}, only those of pullSecretNames{{ end }}.
+- apiGroups: [""]
+  resources: [secrets]
+  {{- with $v.pullSecretNames }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
+  verbs: [get]
+# ...and the workload's ServiceAccount, for the pull secrets it names.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get]
+{{- end }}
+{{- end }}
