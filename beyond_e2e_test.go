@@ -184,7 +184,8 @@ func TestRunReportAndMetricsPush(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(pushed) != 2 || paths[1] != "PUT /metrics/job/urunner/namespace/default/cluster/ground" {
+	// The harness's state ConfigMap is not the default one: its group says which.
+	if len(pushed) != 2 || paths[1] != "PUT /metrics/job/urunner/namespace/default/state/"+g.state+"/cluster/ground" {
 		t.Fatalf("pushes = %v", paths)
 	}
 	for _, want := range []string{"urunner_run_restarts 1", "urunner_run_failures 1", "urunner_run_registry_head_requests 2", "urunner_run_exit_code 1", "# TYPE urunner_run_images gauge"} {

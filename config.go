@@ -314,6 +314,9 @@ func (c *Config) hosts() ([]registry.Host, error) {
 	return out, nil
 }
 
+// defaultStateConfigMap is URUNNER_CONF_STATE_CONFIGMAP's default.
+const defaultStateConfigMap = "urunner-state"
+
 // kinds parses URUNNER_CONF_WORKLOAD_KINDS.
 func (c *Config) kinds() ([]string, error) {
 	var out []string

@@ -67,9 +67,17 @@ func (a *app) logLookups(f *found, o *outcome) {
 			rateLimited[host] = true
 			a.log.Error("registry rate limit: it asked to retry later than this run can wait; skipping its images this run", "registry", host, "error", r.Err)
 		default:
-			a.log.Warn("lookup failed; workloads on this image keep what they run", "image", l.Ref, "error", r.Err)
+			attrs := []any{"image", l.Ref, "error", r.Err}
+			if l.Cred != "" {
+				attrs = append(attrs, "pull_secret", f.secretsOf(l.Cred))
+			}
+			a.log.Warn("lookup failed; workloads on this image keep what they run", attrs...)
 		}
-		o.failure(failure{Image: l.Ref, Error: r.Err.Error()})
+		msg := r.Err.Error()
+		if l.Cred != "" {
+			msg = "with pull secret " + f.secretsOf(l.Cred) + ": " + msg
+		}
+		o.failure(failure{Image: l.Ref, Error: msg})
 	}
 }
 

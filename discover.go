@@ -6,8 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
@@ -38,6 +41,9 @@ type found struct {
 	countedAt time.Time
 	results   map[policy.Lookup]policy.Result
 	lookups   map[policy.Lookup]registry.Lookup
+	// secrets names, per pull-secret credentials, the Secrets that hold
+	// them (namespace/name), for messages: never the credentials.
+	secrets map[string][]string
 }
 
 // load reads what urunner remembers. A document it cannot read stops the
@@ -62,7 +68,7 @@ func (a *app) load(ctx context.Context) (*state.Snapshot, error) {
 // names it, so that resolution overlaps the listing. It closes lookups.
 func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem state.State) (*found, error) {
 	defer close(lookups)
-	f := &found{}
+	f := &found{secrets: map[string][]string{}}
 	scope, err := a.scope(ctx, mem, f)
 	if err != nil {
 		return nil, err
@@ -103,9 +109,23 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 	f.listing = policy.Listing{Complete: len(listed.Failed) == 0, Restricted: only != nil, Failed: map[string]bool{}}
 	for ns, err := range listed.Failed {
 		f.listing.Failed[ns] = true
-		a.log.Error("cannot list the namespace's workloads; what urunner remembers of them is kept", "namespace", ns, "error", err)
+		msg := "cannot list the namespace's workloads; what urunner remembers of them is kept"
+		if apierrors.IsForbidden(err) && a.namespaced() {
+			// A deleted namespace takes the chart's Role in it along: its
+			// LIST is then refused, not empty.
+			msg += " (a namespace that was deleted answers forbidden too: remove it from URUNNER_CONF_NAMESPACES, chart value namespaces)"
+			err = fmt.Errorf("%w (deleted, or its Role is missing)", err)
+			listed.Failed[ns] = err
+		}
+		a.log.Error(msg, "namespace", ns, "error", err)
 	}
 	return f, nil
+}
+
+// namespaced reports whether URUNNER_CONF_NAMESPACES names the namespaces.
+func (a *app) namespaced() bool {
+	nss, _ := a.cfg.namespaces()
+	return len(nss) > 0
 }
 
 // recount is how long a count of the cluster's workloads is trusted.
@@ -118,7 +138,8 @@ const recount = time.Hour
 // LIST of a single object per kind).
 func (a *app) scope(ctx context.Context, mem state.State, f *found) (kube.Scope, error) {
 	if nss, _ := a.cfg.namespaces(); len(nss) > 0 {
-		return kube.Scope{Namespaces: nss, PerNamespace: true}, nil
+		// Their rings, soaks and approvals: one GET each.
+		return kube.Scope{Namespaces: nss, PerNamespace: true, Annotations: a.kube.NamespaceAnnotations(ctx, nss)}, nil
 	}
 	nss, annotations, err := a.kube.EnabledNamespaces(ctx)
 	if err != nil {
@@ -213,7 +234,10 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 						"namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name, "error", err)
 				}
 			}
-			l.Cred, l.Pull = pullCredentials(auths, im.Ref.Registry)
+			l.Cred, l.Pull, l.Source = pullCredentials(auths, im.Ref.Registry)
+			if l.Cred != "" && !slices.Contains(f.secrets[l.Cred], l.Source) {
+				f.secrets[l.Cred] = append(f.secrets[l.Cred], l.Source)
+			}
 		}
 		pc.Cred = l.Cred
 		w.policy.Containers = append(w.policy.Containers, pc)
@@ -226,15 +250,25 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 // for host, and a name for them: two namespaces holding the same
 // credentials share one lookup, and a namespace only ever sees digests
 // fetched with its own or with the registry's configured credentials.
-func pullCredentials(auths []kube.RegistryAuth, host string) (string, *registry.Credentials) {
+func pullCredentials(auths []kube.RegistryAuth, host string) (string, *registry.Credentials, string) {
 	for _, au := range auths {
 		if registry.ServerHost(au.Server) != host {
 			continue
 		}
 		sum := sha256.Sum256([]byte(host + "\x00" + au.Username + "\x00" + au.Password))
-		return "pull:" + hex.EncodeToString(sum[:8]), &registry.Credentials{User: au.Username, Password: au.Password}
+		return "pull:" + hex.EncodeToString(sum[:8]), &registry.Credentials{User: au.Username, Password: au.Password}, au.Source
 	}
-	return "", nil
+	return "", nil, ""
+}
+
+// secretsOf names the Secrets holding the credentials cred, for messages.
+func (f *found) secretsOf(cred string) string {
+	s := f.secrets[cred]
+	out := strings.Join(s[:min(3, len(s))], ", ")
+	if len(s) > 3 {
+		out += fmt.Sprintf(" and %d more", len(s)-3)
+	}
+	return out
 }
 
 // records reads the restarted-for annotation: "reference@digest" per

@@ -57,6 +57,22 @@ func TestPullSecretsAuthenticateLookups(t *testing.T) {
 				t.Error("a pull secret's credentials reached the log")
 			}
 
+			// A wrong password in the Secret: the failure names the Secret,
+			// never what it holds.
+			wrong := base64.StdEncoding.EncodeToString([]byte("puller:wr0ng-pass"))
+			secret.Data[corev1.DockerConfigJsonKey] = fmt.Appendf(nil, `{"auths":{"http://%s":{"auth":%q}}}`, g.reg.Host, wrong)
+			if _, err := g.cs.CoreV1().Secrets(ns).Update(t.Context(), secret, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			g.push("team/app:latest", "v3")
+			o = g.run()
+			if o.code != 1 || !strings.Contains(o.logs, "pull_secret="+ns+"/regcred") {
+				t.Errorf("a refused pull secret: exit %d, want 1 and a line naming %s/regcred:\n%s", o.code, ns, o.logs)
+			}
+			if strings.Contains(o.logs, "wr0ng-pass") || strings.Contains(o.logs, wrong) {
+				t.Error("a pull secret's credentials reached the log")
+			}
+
 			// Off (the default), the same registry refuses urunner.
 			t.Setenv("URUNNER_CONF_PULL_SECRET_AUTH", "false")
 			if o := g.run(); o.code != 1 || !strings.Contains(o.logs, "refused the credentials") && !strings.Contains(o.logs, "unauthorized") {

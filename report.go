@@ -148,7 +148,7 @@ func (a *app) report(ctx context.Context, o *outcome, err error) int {
 		_ = json.NewEncoder(a.out).Encode(rep)
 	}
 	if a.cfg.PushgatewayURL != "" {
-		if perr := pushMetrics(context.WithoutCancel(ctx), a.cfg.PushgatewayURL, a.store.Namespace(), rep); perr != nil {
+		if perr := pushMetrics(context.WithoutCancel(ctx), a.cfg.PushgatewayURL, a.store.Namespace(), a.cfg.StateConfigMap, rep); perr != nil {
 			a.log.Warn("metrics not pushed", "error", perr)
 		}
 	}
@@ -256,13 +256,18 @@ const maxFailingSeries = 100
 // pushMetrics replaces urunner's group of a Prometheus Pushgateway with
 // this run's gauges. A one-shot Job lives too briefly to be scraped. The
 // group is keyed by job, the state's namespace (two installs in one cluster
-// keep apart) and the cluster name when set.
-func pushMetrics(ctx context.Context, gateway, namespace string, r runReport) error {
+// keep apart), its ConfigMap when it is not the default one (two releases
+// in one namespace keep apart too: label state) and the cluster name when
+// set.
+func pushMetrics(ctx context.Context, gateway, namespace, configMap string, r runReport) error {
 	u, err := url.Parse(gateway)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("URUNNER_CONF_PUSHGATEWAY_URL: not an http(s) URL")
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/metrics/job/urunner/namespace/" + url.PathEscape(namespace)
+	if configMap != defaultStateConfigMap {
+		u.Path += "/state/" + url.PathEscape(configMap)
+	}
 	if r.Cluster != "" {
 		u.Path += "/cluster/" + url.PathEscape(r.Cluster)
 	}

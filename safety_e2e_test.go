@@ -155,6 +155,30 @@ func TestApprovalAndNotifyModes(t *testing.T) {
 			t.Error("not restarted once approved")
 		}
 	})
+	// In namespaced mode the namespace's annotations are read with a GET
+	// of it: an approval there counts as in cluster mode.
+	t.Run("approved on the namespace, in namespaced mode", func(t *testing.T) {
+		g := newGround(t, testground.RegistryOptions{})
+		t.Setenv("URUNNER_CONF_APPROVAL", "approve")
+		g.push("team/app:latest", "v1")
+		ns := g.namespace(false)
+		t.Setenv("URUNNER_CONF_NAMESPACES", ns)
+		g.deploy(ns, "web", g.image("team/app:latest"))
+		g.mustRun()
+		moved := g.push("team/app:latest", "v2")
+		g.mustRun()
+		if g.restartedAt(ns, "web") != "" {
+			t.Fatal("restarted without approval")
+		}
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, policy.ApproveAnnotation, short(moved))
+		if _, err := g.cs.CoreV1().Namespaces().Patch(t.Context(), ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		g.mustRun()
+		if g.restartedAt(ns, "web") == "" {
+			t.Error("not restarted once its namespace approved the digest")
+		}
+	})
 	t.Run("notify", func(t *testing.T) {
 		g := newGround(t, testground.RegistryOptions{})
 		var (

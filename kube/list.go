@@ -44,6 +44,41 @@ func (c *Client) EnabledNamespaces(ctx context.Context) ([]string, map[string]ma
 	return names, annotations, nil
 }
 
+// NamespaceAnnotations reads the urunner.io/ annotations of the namespaces
+// named (namespaced mode: a GET of each, which the chart's Role in it
+// allows), in parallel. A namespace that cannot be read has none: its
+// listing says why.
+func (c *Client) NamespaceAnnotations(ctx context.Context, names []string) map[string]map[string]string {
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, namespaceWorkers)
+		out = map[string]map[string]string{}
+	)
+	for _, name := range names {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ns, err := c.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return
+			}
+			for k, v := range ns.Annotations {
+				if strings.HasPrefix(k, "urunner.io/") {
+					mu.Lock()
+					if out[name] == nil {
+						out[name] = map[string]string{}
+					}
+					out[name][k] = v
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
 // Count returns how many objects of the given kinds the cluster holds, from
 // one LIST of a single object per kind (the API server's
 // remainingItemCount); false when the API server does not say.

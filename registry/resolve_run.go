@@ -210,7 +210,7 @@ func (r *resolveRun) probed(g *group, l Lookup, res Result) {
 		g.state = refusedCreds
 		source := "configured credentials"
 		if g.id.cred != "" {
-			source = "pull secret " + g.id.cred
+			source = "pull secret " + l.Source
 		}
 		r.res.opts.Log.Error("registry refused the credentials for two repositories; skipping its other images this run",
 			"registry", g.id.host, "credentials", source, "error", res.Err)

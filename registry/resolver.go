@@ -152,6 +152,8 @@ type Lookup struct {
 	// digest its own credentials fetched.
 	Cred string
 	Pull *Credentials
+	// Source names where Pull came from ("shop/regcred"), for messages.
+	Source string
 }
 
 // Outcome is a lookup and its result.
