@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/urunner/urunner/e2e/testground"
@@ -26,13 +27,15 @@ type install struct {
 	cs        kubernetes.Interface
 	reg       *testground.Registry
 	namespace string // urunner's
+	release   string
 	app       string // the watched namespace
 	kubelet   *kubelet
 }
 
-// newInstall installs the chart as release urunner in namespace ns
-// (suspended: only the Jobs a test starts run), with extra --set values.
-func newInstall(t *testing.T, ns string, sets ...string) *install {
+// newInstall installs the chart as release in namespace ns (suspended:
+// only the Jobs a test starts run), watching ns-app, with extra --set values. Its RBAC is
+// cluster-wide and named for the release: each test has its own.
+func newInstall(t *testing.T, ns, release string, sets ...string) *install {
 	t.Helper()
 	cs := clientset(t)
 	reg, err := testground.StartRegistry(testground.RegistryOptions{})
@@ -40,13 +43,17 @@ func newInstall(t *testing.T, ns string, sets ...string) *install {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = reg.Close() })
-	args := []string{"install", "urunner", root + "/chart/urunner", "-n", ns, "--create-namespace", "--wait=false",
-		"--set", "registry.host=http://" + reg.Host, "--set", "suspend=true"}
+	args := []string{"install", release, root + "/chart/urunner", "-n", ns, "--create-namespace", "--wait=false",
+		"--set", "registry.host=http://" + reg.Host, "--set", "suspend=true",
+		// Namespaced mode: each test's urunner watches its own app
+		// namespace only, not the others' labelled ones. (Tests add their
+		// own variables from extraEnv[1].)
+		"--set", "extraEnv[0].name=URUNNER_CONF_NAMESPACES", "--set", "extraEnv[0].value=" + ns + "-app"}
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
 	helm(t, args...)
-	in := &install{t: t, cs: cs, reg: reg, namespace: ns, app: ns + "-app"}
+	in := &install{t: t, cs: cs, reg: reg, namespace: ns, release: release, app: ns + "-app"}
 	appNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: in.app, Labels: map[string]string{kube.Label: kube.LabelEnable}}}
 	if _, err := cs.CoreV1().Namespaces().Create(t.Context(), appNS, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -106,6 +113,15 @@ func (in *install) daemonSet(name, image string) {
 	}
 }
 
+// label labels a Deployment.
+func (in *install) label(name, key, value string) {
+	in.t.Helper()
+	patch := `{"metadata":{"labels":{"` + key + `":"` + value + `"}}}`
+	if _, err := in.cs.AppsV1().Deployments(in.app).Patch(in.t.Context(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		in.t.Fatal(err)
+	}
+}
+
 // restartedAt is a Deployment's restart annotation, "" before any restart.
 func (in *install) restartedAt(name string) string {
 	in.t.Helper()
@@ -160,10 +176,11 @@ func (in *install) jobs() []batchv1.Job {
 	return items
 }
 
-// run is `kubectl urunner -n NAMESPACE args...` for this install.
+// run is `kubectl urunner -n NAMESPACE --release RELEASE args...` for
+// this install.
 func (in *install) run(args ...string) (int, string, string) {
 	in.t.Helper()
-	return plugin(in.t, append([]string{"-n", in.namespace}, args...)...)
+	return plugin(in.t, append([]string{"-n", in.namespace, "--release", in.release}, args...)...)
 }
 
 // mustContain fails for each want missing from got.

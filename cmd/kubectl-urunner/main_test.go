@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,8 +129,9 @@ type kubelet struct {
 	cs        kubernetes.Interface
 	node      *node
 	namespace string
-	// hold, when set, delays each pod's start until it is closed.
-	hold chan struct{}
+	// paused, while true, leaves new pods Pending, as a node without room
+	// would.
+	paused atomic.Bool
 
 	mu   sync.Mutex
 	seen map[string]bool
@@ -154,7 +156,7 @@ func (k *kubelet) loop(ctx context.Context) {
 		pods, err := k.cs.CoreV1().Pods(k.namespace).List(ctx, metav1.ListOptions{LabelSelector: "batch.kubernetes.io/controller-uid"})
 		if err == nil {
 			for _, p := range pods.Items {
-				if p.Spec.NodeName == "" && !k.seen[p.Name] {
+				if p.Spec.NodeName == "" && !k.seen[p.Name] && !k.paused.Load() {
 					k.seen[p.Name] = true
 					k.run(ctx, p)
 				}
@@ -171,13 +173,6 @@ func (k *kubelet) loop(ctx context.Context) {
 // run runs one pod to its end.
 func (k *kubelet) run(ctx context.Context, pod corev1.Pod) {
 	t := k.t
-	if k.hold != nil {
-		select {
-		case <-k.hold:
-		case <-ctx.Done():
-			return
-		}
-	}
 	err := k.cs.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
 		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
 		Target:     corev1.ObjectReference{Kind: "Node", Name: k.node.name},

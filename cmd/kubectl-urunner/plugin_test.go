@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/state"
 )
 
@@ -19,7 +20,7 @@ import (
 // changes), run (the restarts), status, why for each kind; then a failing
 // image and a quarantined digest as status and why show them.
 func TestOperatingUrunnerWithThePlugin(t *testing.T) {
-	in := newInstall(t, "story")
+	in := newInstall(t, "story", "urunner")
 	web, agent := in.image("shop/web:latest"), in.image("shop/agent:latest")
 	v1 := in.push("shop/web:latest", "v1")
 	agent1 := in.push("shop/agent:latest", "a1")
@@ -133,7 +134,7 @@ func TestOperatingUrunnerWithThePlugin(t *testing.T) {
 		t.Fatalf("why deploy/web: exit %d", code)
 	}
 	mustContain(t, "why deploy/web", out, "Deployment story-app/web, created ")
-	mustRow(t, "why deploy/web", out, "Watched", "namespace story-app is labelled urunner=enable")
+	mustRow(t, "why deploy/web", out, "Watched", "yes: namespace story-app is listed in URUNNER_CONF_NAMESPACES")
 	mustRow(t, "why deploy/web", out, "restarted for", web+"@"+v2)
 	mustRow(t, "why deploy/web", out, "believed runs", short(v2))
 	mustRow(t, "why deploy/web", out, "tag points to", short(v2)+" since ")
@@ -218,6 +219,16 @@ func TestOperatingUrunnerWithThePlugin(t *testing.T) {
 	if diff := cmp.Diff([]string{"Warning ImageLookupFailed"}, eventSummaries(ds.Events)); diff != "" {
 		t.Errorf("why ds/agent events (-want +got):\n%s", diff)
 	}
+
+	// A workload that opted out, on a registry urunner does not watch.
+	in.deployment("proxy", "nginx:1.27", false)
+	in.label("proxy", kube.Label, kube.LabelDisable)
+	code, out, _ = in.run("why", "deploy/proxy", "-w", in.app)
+	if code != 0 {
+		t.Fatalf("why deploy/proxy: exit %d", code)
+	}
+	mustRow(t, "why deploy/proxy", out, "Watched", "no: the workload is labelled urunner=disable")
+	mustRow(t, "why deploy/proxy", out, "not followed", "registry docker.io is not watched (URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH is "+in.reg.Host+")")
 }
 
 var ignoreTag = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Tag" }, cmp.Ignore())

@@ -60,18 +60,27 @@ func (c *cli) readInstall(ctx context.Context) (*installed, error) {
 // stateConfigMapOf is the state ConfigMap the CronJob's urunner container
 // is configured with, "" when it does not say (the default).
 func stateConfigMapOf(cj *batchv1.CronJob) string {
+	v, _ := envOf(cj, stateConfigMapEnv)
+	return v
+}
+
+// envOf is a plain variable of the CronJob's urunner container; the last
+// of several wins, as in a pod. False when it is not set (or the CronJob
+// is nil).
+func envOf(cj *batchv1.CronJob, name string) (string, bool) {
 	if cj == nil {
-		return ""
+		return "", false
 	}
 	cs := cj.Spec.JobTemplate.Spec.Template.Spec.Containers
 	i := runContainer(cs)
 	if i < 0 {
-		return ""
+		return "", false
 	}
+	value, ok := "", false
 	for _, e := range cs[i].Env {
-		if e.Name == stateConfigMapEnv && e.ValueFrom == nil {
-			return e.Value
+		if e.Name == name && e.ValueFrom == nil {
+			value, ok = e.Value, true
 		}
 	}
-	return ""
+	return value, ok
 }

@@ -51,6 +51,9 @@ type whyDoc struct {
 	Namespace string    `json:"namespace"`
 	Name      string    `json:"name"`
 	Created   time.Time `json:"created"`
+	// Watched is whether urunner's configuration (its CronJob's
+	// variables) and labels cover the workload, and why.
+	Watched watchedDoc `json:"watched"`
 	// NamespaceEnabled is whether the namespace carries urunner=enable;
 	// null when it cannot be read.
 	NamespaceEnabled *bool `json:"namespaceEnabled"`
@@ -70,6 +73,13 @@ type whyDoc struct {
 	Events     []eventDoc     `json:"events"`
 	// StateConfigMap is where the tags' entries were read.
 	StateConfigMap string `json:"stateConfigMap"`
+}
+
+type watchedDoc struct {
+	// Watched is null when it cannot be told (the CronJob or the
+	// namespace cannot be read).
+	Watched *bool  `json:"watched"`
+	Why     string `json:"why"`
 }
 
 type containerDoc struct {
@@ -135,12 +145,14 @@ func (c *cli) why(ctx context.Context, out io.Writer, arg string) error {
 		return err
 	}
 	doc.NamespaceEnabled = c.namespaceEnabled(ctx, ns)
+	sc := scopeOf(in.cronJob)
+	doc.Watched = sc.watched(kind, ns, doc.OptedOut, doc.NamespaceEnabled)
 	for _, n := range strings.Split(w.Annotations[kube.IgnoreContainersAnnotation], ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			doc.Ignored = append(doc.Ignored, n)
 		}
 	}
-	doc.Containers = containers(w, in.state)
+	doc.Containers = containers(w, in.state, sc.registry)
 	if doc.Events, err = c.events(ctx, w); err != nil {
 		return err
 	}
@@ -180,7 +192,7 @@ func (c *cli) namespaceEnabled(ctx context.Context, ns string) *bool {
 // containers says, per container, what urunner looks up, stored and
 // believes, the way a run builds the decision's input: the canonical
 // reference of the image, the restart records of the annotation.
-func containers(w kube.Workload, st state.State) []containerDoc {
+func containers(w kube.Workload, st state.State, watchedRegistry string) []containerDoc {
 	pw := policy.Workload{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name, Created: w.Created, RestartedFor: records(w.RestartedFor)}
 	var out []containerDoc
 	for _, c := range w.Containers {
@@ -189,6 +201,8 @@ func containers(w kube.Workload, st state.State) []containerDoc {
 		switch {
 		case err != nil:
 			d.NotFollowed = "not a registry image reference"
+		case watchedRegistry != "" && im.Ref.Registry != watchedRegistry:
+			d.NotFollowed = "registry " + im.Ref.Registry + " is not watched (URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH is " + watchedRegistry + ")"
 		case im.Digest != "" && pw.RestartedFor[c.Name] != (policy.Record{Ref: im.Named, Digest: im.Digest}):
 			// Pinned by a person: it runs what it names, never looked up.
 			d.NotFollowed = "pinned by digest"
@@ -264,15 +278,12 @@ func lastSeen(e *corev1.Event) time.Time {
 func (c *cli) printWhy(w io.Writer, d *whyDoc) {
 	fmt.Fprintf(w, "%s %s/%s, created %s\n", d.Kind, d.Namespace, d.Name, c.at(d.Created))
 	switch {
-	case d.NamespaceEnabled == nil:
-		field(w, "Watched", "namespace "+d.Namespace+" not readable: is it labelled urunner=enable or listed in URUNNER_CONF_NAMESPACES?")
-	case *d.NamespaceEnabled:
-		field(w, "Watched", "namespace "+d.Namespace+" is labelled urunner=enable")
+	case d.Watched.Watched == nil:
+		field(w, "Watched", "unknown: "+d.Watched.Why)
+	case *d.Watched.Watched:
+		field(w, "Watched", "yes: "+d.Watched.Why)
 	default:
-		field(w, "Watched", "namespace "+d.Namespace+" is not labelled urunner=enable: watched only if listed in URUNNER_CONF_NAMESPACES")
-	}
-	if d.OptedOut {
-		field(w, "", "the workload is labelled urunner=disable: never looked up nor restarted")
+		field(w, "Watched", "no: "+d.Watched.Why)
 	}
 	if d.Paused {
 		field(w, "Paused", "yes: its restarts wait until it resumes")
