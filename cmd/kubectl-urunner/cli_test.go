@@ -45,9 +45,9 @@ func TestWorkloadArgumentsReadAsKubectlReadsThem(t *testing.T) {
 // --release names the CronJob as the chart's urunner.fullname does.
 func TestReleaseNamesTheCronJobAsTheChartDoes(t *testing.T) {
 	for release, want := range map[string]string{
-		"urunner":         "urunner",
-		"urunner-staging": "urunner-staging",
-		"ops":             "ops-urunner",
+		"urunner":               "urunner",
+		"urunner-staging":       "urunner-staging",
+		"ops":                   "ops-urunner",
 		strings.Repeat("a", 60): strings.Repeat("a", 60) + "-ur",
 		strings.Repeat("a", 62): strings.Repeat("a", 62),
 	} {
