@@ -187,8 +187,11 @@ func (c *cli) nextPod(ctx context.Context, job *batchv1.Job, sel labels.Selector
 	said := ""
 	for {
 		j, err := c.cs.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
+		switch {
+		case apierrors.IsNotFound(err):
 			return nil, nil, fmt.Errorf("Job %s/%s was deleted", job.Namespace, job.Name)
+		case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+			return nil, nil, fmt.Errorf("read Job %s/%s: %w", job.Namespace, job.Name, err)
 		}
 		if err == nil {
 			pods, err := c.cs.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
