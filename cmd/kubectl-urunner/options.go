@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +106,7 @@ func (o *options) check(cmd string, args []string) error {
 		return usagef("%s takes no argument, got %q", cmd, strings.Join(args, " "))
 	}
 	for flag, cmds := range commandFlags {
-		if o.fs.Changed(flag) && !contains(cmds, cmd) {
+		if o.fs.Changed(flag) && !slices.Contains(cmds, cmd) {
 			return usagef("--%s is for %s, not %s", flag, strings.Join(cmds, " and "), cmd)
 		}
 	}
@@ -119,15 +120,6 @@ func (o *options) check(cmd string, args []string) error {
 		return usagef("--timeout: want a positive duration, got %s", o.timeout)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // cronJobOf returns the CronJob the chart names for a release: its

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -61,9 +62,9 @@ func (sc scope) watched(kind, ns string, optedOut bool, nsEnabled *bool) watched
 	switch {
 	case optedOut:
 		return watchedDoc{&no, "the workload is labelled urunner=disable"}
-	case sc.kinds != nil && !contains(sc.kinds, kind):
+	case sc.kinds != nil && !slices.Contains(sc.kinds, kind):
 		return watchedDoc{&no, kind + " is not in URUNNER_CONF_WORKLOAD_KINDS (" + strings.Join(sc.kinds, ",") + ")"}
-	case sc.namespaces != nil && contains(sc.namespaces, ns):
+	case sc.namespaces != nil && slices.Contains(sc.namespaces, ns):
 		return watchedDoc{&yes, "namespace " + ns + " is listed in URUNNER_CONF_NAMESPACES"}
 	case sc.namespaces != nil:
 		return watchedDoc{&no, "namespace " + ns + " is not in URUNNER_CONF_NAMESPACES (" + strings.Join(sc.namespaces, ",") + ")"}
