@@ -27,11 +27,26 @@ IMAGE_LICENSES    ?= NOASSERTION
 REVISION          ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: build image tools demo test lint unit fuzz-smoke testenv-up testenv-down clean
+.PHONY: build plugin plugin-dist image tools demo test lint unit fuzz-smoke testenv-up testenv-down clean
 
 # build is also the Dockerfile's build stage: the image holds this binary.
 build:
 	$(GOBUILD) -o bin/urunner .
+
+# plugin builds the kubectl plugin: with bin/ on PATH, kubectl runs it as
+# `kubectl urunner` (see the README's "kubectl urunner").
+plugin:
+	$(GOBUILD) -o bin/kubectl-urunner ./cmd/kubectl-urunner
+
+# plugin-dist builds the plugin's krew archives, one per PLUGIN_PLATFORMS,
+# and the krew manifest for them (hack/krew/urunner.yaml filled in) into
+# PLUGIN_DIST. VERSION must be a semantic version (v1.2.3); PLUGIN_URL is
+# where the archives are published.
+PLUGIN_DIST      ?= dist
+PLUGIN_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+PLUGIN_URL       ?= $(IMAGE_SOURCE)/releases/download/$(VERSION)
+plugin-dist:
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) hack/krew/dist.sh '$(PLUGIN_DIST)' '$(VERSION)' '$(PLUGIN_URL)' $(PLUGIN_PLATFORMS)
 
 # image builds the binary for each platform and pushes the release image
 # (hack/image: no Docker daemon, no base image). The tests push it to a
@@ -65,7 +80,9 @@ demo:
 	wait $$tools && [ $$built -eq 0 ]
 	bin/testground demo -urunner bin/urunner
 
-test: tools lint unit fuzz-smoke
+# plugin is built first so that a broken plugin build fails fast; unit
+# tests it (cmd/kubectl-urunner) against the test ground, krew included.
+test: tools lint plugin unit fuzz-smoke
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -99,7 +116,7 @@ testenv-down:
 	else echo "not running"; fi
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
 
 # Figures of urunner at scale on a fresh test ground, beside their targets
 # (BENCHMARKS.md). Flags scale it: go run ./bench -help.
