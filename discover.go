@@ -180,7 +180,7 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 		Kind: kw.Kind, Namespace: kw.Namespace, Name: kw.Name, Created: kw.Created,
 		Paused: kw.Paused, OnDelete: kw.OnDelete, GitOps: kw.GitOps, Annotations: kw.Annotations,
 		NamespaceAnnotations: f.scope.Annotations[kw.Namespace], Healthy: kw.Healthy,
-		RestartedFor: records(kw.RestartedFor),
+		RestartedFor: policy.Records(kw.RestartedFor),
 	}}
 	if t, err := time.Parse(time.RFC3339, kw.RestartedAt); err == nil {
 		w.policy.RestartedAt = t
@@ -267,23 +267,6 @@ func (f *found) secretsOf(cred string) string {
 	out := strings.Join(s[:min(3, len(s))], ", ")
 	if len(s) > 3 {
 		out += fmt.Sprintf(" and %d more", len(s)-3)
-	}
-	return out
-}
-
-// records reads the restarted-for annotation: "reference@digest" per
-// container, or a digest alone as urunner before 0.3 wrote it.
-func records(raw map[string]string) map[string]policy.Record {
-	if len(raw) == 0 {
-		return nil
-	}
-	out := make(map[string]policy.Record, len(raw))
-	for c, v := range raw {
-		if i := strings.LastIndexByte(v, '@'); i > 0 {
-			out[c] = policy.Record{Ref: v[:i], Digest: v[i+1:]}
-		} else {
-			out[c] = policy.Record{Digest: v}
-		}
 	}
 	return out
 }

@@ -276,7 +276,7 @@ func (g *ground) believesKindIn(st state.State, kind, ns, name, container string
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	w := policy.Workload{Kind: kw.Kind, Namespace: kw.Namespace, Name: kw.Name, Created: kw.Created, RestartedFor: records(kw.RestartedFor)}
+	w := policy.Workload{Kind: kw.Kind, Namespace: kw.Namespace, Name: kw.Name, Created: kw.Created, RestartedFor: policy.Records(kw.RestartedFor)}
 	for _, c := range kw.Containers {
 		if c.Name != container {
 			continue

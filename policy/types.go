@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"time"
 )
 
@@ -90,6 +91,23 @@ type Workload struct {
 // and are not believed.
 type Record struct {
 	Ref, Digest string
+}
+
+// Records reads a restarted-for annotation's values: "reference@digest"
+// per container, or a digest alone as urunner before 0.3 wrote it.
+func Records(raw map[string]string) map[string]Record {
+	if len(raw) == 0 {
+		return nil
+	}
+	out := make(map[string]Record, len(raw))
+	for c, v := range raw {
+		if i := strings.LastIndexByte(v, '@'); i > 0 {
+			out[c] = Record{Ref: v[:i], Digest: v[i+1:]}
+		} else {
+			out[c] = Record{Digest: v}
+		}
+	}
+	return out
 }
 
 // Container is one container (or init container) of a workload.

@@ -193,7 +193,7 @@ func (c *cli) namespaceEnabled(ctx context.Context, ns string) *bool {
 // believes, the way a run builds the decision's input: the canonical
 // reference of the image, the restart records of the annotation.
 func containers(w kube.Workload, st state.State, watchedRegistry string) []containerDoc {
-	pw := policy.Workload{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name, Created: w.Created, RestartedFor: records(w.RestartedFor)}
+	pw := policy.Workload{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name, Created: w.Created, RestartedFor: policy.Records(w.RestartedFor)}
 	var out []containerDoc
 	for _, c := range w.Containers {
 		d := containerDoc{Name: c.Name, Init: c.Init, Image: c.Image, RestartedFor: w.RestartedFor[c.Name]}
@@ -215,23 +215,6 @@ func containers(w kube.Workload, st state.State, watchedRegistry string) []conta
 			}
 		}
 		out = append(out, d)
-	}
-	return out
-}
-
-// records reads the restarted-for annotation's values: "ref@digest", or a
-// digest alone as urunner before 0.3 wrote it (discover.go reads it so).
-func records(raw map[string]string) map[string]policy.Record {
-	if len(raw) == 0 {
-		return nil
-	}
-	out := make(map[string]policy.Record, len(raw))
-	for c, v := range raw {
-		if i := strings.LastIndexByte(v, '@'); i > 0 {
-			out[c] = policy.Record{Ref: v[:i], Digest: v[i+1:]}
-		} else {
-			out[c] = policy.Record{Digest: v}
-		}
 	}
 	return out
 }
