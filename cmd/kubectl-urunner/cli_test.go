@@ -29,7 +29,7 @@ func TestWorkloadArgumentsReadAsKubectlReadsThem(t *testing.T) {
 		{arg: "web", err: `why: want KIND/NAME (deploy/web, sts/db, ds/agent), got "web"`},
 		{arg: "deploy/", err: `why: want KIND/NAME (deploy/web, sts/db, ds/agent), got "deploy/"`},
 		{arg: "shop/deploy/web", err: `why: want KIND/NAME (deploy/web, sts/db, ds/agent), got "shop/deploy/web"`},
-		{arg: "cronjob/urunner", err: `why: kind "cronjob": urunner handles deploy, sts and ds (Deployment, StatefulSet, DaemonSet)`},
+		{arg: "cronjob/urunner", err: `why: kind "cronjob": urunner handles deploy, sts, ds and rollout (Deployment, StatefulSet, DaemonSet, Rollout)`},
 	} {
 		kind, name, err := parseWorkload(tc.arg)
 		gotErr := ""

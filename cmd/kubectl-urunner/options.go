@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
@@ -138,6 +139,7 @@ func cronJobOf(release string) string {
 // cli is a connected command: the clients and where urunner lives.
 type cli struct {
 	cs   kubernetes.Interface
+	dyn  dynamic.Interface // Argo Rollouts
 	meta metadata.Interface
 	logs logSource
 	now  func() time.Time
@@ -165,6 +167,9 @@ func (o *options) connect(ctx context.Context, h hooks, stderr io.Writer) (*cli,
 	cfg.UserAgent = "kubectl-urunner/" + version
 	c := &cli{err: stderr, output: o.output, timeout: o.timeout, cronJob: o.cronJob, stateCM: o.stateCM}
 	if c.cs, err = kubernetes.NewForConfig(cfg); err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	if c.dyn, err = dynamic.NewForConfig(cfg); err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	if c.meta, err = metadata.NewForConfig(cfg); err != nil {
@@ -229,7 +234,7 @@ Usage:
                                   exit with the run's exit code
   kubectl urunner why KIND/NAME   a workload's urunner Events, restart annotations, and per
                                   container what urunner stored and believes it runs
-                                  (KIND: deploy, sts or ds; -w for its namespace)
+                                  (KIND: deploy, sts, ds or rollout; -w for its namespace)
   kubectl urunner version
 
 Flags:

@@ -35,7 +35,8 @@ func TestOperatingUrunnerWithThePlugin(t *testing.T) {
 		t.Fatalf("status before any run: exit %d", code)
 	}
 	mustRow(t, "status before any run", out, "CronJob", `story/urunner, schedule "*/5 * * * *", suspended`)
-	mustRow(t, "status before any run", out, "State", "ConfigMap story/urunner-state not created yet")
+	// The chart creates the ConfigMap, empty.
+	mustRow(t, "status before any run", out, "State", "ConfigMap story/urunner-state, not written by a run yet")
 	mustRow(t, "status before any run", out, "Last run", "none recorded yet")
 	mustRow(t, "status before any run", out, "Last success", "never")
 	mustContain(t, "status before any run", out, "Jobs: none")

@@ -69,8 +69,11 @@ type statusDoc struct {
 	Namespace      string      `json:"namespace"`
 	CronJob        *cronJobDoc `json:"cronJob"`
 	StateConfigMap string      `json:"stateConfigMap"`
-	// StateExists is false before the first run creates the ConfigMap.
+	// StateExists is false before a run has written the state.
 	StateExists bool `json:"stateExists"`
+	// ConfigMapExists is false when the state ConfigMap is missing (the
+	// chart creates it; charts before it let the first run create it).
+	ConfigMapExists bool `json:"configMapExists"`
 	// LastRun is the report of the last run that wrote the state, as
 	// urunner stored it; null before any did.
 	LastRun json.RawMessage `json:"lastRun"`
@@ -125,7 +128,7 @@ func (c *cli) status(ctx context.Context, out io.Writer) error {
 	}
 	doc := statusDoc{Namespace: c.namespace, StateConfigMap: in.stateCM, References: len(in.state.Refs),
 		LastSuccess: timePtr(in.state.LastSuccess), FailingImages: failing(in.state), Quarantined: quarantined(in.state),
-		Jobs: []jobDoc{}, StateExists: in.cm != nil}
+		Jobs: []jobDoc{}, StateExists: in.cm != nil && in.cm.BinaryData[state.DataKey] != nil, ConfigMapExists: in.cm != nil}
 	if in.cronJob != nil {
 		doc.CronJob = cronJobSummary(in.cronJob)
 		if doc.Jobs, err = c.jobs(ctx, in.cronJob); err != nil {
@@ -300,10 +303,13 @@ func (c *cli) printStatus(w io.Writer, d *statusDoc, run *lastRun, cronJobErr er
 	} else {
 		field(w, "CronJob", "not read: "+cronJobErr.Error())
 	}
-	if d.StateExists {
+	switch {
+	case d.StateExists:
 		field(w, "State", fmt.Sprintf("ConfigMap %s/%s, %s", d.Namespace, d.StateConfigMap, count(d.References, "image reference")))
-	} else {
-		field(w, "State", fmt.Sprintf("ConfigMap %s/%s not created yet (the first run creates it)", d.Namespace, d.StateConfigMap))
+	case d.ConfigMapExists:
+		field(w, "State", fmt.Sprintf("ConfigMap %s/%s, not written by a run yet", d.Namespace, d.StateConfigMap))
+	default:
+		field(w, "State", fmt.Sprintf("ConfigMap %s/%s missing (helm upgrade creates it; with a chart that does not, the first run does)", d.Namespace, d.StateConfigMap))
 	}
 	if run == nil {
 		field(w, "Last run", "none recorded yet (the first run writes it)")

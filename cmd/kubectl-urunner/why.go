@@ -29,6 +29,7 @@ var kindAliases = map[string]string{
 	"deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
 	"sts": "StatefulSet", "statefulset": "StatefulSet", "statefulsets": "StatefulSet",
 	"ds": "DaemonSet", "daemonset": "DaemonSet", "daemonsets": "DaemonSet",
+	"rollout": "Rollout", "rollouts": "Rollout", "ro": "Rollout",
 }
 
 // parseWorkload reads KIND/NAME as kubectl does (deploy/web,
@@ -38,9 +39,10 @@ func parseWorkload(arg string) (kind, name string, err error) {
 	if !ok || name == "" || strings.Contains(name, "/") {
 		return "", "", usagef("why: want KIND/NAME (deploy/web, sts/db, ds/agent), got %q", arg)
 	}
-	kind, ok = kindAliases[strings.TrimSuffix(strings.ToLower(k), ".apps")]
+	k = strings.ToLower(k)
+	kind, ok = kindAliases[strings.TrimSuffix(strings.TrimSuffix(k, ".apps"), ".argoproj.io")]
 	if !ok {
-		return "", "", usagef("why: kind %q: urunner handles deploy, sts and ds (%s)", k, strings.Join(kube.Kinds(), ", "))
+		return "", "", usagef("why: kind %q: urunner handles deploy, sts, ds and rollout (%s)", k, strings.Join(kube.Kinds(), ", "))
 	}
 	return kind, name, nil
 }
@@ -127,7 +129,7 @@ func (c *cli) why(ctx context.Context, out io.Writer, arg string) error {
 		return err
 	}
 	ns := c.workloadNS
-	w, err := kube.New(c.cs).Get(ctx, kind, ns, name)
+	w, err := kube.New(c.cs).WithDynamic(c.dyn).Get(ctx, kind, ns, name)
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%s %s/%s not found (-w for the workload's namespace)", kind, ns, name)
 	}
