@@ -263,11 +263,17 @@ func fromDocument(doc document) (State, error) {
 	return s, nil
 }
 
+// validRefKey reports whether k can be a reference's key:
+// registry/repository:tag.
+func validRefKey(k string) bool {
+	return k != "" && !strings.ContainsAny(k, " \t\n@") && strings.Contains(k, "/") && strings.Contains(k, ":")
+}
+
 func (d refDoc) validate(k string) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: refs[%q]: %s", ErrCorrupt, k, fmt.Sprintf(format, args...))
 	}
-	if k == "" || strings.ContainsAny(k, " \t\n@") || !strings.Contains(k, "/") || !strings.Contains(k, ":") {
+	if !validRefKey(k) {
 		return bad("not registry/repository:tag")
 	}
 	for name, v := range map[string]string{"digest": d.Digest, "base": d.Base} {
@@ -362,6 +368,12 @@ func migrate(doc document) (State, error) {
 				return State{}, fmt.Errorf("%w: workload %q container %q refers to image %d of %d", ErrCorrupt, ks, name, i, len(images))
 			}
 			img := images[i]
+			if !validRefKey(img.ref) {
+				// Not a reference this version can key by: forgotten, so
+				// its containers are first seen again (a baseline, never
+				// a restart).
+				continue
+			}
 			if byRef[img.ref] == nil {
 				byRef[img.ref] = map[string][]string{}
 			}
