@@ -75,9 +75,9 @@ func TestDistributionLoginsOverTLS(t *testing.T) {
 
 func TestParseAccessLine(t *testing.T) {
 	for _, tc := range []struct {
-		name, line                   string
+		name, line                  string
 		method, path, status, agent string
-		ok                           bool
+		ok                          bool
 	}{
 		{"manifest HEAD", `127.0.0.1 - - [29/Nov/2026:06:00:00 +0000] "HEAD /v2/a/b/manifests/v1 HTTP/1.1" 200 0 "" "urunner/dev"`,
 			"HEAD", "/v2/a/b/manifests/v1", "200", "urunner/dev", true},
