@@ -49,6 +49,7 @@ type ground struct {
 	cs      kubernetes.Interface // admin, no client-side rate limit
 	proxy   *apiProxy
 	lists   kubernetes.Interface // the bare LISTs' plain client, through the proxy
+	rawList kubernetes.Interface // the same without compression
 	env     []string             // urunner's environment
 
 	closers []func() error
@@ -113,7 +114,10 @@ func startGround(ctx context.Context, o options, out io.Writer, tmpPrefix string
 		return g, err
 	}
 	g.closers = append(g.closers, g.proxy.Close)
-	if g.lists, err = listClient(g.proxy.URL); err != nil {
+	if g.lists, err = listClient(g.proxy.URL, true); err != nil {
+		return g, err
+	}
+	if g.rawList, err = listClient(g.proxy.URL, false); err != nil {
 		return g, err
 	}
 	kubeconfig := filepath.Join(g.dir, "urunner.kubeconfig")

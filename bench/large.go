@@ -121,11 +121,18 @@ func kindTotals(p *plan, from int) map[string]int {
 	return out
 }
 
+// followed is the watched Deployments' steady runs in one list scope, and
+// the uncompressed size of the pages they list.
+type followed struct {
+	rs  []result
+	raw int64
+}
+
 // followRuns measures the watched Deployments' steady state in each list
 // scope, after an unmeasured baseline that leaves the scope's state (the
 // auto scope's count of the cluster) fresh.
-func (g *ground) followRuns(ctx context.Context, p *plan, id, title string) (map[string][]result, error) {
-	out := map[string][]result{}
+func (g *ground) followRuns(ctx context.Context, p *plan, id, title string) (map[string]followed, error) {
+	out := map[string]followed{}
 	for _, scope := range listScopes {
 		env := []string{"URUNNER_CONF_LIST_SCOPE=" + scope}
 		if err := g.deleteState(ctx); err != nil {
@@ -145,28 +152,36 @@ func (g *ground) followRuns(ctx context.Context, p *plan, id, title string) (map
 		if err != nil {
 			return nil, err
 		}
-		out[scope] = rs
+		// The same pages once more, uncompressed: what was listed, apart
+		// from how it travelled.
+		g.proxy.snapshot()
+		if _, err := timeLists(ctx, g.rawList, rs[len(rs)-1].scope); err != nil {
+			return nil, fmt.Errorf("uncompressed LISTs: %w", err)
+		}
+		out[scope] = followed{rs, g.proxy.snapshot().totalBytes()}
 	}
 	return out, nil
 }
 
 // printFollow compares the watched Deployments' runs alone and among the
 // others, per list scope: issue 14's "follows the watched workloads".
-func printFollow(w io.Writer, o options, alone, among map[string][]result) {
+func printFollow(w io.Writer, o options, alone, among map[string]followed) {
 	fmt.Fprintf(w, "\n== Follows the watched workloads: %d Deployments watched, alone vs among %d workloads (medians of %d steady runs; RSS the maximum)\n\n",
 		o.watched, o.workloads, o.reps)
-	fmt.Fprintln(w, "| list scope | cluster | listed | wall | bare LISTs | peak RSS | API calls | API bytes |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| list scope | cluster | listed | wall | bare LISTs | peak RSS | API calls | API bytes | LIST pages uncompressed |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	type figs struct {
 		wall, lists time.Duration
 		rss         float64
 		calls       int
 		bytes       float64
+		raw         int64
 		scope       listScope
 	}
-	fig := func(rs []result) figs {
-		last := rs[len(rs)-1]
+	fig := func(f followed) figs {
+		rs, last := f.rs, f.rs[len(f.rs)-1]
 		return figs{
+			raw:   f.raw,
 			wall:  time.Duration(of(rs, func(r result) float64 { return float64(r.run.Wall) }).med),
 			lists: time.Duration(of(rs, func(r result) float64 { return float64(r.lists.took) }).med),
 			rss:   of(rs, func(r result) float64 { return float64(r.run.MaxRSSKiB << 10) }).max,
@@ -182,12 +197,12 @@ func printFollow(w io.Writer, o options, alone, among map[string][]result) {
 			name string
 			f    figs
 		}{{fmt.Sprintf("%d alone", o.watched), a}, {fmt.Sprintf("%d workloads", o.workloads), b}} {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.1f MiB | %d | %.2f MiB |\n", scope, row.name, row.f.scope,
-				round(row.f.wall), round(row.f.lists), mib(int64(row.f.rss)), row.f.calls, mib(int64(row.f.bytes)))
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.1f MiB | %d | %.2f MiB | %.2f MiB |\n", scope, row.name, row.f.scope,
+				round(row.f.wall), round(row.f.lists), mib(int64(row.f.rss)), row.f.calls, mib(int64(row.f.bytes)), mib(row.f.raw))
 		}
 		rw, rr, rb := ratio(b.wall, a.wall), b.rss/a.rss, b.bytes/a.bytes
-		fmt.Fprintf(w, "| %s | **ratio** | | **%.2f×** | %.2f× | **%.2f×** | %.2f× | **%.2f×** |\n", scope, rw,
-			ratio(b.lists, a.lists), rr, float64(b.calls)/float64(a.calls), rb)
+		fmt.Fprintf(w, "| %s | **ratio** | | **%.2f×** | %.2f× | **%.2f×** | %.2f× | **%.2f×** | %.2f× |\n", scope, rw,
+			ratio(b.lists, a.lists), rr, float64(b.calls)/float64(a.calls), rb, float64(b.raw)/float64(a.raw))
 		met := rw <= followFactor && rr <= followFactor && rb <= followFactor
 		v := "met"
 		if !met {

@@ -50,10 +50,12 @@ type bareLists struct {
 }
 
 // listClient is a plain client of the API through the counting proxy, as
-// urunner's: protobuf, and no client-side rate limit, since the bound is
-// what the API server needs, not what a client allows itself.
-func listClient(proxyURL string) (kubernetes.Interface, error) {
-	cfg := &rest.Config{Host: proxyURL, QPS: -1 /* no rate limiter */, UserAgent: "urunner-bench/bare-lists"}
+// urunner's: protobuf, gzip accepted (the API server compresses responses
+// above 128 KiB), and no client-side rate limit, since the bound is what
+// the API server needs, not what a client allows itself. Without
+// compression it measures the pages' uncompressed size.
+func listClient(proxyURL string, compression bool) (kubernetes.Interface, error) {
+	cfg := &rest.Config{Host: proxyURL, QPS: -1 /* no rate limiter */, UserAgent: "urunner-bench/bare-lists", DisableCompression: !compression}
 	cfg.ContentType = "application/vnd.kubernetes.protobuf"
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	return kubernetes.NewForConfig(cfg)
