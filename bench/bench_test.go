@@ -1,10 +1,14 @@
 package main
 
 import (
+	"io"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -192,4 +196,43 @@ func TestScalePlanMixesKindsAndWatchesOnlyTheEnabled(t *testing.T) {
 	if e := p.expect(nil); e.watched != 1000 || e.refs() != 300 {
 		t.Errorf("all enabled: watched %d, refs %d; want 1000 and 300", e.watched, e.refs())
 	}
+}
+
+func TestMain(m *testing.M) {
+	// The test binary is also the -rusage-exec helper of the tests.
+	if len(os.Args) > 1 && os.Args[1] == rusageExecFlag {
+		os.Exit(rusageExec(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// A child's peak RSS, as Linux reports it to its parent, is at least the
+// parent's own peak when the child was started with vfork and execve, as
+// os/exec does: the benchmark's RSS would be read as urunner's. Run under
+// the helper, a small child reports a small peak however large the
+// benchmark is.
+func TestPeakRSSOfAChildIsNotTheBenchmarks(t *testing.T) {
+	ballast := make([]byte, 256<<20)
+	for i := range ballast {
+		if i%4096 == 0 {
+			ballast[i] = 1
+		}
+	}
+	direct := exec.Command("true")
+	if err := direct.Run(); err != nil {
+		t.Fatal(err)
+	}
+	directKiB := direct.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	m, err := measureExec(t.Context(), os.Environ(), io.Discard, "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("peak RSS of true: %d KiB started directly, %d KiB under the helper", directKiB, m.MaxRSSKiB)
+	if directKiB < 256<<10 {
+		t.Logf("this kernel does not carry the parent's peak into the child (%d KiB); the helper is harmless", directKiB)
+	}
+	if m.MaxRSSKiB >= 128<<10 || m.ExitCode != 0 || m.Wall <= 0 {
+		t.Errorf("under the helper: %+v, want a peak far below the test's 256 MiB, exit 0 and a wall time", m)
+	}
+	runtime.KeepAlive(ballast)
 }

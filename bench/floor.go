@@ -35,16 +35,14 @@ const (
 func versionRSS(ctx context.Context, bin string, runs int) ([]float64, error) {
 	var out []float64
 	for range runs {
-		cmd := exec.CommandContext(ctx, bin, "--version")
-		cmd.Stdout = io.Discard
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("%s --version: %w", bin, err)
+		m, err := measureExec(ctx, os.Environ(), io.Discard, bin, "--version")
+		if err != nil {
+			return nil, err
 		}
-		ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		if !ok {
-			return nil, errors.New("no rusage on this platform")
+		if m.ExitCode != 0 {
+			return nil, fmt.Errorf("%s --version: exit %d", bin, m.ExitCode)
 		}
-		out = append(out, mib(ru.Maxrss<<10))
+		out = append(out, mib(m.MaxRSSKiB<<10))
 	}
 	return out, nil
 }
