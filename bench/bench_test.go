@@ -236,3 +236,22 @@ func TestPeakRSSOfAChildIsNotTheBenchmarks(t *testing.T) {
 	}
 	runtime.KeepAlive(ballast)
 }
+
+func TestGCTrace(t *testing.T) {
+	log := strings.Join([]string{
+		"gc 1 @0.012s 3%: 0.020+1.1+0.004 ms clock, 0.040+0.3/1.0/0+0.008 ms cpu, 3->4->1 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P",
+		"2026-11-29T07:00:00Z INF run finished namespaces=1",
+		"gc 2 @0.500s 5%: 0.030+2.0+0.005 ms clock, 0.060+0.5/2.0/0+0.010 ms cpu, 21->23->9 MB, 22 MB goal, 1 MB stacks, 0 MB globals, 2 P",
+	}, "\n")
+	path := filepath.Join(t.TempDir(), "stderr")
+	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := gcTrace(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (gcStats{n: 2, maxStart: 21, maxLive: 9, maxGoal: 22, maxStacks: 1}); got != want {
+		t.Errorf("gcTrace = %+v, want %+v", got, want)
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -102,11 +105,18 @@ func (g *ground) profile(ctx context.Context, p *plan, id, title string) error {
 	cpu := filepath.Join(g.dir, id+".cpu.pprof")
 	mem := filepath.Join(g.dir, id+".mem.pprof")
 	fmt.Fprintf(g.out, "\n== Profile of a %s (extra run; files in %s)\n", title, g.dir)
-	r, err := g.measure(ctx, p, runSpec{id: id, title: title, args: []string{"--cpuprofile", cpu, "--memprofile", mem}}, 1)
+	r, err := g.measure(ctx, p, runSpec{id: id, title: title, args: []string{"--cpuprofile", cpu, "--memprofile", mem},
+		env: []string{"GODEBUG=gctrace=1"}}, 1)
 	if err != nil {
 		return err
 	}
 	printRep(g.out, r)
+	if gc, err := gcTrace(r.run.Stderr); err != nil {
+		fmt.Fprintf(g.out, "   (gctrace: %v)\n", err)
+	} else {
+		fmt.Fprintf(g.out, "   GODEBUG=gctrace=1: %d collections; heap at most %d MB when a collection started, %d MB live after one, goal at most %d MB, stacks at most %d MB\n",
+			gc.n, gc.maxStart, gc.maxLive, gc.maxGoal, gc.maxStacks)
+	}
 	for _, v := range []struct {
 		file  string
 		args  []string
@@ -131,4 +141,31 @@ func (g *ground) profile(ctx context.Context, p *plan, id, title string) error {
 		fmt.Fprintln(g.out, strings.Join(lines, "\n"))
 	}
 	return nil
+}
+
+// gcStats summarises the runtime's gctrace lines of a run.
+type gcStats struct{ n, maxStart, maxLive, maxGoal, maxStacks int }
+
+var gcLine = regexp.MustCompile(`(\d+)->(\d+)->(\d+) MB, (\d+) MB goal, (\d+) MB stacks`)
+
+// gcTrace reads the gctrace lines ("gc 3 @0.2s 2%: …, 4->5->2 MB, 5 MB
+// goal, 0 MB stacks, …") of a run's stderr.
+func gcTrace(path string) (gcStats, error) {
+	var s gcStats
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return s, err
+	}
+	for _, m := range gcLine.FindAllStringSubmatch(string(b), -1) {
+		n := make([]int, 5)
+		for i := range n {
+			n[i], _ = strconv.Atoi(m[i+1])
+		}
+		s.n++
+		s.maxStart, s.maxLive, s.maxGoal, s.maxStacks = max(s.maxStart, n[0]), max(s.maxLive, n[2]), max(s.maxGoal, n[3]), max(s.maxStacks, n[4])
+	}
+	if s.n == 0 {
+		return s, errors.New("no gctrace line in " + path)
+	}
+	return s, nil
 }
