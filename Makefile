@@ -118,11 +118,25 @@ testenv-down:
 clean:
 	rm -rf bin dist
 
-# Figures of urunner at scale on a fresh test ground, beside their targets
-# (BENCHMARKS.md). Flags scale it: go run ./bench -help.
-.PHONY: bench bench-push
+# Figures of urunner at scale on a fresh, quiet test ground (no controller
+# manager), each run repeated, beside their targets (BENCHMARKS.md): 5,000
+# Deployments and a private registry's HEAD count (about 6 minutes on 2
+# cores). Flags scale it: go run ./bench -help.
+.PHONY: bench bench-100k bench-floor bench-push
 bench: build
+	hack/tools.sh etcd kube registry
 	$(GO) run ./bench -urunner bin/urunner
+
+# 100,000 workloads: the 5,000 watched alone and among the others in each
+# list scope, then all of them watched (about 40 minutes on 2 cores).
+bench-100k: build
+	hack/tools.sh etcd kube
+	$(GO) run ./bench -urunner bin/urunner -workloads 100000
+
+# The binary's size and RSS floor with each cloud SDK left out (throwaway
+# builds of the committed tree in a temporary directory).
+bench-floor:
+	$(GO) run ./bench -floor
 
 # Push → PATCH through the webhook receiver and a real distribution registry.
 bench-push: build

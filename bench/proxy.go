@@ -19,8 +19,9 @@ import (
 // apiProxy is a counting reverse proxy in front of the API server: urunner
 // talks plain HTTP to it on loopback, it talks TLS to the API server with
 // the cluster's CA and adds the admin bearer token. It counts requests by
-// verb and resource ("list deployments", "patch deployments") and times
-// the PATCHes.
+// verb and resource ("list deployments", "patch deployments"), the bytes
+// of their response bodies as they went over the wire (gzip included when
+// the client asked for it, as client-go does), and times them.
 type apiProxy struct {
 	URL string // http://127.0.0.1:PORT
 
@@ -30,8 +31,21 @@ type apiProxy struct {
 
 	mu       sync.Mutex
 	counts   map[string]int
+	bytes    map[string]int64
 	failures map[string]int // "409 patch deployments"
 	spans    map[string]span
+	lists    listKinds
+	gzipped  int // responses the API server compressed
+	// inflight are the requests being served: snapshot waits for them, as
+	// a handler still counts a response its client already has.
+	inflight int
+	idle     *sync.Cond
+}
+
+// listKinds tells how a run listed: LISTs inside a namespace (listing
+// per namespace) and LISTs of one object (the auto scope's count).
+type listKinds struct {
+	Namespaced, Count int
 }
 
 // span is when requests of one key started first and ended last.
@@ -70,9 +84,11 @@ func startProxy(target string, caPEM []byte, token string) (*apiProxy, error) {
 		served:   make(chan error, 1),
 		tr:       tr,
 		counts:   map[string]int{},
+		bytes:    map[string]int64{},
 		failures: map[string]int{},
 		spans:    map[string]span{},
 	}
+	p.idle = sync.NewCond(&p.mu)
 	p.srv = &http.Server{
 		Handler:           p.count(rp),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -81,15 +97,23 @@ func startProxy(target string, caPEM []byte, token string) (*apiProxy, error) {
 	return p, nil
 }
 
-// statusRecorder keeps the status code a handler wrote.
+// statusRecorder keeps the status code a handler wrote and counts the
+// body bytes.
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
+	n    int64
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	n, err := s.ResponseWriter.Write(b)
+	s.n += int64(n)
+	return n, err
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
@@ -100,6 +124,15 @@ func (p *apiProxy) count(next http.Handler) http.Handler {
 		start := time.Now()
 		p.mu.Lock()
 		p.counts[key]++
+		p.inflight++
+		if strings.HasPrefix(key, "list ") && key != "list namespaces" {
+			if strings.Contains(r.URL.Path, "/namespaces/") {
+				p.lists.Namespaced++
+			}
+			if r.URL.Query().Get("limit") == "1" {
+				p.lists.Count++
+			}
+		}
 		if _, ok := p.spans[key]; !ok {
 			p.spans[key] = span{first: start}
 		}
@@ -110,6 +143,14 @@ func (p *apiProxy) count(next http.Handler) http.Handler {
 
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		p.inflight--
+		if p.inflight == 0 {
+			p.idle.Broadcast()
+		}
+		if rec.Header().Get("Content-Encoding") == "gzip" {
+			p.gzipped++
+		}
+		p.bytes[key] += rec.n
 		if rec.code >= 400 {
 			p.failures[fmt.Sprintf("%d %s", rec.code, key)]++
 		}
@@ -122,6 +163,8 @@ func (p *apiProxy) count(next http.Handler) http.Handler {
 // apiCounts is a snapshot of the proxy's counters.
 type apiCounts struct {
 	Requests map[string]int
+	// Bytes are the response body bytes by key.
+	Bytes    map[string]int64
 	Failures map[string]int
 	// PatchSpan is from the start of the first PATCH to the end of the
 	// last; zero without PATCHes.
@@ -129,6 +172,10 @@ type apiCounts struct {
 	// Spans are, by key, when the first request started and the last
 	// ended.
 	Spans map[string]span
+	Lists listKinds
+	// Gzipped are the responses the API server compressed (it does above
+	// 128 KiB when the client accepts gzip).
+	Gzipped int
 }
 
 // span returns when the first request of the keys accepted by match
@@ -147,6 +194,15 @@ func (c apiCounts) span(match func(key string) bool) span {
 		}
 	}
 	return out
+}
+
+// totalBytes is the response body bytes of every request.
+func (c apiCounts) totalBytes() int64 {
+	var n int64
+	for _, v := range c.Bytes {
+		n += v
+	}
+	return n
 }
 
 func (c apiCounts) total() int {
@@ -168,17 +224,30 @@ func (c apiCounts) byVerb(verb string) int {
 	return n
 }
 
-// snapshot returns the counts and resets them.
+// snapshot waits, at most 5 s, for the requests in flight, then returns
+// the counts and resets them.
 func (p *apiProxy) snapshot() apiCounts {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := apiCounts{Requests: maps.Clone(p.counts), Failures: maps.Clone(p.failures), Spans: maps.Clone(p.spans)}
+	deadline := time.AfterFunc(5*time.Second, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.idle.Broadcast()
+	})
+	for start := time.Now(); p.inflight > 0 && time.Since(start) < 5*time.Second; {
+		p.idle.Wait()
+	}
+	deadline.Stop()
+	c := apiCounts{Requests: maps.Clone(p.counts), Bytes: maps.Clone(p.bytes), Failures: maps.Clone(p.failures), Spans: maps.Clone(p.spans), Lists: p.lists, Gzipped: p.gzipped}
 	if sp, ok := p.spans["patch deployments"]; ok {
 		c.PatchSpan = sp.last.Sub(sp.first)
 	}
 	clear(p.counts)
+	clear(p.bytes)
 	clear(p.failures)
 	clear(p.spans)
+	p.lists = listKinds{}
+	p.gzipped = 0
 	return c
 }
 

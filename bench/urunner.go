@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,13 @@ func (r urunnerRun) restarted() int {
 // runUrunner runs bin with env and extra flags, its stderr going to
 // dir/name.stderr. A non-zero exit is reported in the result, not as an
 // error: the figures of a failed run are still worth showing.
+//
+// bin runs under this program's -rusage-exec helper, which reports its
+// peak RSS: a child started straight from the benchmark would report at
+// least the benchmark's own peak RSS, as Linux keeps the larger of the
+// old and new address spaces' peaks when a vfork child (os/exec) calls
+// execve (exec_mmap), and the benchmark holds the cluster's plan and
+// clients. The helper's own RSS stays far below urunner's.
 func runUrunner(ctx context.Context, bin string, env []string, dir, name string, args ...string) (urunnerRun, error) {
 	res := urunnerRun{Stderr: filepath.Join(dir, name+".stderr")}
 	errf, err := os.Create(res.Stderr)
@@ -51,31 +59,97 @@ func runUrunner(ctx context.Context, bin string, env []string, dir, name string,
 		return res, err
 	}
 	defer errf.Close()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = env
-	cmd.Stdout = errf
-	cmd.Stderr = errf
-	// Should the benchmark die, the kernel ends urunner too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	res.Start = time.Now()
-	err = cmd.Run()
-	res.Wall = time.Since(res.Start)
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
+	m, err := measureExec(ctx, env, errf, append([]string{bin}, args...)...)
+	if err != nil {
 		return res, fmt.Errorf("run urunner: %w", err)
 	}
-	if cmd.ProcessState != nil {
-		res.ExitCode = cmd.ProcessState.ExitCode()
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			res.MaxRSSKiB = ru.Maxrss // KiB on Linux
-		}
-	}
+	res.Start, res.Wall, res.ExitCode, res.MaxRSSKiB = m.Start, m.Wall, m.ExitCode, m.MaxRSSKiB
 	if _, err := errf.Seek(0, io.SeekStart); err != nil {
 		return res, err
 	}
 	l, err := parseLog(errf, 3)
 	res.Summary, res.Problems, res.Warnings, res.Errors = l.summary, l.problems, l.warnings, l.errors
 	return res, err
+}
+
+// rusageExecFlag makes this program the helper that runs a command and
+// reports its wall time, exit code and peak RSS on file descriptor 3.
+const rusageExecFlag = "-rusage-exec"
+
+// execMeasure is what the helper reports.
+type execMeasure struct {
+	Start     time.Time
+	Wall      time.Duration
+	ExitCode  int
+	MaxRSSKiB int64
+}
+
+// measureExec runs argv under the helper, its output to out.
+func measureExec(ctx context.Context, env []string, out io.Writer, argv ...string) (execMeasure, error) {
+	var m execMeasure
+	self, err := os.Executable()
+	if err != nil {
+		return m, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return m, err
+	}
+	defer r.Close()
+	cmd := exec.CommandContext(ctx, self, append([]string{rusageExecFlag}, argv...)...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.ExtraFiles = []*os.File{w}
+	// Should the benchmark die, the kernel ends the helper, and the
+	// helper's death its child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return m, err
+	}
+	report, rerr := io.ReadAll(r)
+	if err := cmd.Wait(); err != nil {
+		return m, fmt.Errorf("%s %s: %w", rusageExecFlag, argv[0], err)
+	}
+	if rerr != nil {
+		return m, rerr
+	}
+	if err := json.Unmarshal(report, &m); err != nil {
+		return m, fmt.Errorf("%s %s reported %q: %w", rusageExecFlag, argv[0], report, err)
+	}
+	return m, nil
+}
+
+// rusageExec is the helper: it runs argv with this process's environment
+// and output, and writes an execMeasure to file descriptor 3. It fails
+// only when argv cannot be started.
+func rusageExec(argv []string) int {
+	report := os.NewFile(3, "report")
+	if report == nil || len(argv) == 0 {
+		fmt.Fprintln(os.Stderr, rusageExecFlag+": want a command and file descriptor 3")
+		return 2
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	m := execMeasure{Start: time.Now()}
+	err := cmd.Run()
+	m.Wall = time.Since(m.Start)
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", rusageExecFlag, err)
+		return 1
+	}
+	m.ExitCode = cmd.ProcessState.ExitCode()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.MaxRSSKiB = ru.Maxrss // KiB on Linux
+	}
+	if err := json.NewEncoder(report).Encode(m); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", rusageExecFlag, err)
+		return 1
+	}
+	return 0
 }
 
 var ansi = regexp.MustCompile(`\x1b\[[0-9;]*m`)

@@ -94,6 +94,13 @@ type ClusterOptions struct {
 	// requests service accounts make, read with Cluster.AuditEvents: what
 	// a process holding a ServiceAccount's token really asked for.
 	AuditServiceAccounts bool
+	// NoControllerManager starts etcd and kube-apiserver only: a quiet
+	// ground for measurements, where no controller works through a backlog
+	// of thousands of new objects on the same cores as the program
+	// measured. Nothing reacts to writes (a restarted Deployment gets no
+	// ReplicaSet, a namespace no default ServiceAccount); the API server's
+	// own bootstrap still creates the default namespaces.
+	NoControllerManager bool
 }
 
 // Cluster is a running control plane on loopback: etcd, kube-apiserver and
@@ -126,7 +133,8 @@ type process struct {
 
 // StartCluster starts etcd, kube-apiserver and kube-controller-manager and
 // returns once the API server is ready and the controller manager has
-// created the default ServiceAccount. ctx bounds the start only: the
+// created the default ServiceAccount (or once the API server is ready, with
+// NoControllerManager). ctx bounds the start only: the
 // processes run until Stop. On error, whatever was started is stopped.
 func StartCluster(ctx context.Context, opts ClusterOptions) (c *Cluster, err error) {
 	began := time.Now()
@@ -139,7 +147,11 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (c *Cluster, err err
 		return nil, err
 	}
 	bins := map[string]string{}
-	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
+	names := []string{"etcd", "kube-apiserver", "kube-controller-manager"}
+	if opts.NoControllerManager {
+		names = names[:2]
+	}
+	for _, name := range names {
 		p := filepath.Join(binDir, name)
 		if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			return nil, fmt.Errorf("%s is missing from %s: run hack/tools.sh to build it (or set %s)", name, binDir, binDirEnv)
@@ -277,6 +289,12 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (c *Cluster, err err
 	c.KubeconfigPath = filepath.Join(c.Dir, "admin.kubeconfig")
 	if err := WriteKubeconfig(c.KubeconfigPath, c.AdminConfig()); err != nil {
 		return c, err
+	}
+	if opts.NoControllerManager {
+		fmt.Fprintf(logw, "testground: cluster ready (no controller manager) host=%s kubeconfig=%s took=%s\n",
+			c.Host, c.KubeconfigPath, time.Since(began).Round(time.Millisecond))
+		c.ready = true
+		return c, nil
 	}
 	kcmKubeconfig := filepath.Join(c.Dir, "kube-controller-manager.kubeconfig")
 	kcmConfig := c.AdminConfig()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,6 +146,61 @@ func TestClusterRollsOutDeployment(t *testing.T) {
 			t.Errorf("stat %s after Stop: err = %v, want it removed", c.Dir, err)
 		}
 	})
+}
+
+// A quiet ground runs etcd and kube-apiserver only: objects are stored
+// and served, and nothing acts on them.
+func TestClusterWithoutControllerManager(t *testing.T) {
+	c, err := StartCluster(t.Context(), ClusterOptions{Log: t.Output(), NoControllerManager: true})
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("stop cluster: %v", err)
+		}
+	})
+	var names []string
+	for _, pid := range c.PIDs() {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err != nil {
+			t.Fatalf("read the name of pid %d: %v", pid, err)
+		}
+		names = append(names, strings.TrimSpace(string(comm)))
+	}
+	if d := cmp.Diff([]string{"etcd", "kube-apiserver"}, names); d != "" {
+		t.Errorf("processes (-want +got):\n%s", d)
+	}
+	admin, err := kubernetes.NewForConfig(c.AdminConfig())
+	if err != nil {
+		t.Fatalf("admin client: %v", err)
+	}
+	ns := createNamespace(t, admin, "quiet")
+	labels := map[string]string{"app": "web"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "127.0.0.1:1/none:latest"}}},
+			},
+		},
+	}
+	if _, err := admin.AppsV1().Deployments(ns).Create(t.Context(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create deployment: %v", err)
+	}
+	// The deployment controller makes a ReplicaSet within milliseconds
+	// (TestClusterRollsOutDeployment); two seconds without one show that
+	// none runs.
+	time.Sleep(2 * time.Second)
+	rss, err := admin.AppsV1().ReplicaSets(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list ReplicaSets: %v", err)
+	}
+	if len(rss.Items) != 0 {
+		t.Errorf("%d ReplicaSets on a ground without controller manager, want 0", len(rss.Items))
+	}
 }
 
 func TestClusterWithoutBinariesSaysHowToBuildThem(t *testing.T) {

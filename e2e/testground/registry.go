@@ -620,13 +620,27 @@ func seedLayer(seed string) (layer []byte, diffID digest.Digest, err error) {
 // certificate for 127.0.0.1, so clients can trust it as a root (regclient's
 // RegCert) without a separate CA.
 func selfSignedCert() ([]byte, tls.Certificate, error) {
+	certPEM, keyPEM, err := selfSignedPEM()
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("load registry key pair: %w", err)
+	}
+	return certPEM, cert, nil
+}
+
+// selfSignedPEM is selfSignedCert's certificate and key as PEM, for a
+// server that reads them from files.
+func selfSignedPEM() (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, tls.Certificate{}, fmt.Errorf("generate registry key: %w", err)
+		return nil, nil, fmt.Errorf("generate registry key: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		return nil, tls.Certificate{}, fmt.Errorf("generate certificate serial: %w", err)
+		return nil, nil, fmt.Errorf("generate certificate serial: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -643,17 +657,12 @@ func selfSignedCert() ([]byte, tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, tls.Certificate{}, fmt.Errorf("create registry certificate: %w", err)
+		return nil, nil, fmt.Errorf("create registry certificate: %w", err)
 	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, tls.Certificate{}, fmt.Errorf("encode registry key: %w", err)
+		return nil, nil, fmt.Errorf("encode registry key: %w", err)
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, tls.Certificate{}, fmt.Errorf("load registry key pair: %w", err)
-	}
-	return certPEM, cert, nil
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
 }
