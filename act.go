@@ -43,8 +43,9 @@ type acted struct {
 // patch decided on an old version is never sent, so no one's edit is
 // undone. Once the run is stopped, no new PATCH starts; those in flight are
 // seen through, since cut off mid-answer they would be applied but not
-// remembered.
-func (a *app) act(ctx context.Context, f *found, p *plan) *acted {
+// remembered. Each restart is logged, with its Event, once described is
+// closed (p.changes written), out of the PATCHes' way.
+func (a *app) act(ctx context.Context, f *found, p *plan, described <-chan struct{}) *acted {
 	n := len(f.workloads)
 	done := &acted{restarted: make([]bool, n), before: make([]kube.Workload, n), generation: make([]int64, n), rolloutFailed: make([]string, n), rolledOut: make([]bool, n)}
 	var (
@@ -67,25 +68,30 @@ func (a *app) act(ctx context.Context, f *found, p *plan) *acted {
 			continue
 		}
 		wg.Go(func() {
-			defer func() { <-sem }()
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 			defer cancel()
-			a.restart(pctx, f, i, d, p.run, at, done, p.changes)
+			w := a.restart(pctx, f, i, d, p.run, at, done)
+			<-sem
+			if w != nil {
+				<-described
+				a.restarted(w, d, p.changes)
+			}
 		})
 	}
 	wg.Wait()
+	<-described
 	return done
 }
 
-// restart carries out one decision, deciding again after each conflict.
-func (a *app) restart(ctx context.Context, f *found, i int, d *policy.Decision, run *policy.Run, at time.Time, done *acted, changes map[string]string) {
+// restart carries out one decision, deciding again after each conflict,
+// and returns the workload as patched (nil when it was not).
+func (a *app) restart(ctx context.Context, f *found, i int, d *policy.Decision, run *policy.Run, at time.Time, done *acted) *watched {
 	w := f.workloads[i]
 	for attempt := 0; ; attempt++ {
 		gen, err := a.kube.Restart(ctx, w.kube, kube.Restart{At: at, Records: recordsOf(d), Pins: d.Pins(a.settings)})
 		if err == nil {
 			done.restarted[i], done.before[i], done.generation[i] = true, w.kube, gen
-			a.restarted(w, d, changes)
-			return
+			return w
 		}
 		if errors.Is(err, kube.ErrConflict) && attempt < conflictRetries {
 			fresh, gerr := a.kube.Get(ctx, w.kube.Kind, w.kube.Namespace, w.kube.Name)
@@ -96,7 +102,7 @@ func (a *app) restart(ctx context.Context, f *found, i int, d *policy.Decision, 
 					continue
 				}
 				a.log.Info("changed since listed; decided again: "+d.Action.String(), "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "reason", d.Reason)
-				return
+				return nil
 			}
 			err = gerr
 		}
@@ -106,7 +112,7 @@ func (a *app) restart(ctx context.Context, f *found, i int, d *policy.Decision, 
 		done.mu.Lock()
 		done.failures = append(done.failures, failure{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name, Error: err.Error()})
 		done.mu.Unlock()
-		return
+		return nil
 	}
 }
 

@@ -8,9 +8,6 @@ import (
 	"github.com/urunner/urunner/registry"
 )
 
-// provenanceWorkers bounds the digests described at once.
-const provenanceWorkers = 4
-
 // describeChanges reads, once per digest a restart of this run moves from
 // or to, what the image says of its source (URUNNER_CONF_CHANGE_CONTEXT),
 // and keeps for each move a line saying what changed, for its log line,
@@ -41,7 +38,7 @@ func (a *app) describeChanges(ctx context.Context, f *found, p *plan) {
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
-		sem  = make(chan struct{}, provenanceWorkers)
+		sem  = make(chan struct{}, max(a.cfg.RegistryConcurrency, 1)) // as many as one host's lookups
 		read = map[string]registry.Provenance{}
 	)
 	for key, l := range digests {

@@ -84,7 +84,7 @@ type Config struct {
 	ChangeContext       bool          `envconfig:"URUNNER_CONF_CHANGE_CONTEXT" default:"true" desc:"say what a restart changes (the images' revision, version and source labels, a compare link): one manifest GET, and at most one config GET, per digest a restart moves from or to; never in a steady state"`
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
-	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"100" desc:"Kubernetes API burst"`
+	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"300" desc:"Kubernetes API burst: requests sent at once before URUNNER_CONF_KUBE_QPS paces them"`
 	RegistryConcurrency int           `envconfig:"URUNNER_CONF_REGISTRY_CONCURRENCY" default:"8" desc:"registry requests in flight per registry host"`
 	RegistryTimeout     time.Duration `envconfig:"URUNNER_CONF_REGISTRY_TIMEOUT" default:"15s" desc:"deadline of one registry lookup, retries included"`
 	RunTimeout          time.Duration `envconfig:"URUNNER_CONF_RUN_TIMEOUT" default:"10m" desc:"deadline of the whole run"`

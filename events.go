@@ -18,7 +18,7 @@ import (
 // one line per image).
 const maxWarningEvents = 100
 
-// eventWorkers is how many Events are sent at once, after the restarts.
+// eventWorkers is how many Events are sent at once.
 const eventWorkers = 8
 
 type queuedEvent struct {
@@ -26,8 +26,16 @@ type queuedEvent struct {
 	typ, reason, msg, key string
 }
 
-// queueEvent keeps an Event for flushEvents: Events never go out before or
-// between the restarts, whose time matters more.
+// eventSender sends queued Events while the restarts proceed (startEvents
+// to flushEvents), on the Events' own client: they never wait for the
+// PATCHes nor share their rate limit, and the run does not wait for them
+// after its last PATCH.
+type eventSender struct {
+	wake, stop, done chan struct{}
+}
+
+// queueEvent keeps an Event for the sender, or for flushEvents when none
+// runs.
 func (a *app) queueEvent(w kube.Workload, typ, reason, msg, key string) {
 	if !a.cfg.Events {
 		return
@@ -35,16 +43,61 @@ func (a *app) queueEvent(w kube.Workload, typ, reason, msg, key string) {
 	a.queueMu.Lock()
 	defer a.queueMu.Unlock()
 	a.queued = append(a.queued, queuedEvent{w, typ, reason, msg, key})
+	if a.sender != nil {
+		select {
+		case a.sender.wake <- struct{}{}:
+		default: // already woken: it drains the whole queue
+		}
+	}
 }
 
-// flushEvents sends the queued Events, a few at a time on the Events' own
-// client. A failure is logged, never fatal: an Event explains a restart, it
-// is not the restart. Once the run is stopped, the rest wait for no one.
+// startEvents starts sending Events as they are queued, until flushEvents.
+func (a *app) startEvents(ctx context.Context) {
+	if !a.cfg.Events {
+		return
+	}
+	s := &eventSender{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	a.queueMu.Lock()
+	a.sender = s
+	a.queueMu.Unlock()
+	go func() {
+		defer close(s.done)
+		for {
+			a.sendQueued(ctx)
+			select {
+			case <-s.wake:
+			case <-s.stop:
+				return
+			}
+		}
+	}()
+}
+
+// flushEvents stops the sender and sends what is still queued: every
+// Event queued before it returns has been sent or given up on.
 func (a *app) flushEvents(ctx context.Context) {
+	a.queueMu.Lock()
+	s := a.sender
+	a.sender = nil
+	a.queueMu.Unlock()
+	if s != nil {
+		close(s.stop)
+		<-s.done
+	}
+	a.sendQueued(ctx)
+}
+
+// sendQueued sends the queued Events, a few at a time. A failure is
+// logged, never fatal: an Event explains a restart, it is not the restart.
+// Once the run is stopped, the rest wait for no one.
+func (a *app) sendQueued(ctx context.Context) {
 	a.queueMu.Lock()
 	queued := a.queued
 	a.queued = nil
 	a.queueMu.Unlock()
+	if len(queued) == 0 {
+		return
+	}
 	var (
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, eventWorkers)

@@ -45,6 +45,7 @@ type app struct {
 
 	queueMu sync.Mutex
 	queued  []queuedEvent
+	sender  *eventSender
 }
 
 func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {

@@ -205,6 +205,10 @@ type expectations struct {
 	reposPerHost []int // repositories they belong to, per host
 	watched      int   // workloads urunner should list and track
 	restarts     int
+	// moved are the watched references with a new digest: change context
+	// (on by default) reads the manifest of the digest each moves from and
+	// to, once.
+	moved int
 }
 
 func (e expectations) refs() int {
@@ -233,6 +237,9 @@ func (p *plan) expect(moved map[int]bool) expectations {
 				continue
 			}
 			refs[r] = true
+			if moved[r] {
+				e.moved++
+			}
 			e.refsPerHost[p.refs[r].host]++
 			if rp := p.refs[r].repo; !repos[rp] {
 				repos[rp] = true
