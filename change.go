@@ -14,14 +14,16 @@ import (
 // Event, notification and report. Nothing is read in a steady state, nor
 // for a held move; a digest that cannot be read (gone from the registry)
 // just says less.
-func (a *app) describeChanges(ctx context.Context, f *found, p *plan) {
+//
+// It returns at once, having taken the moves from the plan as decided:
+// the reads run beside the PATCHes, and done is closed once p.changes is
+// written. A decision taken again on a conflict is not described.
+func (a *app) describeChanges(ctx context.Context, f *found, p *plan) (done <-chan struct{}) {
 	p.changes = map[string]string{}
+	closed := make(chan struct{})
 	if !a.cfg.ChangeContext {
-		return
-	}
-	type move struct {
-		l        registry.Lookup
-		from, to string
+		close(closed)
+		return closed
 	}
 	moves := map[string]move{}
 	digests := map[string]registry.Lookup{} // ref@digest → a lookup to read it with
@@ -35,6 +37,22 @@ func (a *app) describeChanges(ctx context.Context, f *found, p *plan) {
 			digests[c.Ref+"@"+c.From], digests[c.Ref+"@"+c.To] = l, l
 		}
 	}
+	go func() {
+		defer close(closed)
+		a.readChanges(ctx, moves, digests, p.changes)
+	}()
+	return closed
+}
+
+// move is one reference's move from one digest to another.
+type move struct {
+	l        registry.Lookup
+	from, to string
+}
+
+// readChanges reads each digest's provenance, a few at a time, and writes
+// a line for each move that says something.
+func (a *app) readChanges(ctx context.Context, moves map[string]move, digests map[string]registry.Lookup, changes map[string]string) {
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
@@ -59,7 +77,7 @@ func (a *app) describeChanges(ctx context.Context, f *found, p *plan) {
 	for key, m := range moves {
 		ref := registry.Key(m.l.Ref)
 		if ch := registry.Change(read[ref+"@"+m.from], read[ref+"@"+m.to]); ch != "" {
-			p.changes[key] = ch
+			changes[key] = ch
 		}
 	}
 }

@@ -41,11 +41,7 @@ func (a *app) run(ctx context.Context) (*outcome, error) {
 	// Events go out, and the changes are described, while the PATCHes
 	// proceed: neither delays a restart.
 	a.startEvents(ctx)
-	described := make(chan struct{})
-	go func() {
-		defer close(described)
-		a.describeChanges(ctx, f, p)
-	}()
+	described := a.describeChanges(ctx, f, p)
 	done := a.act(ctx, f, p, described)
 	if err := a.record(ctx, snap, f, p, done, o); err != nil {
 		return o, err
