@@ -420,7 +420,7 @@ func TestPinsKeepTheImagesSpellingAndItsTag(t *testing.T) {
 		{"reg.example.com:5000/team/app", "reg.example.com:5000/team/app:latest", "", "reg.example.com:5000/team/app:latest@" + dB},
 		{"nginx", "docker.io/library/nginx:latest", "", "nginx:latest@" + dB},
 	} {
-		d := Decision{Containers: []ContainerDecision{{Container: Container{Name: "app", Image: tc.image, Named: tc.named, ImageDigest: tc.imageDigest}, Verdict: Moved, To: dB}}}
+		d := Decision{Containers: []ContainerDecision{{Container: &Container{Name: "app", Image: tc.image, Named: tc.named, ImageDigest: tc.imageDigest}, Verdict: Moved, To: dB}}}
 		if got := d.Pins(Settings{Pin: true})["app"]; got != tc.want {
 			t.Errorf("pin of %q = %q, want %q", tc.image, got, tc.want)
 		}

@@ -102,7 +102,7 @@ func TestSafetyHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	moved := func(ref, to string) []ContainerDecision {
-		return []ContainerDecision{{Container: Container{Name: "app", Ref: ref}, Verdict: Moved, To: to}}
+		return []ContainerDecision{{Container: &Container{Name: "app", Ref: ref}, Verdict: Moved, To: to}}
 	}
 	seenAt := func(at time.Time) state.State {
 		return state.State{Refs: map[string]state.Ref{app: {Digest: dB, Seen: at, Checked: at}}}

@@ -45,11 +45,14 @@ type refLedger struct {
 	lifts      []string
 }
 
+// entry is one decided container. It points at its workload rather than
+// holding its key, ring and soak: one entry per listed container lives
+// until Next, and the key is needed only for the few exceptions.
 type entry struct {
-	key, after, annotated string
-	ring                  int
-	healthy               bool
-	soak                  time.Duration
+	w                *Workload
+	container        string
+	after, annotated string
+	healthy          bool
 }
 
 // NewLedger starts the ledger of a run with settings s that read prev,
@@ -88,18 +91,16 @@ func (l *Ledger) Observe(lk Lookup, r Result) {
 // then completed (a restarted workload is healthy on its new digest only
 // then).
 func (l *Ledger) Record(d *Decision, restarted, rolledOut bool) {
-	after := d.After(restarted)
 	for _, c := range d.Containers {
 		if c.Verdict == Untracked || c.Verdict == NotLookedUp {
 			continue
 		}
-		annotated := recorded(d.Workload, c.Container)
+		annotated := recorded(d.Workload, *c.Container)
 		if restarted && c.Verdict == Moved {
 			annotated = c.To
 		}
 		rl := l.ref(c.Ref)
-		soak, _ := soakOf(l.settings, d.Workload)
-		rl.entries = append(rl.entries, entry{containerKey(d.Workload, c.Container), after[c.Name], annotated, d.Workload.Ring, d.Workload.Healthy && !restarted || rolledOut, soak})
+		rl.entries = append(rl.entries, entry{d.Workload, c.Name, c.after(restarted), annotated, d.Workload.Healthy && !restarted || rolledOut})
 		if v := d.Workload.Annotations[LiftQuarantineAnnotation]; v != "" {
 			rl.lifts = append(rl.lifts, v)
 		}
@@ -203,7 +204,8 @@ func (l *Ledger) retraction(ref string, prev state.Ref, rl *refLedger) {
 		if e.after == prev.Digest || e.annotated == prev.Digest {
 			return // it reached a workload: not retracted, moved on
 		}
-		soak = max(soak, e.soak)
+		s, _ := soakOf(l.settings, e.w)
+		soak = max(soak, s)
 	}
 	if soak > 0 && l.now.Sub(prev.Seen) < soak {
 		l.retracted = append(l.retracted, Retraction{Ref: ref, From: prev.Digest, To: rl.digest, Seen: prev.Seen})
@@ -215,8 +217,8 @@ func (l *Ledger) retraction(ref string, prev state.Ref, rl *refLedger) {
 func (l *Ledger) rings(prev state.Ref, rl *refLedger, digest string) map[int]time.Time {
 	members := map[int]bool{} // ring → all healthy on the digest
 	for _, e := range rl.entries {
-		ok, seen := members[e.ring]
-		members[e.ring] = (ok || !seen) && e.after == digest && e.healthy
+		ok, seen := members[e.w.Ring]
+		members[e.w.Ring] = (ok || !seen) && e.after == digest && e.healthy
 	}
 	if len(members) < 2 {
 		return nil
@@ -305,7 +307,7 @@ func (l *Ledger) exceptions(prev state.Ref, rl *refLedger, base string, ls Listi
 			def = base
 		}
 		if e.after != "" && e.after != def {
-			out[e.key] = state.Exception{Runs: e.after, Record: e.annotated}
+			out[containerKey(e.w, e.container)] = state.Exception{Runs: e.after, Record: e.annotated}
 		}
 	}
 	if len(out) == 0 {
