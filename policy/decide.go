@@ -44,8 +44,9 @@ type ContainerDecision struct {
 	// From is what the container was believed to run ("" on first sight),
 	// or, converging, what its pods run; To is its tag's current digest.
 	From, To string
-	// Result is its lookup's result.
-	Result Result
+	// Result is its lookup's result, shared with the other containers of
+	// the lookup; nil when it was not looked up (Untracked, NotLookedUp).
+	Result *Result
 	// Risky is its pull policy when a move may start the cached old image
 	// (IfNotPresent, Never) instead of the new one.
 	Risky string

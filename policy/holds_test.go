@@ -109,7 +109,7 @@ func TestSafetyHolds(t *testing.T) {
 	}
 	signed := func(v bool, reason string, err error) []ContainerDecision {
 		m := moved(app, dB)
-		m[0].Result.Signature = &Signature{Verified: v, Reason: reason, Err: err}
+		m[0].Result = &Result{Digest: dB, Signature: &Signature{Verified: v, Reason: reason, Err: err}}
 		return m
 	}
 	ns := func(k, v string) func(*Workload) {
