@@ -8,33 +8,48 @@ import (
 	"github.com/urunner/urunner/registry"
 )
 
-// describeChanges reads, once per digest a restart of this run moves from
-// or to, what the image says of its source (URUNNER_CONF_CHANGE_CONTEXT),
-// and keeps for each move a line saying what changed, for its log line,
-// Event, notification and report. Nothing is read in a steady state, nor
-// for a held move; a digest that cannot be read (gone from the registry)
-// just says less.
-func (a *app) describeChanges(ctx context.Context, f *found, p *plan) {
-	p.changes = map[string]string{}
+// changeMoves are the moves describeChanges reads the sources of, by
+// ref@from@to, and a lookup to read each digest (by ref@digest) with.
+type changeMoves struct {
+	moves   map[string]changeMove
+	digests map[string]registry.Lookup
+}
+
+type changeMove struct {
+	l        registry.Lookup
+	from, to string
+}
+
+// movesToDescribe takes the restarts' moves before the PATCHes start: a
+// refused or conflicting PATCH changes its decision while the sources
+// are read.
+func (a *app) movesToDescribe(f *found, p *plan) changeMoves {
+	ms := changeMoves{moves: map[string]changeMove{}, digests: map[string]registry.Lookup{}}
 	if !a.cfg.ChangeContext {
-		return
+		return ms
 	}
-	type move struct {
-		l        registry.Lookup
-		from, to string
-	}
-	moves := map[string]move{}
-	digests := map[string]registry.Lookup{} // ref@digest → a lookup to read it with
 	for _, d := range p.decisions {
 		if d.Action != policy.Restart {
 			continue
 		}
 		for _, c := range d.Moves() {
 			l := f.lookups[c.Lookup()]
-			moves[c.Ref+"@"+c.From+"@"+c.To] = move{l, c.From, c.To}
-			digests[c.Ref+"@"+c.From], digests[c.Ref+"@"+c.To] = l, l
+			ms.moves[c.Ref+"@"+c.From+"@"+c.To] = changeMove{l, c.From, c.To}
+			ms.digests[c.Ref+"@"+c.From], ms.digests[c.Ref+"@"+c.To] = l, l
 		}
 	}
+	return ms
+}
+
+// describeChanges reads, once per digest a restart of this run moves from
+// or to, what the image says of its source (URUNNER_CONF_CHANGE_CONTEXT),
+// and keeps for each move a line saying what changed, for its log line,
+// Event, notification and report. Nothing is read in a steady state, nor
+// for a held move; a digest that cannot be read (gone from the registry)
+// just says less.
+func (a *app) describeChanges(ctx context.Context, ms changeMoves, p *plan) {
+	p.changes = map[string]string{}
+	moves, digests := ms.moves, ms.digests
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup

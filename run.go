@@ -42,9 +42,10 @@ func (a *app) run(ctx context.Context) (*outcome, error) {
 	// proceed: neither delays a restart.
 	a.startEvents(ctx)
 	described := make(chan struct{})
+	moves := a.movesToDescribe(f, p)
 	go func() {
 		defer close(described)
-		a.describeChanges(ctx, f, p)
+		a.describeChanges(ctx, moves, p)
 	}()
 	done := a.act(ctx, f, p, described)
 	if err := a.record(ctx, snap, f, p, done, o); err != nil {
