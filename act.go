@@ -25,9 +25,10 @@ type acted struct {
 	// restarted is true for each workload patched (or found restarted for
 	// its digests by another run).
 	restarted []bool
-	// before is each restarted workload as read before its patch, and
-	// generation what the patch left, for a rollback.
-	before     []kube.Workload
+	// before is each restarted workload as read before its patch (nil for
+	// the others: most workloads are not restarted), and generation what
+	// the patch left, for a rollback.
+	before     []*kube.Workload
 	generation []int64
 	// rolloutFailed says why a restarted workload's verified rollout
 	// failed ("" when it did not); rolledOut is true once it completed.
@@ -47,7 +48,7 @@ type acted struct {
 // closed (p.changes written), out of the PATCHes' way.
 func (a *app) act(ctx context.Context, f *found, p *plan, described <-chan struct{}) *acted {
 	n := len(f.workloads)
-	done := &acted{restarted: make([]bool, n), before: make([]kube.Workload, n), generation: make([]int64, n), rolloutFailed: make([]string, n), rolledOut: make([]bool, n)}
+	done := &acted{restarted: make([]bool, n), before: make([]*kube.Workload, n), generation: make([]int64, n), rolloutFailed: make([]string, n), rolledOut: make([]bool, n)}
 	var (
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, patchWorkers)
@@ -90,7 +91,8 @@ func (a *app) restart(ctx context.Context, f *found, i int, d *policy.Decision, 
 	for attempt := 0; ; attempt++ {
 		gen, err := a.kube.Restart(ctx, w.kube, kube.Restart{At: at, Records: recordsOf(d), Pins: d.Pins(a.settings)})
 		if err == nil {
-			done.restarted[i], done.before[i], done.generation[i] = true, w.kube, gen
+			before := w.kube
+			done.restarted[i], done.before[i], done.generation[i] = true, &before, gen
 			return w
 		}
 		if errors.Is(err, kube.ErrConflict) && attempt < conflictRetries {

@@ -29,10 +29,13 @@ func (a *app) decide(f *found, mem state.State, o *outcome) *plan {
 	for i, w := range f.workloads {
 		ws[i] = &w.policy
 	}
-	p := &plan{run: &policy.Run{Settings: a.settings, Results: f.lookup, Mem: mem, Now: a.now(), Fleet: policy.NewFleet(ws)}}
-	for _, w := range ws {
-		d := p.run.Decide(w)
-		p.decisions = append(p.decisions, &d)
+	p := &plan{run: &policy.Run{Settings: a.settings, Results: f.shared(), Mem: mem, Now: a.now(), Fleet: policy.NewFleet(ws)}}
+	// One allocation for every decision, not one each.
+	ds := make([]policy.Decision, len(ws))
+	p.decisions = make([]*policy.Decision, len(ws))
+	for i, w := range ws {
+		ds[i] = p.run.Decide(w)
+		p.decisions[i] = &ds[i]
 	}
 	p.capped = policy.Cap(p.decisions, a.cfg.MaxRestarts)
 	o.capped, o.maxRestarts = p.capped, a.cfg.MaxRestarts

@@ -44,6 +44,10 @@ type found struct {
 	// secrets names, per pull-secret credentials, the Secrets that hold
 	// them (namespace/name), for messages: never the credentials.
 	secrets map[string][]string
+	// strs and images are discovery's shared strings and parsed images
+	// (see containers), dropped when it ends.
+	strs   map[string]string
+	images map[string]*image
 }
 
 // load reads what urunner remembers. A document it cannot read stops the
@@ -102,6 +106,7 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 		return nil, err
 	}
 	f.listedAt = a.clock.taken(started)
+	f.strs, f.images = nil, nil
 	if listed.Cluster >= 0 {
 		f.cluster, f.countedAt = listed.Cluster, f.listedAt
 	}
@@ -176,6 +181,7 @@ func perNamespaceIsCheaper(namespaces, kinds, clusterWorkloads int) bool {
 // canonical reference (one name for every spelling of an image) and the
 // credentials its lookup uses. It returns the lookups the workload needs.
 func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets, f *found) (*watched, []registry.Lookup) {
+	kw.Namespace = f.intern(kw.Namespace)
 	w := &watched{kube: kw, policy: policy.Workload{
 		Kind: kw.Kind, Namespace: kw.Namespace, Name: kw.Name, Created: kw.Created,
 		Paused: kw.Paused, OnDelete: kw.OnDelete, GitOps: kw.GitOps, Annotations: kw.Annotations,
@@ -202,22 +208,37 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 		a.log.Debug("left alone: "+why, "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name)
 		return w, nil
 	}
+	return w, a.containers(ctx, w, ps, f)
+}
+
+// containers gives w the rules' view of each of its containers and returns
+// the lookups they need. The strings thousands of containers repeat
+// (names, images, pull policies, canonical references) are shared, one
+// copy each: the listing decodes a copy per object, and every watched
+// workload is kept for the whole run.
+func (a *app) containers(ctx context.Context, w *watched, ps *kube.PullSecrets, f *found) []registry.Lookup {
 	var (
+		kw      = &w.kube
 		lookups []registry.Lookup
 		auths   []kube.RegistryAuth
 		read    bool
 	)
-	for _, c := range kw.Containers {
+	if len(kw.Containers) > 0 {
+		w.policy.Containers = make([]policy.Container, 0, len(kw.Containers))
+	}
+	for i := range kw.Containers {
+		c := &kw.Containers[i]
+		c.Name, c.Image, c.PullPolicy = f.intern(c.Name), f.intern(c.Image), f.intern(c.PullPolicy)
 		pc := policy.Container{Name: c.Name, Image: c.Image, PullPolicy: c.PullPolicy, Init: c.Init}
-		im, err := registry.Canonical(c.Image)
-		if err == nil {
-			pc.Named, pc.ImageDigest, pc.Watched = im.Named, im.Digest, a.resolver.Watches(im.Ref)
+		im := f.canonical(a, c.Image)
+		if im.err == nil {
+			pc.Named, pc.ImageDigest, pc.Watched = im.Named, im.Digest, im.watched
 		}
 		var why string
 		pc.Ref, why = policy.Tracked(a.settings, &w.policy, pc)
 		if pc.Ref == "" {
-			if err != nil {
-				a.log.Warn("image skipped: not a registry image reference", "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name, "container", c.Name, "image", c.Image, "error", err)
+			if im.err != nil {
+				a.log.Warn("image skipped: not a registry image reference", "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name, "container", c.Name, "image", c.Image, "error", im.err)
 			} else {
 				a.log.Debug("image skipped: "+why, "image", c.Image)
 			}
@@ -228,13 +249,15 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 		if ps != nil && a.resolver.UsesPullSecrets(im.Ref.Registry) {
 			if !read {
 				read = true
-				if auths, err = ps.For(ctx, kw); err != nil {
+				var err error
+				if auths, err = ps.For(ctx, *kw); err != nil {
 					f.pullSecretErrors++
 					a.log.Error("cannot read the workload's pull secrets; its images are looked up without them",
 						"namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name, "error", err)
 				}
 			}
 			l.Cred, l.Pull, l.Source = pullCredentials(auths, im.Ref.Registry)
+			l.Cred = f.intern(l.Cred)
 			if l.Cred != "" && !slices.Contains(f.secrets[l.Cred], l.Source) {
 				f.secrets[l.Cred] = append(f.secrets[l.Cred], l.Source)
 			}
@@ -243,7 +266,47 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 		w.policy.Containers = append(w.policy.Containers, pc)
 		lookups = append(lookups, l)
 	}
-	return w, lookups
+	return lookups
+}
+
+// image is what an image string names, parsed once per run.
+type image struct {
+	registry.Image
+	err error
+	// watched says whether its registry is watched.
+	watched bool
+}
+
+// canonical parses an image string, once per run for each string.
+func (f *found) canonical(a *app, s string) *image {
+	if im, ok := f.images[s]; ok {
+		return im
+	}
+	im := &image{}
+	im.Image, im.err = registry.Canonical(s)
+	if im.err == nil {
+		im.Named, im.Digest, im.watched = f.intern(im.Named), f.intern(im.Digest), a.resolver.Watches(im.Ref)
+	}
+	if f.images == nil {
+		f.images = map[string]*image{}
+	}
+	f.images[s] = im
+	return im
+}
+
+// intern returns the one copy of s that the workloads share.
+func (f *found) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := f.strs[s]; ok {
+		return v
+	}
+	if f.strs == nil {
+		f.strs = map[string]string{}
+	}
+	f.strs[s] = s
+	return s
 }
 
 // pullCredentials returns the credentials a workload's pull secrets hold

@@ -157,10 +157,17 @@ func (a *app) addChildren(ctx context.Context, f *found, mem state.State) {
 	}
 }
 
-// results answers the policy's questions about lookups.
-func (f *found) lookup(l policy.Lookup) (policy.Result, bool) {
-	r, ok := f.results[l]
-	return r, ok
+// shared returns the results as the rules read them: one Result per
+// lookup, which every decision on one of its containers points at.
+func (f *found) shared() policy.Results {
+	m := make(map[policy.Lookup]*policy.Result, len(f.results))
+	for l, r := range f.results {
+		m[l] = &r
+	}
+	return func(l policy.Lookup) (*policy.Result, bool) {
+		r, ok := m[l]
+		return r, ok
+	}
 }
 
 // restricted is a run that looked up only some references.

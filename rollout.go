@@ -60,7 +60,7 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, done *acted, o *outc
 				mu.Unlock()
 				if a.cfg.Rollback {
 					// The rollback must happen even if the wait used up ctx.
-					rerr := a.kube.Rollback(context.WithoutCancel(ctx), done.before[i], done.generation[i])
+					rerr := a.kube.Rollback(context.WithoutCancel(ctx), *done.before[i], done.generation[i])
 					switch {
 					case rerr == nil:
 						rep.RolledBack = true

@@ -143,11 +143,18 @@ func fromTemplate(kind string, meta *metav1.ObjectMeta, tpl *corev1.PodTemplateS
 	for _, r := range tpl.Spec.ImagePullSecrets {
 		w.PullSecrets = append(w.PullSecrets, r.Name)
 	}
-	ignored := map[string]bool{}
-	for _, n := range strings.Split(meta.Annotations[IgnoreContainersAnnotation], ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			ignored[n] = true
+	var ignored map[string]bool
+	if v := meta.Annotations[IgnoreContainersAnnotation]; v != "" {
+		ignored = map[string]bool{}
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				ignored[n] = true
+			}
 		}
+	}
+	// Sized once: every listed workload is kept for the whole run.
+	if n := len(tpl.Spec.InitContainers) + len(tpl.Spec.Containers); n > 0 {
+		w.Containers = make([]Container, 0, n)
 	}
 	for i, c := range tpl.Spec.InitContainers {
 		if !ignored[c.Name] {
@@ -158,6 +165,9 @@ func fromTemplate(kind string, meta *metav1.ObjectMeta, tpl *corev1.PodTemplateS
 		if !ignored[c.Name] {
 			w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, Index: i, PullPolicy: string(c.ImagePullPolicy)})
 		}
+	}
+	if len(w.Containers) == 0 {
+		w.Containers = nil // every container ignored
 	}
 	// A hand-edited annotation must not stop the run: it is only read as
 	// a record of what urunner did, and an unreadable one records nothing.

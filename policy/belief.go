@@ -20,8 +20,11 @@ const (
 func believe(w *Workload, c Container, mem state.State) belief {
 	r, known := mem.Refs[c.Ref]
 	record := recorded(w, c)
-	if e, ok := r.Except[containerKey(w, c)]; ok && e.Record == record {
-		return belief{e.Runs, fromRecord}
+	if len(r.Except) > 0 {
+		// Few references have exceptions: the key is built only for them.
+		if e, ok := r.Except[containerKey(w, c.Name)]; ok && e.Record == record {
+			return belief{e.Runs, fromRecord}
+		}
 	}
 	if record != "" {
 		return belief{record, fromRestartedFor}
@@ -48,8 +51,8 @@ func recorded(w *Workload, c Container) string {
 	return ""
 }
 
-func containerKey(w *Workload, c Container) string {
-	return state.WorkloadContainer(w.Namespace, w.Kind, w.Name, c.Name)
+func containerKey(w *Workload, container string) string {
+	return state.WorkloadContainer(w.Namespace, w.Kind, w.Name, container)
 }
 
 // Believed returns the digest urunner believes container c of w runs, ""

@@ -32,17 +32,21 @@ var verdictNames = [...]string{"untracked", "not looked up", "lookup failed", "b
 
 func (v Verdict) String() string { return verdictNames[v] }
 
-// ContainerDecision is the verdict on one container.
+// ContainerDecision is the verdict on one container. It points at the
+// workload's container rather than copying it: a plan holds one decision
+// per listed container, and at 300,000 containers the copies were the
+// largest part of the heap.
 type ContainerDecision struct {
-	Container
+	*Container
 	Verdict Verdict
 	// Why explains an Untracked, Recorded or converging Moved verdict.
 	Why string
 	// From is what the container was believed to run ("" on first sight),
 	// or, converging, what its pods run; To is its tag's current digest.
 	From, To string
-	// Result is its lookup's result.
-	Result Result
+	// Result is its lookup's result, shared with the other containers of
+	// the lookup; nil when it was not looked up (Untracked, NotLookedUp).
+	Result *Result
 	// Risky is its pull policy when a move may start the cached old image
 	// (IfNotPresent, Never) instead of the new one.
 	Risky string
@@ -144,8 +148,11 @@ func (r *Run) Decide(w *Workload) Decision {
 		d.Ignored = why
 		return d
 	}
-	for _, c := range w.Containers {
-		d.Containers = append(d.Containers, decideContainer(r.Settings, w, c, r.Results, r.Mem))
+	if len(w.Containers) > 0 {
+		d.Containers = make([]ContainerDecision, len(w.Containers))
+	}
+	for i := range w.Containers {
+		d.Containers[i] = decideContainer(r.Settings, w, &w.Containers[i], r.Results, r.Mem)
 	}
 	if len(d.Moves()) == 0 {
 		return d
@@ -165,14 +172,14 @@ func Decide(s Settings, w *Workload, results Results, mem state.State, now time.
 	return r.Decide(w)
 }
 
-func decideContainer(s Settings, w *Workload, c Container, results Results, mem state.State) ContainerDecision {
+func decideContainer(s Settings, w *Workload, c *Container, results Results, mem state.State) ContainerDecision {
 	cd := ContainerDecision{Container: c}
 	if c.Ref == "" {
-		_, cd.Why = Tracked(s, w, c)
+		_, cd.Why = Tracked(s, w, *c)
 		cd.Verdict = Untracked
 		return cd
 	}
-	b := believe(w, c, mem)
+	b := believe(w, *c, mem)
 	cd.From = b.digest
 	r, looked := results(c.Lookup())
 	switch {
@@ -227,20 +234,25 @@ func sameChildren(old, cur map[string]string) bool {
 func (d *Decision) After(restarted bool) map[string]string {
 	out := map[string]string{}
 	for _, c := range d.Containers {
-		switch c.Verdict {
-		case Untracked:
-			continue
-		case Baseline, Recorded:
-			out[c.Name] = c.To
-		case Moved:
-			if restarted {
-				out[c.Name] = c.To
-			} else {
-				out[c.Name] = c.From
-			}
-		default: // Unchanged, LookupFailed, NotLookedUp
-			out[c.Name] = c.From
+		if c.Verdict != Untracked {
+			out[c.Name] = c.after(restarted)
 		}
 	}
 	return out
+}
+
+// after is the digest c is believed to run once its decision is carried
+// out (see Decision.After).
+func (c *ContainerDecision) after(restarted bool) string {
+	switch c.Verdict {
+	case Baseline, Recorded:
+		return c.To
+	case Moved:
+		if restarted {
+			return c.To
+		}
+		return c.From
+	default: // Unchanged, LookupFailed, NotLookedUp
+		return c.From
+	}
 }

@@ -89,11 +89,11 @@ func withExcept(s state.State, ref, key, d, rec string) state.State {
 
 // registry answers each reference with its digest, and fails the others.
 func registry(digests map[string]string) Results {
-	return func(l Lookup) (Result, bool) {
+	return func(l Lookup) (*Result, bool) {
 		if d, ok := digests[l.Ref]; ok {
-			return Result{Digest: d}, true
+			return &Result{Digest: d}, true
 		}
-		return Result{Err: errors.New("not found")}, true
+		return &Result{Err: errors.New("not found")}, true
 	}
 }
 
@@ -181,7 +181,7 @@ func TestDecide(t *testing.T) {
 			name:     "a reference not looked up this run (a push of another) changes nothing",
 			workload: workload(),
 			mem:      base,
-			results:  func(Lookup) (Result, bool) { return Result{}, false },
+			results:  func(Lookup) (*Result, bool) { return nil, false },
 			want:     want{Containers: map[string]wantContainer{"app": {Verdict: NotLookedUp, From: dA}}},
 		},
 		{
@@ -273,7 +273,7 @@ func TestDecide(t *testing.T) {
 			settings: Settings{Converge: true},
 			workload: workload(withContainerMod(func(c *Container) { c.Pods = &Pods{Digests: []string{dC}, AllReady: true} })),
 			mem:      remembered(nil),
-			results:  func(Lookup) (Result, bool) { return Result{Digest: dB, Index: true}, true },
+			results:  func(Lookup) (*Result, bool) { return &Result{Digest: dB, Index: true}, true },
 			want:     want{Containers: map[string]wantContainer{"app": {Verdict: Baseline, To: dB}}},
 		},
 		{
@@ -295,8 +295,8 @@ func TestDecide(t *testing.T) {
 				s.Refs = map[string]state.Ref{app: r}
 				return s
 			}(),
-			results: func(Lookup) (Result, bool) {
-				return Result{Digest: dB, Index: true, Children: map[string]string{"linux/amd64": dC}}, true
+			results: func(Lookup) (*Result, bool) {
+				return &Result{Digest: dB, Index: true, Children: map[string]string{"linux/amd64": dC}}, true
 			},
 			want: want{Containers: map[string]wantContainer{"app": {Verdict: Recorded, From: dA, To: dB}}},
 		},
@@ -311,8 +311,8 @@ func TestDecide(t *testing.T) {
 				s.Refs[app] = r
 				return s
 			}(),
-			results: func(Lookup) (Result, bool) {
-				return Result{Digest: dB, Index: true, Children: map[string]string{"linux/amd64": dB}}, true
+			results: func(Lookup) (*Result, bool) {
+				return &Result{Digest: dB, Index: true, Children: map[string]string{"linux/amd64": dB}}, true
 			},
 			want: want{Action: Restart, Containers: map[string]wantContainer{"app": {Verdict: Moved, From: dA, To: dB}}},
 		},
@@ -359,11 +359,11 @@ func TestDecide(t *testing.T) {
 			name:     "a container is decided on its own lookup's result (its credentials')",
 			workload: workload(withContainerMod(func(c *Container) { c.Cred = "pull:shop" })),
 			mem:      base,
-			results: func(l Lookup) (Result, bool) {
+			results: func(l Lookup) (*Result, bool) {
 				if l.Cred == "pull:shop" {
-					return Result{Err: errors.New("unauthorized")}, true
+					return &Result{Err: errors.New("unauthorized")}, true
 				}
-				return Result{Digest: dB}, true
+				return &Result{Digest: dB}, true
 			},
 			want: want{Containers: map[string]wantContainer{"app": {Verdict: LookupFailed, From: dA}}},
 		},
@@ -420,7 +420,7 @@ func TestPinsKeepTheImagesSpellingAndItsTag(t *testing.T) {
 		{"reg.example.com:5000/team/app", "reg.example.com:5000/team/app:latest", "", "reg.example.com:5000/team/app:latest@" + dB},
 		{"nginx", "docker.io/library/nginx:latest", "", "nginx:latest@" + dB},
 	} {
-		d := Decision{Containers: []ContainerDecision{{Container: Container{Name: "app", Image: tc.image, Named: tc.named, ImageDigest: tc.imageDigest}, Verdict: Moved, To: dB}}}
+		d := Decision{Containers: []ContainerDecision{{Container: &Container{Name: "app", Image: tc.image, Named: tc.named, ImageDigest: tc.imageDigest}, Verdict: Moved, To: dB}}}
 		if got := d.Pins(Settings{Pin: true})["app"]; got != tc.want {
 			t.Errorf("pin of %q = %q, want %q", tc.image, got, tc.want)
 		}

@@ -102,14 +102,14 @@ func TestSafetyHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	moved := func(ref, to string) []ContainerDecision {
-		return []ContainerDecision{{Container: Container{Name: "app", Ref: ref}, Verdict: Moved, To: to}}
+		return []ContainerDecision{{Container: &Container{Name: "app", Ref: ref}, Verdict: Moved, To: to}}
 	}
 	seenAt := func(at time.Time) state.State {
 		return state.State{Refs: map[string]state.Ref{app: {Digest: dB, Seen: at, Checked: at}}}
 	}
 	signed := func(v bool, reason string, err error) []ContainerDecision {
 		m := moved(app, dB)
-		m[0].Result.Signature = &Signature{Verified: v, Reason: reason, Err: err}
+		m[0].Result = &Result{Digest: dB, Signature: &Signature{Verified: v, Reason: reason, Err: err}}
 		return m
 	}
 	ns := func(k, v string) func(*Workload) {

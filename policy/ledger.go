@@ -45,12 +45,35 @@ type refLedger struct {
 	lifts      []string
 }
 
+// entry is one decided container: container i of decision d, with how
+// the decision was carried out. What the ledger reads of it is derived
+// from the decision, which the run keeps anyway: one entry per listed
+// container lives until Next, so it is kept small.
 type entry struct {
-	key, after, annotated string
-	ring                  int
-	healthy               bool
-	soak                  time.Duration
+	d                    *Decision
+	i                    int32
+	restarted, rolledOut bool
 }
+
+func (e entry) container() *ContainerDecision { return &e.d.Containers[e.i] }
+
+// after is what the container is believed to run after the run.
+func (e entry) after() string { return e.container().after(e.restarted) }
+
+// annotated is what its workload's restarted-for records after the run.
+func (e entry) annotated() string {
+	c := e.container()
+	if e.restarted && c.Verdict == Moved {
+		return c.To
+	}
+	return recorded(e.d.Workload, *c.Container)
+}
+
+// healthy is whether its workload runs its template healthily after the
+// run: a restarted one only once its verified rollout completed.
+func (e entry) healthy() bool { return e.d.Workload.Healthy && !e.restarted || e.rolledOut }
+
+func (e entry) key() string { return containerKey(e.d.Workload, e.container().Name) }
 
 // NewLedger starts the ledger of a run with settings s that read prev,
 // runs at now and listed the workloads at listed (the API server's time).
@@ -86,20 +109,14 @@ func (l *Ledger) Observe(lk Lookup, r Result) {
 // carried out: restarted says whether the workload's restart was patched
 // (or found done by another run), rolledOut whether its verified rollout
 // then completed (a restarted workload is healthy on its new digest only
-// then).
+// then). The ledger reads d until Next: d must not change before.
 func (l *Ledger) Record(d *Decision, restarted, rolledOut bool) {
-	after := d.After(restarted)
-	for _, c := range d.Containers {
+	for i, c := range d.Containers {
 		if c.Verdict == Untracked || c.Verdict == NotLookedUp {
 			continue
 		}
-		annotated := recorded(d.Workload, c.Container)
-		if restarted && c.Verdict == Moved {
-			annotated = c.To
-		}
 		rl := l.ref(c.Ref)
-		soak, _ := soakOf(l.settings, d.Workload)
-		rl.entries = append(rl.entries, entry{containerKey(d.Workload, c.Container), after[c.Name], annotated, d.Workload.Ring, d.Workload.Healthy && !restarted || rolledOut, soak})
+		rl.entries = append(rl.entries, entry{d, int32(i), restarted, rolledOut})
 		if v := d.Workload.Annotations[LiftQuarantineAnnotation]; v != "" {
 			rl.lifts = append(rl.lifts, v)
 		}
@@ -200,10 +217,11 @@ func (l *Ledger) retraction(ref string, prev state.Ref, rl *refLedger) {
 	}
 	var soak time.Duration
 	for _, e := range rl.entries {
-		if e.after == prev.Digest || e.annotated == prev.Digest {
+		if e.after() == prev.Digest || e.annotated() == prev.Digest {
 			return // it reached a workload: not retracted, moved on
 		}
-		soak = max(soak, e.soak)
+		s, _ := soakOf(l.settings, e.d.Workload)
+		soak = max(soak, s)
 	}
 	if soak > 0 && l.now.Sub(prev.Seen) < soak {
 		l.retracted = append(l.retracted, Retraction{Ref: ref, From: prev.Digest, To: rl.digest, Seen: prev.Seen})
@@ -215,8 +233,9 @@ func (l *Ledger) retraction(ref string, prev state.Ref, rl *refLedger) {
 func (l *Ledger) rings(prev state.Ref, rl *refLedger, digest string) map[int]time.Time {
 	members := map[int]bool{} // ring → all healthy on the digest
 	for _, e := range rl.entries {
-		ok, seen := members[e.ring]
-		members[e.ring] = (ok || !seen) && e.after == digest && e.healthy
+		ring := e.d.Workload.Ring
+		ok, seen := members[ring]
+		members[ring] = (ok || !seen) && e.after() == digest && e.healthy()
 	}
 	if len(members) < 2 {
 		return nil
@@ -273,8 +292,8 @@ func (l *Ledger) base(prev state.Ref, had bool, rl *refLedger, ls Listing) strin
 	}
 	count := map[string]int{}
 	for _, e := range rl.entries {
-		if e.annotated == "" && e.after != "" {
-			count[e.after]++
+		if after := e.after(); after != "" && e.annotated() == "" {
+			count[after]++
 		}
 	}
 	if len(count) == 0 {
@@ -300,12 +319,13 @@ func (l *Ledger) exceptions(prev state.Ref, rl *refLedger, base string, ls Listi
 		}
 	}
 	for _, e := range rl.entries {
-		def := e.annotated
+		after, annotated := e.after(), e.annotated()
+		def := annotated
 		if def == "" {
 			def = base
 		}
-		if e.after != "" && e.after != def {
-			out[e.key] = state.Exception{Runs: e.after, Record: e.annotated}
+		if after != "" && after != def {
+			out[e.key()] = state.Exception{Runs: after, Record: annotated}
 		}
 	}
 	if len(out) == 0 {

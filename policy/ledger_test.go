@@ -26,7 +26,7 @@ func ran(t *testing.T, s Settings, mem state.State, results Results, ls Listing,
 		for _, c := range w.Containers {
 			if r, ok := results(c.Lookup()); ok && c.Ref != "" && !seen[c.Lookup()] {
 				seen[c.Lookup()] = true
-				l.Observe(c.Lookup(), r)
+				l.Observe(c.Lookup(), *r)
 			}
 		}
 		d := Decide(s, w, results, mem, now)
@@ -173,7 +173,7 @@ func TestLedgerNext(t *testing.T) {
 		{
 			name:    "a run restricted to pushed references leaves the others as they were",
 			mem:     remembered(map[string]string{app: dA, sidecar: dA}),
-			results: func(l Lookup) (Result, bool) { return Result{Digest: dB}, l.Ref == app },
+			results: func(l Lookup) (*Result, bool) { return &Result{Digest: dB}, l.Ref == app },
 			listing: Listing{Complete: true, Restricted: true},
 			ws:      []*Workload{named("a", withContainer(container("side", sidecar)))},
 			want: map[string]state.Ref{

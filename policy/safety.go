@@ -69,7 +69,10 @@ func unsigned(d Due) string {
 		return ""
 	}
 	for _, c := range d.Moves {
-		sig := c.Result.Signature
+		var sig *Signature
+		if c.Result != nil {
+			sig = c.Result.Signature
+		}
 		switch {
 		case sig == nil:
 			return fmt.Sprintf("%s: signature not checked", short(c.To))

@@ -184,5 +184,7 @@ type Signature struct {
 }
 
 // Results finds the result of a lookup; false when the reference was not
-// looked up this run (a run restricted to pushed references).
-type Results func(Lookup) (Result, bool)
+// looked up this run (a run restricted to pushed references). The result
+// is shared by every container of the lookup (thousands, at scale, each
+// with a decision): it is read, never changed.
+type Results func(Lookup) (*Result, bool)
