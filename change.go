@@ -50,17 +50,22 @@ type move struct {
 	from, to string
 }
 
-// readChanges reads each digest's provenance, a few at a time, and writes
-// a line for each move that says something.
+// readChanges reads each digest's provenance, URUNNER_CONF_REGISTRY_CONCURRENCY
+// at a time per host, and writes a line for each move that says something.
 func (a *app) readChanges(ctx context.Context, moves map[string]move, digests map[string]registry.Lookup, changes map[string]string) {
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
-		sem  = make(chan struct{}, max(a.cfg.RegistryConcurrency, 1)) // as many as one host's lookups
+		sems = map[string]chan struct{}{} // per host, as many as its lookups
 		read = map[string]registry.Provenance{}
 	)
 	for key, l := range digests {
 		digest := key[len(registry.Key(l.Ref))+1:]
+		sem, ok := sems[l.Ref.Registry]
+		if !ok {
+			sem = make(chan struct{}, max(a.cfg.RegistryConcurrency, 1))
+			sems[l.Ref.Registry] = sem
+		}
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
