@@ -130,18 +130,46 @@ func typeName(t string) string {
 }
 
 func (c *Config) validate() error {
+	for _, check := range []func() error{c.validateChoices, c.validateParsed, c.validateNumbers, c.validateCombinations} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// choice is a variable that takes one of a few words.
+type choice struct {
+	name, got string
+	allowed   []string // the accepted words; "" when unset is accepted
+	want      string   // as the error says it
+}
+
+// validateChoices checks each variable that takes one of a few words.
+func (c *Config) validateChoices() error {
+	for _, ch := range []choice{
+		{"URUNNER_CONF_LOG_FORMAT", strings.ToLower(c.LogFormat), []string{"text", "json"}, "text or json"},
+		{"URUNNER_CONF_KUBE_AUTH", c.KubeAuth, []string{"", "incluster", "kubeconfig"}, "incluster or kubeconfig"},
+		{"URUNNER_CONF_PULL_POLICY_MISMATCH", c.PullPolicy, []string{"warn", "skip"}, "warn or skip"},
+		{"URUNNER_CONF_LIST_SCOPE", c.ListScope, []string{"auto", "cluster", "namespace"}, "auto, cluster or namespace"},
+		{"URUNNER_CONF_APPROVAL", c.Approval, []string{"auto", "approve", "notify"}, "auto, approve or notify"},
+		{"URUNNER_CONF_GITOPS", c.GitOps, []string{"warn", "skip", "ignore"}, "warn, skip or ignore"},
+		{"URUNNER_CONF_REPORT", c.Report, []string{"", "json"}, "json or nothing"},
+		{"URUNNER_CONF_FIRST_RUN", c.FirstRun, []string{"baseline", "converge"}, "baseline or converge"},
+		{"URUNNER_CONF_RESTART_MODE", c.RestartMode, []string{"annotation", "pin"}, "annotation or pin"},
+	} {
+		if !slices.Contains(ch.allowed, ch.got) {
+			return badConfig("%s: want %s, got %q", ch.name, ch.want, ch.got)
+		}
+	}
+	return nil
+}
+
+// validateParsed checks the variables that are parsed: a level, kinds,
+// namespaces, references, a window, platforms.
+func (c *Config) validateParsed() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
-	}
-	switch strings.ToLower(c.LogFormat) {
-	case "text", "json":
-	default:
-		return badConfig("URUNNER_CONF_LOG_FORMAT: want text or json, got %q", c.LogFormat)
-	}
-	switch c.KubeAuth {
-	case "", "incluster", "kubeconfig":
-	default:
-		return badConfig("URUNNER_CONF_KUBE_AUTH: want incluster or kubeconfig, got %q", c.KubeAuth)
 	}
 	if c.StateConfigMap == "" {
 		return badConfig("URUNNER_CONF_STATE_CONFIGMAP: must not be empty")
@@ -149,18 +177,8 @@ func (c *Config) validate() error {
 	if _, err := c.kinds(); err != nil {
 		return err
 	}
-	switch c.PullPolicy {
-	case "warn", "skip":
-	default:
-		return badConfig("URUNNER_CONF_PULL_POLICY_MISMATCH: want warn or skip, got %q", c.PullPolicy)
-	}
 	if _, err := c.namespaces(); err != nil {
 		return err
-	}
-	switch c.ListScope {
-	case "auto", "cluster", "namespace":
-	default:
-		return badConfig("URUNNER_CONF_LIST_SCOPE: want auto, cluster or namespace, got %q", c.ListScope)
 	}
 	if _, err := c.references(); err != nil {
 		return err
@@ -168,51 +186,21 @@ func (c *Config) validate() error {
 	if _, err := policy.ParseWindow(c.Window); err != nil {
 		return badConfig("URUNNER_CONF_WINDOW: %v", err)
 	}
-	if c.Cooldown < 0 {
-		return badConfig("URUNNER_CONF_COOLDOWN: must not be negative")
-	}
-	if c.Soak < 0 {
-		return badConfig("URUNNER_CONF_SOAK: must not be negative")
-	}
-	switch c.Approval {
-	case "auto", "approve", "notify":
-	default:
-		return badConfig("URUNNER_CONF_APPROVAL: want auto, approve or notify, got %q", c.Approval)
-	}
-	if (c.SignatureRoot == "") != (c.SignatureIssuer == "" && c.SignatureSubject == "") {
-		return badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: keyless signatures need the trusted root and an identity (URUNNER_CONF_SIGNATURE_ISSUER, URUNNER_CONF_SIGNATURE_SUBJECT) together")
-	}
-	switch c.GitOps {
-	case "warn", "skip", "ignore":
-	default:
-		return badConfig("URUNNER_CONF_GITOPS: want warn, skip or ignore, got %q", c.GitOps)
-	}
-	switch c.Report {
-	case "", "json":
-	default:
-		return badConfig("URUNNER_CONF_REPORT: want json or nothing, got %q", c.Report)
-	}
 	for _, p := range c.platforms() {
 		if _, err := registry.ParsePlatform(p); err != nil {
 			return badConfig("URUNNER_CONF_PLATFORMS: %v", err)
 		}
 	}
-	switch c.FirstRun {
-	case "baseline":
-	case "converge":
-		if !c.RunningPods {
-			return badConfig("URUNNER_CONF_FIRST_RUN=converge: needs URUNNER_CONF_RUNNING_PODS=true (converge compares the pods' digests)")
-		}
-	default:
-		return badConfig("URUNNER_CONF_FIRST_RUN: want baseline or converge, got %q", c.FirstRun)
+	return nil
+}
+
+// validateNumbers checks durations and counts.
+func (c *Config) validateNumbers() error {
+	if c.Cooldown < 0 {
+		return badConfig("URUNNER_CONF_COOLDOWN: must not be negative")
 	}
-	switch c.RestartMode {
-	case "annotation", "pin":
-	default:
-		return badConfig("URUNNER_CONF_RESTART_MODE: want annotation or pin, got %q", c.RestartMode)
-	}
-	if c.Rollback && !c.VerifyRollout {
-		return badConfig("URUNNER_CONF_ROLLBACK: needs URUNNER_CONF_VERIFY_ROLLOUT=true (a rollout must be watched to be judged failed)")
+	if c.Soak < 0 {
+		return badConfig("URUNNER_CONF_SOAK: must not be negative")
 	}
 	if c.RolloutTimeout <= 0 {
 		return badConfig("URUNNER_CONF_ROLLOUT_TIMEOUT: must be greater than zero")
@@ -230,6 +218,20 @@ func (c *Config) validate() error {
 		if v <= 0 {
 			return badConfig("%s: must be greater than zero", name)
 		}
+	}
+	return nil
+}
+
+// validateCombinations checks the settings that need another.
+func (c *Config) validateCombinations() error {
+	if (c.SignatureRoot == "") != (c.SignatureIssuer == "" && c.SignatureSubject == "") {
+		return badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: keyless signatures need the trusted root and an identity (URUNNER_CONF_SIGNATURE_ISSUER, URUNNER_CONF_SIGNATURE_SUBJECT) together")
+	}
+	if c.FirstRun == "converge" && !c.RunningPods {
+		return badConfig("URUNNER_CONF_FIRST_RUN=converge: needs URUNNER_CONF_RUNNING_PODS=true (converge compares the pods' digests)")
+	}
+	if c.Rollback && !c.VerifyRollout {
+		return badConfig("URUNNER_CONF_ROLLBACK: needs URUNNER_CONF_VERIFY_ROLLOUT=true (a rollout must be watched to be judged failed)")
 	}
 	return nil
 }

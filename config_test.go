@@ -30,6 +30,17 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 		{"missing signature key", "URUNNER_CONF_SIGNATURE_KEYS", "/nonexistent/cosign.pub", `URUNNER_CONF_SIGNATURE_KEYS: stat /nonexistent/cosign.pub: no such file or directory`},
 		{"signature key that is no key", "URUNNER_CONF_SIGNATURE_KEYS", "testdata/not-a-key/notes.txt", `URUNNER_CONF_SIGNATURE_KEYS: signature key file testdata/not-a-key/notes.txt: no PEM block`},
 		{"signature key directory without keys", "URUNNER_CONF_SIGNATURE_KEYS", "testdata/no-keys", `URUNNER_CONF_SIGNATURE_KEYS: directory testdata/no-keys holds no key file`},
+		{"pull policy", "URUNNER_CONF_PULL_POLICY_MISMATCH", "ignore", `URUNNER_CONF_PULL_POLICY_MISMATCH: want warn or skip, got "ignore"`},
+		{"list scope", "URUNNER_CONF_LIST_SCOPE", "node", `URUNNER_CONF_LIST_SCOPE: want auto, cluster or namespace, got "node"`},
+		{"approval", "URUNNER_CONF_APPROVAL", "manual", `URUNNER_CONF_APPROVAL: want auto, approve or notify, got "manual"`},
+		{"gitops", "URUNNER_CONF_GITOPS", "fight", `URUNNER_CONF_GITOPS: want warn, skip or ignore, got "fight"`},
+		{"report", "URUNNER_CONF_REPORT", "yaml", `URUNNER_CONF_REPORT: want json or nothing, got "yaml"`},
+		{"first run", "URUNNER_CONF_FIRST_RUN", "restart", `URUNNER_CONF_FIRST_RUN: want baseline or converge, got "restart"`},
+		{"converge without the pods", "URUNNER_CONF_FIRST_RUN", "converge", `URUNNER_CONF_FIRST_RUN=converge: needs URUNNER_CONF_RUNNING_PODS=true`},
+		{"restart mode", "URUNNER_CONF_RESTART_MODE", "replace", `URUNNER_CONF_RESTART_MODE: want annotation or pin, got "replace"`},
+		{"rollback without verification", "URUNNER_CONF_ROLLBACK", "true", `URUNNER_CONF_ROLLBACK: needs URUNNER_CONF_VERIFY_ROLLOUT=true`},
+		{"negative soak", "URUNNER_CONF_SOAK", "-1h", `URUNNER_CONF_SOAK: must not be negative`},
+		{"keyless root without identity", "URUNNER_CONF_SIGNATURE_TRUSTED_ROOT", "testdata/root.json", `URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: keyless signatures need the trusted root and an identity`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGround(t, testground.RegistryOptions{})
