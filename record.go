@@ -55,7 +55,7 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 	o.lastSuccess, o.failing = next.LastSuccess, failingImages(next)
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := a.store.Save(saveCtx, snap, next, o.runReport(a.cfg.ClusterName, o.exitCode(nil), nil, a.resolver.Requests()).stored(), f.listedAt)
+	err := a.store.Save(saveCtx, snap, next, storedReport(o.runReport(a.cfg.ClusterName, o.exitCode(nil), nil, a.resolver.Requests())), f.listedAt)
 	if a.cfg.Events {
 		a.decisionEvents(f, p)
 	}

@@ -13,10 +13,20 @@ import (
 	"time"
 
 	"github.com/urunner/urunner/notify"
+	"github.com/urunner/urunner/report"
 	"github.com/urunner/urunner/state"
 )
 
 type failure = notify.Failure
+
+// The run report's types are the report package's, shared with kubectl
+// urunner.
+type (
+	runReport    = report.Run
+	retraction   = report.Retraction
+	ringProgress = report.RingProgress
+	failingImage = report.FailingImage
+)
 
 // outcome is what a run did: its log line, report, metrics and
 // notifications are made of it.
@@ -40,29 +50,6 @@ type outcome struct {
 	rings                             []ringProgress
 	lastSuccess                       time.Time
 	failing                           []failingImage
-}
-
-// retraction is a digest a tag left while it soaked.
-type retraction struct {
-	Image     string    `json:"image"`
-	From      string    `json:"retracted"`
-	To        string    `json:"now"`
-	FirstSeen time.Time `json:"firstSeen"`
-}
-
-// ringProgress is how far a digest has rolled through the rings following
-// its image: the highest ring running it healthily (-1: none yet).
-type ringProgress struct {
-	Image   string `json:"image"`
-	Digest  string `json:"digest"`
-	Reached int    `json:"reached"`
-	Rings   int    `json:"rings"`
-}
-
-// failingImage is a reference whose lookups have failed since a time.
-type failingImage struct {
-	Image string    `json:"image"`
-	Since time.Time `json:"since"`
 }
 
 func (o *outcome) failure(f failure) { o.failures = append(o.failures, f) }
@@ -123,7 +110,7 @@ func failingImages(s state.State) []failingImage {
 	var out []failingImage
 	for _, k := range s.Keys() {
 		if r := s.Refs[k]; !r.Failing.IsZero() {
-			out = append(out, failingImage{k, r.Failing})
+			out = append(out, failingImage{Image: k, Since: r.Failing})
 		}
 	}
 	return out
@@ -161,49 +148,13 @@ func (a *app) report(ctx context.Context, o *outcome, err error) int {
 	return code
 }
 
-// runReport is a run as one JSON document: printed with
-// URUNNER_CONF_REPORT=json, kept in the state ConfigMap (key last-run.json)
-// and the source of the Pushgateway gauges.
-type runReport struct {
-	Version          int              `json:"version"`
-	Cluster          string           `json:"cluster,omitempty"`
-	Started          time.Time        `json:"started"`
-	Duration         float64          `json:"durationSeconds"`
-	ExitCode         int              `json:"exitCode"`
-	DryRun           bool             `json:"dryRun"`
-	Namespaces       int              `json:"namespaces"`
-	Workloads        int              `json:"workloads"`
-	Images           int              `json:"images"`
-	Resolved         int              `json:"resolved"`
-	Changed          int              `json:"changed"`
-	Restarted        int              `json:"restarted"`
-	Baselined        int              `json:"baselined"`
-	Held             int              `json:"held"`
-	Failed           int              `json:"failed"`
-	LookupFailures   int              `json:"lookupFailures"`
-	RestartFailures  int              `json:"restartFailures"`
-	CapExceeded      bool             `json:"capExceeded"`
-	RolloutsFailed   int              `json:"rolloutsFailed"`
-	RolloutsVerified int              `json:"rolloutsVerified"`
-	LastSuccess      *time.Time       `json:"lastSuccess,omitempty"`
-	Requests         map[string]int   `json:"registryRequests"` // by method, all hosts
-	Restarts         []notify.Restart `json:"restarts"`
-	Waiting          []notify.Restart `json:"waiting,omitempty"`
-	Failures         []notify.Failure `json:"failures"`
-	Rollouts         []rolloutReport  `json:"rollouts,omitempty"`
-	Retractions      []retraction     `json:"retractions,omitempty"`
-	Rings            []ringProgress   `json:"rings,omitempty"`
-	FailingImages    []failingImage   `json:"failingImages,omitempty"`
-	Error            string           `json:"error,omitempty"`
-}
-
 // storedReportItems bounds the lists of the report kept in the ConfigMap:
 // the state must fit in 1 MiB whatever a run did.
 const storedReportItems = 100
 
 func (o *outcome) runReport(cluster string, code int, err error, requests map[string]map[string]int) runReport {
 	r := runReport{
-		Version: 2, Cluster: cluster, Started: o.start.UTC(), Duration: time.Since(o.start).Seconds(),
+		Version: report.Version, Cluster: cluster, Started: o.start.UTC(), Duration: time.Since(o.start).Seconds(),
 		ExitCode: code, DryRun: o.dryRun, Namespaces: o.namespaces, Workloads: o.workloads,
 		Images: o.images, Resolved: o.resolved, Changed: o.changed, Restarted: o.restarted,
 		Baselined: o.baselined, Held: o.held, Failed: o.failed(), LookupFailures: o.lookupFailures,
@@ -233,9 +184,9 @@ func (o *outcome) runReport(cluster string, code int, err error, requests map[st
 	return r
 }
 
-// stored returns the report as kept in the state ConfigMap: lists cut,
-// error strings bounded.
-func (r runReport) stored() []byte {
+// storedReport returns the report as kept in the state ConfigMap: lists
+// cut, error strings bounded.
+func storedReport(r runReport) []byte {
 	r.Restarts = r.Restarts[:min(len(r.Restarts), storedReportItems)]
 	r.Failures = slices.Clone(r.Failures[:min(len(r.Failures), storedReportItems)])
 	for i := range r.Failures {

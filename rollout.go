@@ -5,20 +5,15 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/urunner/urunner/report"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/urunner/urunner/kube"
 )
 
 // rolloutReport is one verified rollout, as the run report carries it.
-type rolloutReport struct {
-	Namespace  string `json:"namespace"`
-	Kind       string `json:"kind"`
-	Name       string `json:"name"`
-	Result     string `json:"result"`
-	Message    string `json:"message"`
-	RolledBack bool   `json:"rolledBack,omitempty"`
-}
+type rolloutReport = report.Rollout
 
 // verifyRollouts waits, all at once and within URUNNER_CONF_ROLLOUT_TIMEOUT
 // and the run's deadline, for each restarted workload to roll out; a failed

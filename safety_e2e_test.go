@@ -28,7 +28,7 @@ import (
 	"github.com/urunner/urunner/policy"
 )
 
-func report(t *testing.T, o result) runReport {
+func reportOf(t *testing.T, o result) runReport {
 	t.Helper()
 	i := strings.Index(o.logs, `{"version":2`)
 	if i < 0 {
@@ -62,7 +62,7 @@ func TestSoakWaitsAndRetracts(t *testing.T) {
 	if g.restartedAt(ns, "web") != "" {
 		t.Fatal("restarted onto a digest still soaking")
 	}
-	rep := report(t, o)
+	rep := reportOf(t, o)
 	if len(rep.Retractions) != 1 || rep.Retractions[0].From != mid || rep.Retractions[0].To != now {
 		t.Errorf("retractions = %+v, want %s retracted for %s", rep.Retractions, mid, now)
 	}
@@ -113,7 +113,7 @@ func TestRingsRollOutInOrder(t *testing.T) {
 	if !strings.Contains(o.logs, "ring 1: waits for ring 0") {
 		t.Errorf("no line says ring 1 waits for ring 0:\n%s", o.logs)
 	}
-	if r := report(t, o).Rings; len(r) != 1 || r[0].Reached != 0 || r[0].Rings != 3 {
+	if r := reportOf(t, o).Rings; len(r) != 1 || r[0].Reached != 0 || r[0].Rings != 3 {
 		t.Errorf("rings in the report = %+v, want ring 0 of 3 reached", r)
 	}
 	g.mustRun()
@@ -310,7 +310,7 @@ func TestARestartSaysWhatChanged(t *testing.T) {
 	g.reg.ResetRequests()
 	o := g.mustRun()
 	want := "revision 3f2a1c4d5e6f → 9b7e02d1c0ff (https://github.com/acme/shop/compare/3f2a1c4d5e6f7a8b...9b7e02d1c0ffee00), version 1.2.0 → 1.3.0"
-	if rep := report(t, o); len(rep.Restarts) != 1 || rep.Restarts[0].Change != want {
+	if rep := reportOf(t, o); len(rep.Restarts) != 1 || rep.Restarts[0].Change != want {
 		t.Errorf("report restarts = %+v, want the change %q", rep.Restarts, want)
 	}
 	found := false

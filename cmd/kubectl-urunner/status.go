@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urunner/urunner/report"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,42 +25,12 @@ import (
 	"github.com/urunner/urunner/state"
 )
 
-// lastRun is what status reads of the report of the last run that wrote
-// the state (data["last-run.json"], urunner's run report version 2).
-type lastRun struct {
-	Version          int              `json:"version"`
-	Started          time.Time        `json:"started"`
-	Duration         float64          `json:"durationSeconds"`
-	ExitCode         int              `json:"exitCode"`
-	DryRun           bool             `json:"dryRun"`
-	Namespaces       int              `json:"namespaces"`
-	Workloads        int              `json:"workloads"`
-	Images           int              `json:"images"`
-	Resolved         int              `json:"resolved"`
-	Changed          int              `json:"changed"`
-	Restarted        int              `json:"restarted"`
-	Baselined        int              `json:"baselined"`
-	Held             int              `json:"held"`
-	Failed           int              `json:"failed"`
-	CapExceeded      bool             `json:"capExceeded"`
-	RolloutsFailed   int              `json:"rolloutsFailed"`
-	RolloutsVerified int              `json:"rolloutsVerified"`
-	LastSuccess      *time.Time       `json:"lastSuccess"`
-	Restarts         []notify.Restart `json:"restarts"`
-	Failures         []notify.Failure `json:"failures"`
-	Rollouts         []struct {
-		Namespace  string `json:"namespace"`
-		Kind       string `json:"kind"`
-		Name       string `json:"name"`
-		Result     string `json:"result"`
-		Message    string `json:"message"`
-		RolledBack bool   `json:"rolledBack"`
-	} `json:"rollouts"`
-	Error string `json:"error"`
-}
+// lastRun is the report of the last run that wrote the state
+// (data["last-run.json"]).
+type lastRun = report.Run
 
 // reportVersion is the run report version this plugin reads.
-const reportVersion = 2
+const reportVersion = report.Version
 
 // maxJobs bounds the Jobs status lists: the CronJob's history limits keep
 // about that many.

@@ -1,0 +1,81 @@
+// Package report is the run report: one JSON document per run, printed with
+// URUNNER_CONF_REPORT=json, kept in the state ConfigMap (key last-run.json),
+// pushed as Pushgateway gauges, and read back by kubectl urunner status.
+// Both sides use these types, so the document has one definition.
+package report
+
+import (
+	"time"
+
+	"github.com/urunner/urunner/notify"
+)
+
+// Version is the report's version; a reader warns on another.
+const Version = 2
+
+// Run is one run's report.
+type Run struct {
+	Version          int              `json:"version"`
+	Cluster          string           `json:"cluster,omitempty"`
+	Started          time.Time        `json:"started"`
+	Duration         float64          `json:"durationSeconds"`
+	ExitCode         int              `json:"exitCode"`
+	DryRun           bool             `json:"dryRun"`
+	Namespaces       int              `json:"namespaces"`
+	Workloads        int              `json:"workloads"`
+	Images           int              `json:"images"`
+	Resolved         int              `json:"resolved"`
+	Changed          int              `json:"changed"`
+	Restarted        int              `json:"restarted"`
+	Baselined        int              `json:"baselined"`
+	Held             int              `json:"held"`
+	Failed           int              `json:"failed"`
+	LookupFailures   int              `json:"lookupFailures"`
+	RestartFailures  int              `json:"restartFailures"`
+	CapExceeded      bool             `json:"capExceeded"`
+	RolloutsFailed   int              `json:"rolloutsFailed"`
+	RolloutsVerified int              `json:"rolloutsVerified"`
+	LastSuccess      *time.Time       `json:"lastSuccess,omitempty"`
+	Requests         map[string]int   `json:"registryRequests"` // by method, all hosts
+	Restarts         []notify.Restart `json:"restarts"`
+	Waiting          []notify.Restart `json:"waiting,omitempty"`
+	Failures         []notify.Failure `json:"failures"`
+	Rollouts         []Rollout        `json:"rollouts,omitempty"`
+	Retractions      []Retraction     `json:"retractions,omitempty"`
+	Rings            []RingProgress   `json:"rings,omitempty"`
+	FailingImages    []FailingImage   `json:"failingImages,omitempty"`
+	Error            string           `json:"error,omitempty"`
+}
+
+// Rollout is one verified rollout.
+type Rollout struct {
+	Namespace  string `json:"namespace"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Result     string `json:"result"`
+	Message    string `json:"message"`
+	RolledBack bool   `json:"rolledBack,omitempty"`
+}
+
+// Retraction is a digest a tag left while it soaked.
+type Retraction struct {
+	Image     string    `json:"image"`
+	From      string    `json:"retracted"`
+	To        string    `json:"now"`
+	FirstSeen time.Time `json:"firstSeen"`
+}
+
+// RingProgress is how far a digest has rolled through the rings following
+// its image: the highest ring running it healthily (-1: none yet).
+type RingProgress struct {
+	Image   string `json:"image"`
+	Digest  string `json:"digest"`
+	Reached int    `json:"reached"`
+	Rings   int    `json:"rings"`
+}
+
+// FailingImage is a reference whose lookups have failed since a time.
+type FailingImage struct {
+	Image string    `json:"image"`
+	Since time.Time `json:"since"`
+}
