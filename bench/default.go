@@ -63,15 +63,9 @@ func runDefault(ctx context.Context, o options, out io.Writer) (err error) {
 		{id: "c", title: fmt.Sprintf("1%% moved (%d tags pushed anew)", len(movedC)), before: push(movedC), wallFactor: wallFactor, maxRSS: rssDefault},
 		{id: "d", title: fmt.Sprintf("%d tags moved for ~%d restarts", len(movedD), o.restarts), before: push(movedD), restartRun: true, maxRSS: rssDefault},
 	}
-	var ms []measured
-	for _, s := range specs {
-		rs, err := g.series(ctx, p, s)
-		if err != nil {
-			return err
-		}
-		ms = append(ms, measured{s, rs})
+	if err := g.measureAll(ctx, out, p, specs, fmt.Sprintf("Figures: %d Deployments, registry latency %s", o.deployments, o.latency)); err != nil {
+		return err
 	}
-	printTables(out, fmt.Sprintf("Figures: %d Deployments, registry latency %s", o.deployments, o.latency), ms)
 
 	if o.profile {
 		if err := g.profile(ctx, p, "b-prof", "steady state, profiled"); err != nil {

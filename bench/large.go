@@ -87,15 +87,9 @@ func runLarge(ctx context.Context, o options, out io.Writer) (err error) {
 		{id: "A", title: fmt.Sprintf("%d workloads, first run (baseline)", o.workloads), before: fresh, maxRSS: rssLarge},
 		{id: "B", title: fmt.Sprintf("%d workloads, steady state", o.workloads), wallFactor: wallFactor, maxRSS: rssLarge},
 	}
-	var ms []measured
-	for _, s := range specs {
-		rs, err := g.series(ctx, p, s)
-		if err != nil {
-			return err
-		}
-		ms = append(ms, measured{s, rs})
+	if err := g.measureAll(ctx, out, p, specs, fmt.Sprintf("Figures: %d workloads, registry latency %s", o.workloads, o.latency)); err != nil {
+		return err
 	}
-	printTables(out, fmt.Sprintf("Figures: %d workloads, registry latency %s", o.workloads, o.latency), ms)
 	if o.profile {
 		if err := g.profile(ctx, p, "B-prof", fmt.Sprintf("%d-workload steady state, profiled", o.workloads)); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -72,6 +73,21 @@ func lowerBound(refsPerHost []int, concurrency int, latency time.Duration) time.
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// measureAll runs each spec's series in turn, then prints their figures
+// and targets as tables under title.
+func (g *ground) measureAll(ctx context.Context, out io.Writer, p *plan, specs []runSpec, title string) error {
+	var ms []measured
+	for _, s := range specs {
+		rs, err := g.series(ctx, p, s)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, measured{s, rs})
+	}
+	printTables(out, title, ms)
+	return nil
+}
 
 // series runs s o.reps times, printing each repetition, then the summary
 // and the targets.

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,29 +46,11 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// syncBuffer is a log buffer a process writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startReceiver runs the receiver as the chart's Deployment would run it:
 // its container's environment as the kubelet would resolve it (Secret
 // included), authenticated as the chart's webhook ServiceAccount, on addr
 // instead of :8080. It is stopped by its PID when the test ends.
-func startReceiver(t *testing.T, cs kubernetes.Interface, rel, relNS, addr string) *syncBuffer {
+func startReceiver(t *testing.T, cs kubernetes.Interface, rel, relNS, addr string) *testground.LogBuffer {
 	t.Helper()
 	ctx := t.Context()
 	d, err := cs.AppsV1().Deployments(relNS).Get(ctx, rel+"-webhook", metav1.GetOptions{})
@@ -95,7 +76,7 @@ func startReceiver(t *testing.T, cs kubernetes.Interface, rel, relNS, addr strin
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	logs := &syncBuffer{}
+	logs := &testground.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -5,11 +5,9 @@ package registry
 // HTTP or HTTPS with a self-signed certificate).
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,27 +16,9 @@ import (
 	"github.com/urunner/urunner/e2e/testground"
 )
 
-// syncBuffer is a log sink written by several lookups at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func loggedResolver(t *testing.T, h Host) (*Resolver, *syncBuffer) {
+func loggedResolver(t *testing.T, h Host) (*Resolver, *testground.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testground.LogBuffer{}
 	res, err := NewResolver(Options{Hosts: []Host{h}, Concurrency: 8, Timeout: time.Minute, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
