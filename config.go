@@ -397,6 +397,7 @@ func (c *Config) settings() policy.Settings {
 		Approval:    c.Approval,
 
 		RequireSignature: c.SignatureKeys != "" || c.SignatureRoot != "",
+		Quarantine:       c.VerifyRollout,
 	}
 }
 

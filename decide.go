@@ -103,6 +103,13 @@ func (a *app) logDecisions(f *found, p *plan, o *outcome) {
 			}
 		}
 		for _, c := range d.Containers {
+			if c.Delivery != nil {
+				a.notDelivered(w, &c, c.To, c.Delivery.Runs, c.Delivery.Cause, o)
+			}
+			if c.Ahead && d.Action == policy.Hold {
+				a.log.Warn("its pods already run a digest a gate has not let through; not recorded as delivered",
+					"namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "container", c.Name, "image", c.Ref, "runs", c.To, "reason", d.Reason)
+			}
 			switch c.Verdict {
 			case policy.Baseline:
 				o.baselined++

@@ -775,6 +775,22 @@ func (w *world) fleet() fleet {
 	return f
 }
 
+// bound is whether x's restarts set tag@digest (README "A gate binds what
+// runs"): pin mode, or any gate that judges its digests — verified
+// rollouts' quarantine, approve mode, a soak, a ring above 0, or ring 0 of
+// a reference later rings follow.
+func (w *world) bound(x *mw, rings fleet) bool {
+	if w.pin || w.verify || w.approve || x.soak || x.ring > 0 {
+		return true
+	}
+	for _, c := range x.cs {
+		if c.ref != "" && len(rings[c.ref]) > 1 {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 	d := decision{x: x, moves: map[*mc]string{}, from: map[*mc]string{}, decided: map[*mc]string{}, failed: map[*mc]bool{}}
 	for _, c := range x.cs {
@@ -884,7 +900,7 @@ func (w *world) predict(a armed) int {
 		for c, to := range d.moves {
 			saved = append(saved, undo{c, c.belief, c.record, c.image, c.lazy, d.x.restartedAt})
 			c.belief, c.lazy, c.record = to, false, c.ref+"@"+to
-			if w.pin {
+			if w.bound(d.x, rings) {
 				c.image = c.ref + "@" + to
 			}
 		}

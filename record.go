@@ -23,7 +23,7 @@ import (
 // restarted workload records its digest in its own template.
 func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *plan, done *acted, o *outcome) error {
 	if a.cfg.VerifyRollout {
-		a.verifyRollouts(ctx, f, done, o)
+		a.verifyRollouts(ctx, f, p, done, o)
 	}
 	l := policy.NewLedger(a.settings, snap.State, o.start, f.listedAt)
 	for pl, r := range f.results {

@@ -50,6 +50,8 @@ type outcome struct {
 	rings                             []ringProgress
 	lastSuccess                       time.Time
 	failing                           []failingImage
+	undelivered                       []report.Undelivered
+	deliveryFailures                  int
 }
 
 func (o *outcome) failure(f failure) { o.failures = append(o.failures, f) }
@@ -88,7 +90,7 @@ func (o *outcome) tally(f *found, p *plan, done *acted) {
 
 // failed counts everything that went wrong.
 func (o *outcome) failed() int {
-	return o.lookupFailures + o.restartFailures + o.rolloutsFailed + o.namespaceErrors + o.pullSecretErrors + o.signatureFailures
+	return o.lookupFailures + o.restartFailures + o.rolloutsFailed + o.namespaceErrors + o.pullSecretErrors + o.signatureFailures + o.deliveryFailures
 }
 
 // capErr is the cap's error, nil when it did not apply.
@@ -161,7 +163,7 @@ func (o *outcome) runReport(cluster string, code int, err error, requests map[st
 		RestartFailures: o.restartFailures, CapExceeded: o.capped > 0, RolloutsFailed: o.rolloutsFailed,
 		RolloutsVerified: o.rolloutsVerified, Requests: map[string]int{},
 		Restarts: o.restarts, Failures: o.failures, Rollouts: o.rollouts, FailingImages: o.failing,
-		Retractions: o.retractions, Rings: o.rings, Waiting: o.waiting,
+		Retractions: o.retractions, Rings: o.rings, Waiting: o.waiting, Undelivered: o.undelivered,
 	}
 	if !o.lastSuccess.IsZero() {
 		ls := o.lastSuccess
@@ -249,6 +251,7 @@ func pushMetrics(ctx context.Context, gateway, namespace, configMap string, r ru
 	gauge("urunner_run_restart_cap_exceeded", "1 when more workloads would have restarted than URUNNER_CONF_MAX_RESTARTS allows.", boolean(r.CapExceeded))
 	gauge("urunner_run_rollouts_failed", "Verified rollouts that failed.", float64(r.RolloutsFailed))
 	gauge("urunner_run_rollouts_verified", "Rollouts verified.", float64(r.RolloutsVerified))
+	gauge("urunner_run_undelivered", "Restarted containers whose ready pods run another digest than the one restarted for.", float64(len(r.Undelivered)))
 	if len(r.FailingImages) > 0 {
 		const name = "urunner_image_lookup_failing_since_timestamp_seconds"
 		fmt.Fprintf(&b, "# HELP %s Since when every lookup of the image has failed.\n# TYPE %s gauge\n", name, name)

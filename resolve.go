@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,9 @@ func (a *app) enrich(ctx context.Context, f *found, mem state.State) {
 	if len(a.settings.Platforms) > 0 {
 		a.addChildren(ctx, f, mem)
 	}
+	if a.cfg.RunningPods {
+		a.addMembers(ctx, f, mem)
+	}
 	if a.signer != nil {
 		a.addSignatures(ctx, f, mem)
 	}
@@ -67,7 +71,7 @@ func (a *app) addSignatures(ctx context.Context, f *found, mem state.State) {
 			if c.Ref == "" || !ok || r.Err != nil {
 				continue
 			}
-			if b := policy.Believed(&w.policy, c, mem); b == "" || b == r.Digest {
+			if b := policy.Believed(&w.policy, c, mem); b == "" || b == r.Digest && !podsRunOther(c, r.Digest) {
 				continue
 			}
 			t := target{c.Ref, r.Digest}
@@ -104,6 +108,13 @@ func (a *app) verify(ctx context.Context, l registry.Lookup, digest string) *pol
 	}
 	a.log.Warn("cannot check the signature; nothing restarts onto this digest this run", "image", registry.Key(l.Ref), "digest", digest, "error", err)
 	return &policy.Signature{Err: err}
+}
+
+// podsRunOther reports whether c's ready pods report another digest than
+// digest: a move the pods are ahead of, or a restart not delivered, which
+// a gate judges like any move.
+func podsRunOther(c policy.Container, digest string) bool {
+	return c.Pods != nil && slices.ContainsFunc(c.Pods.Digests, func(d string) bool { return d != digest })
 }
 
 // addPods gives each container what its workload's pods run. Without the

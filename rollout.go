@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/policy"
 )
 
 // rolloutReport is one verified rollout, as the run report carries it.
@@ -21,7 +22,7 @@ type rolloutReport = report.Rollout
 // pin mode), and is then remembered on its old digest. A failed rollout
 // that is not rolled back keeps the new digest: retrying it every run would
 // fail every run, and a new push retries.
-func (a *app) verifyRollouts(ctx context.Context, f *found, done *acted, o *outcome) {
+func (a *app) verifyRollouts(ctx context.Context, f *found, p *plan, done *acted, o *outcome) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.RolloutTimeout)
 	defer cancel()
 	var (
@@ -42,11 +43,15 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, done *acted, o *outc
 				rep.Result, rep.Message = "unknown", err.Error()
 				a.log.Warn("rollout not verified", append(attrs, "error", err)...)
 			case res == kube.RolloutComplete:
-				mu.Lock()
-				done.rolledOut[i] = true
-				mu.Unlock()
 				a.log.Info("rollout complete", attrs...)
 				a.queueEvent(w, corev1.EventTypeNormal, "RolloutComplete", "the restart urunner made rolled out: "+msg, "complete")
+				delivered := a.delivered(ctx, f, i, p.decisions[i], &mu, o)
+				if !delivered {
+					rep.Result, rep.Message = "undelivered", "rolled out, but its pods run another digest than the one restarted for"
+				}
+				mu.Lock()
+				done.rolledOut[i] = delivered
+				mu.Unlock()
 			case res == kube.RolloutManual:
 				a.log.Warn("rollout waits for a person: "+msg, attrs...)
 			case res == kube.RolloutFailed:
@@ -81,4 +86,27 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, done *acted, o *outc
 		})
 	}
 	wg.Wait()
+}
+
+// delivered checks, once workload i rolled out, that its ready pods run
+// what it was restarted for. Pods that run another digest are told of and
+// believed to run what they run: the restart stays due. A failed read of
+// the pods is no verdict: the next run that reads them checks.
+func (a *app) delivered(ctx context.Context, f *found, i int, d *policy.Decision, mu *sync.Mutex, o *outcome) bool {
+	w := f.workloads[i]
+	other, err := a.checkDelivered(ctx, f, w, d)
+	if err != nil {
+		a.log.Warn("delivery not checked: cannot read the pods", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "error", err)
+		return true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for j := range d.Containers {
+		c := &d.Containers[j]
+		if runs, ok := other[c.Name]; ok && c.Verdict == policy.Moved {
+			c.Got = runs[0]
+			a.notDelivered(w, c, c.To, runs, policy.DeliveryCause(c.Container, runs, c.From), o)
+		}
+	}
+	return len(other) == 0
 }

@@ -20,6 +20,9 @@ const (
 	ReasonRestartFailed    = "RestartFailed"
 	ReasonRetracted        = "ImageDigestRetracted"
 	ReasonSignature        = "ImageSignatureRefused"
+	// ReasonNotDelivered: the pods of a restart run another digest than
+	// the one it was for.
+	ReasonNotDelivered = "ImageNotDelivered"
 	eventSourceComponent   = "urunner"
 	eventReportingInstance = "urunner"
 )

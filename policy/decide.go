@@ -50,6 +50,16 @@ type ContainerDecision struct {
 	// Risky is its pull policy when a move may start the cached old image
 	// (IfNotPresent, Never) instead of the new one.
 	Risky string
+	// Ahead: its ready pods run the new digest already, but a gate judges
+	// the workload's digests, so the move is decided (and held) like any
+	// other; a move nothing holds is then only recorded.
+	Ahead bool
+	// Delivery is set when its workload was restarted for the tag's
+	// digest, rolled out, and its ready pods run another digest.
+	Delivery *Delivery
+	// Got is set by the run when this run's restart rolled out and the
+	// pods run another digest than To: what they are then believed to run.
+	Got string
 }
 
 // Action is what a decision does to the workload.
@@ -76,7 +86,10 @@ type Decision struct {
 	// Reason says why a Hold holds.
 	Reason string
 	// Ignored says why the workload is left alone entirely (see Watched).
-	Ignored    string
+	Ignored string
+	// Bound: its restart sets tag@digest (pin mode, or a gate judged the
+	// digests: see Gates).
+	Bound      bool
 	Containers []ContainerDecision
 }
 
@@ -101,10 +114,11 @@ func (d *Decision) Digests() map[string]Record {
 	return m
 }
 
-// Pins returns, in pin mode, container → image to set: each moved
-// container's reference pinned to its new digest; nil otherwise.
+// Pins returns, for a bound restart (pin mode, or a gate judged it),
+// container → image to set: each moved container's reference pinned to its
+// new digest; nil otherwise.
 func (d *Decision) Pins(s Settings) map[string]string {
-	if !s.Pin {
+	if !s.Pin && !d.Bound {
 		return nil
 	}
 	m := map[string]string{}
@@ -148,22 +162,48 @@ func (r *Run) Decide(w *Workload) Decision {
 		d.Ignored = why
 		return d
 	}
+	gates := Gates(r.Settings, r.Fleet, w)
+	d.Bound = binds(r.Settings, gates, w)
+	how := deciding{bound: d.Bound, gated: len(gates) > 0}
 	if len(w.Containers) > 0 {
 		d.Containers = make([]ContainerDecision, len(w.Containers))
 	}
 	for i := range w.Containers {
-		d.Containers[i] = decideContainer(r.Settings, w, &w.Containers[i], r.Results, r.Mem)
+		d.Containers[i] = decideContainer(r.Settings, how, w, &w.Containers[i], r.Results, r.Mem)
 	}
-	if len(d.Moves()) == 0 {
+	moves := d.Moves()
+	if len(moves) == 0 {
 		return d
 	}
-	if reason := holdReason(Due{Run: r, Workload: w, Moves: d.Moves()}); reason != "" {
+	if reason := holdReason(Due{Run: r, Workload: w, Moves: moves}); reason != "" {
 		d.Action, d.Reason = Hold, reason
+		return d
+	}
+	if allAhead(moves) {
+		// The pods run what the gates let through: nothing to restart.
+		for i := range d.Containers {
+			if c := &d.Containers[i]; c.Ahead {
+				c.Verdict = Recorded
+			}
+		}
 		return d
 	}
 	d.Action = Restart
 	return d
 }
+
+func allAhead(moves []ContainerDecision) bool {
+	for _, c := range moves {
+		if !c.Ahead {
+			return false
+		}
+	}
+	return true
+}
+
+// deciding is how a workload's containers are decided: whether its
+// restart is bound to the digest (see binds) and whether a gate judges it.
+type deciding struct{ bound, gated bool }
 
 // Decide applies the rules to one workload, with no fleet: the rules that
 // look across workloads (rings) see only w.
@@ -172,7 +212,7 @@ func Decide(s Settings, w *Workload, results Results, mem state.State, now time.
 	return r.Decide(w)
 }
 
-func decideContainer(s Settings, w *Workload, c *Container, results Results, mem state.State) ContainerDecision {
+func decideContainer(s Settings, how deciding, w *Workload, c *Container, results Results, mem state.State) ContainerDecision {
 	cd := ContainerDecision{Container: c}
 	if c.Ref == "" {
 		_, cd.Why = Tracked(s, w, *c)
@@ -201,21 +241,48 @@ func decideContainer(s Settings, w *Workload, c *Container, results Results, mem
 		cd.Verdict, cd.Why = Baseline, b.source
 	case b.digest == r.Digest:
 		cd.Verdict = Unchanged
+		checkDelivery(&cd, how, w, mem)
+	case c.Pods.runsOnly(r.Digest) && how.gated:
+		cd.Verdict, cd.Ahead, cd.Why = Moved, true, "every ready pod runs the new digest already"
 	case c.Pods.runsOnly(r.Digest):
 		cd.Verdict, cd.Why = Recorded, "every ready pod runs the new digest already"
 	case len(s.Platforms) > 0 && r.Index && r.Children != nil && sameChildren(mem.Refs[c.Ref].Children[b.digest], r.Children):
 		cd.Verdict, cd.Why = Recorded, "moved only for platforms not watched (URUNNER_CONF_PLATFORMS)"
-	case !s.Pin && mayKeepCached(c.PullPolicy) && s.SkipCached:
+	case !how.bound && mayKeepCached(c.PullPolicy) && s.SkipCached:
 		cd.Verdict, cd.Why, cd.Risky = Recorded, "imagePullPolicy "+c.PullPolicy+" may keep the old image (URUNNER_CONF_PULL_POLICY_MISMATCH=skip)", c.PullPolicy
 	default:
 		cd.Verdict = Moved
-		if !s.Pin && mayKeepCached(c.PullPolicy) {
+		if !how.bound && mayKeepCached(c.PullPolicy) {
 			// A pinned image names its digest: nodes pull it whatever the
 			// pull policy. A restart by annotation may start the cache.
 			cd.Risky = c.PullPolicy
 		}
 	}
 	return cd
+}
+
+// checkDelivery looks, for a container believed to run what its tag points
+// at because its workload records a restart for it, at what its ready pods
+// run once the rollout is complete. Pods that run another digest were not
+// delivered what they were restarted for: the move is due again, from what
+// they run. A restart by annotation whose pods' pull policy keeps the
+// cache would start the same cached image again: that one is only told.
+func checkDelivery(cd *ContainerDecision, how deciding, w *Workload, mem state.State) {
+	rec := recorded(w, *cd.Container)
+	if rec == "" || rec != cd.To || !w.Healthy {
+		return
+	}
+	ref := mem.Refs[cd.Ref]
+	dl := undelivered(cd.Container, rec, cd.Result, ref.Children[rec], ref.BaseDigest())
+	if dl == nil {
+		return
+	}
+	cd.Delivery = dl
+	if !how.bound && mayKeepCached(cd.PullPolicy) {
+		cd.Risky = cd.PullPolicy
+		return
+	}
+	cd.Verdict, cd.From, cd.Why = Moved, dl.Runs[0], "not delivered"
 }
 
 // mayKeepCached reports whether a pull policy lets a node start an image
@@ -248,6 +315,9 @@ func (c *ContainerDecision) after(restarted bool) string {
 	case Baseline, Recorded:
 		return c.To
 	case Moved:
+		if restarted && c.Got != "" {
+			return c.Got // restarted, but not delivered
+		}
 		if restarted {
 			return c.To
 		}

@@ -401,8 +401,8 @@ func TestTracked(t *testing.T) {
 			Container{Name: "app", Image: pinned, Named: app, ImageDigest: dA, Watched: true}, "", "pinned by digest"},
 		{"an image urunner pinned is tracked by its tag in pin mode", Settings{Pin: true}, workload(restartedFor("app", app, dA)),
 			Container{Name: "app", Image: pinned, Named: app, ImageDigest: dA, Watched: true}, app, ""},
-		{"an image urunner pinned is not followed once pin mode is off", Settings{}, workload(restartedFor("app", app, dA)),
-			Container{Name: "app", Image: pinned, Named: app, ImageDigest: dA, Watched: true}, "", "pinned by digest"},
+		{"an image urunner pinned is followed whatever the mode (a gated restart pins too)", Settings{}, workload(restartedFor("app", app, dA)),
+			Container{Name: "app", Image: pinned, Named: app, ImageDigest: dA, Watched: true}, app, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ref, why := Tracked(tc.settings, tc.workload, tc.c)

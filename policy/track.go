@@ -20,8 +20,9 @@ func Tracked(s Settings, w *Workload, c Container) (ref, why string) {
 		return "", "registry not watched"
 	case c.ImageDigest == "":
 		return c.Named, ""
-	case s.Pin && w.RestartedFor[c.Name] == Record{Ref: c.Named, Digest: c.ImageDigest}:
-		// urunner pinned it: its tag is what is followed.
+	case w.RestartedFor[c.Name] == Record{Ref: c.Named, Digest: c.ImageDigest}:
+		// urunner pinned it (pin mode, or a restart a gate judged): its
+		// tag is what is followed, whatever the mode is now.
 		return c.Named, ""
 	}
 	return "", "pinned by digest"

@@ -39,6 +39,10 @@ type Settings struct {
 	// RequireSignature restarts only onto digests whose signature the
 	// signature policy verified (URUNNER_CONF_SIGNATURE_*).
 	RequireSignature bool
+	// Quarantine is true when restarts are verified
+	// (URUNNER_CONF_VERIFY_ROLLOUT): a failed rollout quarantines its
+	// digest, so the quarantine gate judges every restart.
+	Quarantine bool
 }
 
 // Annotations on a workload (or, for soak, ring and approve, its
@@ -165,6 +169,9 @@ type Result struct {
 	// Children are the index's child digests for the watched platforms,
 	// when fetched.
 	Children map[string]string
+	// Members are every child manifest digest of the index, when read to
+	// tell a platform's digest that pods report from another image's.
+	Members []string
 	// Err is why the lookup failed.
 	Err error
 	// Signature is the signature policy's verdict on Digest, when one is

@@ -16,6 +16,7 @@ import (
 	"github.com/regclient/regclient"
 	"github.com/regclient/regclient/config"
 	"github.com/regclient/regclient/scheme/reg"
+	"github.com/regclient/regclient/types/descriptor"
 	"github.com/regclient/regclient/types/errs"
 	"github.com/regclient/regclient/types/manifest"
 	"github.com/regclient/regclient/types/mediatype"
@@ -211,24 +212,9 @@ func Suspect(f func(key string) bool) ResolveOption {
 // given platforms ("linux/amd64") it lists; a platform it lacks is absent.
 // It uses the credentials of l.
 func (res *Resolver) Children(ctx context.Context, l Lookup, digest string, platforms []string) (map[string]string, error) {
-	rc, err := res.clientFor(ctx, l)
+	list, err := res.index(ctx, l, digest)
 	if err != nil {
 		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
-	defer cancel()
-	r := l.Ref
-	m, err := rc.ManifestGet(ctx, r.SetDigest(digest))
-	if err != nil {
-		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
-	}
-	idx, ok := m.(manifest.Indexer)
-	if !ok {
-		return nil, fmt.Errorf("get index %s@%s: not an index", Key(r), digest)
-	}
-	list, err := idx.GetManifestList()
-	if err != nil {
-		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
 	}
 	out := map[string]string{}
 	for _, p := range platforms {
@@ -250,6 +236,46 @@ func (res *Resolver) Children(ctx context.Context, l Lookup, digest string, plat
 		}
 	}
 	return out, nil
+}
+
+// Members fetches the index r names at digest, with one GET of the index
+// (never of a layer), and returns every manifest digest it lists: what a
+// pod started from the index may report as its image.
+func (res *Resolver) Members(ctx context.Context, l Lookup, digest string) ([]string, error) {
+	list, err := res.index(ctx, l, digest)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(list))
+	for _, d := range list {
+		out = append(out, d.Digest.String())
+	}
+	return out, nil
+}
+
+// index GETs the index l's reference names at digest and returns its
+// manifests' descriptors.
+func (res *Resolver) index(ctx context.Context, l Lookup, digest string) ([]descriptor.Descriptor, error) {
+	rc, err := res.clientFor(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, res.opts.Timeout)
+	defer cancel()
+	r := l.Ref
+	m, err := rc.ManifestGet(ctx, r.SetDigest(digest))
+	if err != nil {
+		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
+	}
+	idx, ok := m.(manifest.Indexer)
+	if !ok {
+		return nil, fmt.Errorf("get index %s@%s: not an index", Key(r), digest)
+	}
+	list, err := idx.GetManifestList()
+	if err != nil {
+		return nil, fmt.Errorf("get index %s@%s: %w", Key(r), digest, err)
+	}
+	return list, nil
 }
 
 // Client returns a regclient client with l's credentials and TLS settings,

@@ -44,7 +44,23 @@ type Run struct {
 	Retractions      []Retraction     `json:"retractions,omitempty"`
 	Rings            []RingProgress   `json:"rings,omitempty"`
 	FailingImages    []FailingImage   `json:"failingImages,omitempty"`
+	Undelivered      []Undelivered    `json:"undelivered,omitempty"`
 	Error            string           `json:"error,omitempty"`
+}
+
+// Undelivered is a restarted container whose ready pods run another digest
+// than the one it was restarted for.
+type Undelivered struct {
+	Namespace    string   `json:"namespace"`
+	Kind         string   `json:"kind"`
+	Name         string   `json:"name"`
+	Container    string   `json:"container"`
+	Image        string   `json:"image"`
+	RestartedFor string   `json:"restartedFor"`
+	Runs         []string `json:"runs"`
+	Cause        string   `json:"cause"`
+	// Gated is true when a gate judged the digest: then it is a failure.
+	Gated bool `json:"gated,omitempty"`
 }
 
 // Rollout is one verified rollout.

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/policy"
+	"github.com/urunner/urunner/report"
+	"github.com/urunner/urunner/state"
+)
+
+// A restart is delivered when the pods it started run the digest it was
+// for. A rollout can complete and still not deliver it: a node starts the
+// image it cached under the tag (IfNotPresent), a mirror or pull-through
+// cache serves the tag stale, or the tag moves again while the pods start.
+// urunner checks it from the pods' imageIDs where it reads pods: after a
+// verified rollout (URUNNER_CONF_VERIFY_ROLLOUT), and on every run that
+// reads the pods (URUNNER_CONF_RUNNING_PODS), which finishes the check a
+// run that did not wait could not make.
+
+// notDelivered tells of a container whose pods do not run what it was
+// restarted for: a log line, a Warning Event, the report, and with a gate
+// on a failure (exit code 1), since a gate's promise is broken.
+func (a *app) notDelivered(w *watched, c *policy.ContainerDecision, to string, runs []string, cause string, o *outcome) {
+	gated := len(policy.Gates(a.settings, nil, &w.policy)) > 0 || a.settings.Pin
+	a.log.Warn("not delivered: its pods do not run the digest it was restarted for", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
+		"container", c.Name, "image", c.Ref, "restarted_for", to, "runs", strings.Join(runs, ","), "cause", cause)
+	msg := fmt.Sprintf("container %s was restarted for %s (%s), but its ready pods run %s: %s", c.Name, c.Ref, short(to), shortList(runs), cause)
+	a.queueEvent(w.kube, corev1.EventTypeWarning, kube.ReasonNotDelivered, msg, c.Name+"\x00"+to)
+	o.undelivered = append(o.undelivered, report.Undelivered{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name,
+		Container: c.Name, Image: c.Ref, RestartedFor: to, Runs: runs, Cause: cause, Gated: gated})
+	if gated {
+		o.deliveryFailures++
+		o.failure(failure{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name, Image: c.Ref, Error: "not delivered: " + msg})
+	}
+}
+
+func shortList(ds []string) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = short(d)
+	}
+	return strings.Join(out, ", ")
+}
+
+// checkDelivered reads, once workload i's verified rollout completed, what
+// its ready pods run, and returns for each moved container the digests
+// they run other than the one restarted for (none: delivered). A failed
+// read is not a mismatch: the next run that reads the pods checks again.
+func (a *app) checkDelivered(ctx context.Context, f *found, w *watched, d *policy.Decision) (map[string][]string, error) {
+	running, err := a.kube.Running(ctx, kube.Scope{Namespaces: []string{w.kube.Namespace}, PerNamespace: true}, []kube.Workload{w.kube})
+	if err != nil {
+		return nil, err
+	}
+	run := running[w.kube.Namespace+"/"+w.kube.Kind+"/"+w.kube.Name]
+	out := map[string][]string{}
+	for _, c := range d.Moves() {
+		accepted, err := a.acceptedDigests(ctx, f, c)
+		if err != nil {
+			return nil, err
+		}
+		var other []string
+		for _, got := range run.Digests[c.Name] {
+			if !accepted[got] {
+				other = append(other, got)
+			}
+		}
+		if len(other) > 0 {
+			out[c.Name] = other
+		}
+	}
+	return out, nil
+}
+
+// acceptedDigests are the digests a pod restarted for c.To may report: the
+// digest, and when it is an index, each of its manifests (runtimes other
+// than containerd report the platform's).
+func (a *app) acceptedDigests(ctx context.Context, f *found, c policy.ContainerDecision) (map[string]bool, error) {
+	accepted := map[string]bool{c.To: true}
+	if c.Result == nil || !c.Result.Index {
+		return accepted, nil
+	}
+	members, err := a.resolver.Members(ctx, f.lookups[c.Lookup()], c.To)
+	if err != nil {
+		return nil, fmt.Errorf("read the manifests of index %s@%s: %w", c.Ref, c.To, err)
+	}
+	for _, m := range members {
+		accepted[m] = true
+	}
+	return accepted, nil
+}
+
+// addMembers reads, for each index whose workloads' pods may run one of
+// its platforms' manifests instead of what they were restarted for, the
+// index's manifests (one GET of the index, never a layer): the delivery
+// check can then tell a platform's digest from another image's. Nothing
+// is read while the pods report the index's digest, as containerd does.
+func (a *app) addMembers(ctx context.Context, f *found, mem state.State) {
+	read := map[policy.Lookup]bool{}
+	for _, w := range f.workloads {
+		for _, c := range w.policy.Containers {
+			r, ok := f.results[c.Lookup()]
+			if !ok || r.Err != nil || !r.Index || read[c.Lookup()] || !mayNotBeDelivered(&w.policy, c, r.Digest, mem) {
+				continue
+			}
+			read[c.Lookup()] = true
+			members, err := a.resolver.Members(ctx, f.lookups[c.Lookup()], r.Digest)
+			if err != nil {
+				a.log.Warn("cannot read the index's manifests; delivery not checked this run", "image", c.Ref, "error", err)
+				continue
+			}
+			r.Members = members
+			f.results[c.Lookup()] = r
+		}
+	}
+}
+
+// mayNotBeDelivered reports whether c's workload records a restart for
+// digest and its ready pods report something else.
+func mayNotBeDelivered(w *policy.Workload, c policy.Container, digest string, mem state.State) bool {
+	if c.Pods == nil || !w.Healthy || w.RestartedFor[c.Name] != (policy.Record{Ref: c.Ref, Digest: digest}) {
+		return false
+	}
+	known := mem.Refs[c.Ref].Children[digest]
+	return slices.ContainsFunc(c.Pods.Digests, func(d string) bool {
+		if d == digest {
+			return false
+		}
+		for _, ch := range known {
+			if ch == d {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/urunner/urunner/e2e/testground"
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/report"
+	"github.com/urunner/urunner/state"
+)
+
+// A gate judges one digest; the pods must run that digest, not the tag as
+// it is when each pod starts. Approval is the gate here: the approved
+// digest is what the restart sets, and a push after the approval reaches
+// no pod.
+func TestAGatedRestartDeliversTheDigestItJudged(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_APPROVAL", "approve")
+	g.push("team/app:latest", "v1")
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/app:latest"))
+	g.deploy(ns, "argo", g.image("team/app:latest"), func(d *appsv1Deployment) {
+		d.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:" + ns + "/argo"}
+	})
+	g.mustRun()
+
+	v2 := g.push("team/app:latest", "v2")
+	for _, name := range []string{"web", "argo"} {
+		g.annotate(ns, name, "urunner.io/approve", v2)
+	}
+	g.mustRun()
+	if got, want := g.deployment(ns, "web").Spec.Template.Spec.Containers[0].Image, g.image("team/app:latest")+"@"+v2; got != want {
+		t.Fatalf("web's image after an approved restart = %q, want the approved digest pinned %q", got, want)
+	}
+	if got := g.deployment(ns, "argo").Spec.Template.Spec.Containers[0].Image; got != g.image("team/app:latest") {
+		t.Errorf("a GitOps-managed workload's image = %q; its image string must stay the controller's", got)
+	}
+	if g.restartedAt(ns, "argo") == "" {
+		t.Error("the approved GitOps-managed workload was not restarted")
+	}
+
+	// Pushed after the approval: it reaches no pod until approved, and the
+	// pin keeps following the tag once it is.
+	v3 := g.push("team/app:latest", "v3")
+	o := g.mustRun()
+	if got := g.deployment(ns, "web").Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(got, "@"+v2) {
+		t.Errorf("web's image after an unapproved push = %q, want it still on %s", got, v2)
+	}
+	if !strings.Contains(o.logs, "waiting for approval") {
+		t.Errorf("no hold for the unapproved digest:\n%s", o.logs)
+	}
+	g.annotate(ns, "web", "urunner.io/approve", v3)
+	g.mustRun()
+	if got, want := g.deployment(ns, "web").Spec.Template.Spec.Containers[0].Image, g.image("team/app:latest")+"@"+v3; got != want {
+		t.Errorf("web's image once v3 is approved = %q, want %q", got, want)
+	}
+}
+
+// After a restart, the pods must run what it was for. With the pods read,
+// the run after a restart whose pods came up on another digest says so
+// (log, Warning Event, report, metric) and does not believe it delivered:
+// the restart is due again.
+func TestARestartWhosePodsRunAnotherDigestIsNotDelivered(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
+	old := g.push("team/app:latest", "v1")
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/app:latest"))
+	g.mustRun()
+
+	moved := g.push("team/app:latest", "v2")
+	g.mustRun()
+	first := g.restartedAt(ns, "web")
+	if first == "" {
+		t.Fatal("web was not restarted for the moved tag")
+	}
+	// A stale mirror: the new pod starts, ready, on the old digest.
+	g.rolloutReadyOn(ns, "web", map[string]string{"app": g.image("team/app") + "@" + old})
+
+	g.afterTheListing()
+	o := g.mustRun()
+	if !strings.Contains(o.logs, "not delivered") || !strings.Contains(o.logs, "restarted_for="+moved) {
+		t.Errorf("no line saying web's pods do not run %s:\n%s", moved, o.logs)
+	}
+	web := g.deployment(ns, "web")
+	found := false
+	for _, e := range g.events(ns, string(web.UID)) {
+		found = found || e.Reason == kube.ReasonNotDelivered && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "run "+short(old))
+	}
+	if !found {
+		t.Errorf("no Warning Event %s on web", kube.ReasonNotDelivered)
+	}
+	var rep report.Run
+	cm, err := g.cs.CoreV1().ConfigMaps("default").Get(t.Context(), g.state, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(cm.Data[state.ReportKey]), &rep); err != nil {
+		t.Fatalf("the report kept in the state: %v", err)
+	}
+	if len(rep.Undelivered) != 1 || rep.Undelivered[0].Name != "web" || rep.Undelivered[0].RestartedFor != moved {
+		t.Errorf("report's undelivered = %+v, want web restarted for %s", rep.Undelivered, moved)
+	}
+	if rep.ExitCode != 0 {
+		t.Errorf("exit code %d; with no gate on, an undelivered restart is told, not a failure", rep.ExitCode)
+	}
+	if g.restartedAt(ns, "web") == first {
+		t.Error("web was not restarted again: a restart its pods did not take must stay due")
+	}
+}
+
+// appsv1Deployment keeps this file's deploy options short.
+type appsv1Deployment = appsv1.Deployment
+
+// annotate sets an annotation on Deployment name.
+func (g *ground) annotate(ns, name, key, value string) {
+	g.t.Helper()
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+	if _, err := g.cs.AppsV1().Deployments(ns).Patch(g.t.Context(), name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// rolloutReadyOn stands in for the kubelet until Deployment name's rollout
+// is complete: each active pod reports ready, running imageIDs.
+func (g *ground) rolloutReadyOn(ns, name string, imageIDs map[string]string) {
+	g.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		for _, p := range g.activePods(ns, name) {
+			if !podReadyOn(p, imageIDs) {
+				g.kubeletReports(p, corev1.PodRunning, true, imageIDs)
+			}
+		}
+		d := g.deployment(ns, name)
+		if d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == *d.Spec.Replicas &&
+			d.Status.Replicas == *d.Spec.Replicas && d.Status.AvailableReplicas == *d.Spec.Replicas {
+			return
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("deployment %s/%s did not complete its rollout: %+v", ns, name, d.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (g *ground) activePods(ns, name string) []corev1.Pod {
+	l, err := g.cs.CoreV1().Pods(ns).List(g.t.Context(), metav1.ListOptions{LabelSelector: "app=" + name})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	var out []corev1.Pod
+	for _, p := range l.Items {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func podReadyOn(p corev1.Pod, imageIDs map[string]string) bool {
+	for _, s := range p.Status.ContainerStatuses {
+		if !s.Ready || s.ImageID != imageIDs[s.Name] {
+			return false
+		}
+	}
+	return len(p.Status.ContainerStatuses) > 0
+}
