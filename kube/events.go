@@ -14,15 +14,15 @@ import (
 
 // Event reasons urunner records on workloads.
 const (
-	ReasonDigestChanged    = "ImageDigestChanged"
-	ReasonLookupFailed     = "ImageLookupFailed"
-	ReasonPullPolicy       = "ImagePullPolicyMayKeepOldImage"
-	ReasonRestartFailed    = "RestartFailed"
-	ReasonRetracted        = "ImageDigestRetracted"
-	ReasonSignature        = "ImageSignatureRefused"
+	ReasonDigestChanged = "ImageDigestChanged"
+	ReasonLookupFailed  = "ImageLookupFailed"
+	ReasonPullPolicy    = "ImagePullPolicyMayKeepOldImage"
+	ReasonRestartFailed = "RestartFailed"
+	ReasonRetracted     = "ImageDigestRetracted"
+	ReasonSignature     = "ImageSignatureRefused"
 	// ReasonNotDelivered: the pods of a restart run another digest than
 	// the one it was for.
-	ReasonNotDelivered = "ImageNotDelivered"
+	ReasonNotDelivered     = "ImageNotDelivered"
 	eventSourceComponent   = "urunner"
 	eventReportingInstance = "urunner"
 )

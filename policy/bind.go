@@ -116,7 +116,9 @@ func undelivered(c *Container, rec string, r *Result, known map[string]string, b
 // DeliveryCause guesses why c's pods run another digest (runs) than the
 // one they were restarted for; base is what the reference's workloads ran
 // before ("" when not known).
-func DeliveryCause(c *Container, runs []string, base string) string { return deliveryCause(c, runs, base) }
+func DeliveryCause(c *Container, runs []string, base string) string {
+	return deliveryCause(c, runs, base)
+}
 
 func deliveryCause(c *Container, runs []string, base string) string {
 	switch {
