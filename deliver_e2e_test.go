@@ -174,3 +174,132 @@ func podReadyOn(p corev1.Pod, imageIDs map[string]string) bool {
 	}
 	return len(p.Status.ContainerStatuses) > 0
 }
+
+// A verified rollout is checked from the pods as soon as it completes:
+// with verified rollouts (a gate: their quarantine), pods that came up on
+// another digest fail the run, are reported "undelivered", and do not
+// quarantine the digest they were restarted for (it was not the one that
+// ran).
+func TestAVerifiedRolloutWhosePodsRunAnotherDigestFailsTheRun(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+	t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
+	old := g.push("team/app:latest", "v1")
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/app:latest"), replicas(1))
+	g.rolloutReadyOn(ns, "web", map[string]string{"app": g.image("team/app") + "@" + old})
+	g.mustRun()
+
+	moved := g.push("team/app:latest", "v2")
+	// The kubelet, while urunner waits: the new pod starts on the old digest.
+	stop := make(chan struct{})
+	kubelet := make(chan error, 1)
+	go func() {
+		kubelet <- g.kubeletUntil(stop, ns, "web", map[string]string{"app": g.image("team/app") + "@" + old})
+	}()
+	o := g.run()
+	close(stop)
+	if err := <-kubelet; err != nil {
+		t.Fatal(err)
+	}
+	if o.code != 1 || !strings.Contains(o.logs, "not delivered") {
+		t.Fatalf("exit %d, want 1 and a line saying web's pods do not run %s:\n%s", o.code, moved, o.logs)
+	}
+	if strings.Contains(o.logs, "digest quarantined") {
+		t.Errorf("the digest restarted for was quarantined, but it is not what ran:\n%s", o.logs)
+	}
+	if got := g.believes(ns, "web", "app"); got != old {
+		t.Errorf("web believed to run %s after an undelivered restart, want what its pods run (%s)", short(got), short(old))
+	}
+}
+
+// kubeletUntil stands in for the kubelet until stop: every active pod of
+// Deployment name reports ready, running imageIDs.
+func (g *ground) kubeletUntil(stop <-chan struct{}, ns, name string, imageIDs map[string]string) error {
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+		l, err := g.cs.CoreV1().Pods(ns).List(g.t.Context(), metav1.ListOptions{LabelSelector: "app=" + name})
+		if err != nil {
+			return err
+		}
+		for _, p := range l.Items {
+			if p.DeletionTimestamp != nil || podReadyOn(p, imageIDs) {
+				continue
+			}
+			if err := g.reportStatus(p, imageIDs); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Runtimes other than containerd report a platform's manifest digest, not
+// the index's: that is delivered, told apart from another image by one GET
+// of the index, and only when a pod reports another digest than the index.
+func TestPodsOnAPlatformManifestOfTheIndexAreDelivered(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
+	ctx := t.Context()
+	if _, _, err := g.reg.PushIndex(ctx, "team/multi:latest", map[string]string{"linux/amd64": "a1", "linux/arm64": "b1"}); err != nil {
+		t.Fatal(err)
+	}
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/multi:latest"))
+	g.mustRun()
+	idx, children, err := g.reg.PushIndex(ctx, "team/multi:latest", map[string]string{"linux/amd64": "a2", "linux/arm64": "b2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.mustRun()
+	first := g.restartedAt(ns, "web")
+	g.rolloutReadyOn(ns, "web", map[string]string{"app": g.image("team/multi") + "@" + children["linux/amd64"]})
+
+	g.reg.ResetRequests()
+	o := g.mustRun()
+	if strings.Contains(o.logs, "not delivered") || g.restartedAt(ns, "web") != first {
+		t.Errorf("pods on the index's linux/amd64 manifest were judged not delivered:\n%s", o.logs)
+	}
+	if got := g.reg.Requests()["GET manifest"]; got != 1 {
+		t.Errorf("manifest GETs = %d, want 1 (the index, to list its manifests)", got)
+	}
+	if got := g.believes(ns, "web", "app"); got != idx {
+		t.Errorf("web believed to run %s, want the index %s", short(got), short(idx))
+	}
+}
+
+// Pods that already run a digest no gate let through (someone restarted
+// them by hand after a push) are not recorded as running it: the move is
+// held like any other until every gate lets the digest through, then only
+// recorded, since the pods run it.
+func TestPodsAheadOfAGateAreNotRecordedUntilItLetsTheDigestThrough(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
+	t.Setenv("URUNNER_CONF_APPROVAL", "approve")
+	old := g.push("team/app:latest", "v1")
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/app:latest"))
+	g.mustRun()
+	moved := g.push("team/app:latest", "v2")
+	for _, p := range g.waitActivePods(ns, "web", 1, 1) {
+		g.kubeletReports(p, corev1.PodRunning, true, map[string]string{"app": g.image("team/app") + "@" + moved})
+	}
+	o := g.mustRun()
+	if !strings.Contains(o.logs, "its pods already run a digest a gate has not let through") {
+		t.Errorf("no line saying web's pods run an unapproved digest:\n%s", o.logs)
+	}
+	if got := g.believes(ns, "web", "app"); got != old {
+		t.Errorf("web believed to run %s; an unapproved digest its pods run must not be recorded (want %s)", short(got), short(old))
+	}
+	g.annotate(ns, "web", "urunner.io/approve", moved)
+	g.mustRun()
+	if got := g.believes(ns, "web", "app"); got != moved {
+		t.Errorf("once approved, web believed to run %s, want %s", short(got), short(moved))
+	}
+	if g.restartedAt(ns, "web") != "" {
+		t.Error("web was restarted although its pods run the approved digest")
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -53,6 +54,19 @@ func (g *ground) waitActivePods(ns, name string, n, total int) []corev1.Pod {
 // its containers terminated.
 func (g *ground) kubeletReports(pod corev1.Pod, phase corev1.PodPhase, ready bool, imageIDs map[string]string) {
 	g.t.Helper()
+	if err := g.writePodStatus(pod, kubeletStatus(pod, phase, ready, imageIDs)); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// reportStatus is kubeletReports for a running, ready pod, with its error
+// returned: for a goroutine standing in for the kubelet during a run.
+func (g *ground) reportStatus(pod corev1.Pod, imageIDs map[string]string) error {
+	return g.writePodStatus(pod, kubeletStatus(pod, corev1.PodRunning, true, imageIDs))
+}
+
+// kubeletStatus is what a kubelet writes for pod (see kubeletReports).
+func kubeletStatus(pod corev1.Pod, phase corev1.PodPhase, ready bool, imageIDs map[string]string) corev1.PodStatus {
 	now := metav1.Now()
 	readyStatus := corev1.ConditionFalse
 	if ready {
@@ -81,6 +95,11 @@ func (g *ground) kubeletReports(pod corev1.Pod, phase corev1.PodPhase, ready boo
 			Name: c.Name, Image: c.Image, ImageID: imageIDs[c.Name], State: state, Ready: ready, Started: new(phase == corev1.PodRunning),
 		})
 	}
+	return status
+}
+
+// writePodStatus writes status through the pod's status subresource.
+func (g *ground) writePodStatus(pod corev1.Pod, status corev1.PodStatus) error {
 	pods := g.cs.CoreV1().Pods(pod.Namespace)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		p, err := pods.Get(g.t.Context(), pod.Name, metav1.GetOptions{})
@@ -92,8 +111,9 @@ func (g *ground) kubeletReports(pod corev1.Pod, phase corev1.PodPhase, ready boo
 		return err
 	})
 	if err != nil {
-		g.t.Fatalf("report status of pod %s/%s: %v", pod.Namespace, pod.Name, err)
+		return fmt.Errorf("report status of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	return nil
 }
 
 // holdTerminating deletes pod and keeps it terminating with a finalizer, as a

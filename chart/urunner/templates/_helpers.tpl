@@ -102,9 +102,11 @@ values enable the feature that makes it.
   resources: [rollouts]
   verbs: [list, get, patch]
 {{- end }}
-{{- if $v.runningPods }}
+{{- if or $v.runningPods $v.config.verifyRollout }}
 # runningPods: the digests the workloads' ready pods run, from one LIST of
-# pods {{ if .namespace }}in this namespace{{ else }}(cluster-wide, or per watched namespace){{ end }} a run.
+# pods {{ if .namespace }}in this namespace{{ else }}(cluster-wide, or per watched namespace){{ end }} a run;
+# config.verifyRollout: what a rolled-out workload's pods run (is the
+# restart delivered?), one LIST of its namespace's pods.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
