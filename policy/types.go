@@ -87,8 +87,8 @@ type Workload struct {
 
 // Record is what urunner restarted a container for: the reference as it
 // was then and the digest. Ref is "" in records of urunner before 0.3,
-// which named the digest alone; those say nothing about the current image
-// and are not believed.
+// which named the digest alone: such a record counts for the container's
+// current image, as those versions meant it.
 type Record struct {
 	Ref, Digest string
 }
