@@ -192,7 +192,7 @@ func (l *Ledger) nextRef(ref string, prev state.Ref, had bool, rl *refLedger, ls
 		n.Quarantine = quarantine(prev, rl, n.Digest)
 		return n, true
 	}
-	l.retraction(ref, prev, rl)
+	l.retraction(ref, prev, rl, ls)
 	n := state.Ref{Digest: rl.digest, Seen: prev.Seen, Checked: l.listed}
 	if prev.Digest != rl.digest || n.Seen.IsZero() || n.Seen.After(l.now) {
 		n.Seen = l.now
@@ -210,9 +210,13 @@ func (l *Ledger) nextRef(ref string, prev state.Ref, had bool, rl *refLedger, ls
 
 // retraction notes a digest that soaked and was left: the tag pointed at
 // it (and no workload ran it) and now points elsewhere, within the longest
-// soak of the reference's workloads.
-func (l *Ledger) retraction(ref string, prev state.Ref, rl *refLedger) {
-	if prev.Digest == "" || prev.Digest == rl.digest || prev.Digest == prev.BaseDigest() {
+// soak of the reference's workloads. Whether a workload ran it is read
+// from this run's entries, not from the base: once every workload carries
+// a restarted-for record the base defaults to the tag's digest, which no
+// one runs. Only while a namespace could not be listed does a base on the
+// digest say an unlisted workload may run it.
+func (l *Ledger) retraction(ref string, prev state.Ref, rl *refLedger, ls Listing) {
+	if prev.Digest == "" || prev.Digest == rl.digest || len(ls.Failed) > 0 && prev.Digest == prev.BaseDigest() {
 		return
 	}
 	var soak time.Duration
