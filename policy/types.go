@@ -27,8 +27,12 @@ type Settings struct {
 	// Window is when restarts may happen (URUNNER_CONF_WINDOW; annotation
 	// urunner.io/window overrides); nil is always.
 	Window *Window
-	// MaxRestarts caps the restarts of one run; 0 is no cap.
+	// MaxRestarts caps the restarts of a window (see Run.Cap); 0 is no cap.
 	MaxRestarts int
+	// MaxRestartsWindow, when set, is the cap's window: restarts of any
+	// run within it count (URUNNER_CONF_MAX_RESTARTS_WINDOW). Zero counts
+	// since the start of the last full run.
+	MaxRestartsWindow time.Duration
 	// Soak is how long a new digest must stay what its tag points at
 	// before anything restarts onto it (URUNNER_CONF_SOAK; annotation
 	// urunner.io/soak on the workload or its namespace overrides).

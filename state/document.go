@@ -44,12 +44,13 @@ var ErrCorrupt = errors.New("state document is corrupt")
 //	        {"runs":"sha256:…","record":"sha256:…"}},
 //	    "quarantine":{"sha256:…":"rollout failed in …"},    (verified rollouts that failed)
 //	    "rings":{"0":1764028800}}},                         (rings: healthy on digest since)
-//	 "capSince":1764028800,                                 (the last full run's start)
+//	 "capSince":1764028800123456789,                        (the last full run's start, in ns)
 //	 "restarts":{"1764028800123456789":3}}                  (restarts the cap counts, by run start in ns)
 //
-// Times are Unix seconds. A steady state holds one digest per reference and
-// nothing per workload: 10,000 references take about 400 KB, whatever the
-// number of workloads (see BENCHMARKS.md).
+// Times are Unix seconds, but for the run starts of the cap's window
+// (nanoseconds, which tell runs apart). A steady state holds one digest
+// per reference and nothing per workload: 10,000 references take about
+// 400 KB, whatever the number of workloads (see BENCHMARKS.md).
 //
 // Versions 1 and 2 held one entry per workload and container in
 // "images"/"workloads" (and v2 "restarted"/"platforms"); they are read by
@@ -98,6 +99,15 @@ func unix(t time.Time) int64 {
 	return t.Unix()
 }
 
+// unixNano is t in Unix nanoseconds, 0 for the zero time: the times that
+// tell runs apart, which whole seconds would not.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
 func fromUnix(s int64) time.Time {
 	if s == 0 {
 		return time.Time{}
@@ -109,7 +119,7 @@ func fromUnix(s int64) time.Time {
 func Encode(s State) ([]byte, error) {
 	doc := document{Version: Version, ListedAt: unix(s.ListedAt), LastSuccess: unix(s.LastSuccess),
 		Cluster: s.Workloads, CountedAt: unix(s.CountedAt), Refs: make(map[string]refDoc, len(s.Refs)),
-		CapSince: unix(s.CapSince)}
+		CapSince: unixNano(s.CapSince)}
 	for at, n := range s.Restarts {
 		if doc.Restarts == nil {
 			doc.Restarts = make(map[string]int, len(s.Restarts))
@@ -283,7 +293,9 @@ func readRestarts(s *State, doc document) error {
 	if doc.CapSince < 0 {
 		return fmt.Errorf("%w: negative capSince", ErrCorrupt)
 	}
-	s.CapSince = fromUnix(doc.CapSince)
+	if doc.CapSince != 0 {
+		s.CapSince = time.Unix(0, doc.CapSince).UTC()
+	}
 	for k, n := range doc.Restarts {
 		at, err := strconv.ParseInt(k, 10, 64)
 		if err != nil || at <= 0 || strconv.FormatInt(at, 10) != k || n <= 0 || n > MaxRunRestarts {

@@ -23,9 +23,9 @@ type State struct {
 	// Refs maps a canonical image reference (registry/repository:tag) to
 	// what urunner knows of it.
 	Refs map[string]Ref
-	// CapSince is when the last full (unrestricted) run started: the
-	// restart cap's default window (URUNNER_CONF_MAX_RESTARTS) runs from
-	// there.
+	// CapSince is when the last full (unrestricted) run started, to the
+	// nanosecond (its RunKey): the restart cap's default window
+	// (URUNNER_CONF_MAX_RESTARTS) runs from there.
 	CapSince time.Time
 	// Restarts are the restarts of recent runs, which the cap counts: how
 	// many workloads each run restarted, keyed by the run's start in Unix
