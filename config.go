@@ -82,7 +82,8 @@ type Config struct {
 	SignatureIssuer     string        `envconfig:"URUNNER_CONF_SIGNATURE_ISSUER" desc:"keyless signatures: the OIDC issuer allowed to vouch for signers"`
 	SignatureSubject    string        `envconfig:"URUNNER_CONF_SIGNATURE_SUBJECT" desc:"keyless signatures: the signer's identity (email or workflow URI), a regular expression (anchor it with ^ and $)"`
 	ChangeContext       bool          `envconfig:"URUNNER_CONF_CHANGE_CONTEXT" default:"true" desc:"say what a restart changes (the images' revision, version and source labels, a compare link): one manifest GET, and at most one config GET, per digest a restart moves from or to; never in a steady state"`
-	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when more workloads would restart in one run, restart none and exit 1 (0: no cap)"`
+	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when a run's restarts, with those already counted in the cap's window, would be more, restart none of the run's and exit 1 (0: no cap); the window is since the last full run's start (pushed runs add theirs), or URUNNER_CONF_MAX_RESTARTS_WINDOW"`
+	MaxRestartsWindow   time.Duration `envconfig:"URUNNER_CONF_MAX_RESTARTS_WINDOW" default:"0" desc:"the cap's window: count the restarts of every run (scheduled or pushed) within this duration, e.g. 24h (0: since the start of the last full run)"`
 	KubeQPS             float32       `envconfig:"URUNNER_CONF_KUBE_QPS" default:"50" desc:"Kubernetes API requests per second"`
 	KubeBurst           int           `envconfig:"URUNNER_CONF_KUBE_BURST" default:"300" desc:"Kubernetes API burst: requests sent at once before URUNNER_CONF_KUBE_QPS paces them"`
 	RegistryConcurrency int           `envconfig:"URUNNER_CONF_REGISTRY_CONCURRENCY" default:"8" desc:"registry requests in flight per registry host"`
@@ -207,6 +208,9 @@ func (c *Config) validateNumbers() error {
 	}
 	if c.MaxRestarts < 0 {
 		return badConfig("URUNNER_CONF_MAX_RESTARTS: must not be negative (0 means no cap)")
+	}
+	if c.MaxRestartsWindow < 0 {
+		return badConfig("URUNNER_CONF_MAX_RESTARTS_WINDOW: must not be negative (0 means since the last full run)")
 	}
 	for name, v := range map[string]float64{
 		"URUNNER_CONF_KUBE_QPS":             float64(c.KubeQPS),
@@ -396,8 +400,9 @@ func (c *Config) settings() policy.Settings {
 		Soak:        c.Soak,
 		Approval:    c.Approval,
 
-		RequireSignature: c.SignatureKeys != "" || c.SignatureRoot != "",
-		Quarantine:       c.VerifyRollout,
+		MaxRestartsWindow: c.MaxRestartsWindow,
+		RequireSignature:  c.SignatureKeys != "" || c.SignatureRoot != "",
+		Quarantine:        c.VerifyRollout,
 	}
 }
 

@@ -40,6 +40,8 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 		{"restart mode", "URUNNER_CONF_RESTART_MODE", "replace", `URUNNER_CONF_RESTART_MODE: want annotation or pin, got "replace"`},
 		{"rollback without verification", "URUNNER_CONF_ROLLBACK", "true", `URUNNER_CONF_ROLLBACK: needs URUNNER_CONF_VERIFY_ROLLOUT=true`},
 		{"negative soak", "URUNNER_CONF_SOAK", "-1h", `URUNNER_CONF_SOAK: must not be negative`},
+		{"negative cap window", "URUNNER_CONF_MAX_RESTARTS_WINDOW", "-1h", `URUNNER_CONF_MAX_RESTARTS_WINDOW: must not be negative`},
+		{"cap window that is no duration", "URUNNER_CONF_MAX_RESTARTS_WINDOW", "daily", `URUNNER_CONF_MAX_RESTARTS_WINDOW: want a duration`},
 		{"keyless root without identity", "URUNNER_CONF_SIGNATURE_TRUSTED_ROOT", "testdata/root.json", `URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: keyless signatures need the trusted root and an identity`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,6 +85,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		"URUNNER_CONF_LOG_FORMAT", "URUNNER_CONF_KUBE_QPS", "URUNNER_CONF_KUBE_BURST",
 		"URUNNER_CONF_REGISTRY_CONCURRENCY", "URUNNER_CONF_REGISTRY_TIMEOUT", "URUNNER_CONF_RUN_TIMEOUT",
 		"URUNNER_CONF_REGISTRIES_FILE", "URUNNER_CONF_PULL_SECRET_AUTH", "URUNNER_CONF_MAX_RESTARTS",
+		"URUNNER_CONF_MAX_RESTARTS_WINDOW",
 		"Exit codes",
 	} {
 		if !strings.Contains(out.String(), v) {

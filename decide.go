@@ -29,7 +29,8 @@ func (a *app) decide(f *found, mem state.State, o *outcome) *plan {
 	for i, w := range f.workloads {
 		ws[i] = &w.policy
 	}
-	p := &plan{run: &policy.Run{Settings: a.settings, Results: f.shared(), Mem: mem, Now: a.now(), Fleet: policy.NewFleet(ws)}}
+	p := &plan{run: &policy.Run{Settings: a.settings, Results: f.shared(), Mem: mem, Now: a.now(), Fleet: policy.NewFleet(ws),
+		Restricted: f.restricted()}}
 	// One allocation for every decision, not one each.
 	ds := make([]policy.Decision, len(ws))
 	p.decisions = make([]*policy.Decision, len(ws))
@@ -37,8 +38,9 @@ func (a *app) decide(f *found, mem state.State, o *outcome) *plan {
 		ds[i] = p.run.Decide(w)
 		p.decisions[i] = &ds[i]
 	}
-	p.capped = policy.Cap(p.decisions, a.cfg.MaxRestarts)
-	o.capped, o.maxRestarts = p.capped, a.cfg.MaxRestarts
+	c := p.run.Cap(p.decisions)
+	p.capped = c.Held
+	o.capped, o.capReason = c.Held, c.Reason
 	a.logLookups(f, o)
 	a.logDecisions(f, p, o)
 	return p

@@ -419,6 +419,43 @@ func TestMaxRestartsCapRestartsNone(t *testing.T) {
 	}
 }
 
+// The cap bounds restarts over a window, whatever triggered the runs: a
+// base-image rebuild arriving as pushes, one image at a time, is capped
+// like one scheduled run; the next full run starts a new window.
+func TestTheCapCountsPushedRunsUntilTheNextFullRun(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	ns, names := g.moved(4)
+	t.Setenv("URUNNER_CONF_MAX_RESTARTS", "2")
+	pushed := func(ws ...string) result {
+		var refs []string
+		for _, w := range ws {
+			refs = append(refs, g.image("team/"+w+":latest"))
+		}
+		t.Setenv("URUNNER_CONF_REFERENCES", strings.Join(refs, ","))
+		return g.run()
+	}
+	if o := pushed("w0", "w1"); o.code != 0 || g.restartedAt(ns, "w0") == "" || g.restartedAt(ns, "w1") == "" {
+		t.Fatalf("a pushed run within the cap: exit %d, w0 and w1 restarted = %v, %v", o.code, g.restartedAt(ns, "w0") != "", g.restartedAt(ns, "w1") != "")
+	}
+	o := pushed("w2")
+	if want := "1 workloads would restart and 2 restarted since the start of the last full run"; o.code != 1 || !strings.Contains(o.logs, want) {
+		t.Errorf("exit %d, want 1 and %q:\n%s", o.code, want, o.logs)
+	}
+	if g.restartedAt(ns, "w2") != "" {
+		t.Error("w2 restarted past the cap by a pushed run")
+	}
+	t.Setenv("URUNNER_CONF_REFERENCES", "")
+	g.mustRun() // a full run: its own two restarts are all its window holds
+	for _, n := range names[2:] {
+		if g.restartedAt(ns, n) == "" {
+			t.Errorf("%s not restarted by the full run that started a new window", n)
+		}
+	}
+	if st := g.stored(); len(st.Restarts) != 1 || st.CapSince.IsZero() {
+		t.Errorf("after the full run, the window holds %v since %v; want the full run's restarts only", st.Restarts, st.CapSince)
+	}
+}
+
 // A manual Job during a scheduled one: each changed workload restarts once.
 func TestTwoRunsAtOnceRestartOnce(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})

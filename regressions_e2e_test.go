@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -323,10 +324,13 @@ func TestTheStateConfigMapKeepsWhatOthersPutOnIt(t *testing.T) {
 }
 
 // The restarted-for record of urunner before 0.3 (a digest alone) and a
-// state document of that version migrate without restarting anything.
+// state document of that version migrate without restarting anything, and
+// a workload created after that version's last run is first seen, not
+// believed to run the old document's digest.
 func TestAVersion2StateMigratesWithoutARestartStorm(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
 	d1 := g.push("team/app:latest", "v1")
+	o1 := g.push("team/other:latest", "o1")
 	ns := g.namespace(true)
 	names := []string{"a", "b", "c", "held"}
 	for _, n := range names {
@@ -342,21 +346,30 @@ func TestAVersion2StateMigratesWithoutARestartStorm(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	img := g.image("team/app:latest")
-	v2 := fmt.Sprintf(`{"version":2,"images":[%q,%q],"workloads":{%q:{"app":1},%q:{"app":1},%q:{"app":1},%q:{"app":0}}}`,
-		img+"@"+d1, img+"@"+d2, ns+"/Deployment/a", ns+"/Deployment/b", ns+"/Deployment/c", ns+"/Deployment/held")
+	// 0.2's last run started once they existed; then other moved to o2 and
+	// late was created on it.
+	lastRun := g.deployment(ns, "held").CreationTimestamp.UTC()
+	o2 := g.push("team/other:latest", "o2")
+	g.afterTheListing()
+	g.deploy(ns, "late", g.image("team/other:latest"))
+	img, other := g.image("team/app:latest"), g.image("team/other:latest")
+	v2 := fmt.Sprintf(`{"version":2,"images":[%q,%q,%q],"workloads":{%q:{"app":1},%q:{"app":1},%q:{"app":1},%q:{"app":0},%q:{"app":2}}}`,
+		img+"@"+d1, img+"@"+d2, other+"@"+o1, ns+"/Deployment/a", ns+"/Deployment/b", ns+"/Deployment/c", ns+"/Deployment/held", ns+"/Deployment/gone")
 	if _, err := g.cs.CoreV1().ConfigMaps("default").Create(t.Context(), &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: g.state, Namespace: "default"},
 		BinaryData: map[string][]byte{state.DataKey: mustGzip(t, v2)},
-		Data:       map[string]string{state.ReportKey: `{"version":1,"started":"2026-11-20T10:00:00Z"}`},
+		Data:       map[string]string{state.ReportKey: `{"version":1,"started":"` + lastRun.Format(time.RFC3339) + `"}`},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	gens := map[string]int64{}
-	for _, n := range names {
+	for _, n := range append(names, "late") {
 		gens[n] = g.deployment(ns, n).Generation
 	}
 	o := g.mustRun()
+	if g.deployment(ns, "late").Generation != gens["late"] || g.believes(ns, "late", "app") != o2 {
+		t.Errorf("late, created after 0.2's last run, restarted or not believed on %s (believed %s)", o2, g.believes(ns, "late", "app"))
+	}
 	for _, n := range names[:3] {
 		if g.deployment(ns, n).Generation != gens[n] {
 			t.Errorf("%s restarted by the migration", n)

@@ -40,7 +40,8 @@ type outcome struct {
 	restarted, restartFailures        int
 	rolloutsFailed, rolloutsVerified  int
 	namespaceErrors, pullSecretErrors int
-	capped, maxRestarts               int
+	capped                            int
+	capReason                         string
 	signatureFailures                 int
 	restarts                          []notify.Restart
 	waiting                           []notify.Restart
@@ -98,7 +99,7 @@ func (o *outcome) capErr() error {
 	if o.capped == 0 {
 		return nil
 	}
-	return fmt.Errorf("%d workloads would restart, more than URUNNER_CONF_MAX_RESTARTS=%d: none was restarted; raise the cap or run once with a higher one to apply them", o.capped, o.maxRestarts)
+	return fmt.Errorf("%s: none was restarted; raise the cap or run once with a higher one to apply them", o.capReason)
 }
 
 func (o *outcome) exitCode(err error) int {

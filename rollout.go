@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/urunner/urunner/report"
 
@@ -15,6 +16,13 @@ import (
 
 // rolloutReport is one verified rollout, as the run report carries it.
 type rolloutReport = report.Rollout
+
+// rollbackTimeout bounds one rollback (a GET and a PATCH). A rollback runs
+// even when the run was stopped (SIGTERM, deadline); with the state's save
+// after it (10 s, see record) it fits Kubernetes' default 30 s termination
+// grace period, so an API call that hangs cannot keep the pod past it and
+// lose the state with its quarantines.
+const rollbackTimeout = 15 * time.Second
 
 // verifyRollouts waits, all at once and within URUNNER_CONF_ROLLOUT_TIMEOUT
 // and the run's deadline, for each restarted workload to roll out; a failed
@@ -59,19 +67,11 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, p *plan, done *acted
 				done.rolloutFailed[i] = msg
 				mu.Unlock()
 				if a.cfg.Rollback {
-					// The rollback must happen even if the wait used up ctx.
-					rerr := a.kube.Rollback(context.WithoutCancel(ctx), *done.before[i], done.generation[i])
-					switch {
-					case rerr == nil:
-						rep.RolledBack = true
+					rep.RolledBack = a.rollback(ctx, done, i, attrs)
+					if rep.RolledBack {
 						mu.Lock()
 						done.restarted[i] = false
 						mu.Unlock()
-						a.log.Error("rollout failed; rolled back to what it ran before", attrs...)
-					case errors.Is(rerr, kube.ErrChangedSinceRestart):
-						a.log.Error("rollout failed; not rolled back: "+rerr.Error(), attrs...)
-					default:
-						a.log.Error("rollout failed and the rollback too", append(attrs, "error", rerr)...)
 					}
 				} else {
 					a.log.Error("rollout failed", attrs...)
@@ -109,4 +109,23 @@ func (a *app) delivered(ctx context.Context, f *found, i int, d *policy.Decision
 		}
 	}
 	return len(other) == 0
+}
+
+// rollback rolls back the i-th restart, whose rollout failed, and says
+// whether it did. It runs even if the wait used up ctx, within its own
+// deadline (rollbackTimeout).
+func (a *app) rollback(ctx context.Context, done *acted, i int, attrs []any) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	err := a.kube.Rollback(ctx, *done.before[i], done.generation[i])
+	switch {
+	case err == nil:
+		a.log.Error("rollout failed; rolled back to what it ran before", attrs...)
+		return true
+	case errors.Is(err, kube.ErrChangedSinceRestart):
+		a.log.Error("rollout failed; not rolled back: "+err.Error(), attrs...)
+	default:
+		a.log.Error("rollout failed and the rollback too", append(attrs, "error", err)...)
+	}
+	return false
 }

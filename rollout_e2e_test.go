@@ -1,8 +1,11 @@
 package main
 
 import (
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 
@@ -96,5 +99,42 @@ func TestVerifiedRollouts(t *testing.T) {
 				t.Errorf("a new digest after a quarantined one did not restart:\n%s", o.logs)
 			}
 		})
+	}
+}
+
+// A rollback whose API call hangs gives up within its own deadline, and
+// the state, with the failed digest's quarantine, is still saved: a call
+// that outlived the pod's grace period would lose both.
+func TestAHangingRollbackGivesUpAndTheStateIsSaved(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+	t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
+	t.Setenv("URUNNER_CONF_ROLLBACK", "true")
+	g.push("team/app:latest", "v1")
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/app:latest"), replicas(1), progressDeadline(2))
+	g.mustRun()
+	moved := g.push("team/app:latest", "v2")
+	// The restart's PATCH goes through; the rollback's hangs until the
+	// caller gives up, as behind a stalled proxy or webhook.
+	var patches atomic.Int32
+	g.api.setFault(func(req *http.Request) *http.Response {
+		if req.Method != http.MethodPatch || resourceOf(req.URL.Path) != "deployments" || patches.Add(1) == 1 {
+			return nil
+		}
+		<-req.Context().Done()
+		return apiStatus(req, http.StatusGatewayTimeout, "Timeout")
+	})
+	t.Cleanup(func() { g.api.setFault(nil) })
+	start := time.Now()
+	o := g.run()
+	if elapsed := time.Since(start); elapsed > rollbackTimeout+20*time.Second {
+		t.Errorf("the run took %s with a hanging rollback, want within the rollback's %s and the wait", elapsed, rollbackTimeout)
+	}
+	if o.code != 1 || !strings.Contains(o.logs, "rollout failed and the rollback too") || patches.Load() < 2 {
+		t.Errorf("exit %d after %d PATCHes, want 1, the rollback tried and its failure logged:\n%s", o.code, patches.Load(), o.logs)
+	}
+	if q := g.stored().Refs[g.image("team/app:latest")].Quarantine; q[moved] == "" {
+		t.Errorf("state saved without the quarantine of %s: %v", moved, q)
 	}
 }

@@ -81,6 +81,15 @@ func TestSoakWaitsAndRetracts(t *testing.T) {
 	if got := g.believes(ns, "web", "app"); got != now {
 		t.Errorf("web believed to run %s, want %s", got, now)
 	}
+	// web now carries its restarted-for record, and the state's base is
+	// the tag's digest: a digest left while it soaks is still retracted.
+	mid = g.push("team/app:latest", "v4")
+	g.mustRun()
+	now = g.push("team/app:latest", "v5")
+	o = g.mustRun()
+	if rep := reportOf(t, o); len(rep.Retractions) != 1 || rep.Retractions[0].From != mid || !strings.Contains(o.logs, "retracted: ") {
+		t.Errorf("retractions = %+v, want %s retracted for %s, logged:\n%s", rep.Retractions, mid, now, o.logs)
+	}
 }
 
 func ringed(n int) deployOpt {

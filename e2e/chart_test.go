@@ -170,6 +170,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"config.logFormat=xml", "/config/logFormat"},
 		{"config.registryConcurrency=0", "/config/registryConcurrency"},
 		{"config.runTimeout=soon", "/config/runTimeout"},
+		{"config.maxRestartsWindow=daily", "/config/maxRestartsWindow"},
 		{"backoffLimit=-1", "/backoffLimit"},
 		{"registries[0].host=x,registries[0].type=quay", "/registries/0/type"},
 		{"unknownKey=1", "unknownKey"},

@@ -43,9 +43,10 @@ func believe(w *Workload, c Container, mem state.State) belief {
 }
 
 // recorded is the digest w's restarted-for annotation records for c's
-// current reference, "" for none.
+// current reference, "" for none. A record without a reference (urunner
+// before 0.3) counts for the current one.
 func recorded(w *Workload, c Container) string {
-	if rec, ok := w.RestartedFor[c.Name]; ok && rec.Ref == c.Ref {
+	if rec, ok := w.RestartedFor[c.Name]; ok && (rec.Ref == c.Ref || rec.Ref == "") {
 		return rec.Digest
 	}
 	return ""

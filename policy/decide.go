@@ -153,6 +153,9 @@ type Run struct {
 	Mem      state.State
 	Now      time.Time
 	Fleet    *Fleet
+	// Restricted is a run that looks up only some references (a push,
+	// URUNNER_CONF_REFERENCES): it does not start a new cap window.
+	Restricted bool
 }
 
 // Decide applies the rules to one workload.

@@ -216,11 +216,18 @@ func TestDecide(t *testing.T) {
 			want:     want{Action: Restart, Containers: map[string]wantContainer{"app": {Verdict: Moved, From: dA, To: dB}}},
 		},
 		{
-			name:     "a restarted-for record of urunner before 0.3 (a digest alone) is not believed",
+			name:     "a restarted-for record of urunner before 0.3 (a digest alone) counts for the container's current image",
 			workload: workload(restartedFor("app", "", dB)),
 			mem:      base,
 			results:  registry(map[string]string{app: dB}),
-			want:     want{Action: Restart, Containers: map[string]wantContainer{"app": {Verdict: Moved, From: dA, To: dB}}},
+			want:     want{Containers: map[string]wantContainer{"app": {Verdict: Unchanged, From: dB, To: dB}}},
+		},
+		{
+			name:     "a restarted-for record of urunner before 0.3 for an older digest makes the move due from it",
+			workload: workload(restartedFor("app", "", dC)),
+			mem:      base,
+			results:  registry(map[string]string{app: dB}),
+			want:     want{Action: Restart, Containers: map[string]wantContainer{"app": {Verdict: Moved, From: dC, To: dB}}},
 		},
 		{
 			name: "a recorded exception no longer holds once the workload was restarted again (a run that crashed before saving)",

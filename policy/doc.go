@@ -29,6 +29,7 @@
 // or when the pull policy may keep the old image and PULL_POLICY_MISMATCH
 // is skip. Any other move restarts the workload, once for all its moved
 // containers, unless a hold applies (Holds: paused, cooldown, maintenance
-// window), and unless the run would restart more workloads than the cap
-// allows (Cap). A held move keeps the belief, so a later run applies it.
+// window), and unless the run's restarts, with those of the cap's window,
+// would be more than the cap allows (Run.Cap). A held move keeps the
+// belief, so a later run applies it.
 package policy

@@ -127,33 +127,6 @@ func window(s Settings, w *Workload, now time.Time) string {
 	return ""
 }
 
-// Cap holds every restart of the run when there are more than max (0: no
-// cap), and returns how many would have restarted (0 when the cap did not
-// apply). A registry migration or a rebuilt base image moves every digest
-// at once: rolling the whole fleet is a person's decision. The held moves
-// stay due, so raising the cap applies them.
-func Cap(ds []*Decision, max int) int {
-	if max <= 0 {
-		return 0
-	}
-	n := 0
-	for _, d := range ds {
-		if d.Action == Restart {
-			n++
-		}
-	}
-	if n <= max {
-		return 0
-	}
-	for _, d := range ds {
-		if d.Action == Restart {
-			d.Action = Hold
-			d.Reason = fmt.Sprintf("%d workloads would restart, more than URUNNER_CONF_MAX_RESTARTS=%d", n, max)
-		}
-	}
-	return n
-}
-
 // GitOpsAdvice says, for a restarted workload a GitOps controller manages,
 // how to keep the controller from undoing the restart; "" when there is
 // nothing to say.

@@ -49,40 +49,6 @@ func TestHolds(t *testing.T) {
 	}
 }
 
-func TestCapHoldsEveryRestartOverTheLimit(t *testing.T) {
-	mk := func(a Action) *Decision { return &Decision{Workload: workload(), Action: a} }
-	for _, tc := range []struct {
-		name    string
-		actions []Action
-		max     int
-		want    int
-		held    int
-	}{
-		{"no cap", []Action{Restart, Restart, Restart}, 0, 0, 0},
-		{"at the cap", []Action{Restart, Restart, Hold, Nothing}, 2, 0, 1},
-		{"over the cap holds them all", []Action{Restart, Restart, Restart, Nothing}, 2, 3, 3},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var ds []*Decision
-			for _, a := range tc.actions {
-				ds = append(ds, mk(a))
-			}
-			if got := Cap(ds, tc.max); got != tc.want {
-				t.Errorf("Cap = %d, want %d", got, tc.want)
-			}
-			held := 0
-			for _, d := range ds {
-				if d.Action == Hold {
-					held++
-				}
-			}
-			if held != tc.held {
-				t.Errorf("%d held, want %d", held, tc.held)
-			}
-		})
-	}
-}
-
 func TestGitOpsAdviceOnlyWarnsForManagedWorkloads(t *testing.T) {
 	managed := workload(func(w *Workload) { w.GitOps = "Flux" })
 	if GitOpsAdvice(Settings{GitOps: "warn"}, managed) == "" {

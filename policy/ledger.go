@@ -20,6 +20,7 @@ type Ledger struct {
 	listed    time.Time // the API server's clock when the workloads were listed
 	refs      map[string]*refLedger
 	retracted []Retraction
+	restarts  int // workloads restarted this run, for the cap's window
 }
 
 // Retraction is a digest a tag pointed at while it soaked, never restarted
@@ -111,6 +112,9 @@ func (l *Ledger) Observe(lk Lookup, r Result) {
 // then completed (a restarted workload is healthy on its new digest only
 // then). The ledger reads d until Next: d must not change before.
 func (l *Ledger) Record(d *Decision, restarted, rolledOut bool) {
+	if restarted {
+		l.restarts++
+	}
 	for i, c := range d.Containers {
 		if c.Verdict == Untracked || c.Verdict == NotLookedUp {
 			continue
@@ -165,6 +169,7 @@ func (l *Ledger) Next(ls Listing) state.State {
 	if prune {
 		next.ListedAt = l.listed
 	}
+	next.CapSince, next.Restarts = l.capWindow(ls)
 	for k, r := range l.prev.Refs {
 		if _, decided := l.refs[k]; !decided && !prune {
 			next.Refs[k] = r
@@ -192,7 +197,7 @@ func (l *Ledger) nextRef(ref string, prev state.Ref, had bool, rl *refLedger, ls
 		n.Quarantine = quarantine(prev, rl, n.Digest)
 		return n, true
 	}
-	l.retraction(ref, prev, rl)
+	l.retraction(ref, prev, rl, ls)
 	n := state.Ref{Digest: rl.digest, Seen: prev.Seen, Checked: l.listed}
 	if prev.Digest != rl.digest || n.Seen.IsZero() || n.Seen.After(l.now) {
 		n.Seen = l.now
@@ -210,9 +215,13 @@ func (l *Ledger) nextRef(ref string, prev state.Ref, had bool, rl *refLedger, ls
 
 // retraction notes a digest that soaked and was left: the tag pointed at
 // it (and no workload ran it) and now points elsewhere, within the longest
-// soak of the reference's workloads.
-func (l *Ledger) retraction(ref string, prev state.Ref, rl *refLedger) {
-	if prev.Digest == "" || prev.Digest == rl.digest || prev.Digest == prev.BaseDigest() {
+// soak of the reference's workloads. Whether a workload ran it is read
+// from this run's entries, not from the base: once every workload carries
+// a restarted-for record the base defaults to the tag's digest, which no
+// one runs. Only while a namespace could not be listed does a base on the
+// digest say an unlisted workload may run it.
+func (l *Ledger) retraction(ref string, prev state.Ref, rl *refLedger, ls Listing) {
+	if prev.Digest == "" || prev.Digest == rl.digest || len(ls.Failed) > 0 && prev.Digest == prev.BaseDigest() {
 		return
 	}
 	var soak time.Duration
@@ -350,6 +359,31 @@ func children(prev state.Ref, rl *refLedger, n state.Ref) map[string]map[string]
 		return nil
 	}
 	return out
+}
+
+// capWindow returns what the cap counts after the run (see Run.Cap): a
+// full run starts a new window; this run's restarts are added, and the
+// runs out of the window forgotten.
+func (l *Ledger) capWindow(ls Listing) (time.Time, map[int64]int) {
+	since := l.prev.CapSince
+	if !ls.Restricted {
+		since = time.Unix(0, state.RunKey(l.now)).UTC()
+	}
+	w := l.settings.capFrom(since, l.now)
+	out := map[int64]int{}
+	for at, n := range l.prev.Restarts {
+		if w.holds(at) {
+			out[at] = n
+		}
+	}
+	if l.restarts > 0 {
+		out[state.RunKey(l.now)] += l.restarts
+	}
+	state.BoundRestarts(out)
+	if len(out) == 0 {
+		out = nil
+	}
+	return since, out
 }
 
 // Succeeded records that the run exited 0.

@@ -286,28 +286,46 @@ func TestLedgerRecordsRingsRunningTheDigestHealthily(t *testing.T) {
 // and the digest in between is reported retracted.
 func TestASoakingDigestLeftByItsTagIsRetracted(t *testing.T) {
 	s := Settings{Soak: time.Hour}
+	recordsA := restartedFor("app", app, dA)
 	for _, tc := range []struct {
 		name      string
 		seen      time.Time
+		base      string // the base remembered with dB; "" is dB itself
+		mod       func(*Workload)
+		listing   Listing
 		now       string
 		retracted bool
 	}{
-		{"moved again within the soak", now.Add(-10 * time.Minute), dC, true},
-		{"moved back within the soak", now.Add(-10 * time.Minute), dA, true},
-		{"moved after the soak: it was due, not retracted", now.Add(-2 * time.Hour), dC, false},
+		{name: "moved again within the soak", seen: now.Add(-10 * time.Minute), base: dA, now: dC, retracted: true},
+		{name: "moved back within the soak", seen: now.Add(-10 * time.Minute), base: dA, now: dA, retracted: true},
+		{name: "moved after the soak: it was due, not retracted", seen: now.Add(-2 * time.Hour), base: dA, now: dC},
+		{name: "moved again within the soak, the workload recording its last restart (the base defaults to the tag's digest)",
+			seen: now.Add(-10 * time.Minute), mod: recordsA, now: dC, retracted: true},
+		{name: "moved back within the soak, the workload recording its last restart",
+			seen: now.Add(-10 * time.Minute), mod: recordsA, now: dA, retracted: true},
+		{name: "a namespace not listed may run the base: not said retracted",
+			seen: now.Add(-10 * time.Minute), mod: recordsA, listing: Listing{Failed: map[string]bool{"other": true}}, now: dC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The tag pointed at dB, first seen at tc.seen; web still runs dA.
-			mem := state.State{Refs: map[string]state.Ref{app: {Digest: dB, Base: dA, Seen: tc.seen, Checked: lastRun}}}
+			mem := state.State{Refs: map[string]state.Ref{app: {Digest: dB, Base: tc.base, Seen: tc.seen, Checked: lastRun}}}
 			results := registry(map[string]string{app: tc.now})
 			l := NewLedger(s, mem, now, listedNow)
 			l.Observe(Lookup{Ref: app}, Result{Digest: tc.now})
-			d := Decide(s, workload(), results, mem, now)
+			w := workload()
+			if tc.mod != nil {
+				w = workload(tc.mod)
+			}
+			d := Decide(s, w, results, mem, now)
 			if d.Action == Restart {
 				t.Fatalf("restarted while soaking: %+v", d)
 			}
 			l.Record(&d, false, false)
-			l.Next(Listing{Complete: true})
+			ls := tc.listing
+			if ls.Failed == nil {
+				ls.Complete = true
+			}
+			l.Next(ls)
 			var got []Retraction
 			if tc.retracted {
 				got = []Retraction{{Ref: app, From: dB, To: tc.now, Seen: tc.seen}}

@@ -27,8 +27,12 @@ type Settings struct {
 	// Window is when restarts may happen (URUNNER_CONF_WINDOW; annotation
 	// urunner.io/window overrides); nil is always.
 	Window *Window
-	// MaxRestarts caps the restarts of one run; 0 is no cap.
+	// MaxRestarts caps the restarts of a window (see Run.Cap); 0 is no cap.
 	MaxRestarts int
+	// MaxRestartsWindow, when set, is the cap's window: restarts of any
+	// run within it count (URUNNER_CONF_MAX_RESTARTS_WINDOW). Zero counts
+	// since the start of the last full run.
+	MaxRestartsWindow time.Duration
 	// Soak is how long a new digest must stay what its tag points at
 	// before anything restarts onto it (URUNNER_CONF_SOAK; annotation
 	// urunner.io/soak on the workload or its namespace overrides).
@@ -91,8 +95,8 @@ type Workload struct {
 
 // Record is what urunner restarted a container for: the reference as it
 // was then and the digest. Ref is "" in records of urunner before 0.3,
-// which named the digest alone; those say nothing about the current image
-// and are not believed.
+// which named the digest alone: such a record counts for the container's
+// current image, as those versions meant it.
 type Record struct {
 	Ref, Digest string
 }

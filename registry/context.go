@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/regclient/regclient/types/manifest"
 )
@@ -73,13 +74,36 @@ func (res *Resolver) Provenance(ctx context.Context, l Lookup, digest string) (P
 	return p, nil
 }
 
+// Bounds on what an image says, which anyone who can push writes and
+// which goes into Events, log lines, notifications and the run report:
+// each label's value, and the whole change line.
+const (
+	MaxLabel  = 256
+	MaxChange = 1024
+)
+
 func provenance(m map[string]string) Provenance {
-	return Provenance{Revision: m[LabelRevision], Source: m[LabelSource], Version: m[LabelVersion], Created: m[LabelCreated]}
+	return Provenance{Revision: bound(m[LabelRevision], MaxLabel), Source: bound(m[LabelSource], MaxLabel),
+		Version: bound(m[LabelVersion], MaxLabel), Created: bound(m[LabelCreated], MaxLabel)}
+}
+
+// bound returns s cut to at most n bytes on a rune boundary, ending in
+// "…" when cut; invalid UTF-8 is dropped.
+func bound(s string, n int) string {
+	s = strings.ToValidUTF8(s, "")
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // Change says, for people, what a move changed: "revision 3f2a1c4 → 9b7e02d
 // (https://github.com/org/app/compare/3f2a1c4...9b7e02d), version 1.2 → 1.3";
-// "" when the images say nothing.
+// "" when the images say nothing. It is at most MaxChange bytes.
 func Change(from, to Provenance) string {
 	if from.empty() && to.empty() {
 		return ""
@@ -98,7 +122,7 @@ func Change(from, to Provenance) string {
 	if to.Source != "" && compareURL(to.Source, from.Revision, to.Revision) == "" {
 		parts = append(parts, "source "+to.Source)
 	}
-	return strings.Join(parts, ", ")
+	return bound(strings.Join(parts, ", "), MaxChange)
 }
 
 func shortRev(r string) string {

@@ -43,11 +43,14 @@ var ErrCorrupt = errors.New("state document is corrupt")
 //	    "except":{"shop/Deployment/web/app":                (held, paused, failed workloads)
 //	        {"runs":"sha256:…","record":"sha256:…"}},
 //	    "quarantine":{"sha256:…":"rollout failed in …"},    (verified rollouts that failed)
-//	    "rings":{"0":1764028800}}}}                         (rings: healthy on digest since)
+//	    "rings":{"0":1764028800}}},                         (rings: healthy on digest since)
+//	 "capSince":1764028800123456789,                        (the last full run's start, in ns)
+//	 "restarts":{"1764028800123456789":3}}                  (restarts the cap counts, by run start in ns)
 //
-// Times are Unix seconds. A steady state holds one digest per reference and
-// nothing per workload: 10,000 references take about 400 KB, whatever the
-// number of workloads (see BENCHMARKS.md).
+// Times are Unix seconds, but for the run starts of the cap's window
+// (nanoseconds, which tell runs apart). A steady state holds one digest
+// per reference and nothing per workload: 10,000 references take about
+// 400 KB, whatever the number of workloads (see BENCHMARKS.md).
 //
 // Versions 1 and 2 held one entry per workload and container in
 // "images"/"workloads" (and v2 "restarted"/"platforms"); they are read by
@@ -59,6 +62,8 @@ type document struct {
 	Cluster     int               `json:"clusterWorkloads,omitempty"`
 	CountedAt   int64             `json:"countedAt,omitempty"`
 	Refs        map[string]refDoc `json:"refs,omitempty"`
+	CapSince    int64             `json:"capSince,omitempty"`
+	Restarts    map[string]int    `json:"restarts,omitempty"`
 
 	// Versions 1 and 2.
 	Images    []string                     `json:"images,omitempty"`
@@ -94,6 +99,15 @@ func unix(t time.Time) int64 {
 	return t.Unix()
 }
 
+// unixNano is t in Unix nanoseconds, 0 for the zero time: the times that
+// tell runs apart, which whole seconds would not.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
 func fromUnix(s int64) time.Time {
 	if s == 0 {
 		return time.Time{}
@@ -104,7 +118,14 @@ func fromUnix(s int64) time.Time {
 // Encode returns the compressed document for s. Times keep whole seconds.
 func Encode(s State) ([]byte, error) {
 	doc := document{Version: Version, ListedAt: unix(s.ListedAt), LastSuccess: unix(s.LastSuccess),
-		Cluster: s.Workloads, CountedAt: unix(s.CountedAt), Refs: make(map[string]refDoc, len(s.Refs))}
+		Cluster: s.Workloads, CountedAt: unix(s.CountedAt), Refs: make(map[string]refDoc, len(s.Refs)),
+		CapSince: unixNano(s.CapSince)}
+	for at, n := range s.Restarts {
+		if doc.Restarts == nil {
+			doc.Restarts = make(map[string]int, len(s.Restarts))
+		}
+		doc.Restarts[strconv.FormatInt(at, 10)] = n
+	}
 	for k, r := range s.Refs {
 		base := r.Base
 		if base == r.Digest {
@@ -196,7 +217,8 @@ func decodeJSON(raw []byte) (State, int, error) {
 	case 0:
 		return State{}, 0, fmt.Errorf("%w: no version", ErrCorrupt)
 	case 1, 2:
-		if doc.Refs != nil || doc.ListedAt != 0 || doc.LastSuccess != 0 || doc.Cluster != 0 || doc.CountedAt != 0 {
+		if doc.Refs != nil || doc.ListedAt != 0 || doc.LastSuccess != 0 || doc.Cluster != 0 || doc.CountedAt != 0 ||
+			doc.CapSince != 0 || doc.Restarts != nil {
 			return State{}, 0, fmt.Errorf("%w: version %d with version %d fields", ErrCorrupt, doc.Version, Version)
 		}
 		s, err := migrate(doc)
@@ -221,6 +243,9 @@ func fromDocument(doc document) (State, error) {
 	}
 	s := State{ListedAt: fromUnix(doc.ListedAt), LastSuccess: fromUnix(doc.LastSuccess),
 		Workloads: doc.Cluster, CountedAt: fromUnix(doc.CountedAt), Refs: make(map[string]Ref, len(doc.Refs))}
+	if err := readRestarts(&s, doc); err != nil {
+		return State{}, err
+	}
 	for k, d := range doc.Refs {
 		if err := d.validate(k); err != nil {
 			return State{}, err
@@ -261,6 +286,28 @@ func fromDocument(doc document) (State, error) {
 		s.Refs[k] = r
 	}
 	return s, nil
+}
+
+// readRestarts reads what the restart cap counts.
+func readRestarts(s *State, doc document) error {
+	if doc.CapSince < 0 {
+		return fmt.Errorf("%w: negative capSince", ErrCorrupt)
+	}
+	if doc.CapSince != 0 {
+		s.CapSince = time.Unix(0, doc.CapSince).UTC()
+	}
+	for k, n := range doc.Restarts {
+		at, err := strconv.ParseInt(k, 10, 64)
+		if err != nil || at <= 0 || strconv.FormatInt(at, 10) != k || n <= 0 || n > MaxRunRestarts {
+			return fmt.Errorf("%w: restarts[%q] = %d is not run start (Unix ns) → restarts", ErrCorrupt, k, n)
+		}
+		if s.Restarts == nil {
+			s.Restarts = make(map[int64]int, len(doc.Restarts))
+		}
+		s.Restarts[at] = n
+	}
+	BoundRestarts(s.Restarts)
+	return nil
 }
 
 // validRefKey reports whether k can be a reference's key:

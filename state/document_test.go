@@ -32,6 +32,8 @@ func sample() State {
 	return State{
 		ListedAt:    t1,
 		LastSuccess: t0,
+		CapSince:    t0,
+		Restarts:    map[int64]int{t0.UnixNano() + 123: 2, t1.UnixNano(): 1},
 		Refs: map[string]Ref{
 			"registry.example.com:5000/shop/web:latest": {
 				Digest: d2, Seen: t1, Checked: t1, Base: d1,
@@ -198,6 +200,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad exception key", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/x":{"runs":"` + d1 + `"}}}}}`, "not namespace/Kind/name/container"},
 		{"bad exception digest", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/Deployment/x/c":{"runs":"x"}}}}}`, "not sha256 digests"},
 		{"bad child", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","children":{"` + d1 + `":{"linux":"` + d1 + `"}}}}}`, "not platform"},
+		{"restarts keyed by no run start", `{"version":3,"restarts":{"yesterday":1}}`, "not run start"},
+		{"no restarts in a run", `{"version":3,"restarts":{"1764028800000000000":0}}`, "not run start"},
+		{"restart count of an old document", `{"version":2,"restarts":{"1764028800000000000":1}}`, "version 3 fields"},
 		{"v2: platforms of an unknown image", `{"version":2,"images":[],"workloads":{},"platforms":{"0":{"linux/amd64":"` + d1 + `"}}}`, "platforms names image"},
 		{"v2: restart time of an unknown workload", `{"version":2,"images":[],"workloads":{},"restarted":{"a/b/c":5}}`, "has no containers"},
 		{"v1: image without digest", `{"version":1,"images":["a/b:c"],"workloads":{}}`, "not image@sha256"},

@@ -15,7 +15,8 @@ import (
 //     it in use later;
 //   - a reference the other writer pruned after a newer listing than this
 //     run's stays pruned;
-//   - everything else is the other writer's.
+//   - everything else is the other writer's;
+//   - restarts counted by the cap are the union of both writers' runs.
 func Merge(prev, ours, theirs State, at time.Time) State {
 	out := theirs.Clone()
 	if out.Refs == nil {
@@ -53,5 +54,24 @@ func Merge(prev, ours, theirs State, at time.Time) State {
 	if ours.CountedAt.After(out.CountedAt) {
 		out.Workloads, out.CountedAt = ours.Workloads, ours.CountedAt
 	}
+	mergeRestarts(&out, ours)
 	return out
+}
+
+// mergeRestarts keeps every run's restarts: a run is keyed by its start,
+// so the same key is the same run, whose larger count is kept. What one
+// writer dropped out of its window comes back and is dropped again by the
+// next run; what it folded is counted twice until then: the cap may hold
+// early, never late.
+func mergeRestarts(out *State, ours State) {
+	if ours.CapSince.After(out.CapSince) {
+		out.CapSince = ours.CapSince
+	}
+	for at, n := range ours.Restarts {
+		if out.Restarts == nil {
+			out.Restarts = map[int64]int{}
+		}
+		out.Restarts[at] = max(out.Restarts[at], n)
+	}
+	BoundRestarts(out.Restarts)
 }

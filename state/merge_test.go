@@ -72,6 +72,54 @@ func TestMergeKeepsEachWritersNewerObservations(t *testing.T) {
 			at:     late,
 			want:   State{ListedAt: late, LastSuccess: late, Refs: map[string]Ref{}},
 		},
+		{
+			name:   "both writers' restarts are counted: each run is its own entry",
+			prev:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 1}},
+			ours:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 1, 3: 2}},
+			theirs: State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 1, 2: 5}},
+			at:     late,
+			want:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 1, 2: 5, 3: 2}},
+		},
+		{
+			name:   "two runs starting in the same second are two entries",
+			prev:   State{Refs: map[string]Ref{}},
+			ours:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{early.UnixNano() + 1: 1}},
+			theirs: State{Refs: map[string]Ref{}, Restarts: map[int64]int{early.UnixNano() + 2: 1}},
+			at:     late,
+			want:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{early.UnixNano() + 1: 1, early.UnixNano() + 2: 1}},
+		},
+		{
+			name:   "one run's entry is not counted twice; the larger count stands",
+			prev:   State{Refs: map[string]Ref{}},
+			ours:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 2}},
+			theirs: State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 3}},
+			at:     late,
+			want:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 3}},
+		},
+		{
+			name:   "a restart we dropped out of our window stays theirs: the cap holds early, never late",
+			prev:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 1}},
+			ours:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{2: 1}},
+			theirs: State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 1}},
+			at:     late,
+			want:   State{Refs: map[string]Ref{}, Restarts: map[int64]int{1: 1, 2: 1}},
+		},
+		{
+			name:   "the later full run's start is the window's",
+			prev:   State{Refs: map[string]Ref{}},
+			ours:   State{Refs: map[string]Ref{}, CapSince: late},
+			theirs: State{Refs: map[string]Ref{}, CapSince: early},
+			at:     late,
+			want:   State{Refs: map[string]Ref{}, CapSince: late},
+		},
+		{
+			name:   "their later full run's start stands against ours",
+			prev:   State{Refs: map[string]Ref{}},
+			ours:   State{Refs: map[string]Ref{}, CapSince: early},
+			theirs: State{Refs: map[string]Ref{}, CapSince: late},
+			at:     late,
+			want:   State{Refs: map[string]Ref{}, CapSince: late},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			theirs := tc.theirs.Clone()
@@ -83,5 +131,27 @@ func TestMergeKeepsEachWritersNewerObservations(t *testing.T) {
 				t.Errorf("Merge modified its input (-before +after):\n%s", diff)
 			}
 		})
+	}
+}
+
+// Past the bound, the oldest runs fold into the oldest kept: the count
+// the cap reads never drops.
+func TestBoundRestartsKeepsTheCount(t *testing.T) {
+	r := map[int64]int{}
+	total := 0
+	for i := range MaxRestartEntries + 5 {
+		r[int64(i+1)] = i%3 + 1
+		total += i%3 + 1
+	}
+	BoundRestarts(r)
+	sum := 0
+	for _, n := range r {
+		sum += n
+	}
+	if len(r) != MaxRestartEntries || sum != total {
+		t.Errorf("%d entries counting %d, want %d counting %d", len(r), sum, MaxRestartEntries, total)
+	}
+	if _, kept := r[1]; kept {
+		t.Error("the oldest entry was kept, a newer one folded")
 	}
 }

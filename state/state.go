@@ -23,6 +23,40 @@ type State struct {
 	// Refs maps a canonical image reference (registry/repository:tag) to
 	// what urunner knows of it.
 	Refs map[string]Ref
+	// CapSince is when the last full (unrestricted) run started, to the
+	// nanosecond (its RunKey): the restart cap's default window
+	// (URUNNER_CONF_MAX_RESTARTS) runs from there.
+	CapSince time.Time
+	// Restarts are the restarts of recent runs, which the cap counts: how
+	// many workloads each run restarted, keyed by the run's start in Unix
+	// nanoseconds (see RunKey). The start, to the nanosecond, tells two
+	// runs apart, so that merging two writers' restarts never loses one.
+	Restarts map[int64]int
+}
+
+// RunKey is a run's key in State.Restarts: its start in Unix nanoseconds.
+func RunKey(start time.Time) int64 { return start.UnixNano() }
+
+// MaxRunRestarts bounds one entry of State.Restarts.
+const MaxRunRestarts = 1 << 30
+
+// MaxRestartEntries bounds State.Restarts; older runs are folded into the
+// oldest one kept, so that a bound never undercounts.
+const MaxRestartEntries = 1000
+
+// BoundRestarts folds the oldest entries of r beyond MaxRestartEntries
+// into the oldest one kept.
+func BoundRestarts(r map[int64]int) {
+	if len(r) <= MaxRestartEntries {
+		return
+	}
+	keys := slices.Sorted(maps.Keys(r))
+	fold := keys[:len(keys)-MaxRestartEntries]
+	into := keys[len(fold)]
+	for _, k := range fold {
+		r[into] = min(r[into]+r[k], MaxRunRestarts)
+		delete(r, k)
+	}
 }
 
 // Ref is what urunner knows of one image reference.
@@ -85,6 +119,7 @@ func WorkloadContainer(namespace, kind, name, container string) string {
 // Clone returns a deep copy.
 func (s State) Clone() State {
 	c := s
+	c.Restarts = maps.Clone(s.Restarts)
 	c.Refs = make(map[string]Ref, len(s.Refs))
 	for k, r := range s.Refs {
 		c.Refs[k] = r.clone()

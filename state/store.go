@@ -103,12 +103,29 @@ func (s *Store) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	if version < Version {
 		snap.Migrated = version
-		// A workload created after the last run of the older urunner is
-		// new to this one; that run's report says when it started.
-		st.ListedAt = reportStarted(cm.Data[ReportKey])
+		carryListing(&st, reportStarted(cm.Data[ReportKey]))
 	}
 	snap.State = st
 	return snap, nil
+}
+
+// carryListing gives a migrated state the time of the older urunner's last
+// run, which versions 1 and 2 did not store (their run report says when it
+// started): as the state's listing time and as when each reference was
+// last looked up, which is what the belief compares a workload's creation
+// with. A workload created since was not there to be seen: it is first
+// seen, not believed to run the old document's digest and restarted.
+func carryListing(s *State, at time.Time) {
+	if at.IsZero() {
+		return
+	}
+	s.ListedAt = at
+	for k, r := range s.Refs {
+		if r.Checked.IsZero() {
+			r.Checked = at
+			s.Refs[k] = r
+		}
+	}
 }
 
 // reportStarted returns the start time of a stored run report, zero if

@@ -187,6 +187,11 @@ func TestLoadMigratesAnOlderDocumentWithTheLastRunsStart(t *testing.T) {
 	if snap.Migrated != 2 || !snap.State.ListedAt.Equal(t0) {
 		t.Errorf("Migrated = %d, ListedAt = %v; want 2 and %v", snap.Migrated, snap.State.ListedAt, t0)
 	}
+	// The belief compares a workload's creation with when its reference
+	// was last looked up: the old run's start.
+	if got := snap.State.Refs["r/a:1"]; !got.Checked.Equal(t0) || got.Digest != d1 {
+		t.Errorf("migrated r/a:1 = %+v, want digest %s checked at %v", got, d1, t0)
+	}
 }
 
 func gzipWriter(w *strings.Builder) *gzip.Writer { return gzip.NewWriter(w) }
