@@ -38,11 +38,10 @@ import (
 //     ones.
 //
 // The real cosign CLI signs with the certificate (--certificate,
-// --certificate-chain) and asks the loopback TSA for the timestamp. No
-// Rekor runs here, so these policies opt out of the transparency log
-// (WithoutTransparencyLog, URUNNER_CONF_SIGNATURE_TLOG=false) and trust a
-// timestamp alone; bundles with a log entry are made with sigstore-go's
-// VirtualSigstore in tlog_test.go. Not covered: certificate transparency
+// --certificate-chain) and asks the loopback TSA for the timestamp. These
+// policies opt out of the transparency log (WithoutTransparencyLog,
+// URUNNER_CONF_SIGNATURE_TLOG=false) and trust a timestamp alone; bundles
+// with a log entry, from cosign and a Rekor stand-in, are in tlog_test.go. Not covered: certificate transparency
 // SCTs, which sigstore-go verifies offline from the certificate.
 
 const (

@@ -2,17 +2,23 @@ package signature
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-openapi/runtime"
+	"github.com/go-openapi/strfmt"
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 	"github.com/regclient/regclient"
@@ -24,6 +30,9 @@ import (
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"github.com/sigstore/rekor/pkg/generated/models"
+	"github.com/sigstore/rekor/pkg/types"
+	_ "github.com/sigstore/rekor/pkg/types/dsse/v0.0.1" // the entry kind cosign sign proposes
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
@@ -31,14 +40,17 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// The keyless tests in keyless_test.go sign with the real cosign CLI, which
-// needs a Rekor server to write a log entry; none runs here. These tests
-// make the bundles `cosign sign` writes with Rekor v1 (a DSSE envelope of
-// the cosign/sign/v1 statement, the certificate, a log entry with its
-// signed entry timestamp and inclusion proof, and optionally an RFC 3161
-// timestamp) with sigstore-go's own offline test sigstore, ca.VirtualSigstore
-// (a Fulcio CA, a timestamp authority and a Rekor log in memory), and push
-// them as cosign does: an OCI 1.1 referrer of the image.
+// A keyless signature must carry a transparency log entry (issue 22, item
+// 17). Two ways to make the bundles `cosign sign` writes with Rekor v1 (a
+// DSSE envelope of the cosign/sign/v1 statement, the certificate, a log
+// entry with its signed entry timestamp and inclusion proof, and
+// optionally an RFC 3161 timestamp), both offline with sigstore-go's test
+// sigstore, ca.VirtualSigstore (a Fulcio CA, a timestamp authority and a
+// Rekor log key in memory):
+//   - the real cosign CLI signs and uploads to a Rekor stand-in on loopback
+//     that answers with entries VirtualSigstore's log key signs;
+//   - the bundle is put together from VirtualSigstore's parts and pushed as
+//     cosign does, an OCI 1.1 referrer of the image, to vary what it holds.
 
 // witnesses say which proofs of time a test bundle carries.
 type witnesses struct {
@@ -285,4 +297,163 @@ func TestLoadPolicyTrustedRootWithoutLog(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no timestamp authorities") {
 		t.Errorf("LoadPolicy(root without timestamp authority, log not required) = %v, want an error", err)
 	}
+}
+
+// startRekor is a Rekor v1 log on loopback, the one request `cosign sign`
+// makes of it: POST /api/v1/log/entries with a proposed entry, answered
+// with the canonical entry, its integrated time, the signed entry timestamp
+// and an inclusion proof, made with vs's log key as Rekor makes them.
+func startRekor(t *testing.T, vs *ca.VirtualSigstore) string {
+	t.Helper()
+	logID, err := vs.RekorLogID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/log/entries" {
+			http.Error(w, "not the Rekor v1 create entry call", http.StatusNotFound)
+			return
+		}
+		pe, err := models.UnmarshalProposedEntry(io.LimitReader(r.Body, 1<<20), runtime.JSONConsumer())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		entry, err := types.CreateVersionedEntry(pe)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		body, err := types.CanonicalizeEntry(r.Context(), entry)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		anon, err := rekorEntry(vs, logID, body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		sum := sha256.Sum256(body)
+		uuid := hex.EncodeToString(sum[:])
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("ETag", uuid)
+		w.Header().Set("Location", "/api/v1/log/entries/"+uuid)
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]models.LogEntryAnon{uuid: anon})
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// rekorEntry is Rekor's answer for a canonical entry body.
+func rekorEntry(vs *ca.VirtualSigstore, logID string, body []byte) (models.LogEntryAnon, error) {
+	integrated, index := time.Now().Unix(), int64(0)
+	b64 := base64.StdEncoding.EncodeToString(body)
+	set, err := vs.RekorSignPayload(tlog.RekorPayload{Body: b64, IntegratedTime: integrated, LogIndex: index, LogID: logID})
+	if err != nil {
+		return models.LogEntryAnon{}, err
+	}
+	proof, err := vs.GetInclusionProof(body)
+	if err != nil {
+		return models.LogEntryAnon{}, err
+	}
+	return models.LogEntryAnon{
+		Body: b64, IntegratedTime: &integrated, LogID: &logID, LogIndex: &index,
+		Verification: &models.LogEntryAnonVerification{InclusionProof: proof, SignedEntryTimestamp: strfmt.Base64(set)},
+	}, nil
+}
+
+// The bundle the real cosign CLI writes with a Rekor entry (here from a
+// Rekor stand-in on loopback) verifies under a trusted root that names the
+// log, with or without a timestamp authority's timestamp; the same
+// signature without the entry is refused.
+func TestVerifyKeylessCosignWithRekor(t *testing.T) {
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rekorURL := startRekor(t, vs)
+	fulcio := newTestCA(t, "test fulcio")
+	tsa := startTSA(t)
+	ci := newKeylessSigner(t, fulcio, testSubject, testIssuer)
+	trustedRoot := writeRootWithLog(t, fulcio, tsa, vs)
+	tests := []struct {
+		name   string
+		args   []string
+		status Status
+		reason string
+	}{
+		{"a Rekor entry alone", []string{"--tlog-upload=true", "--rekor-url", rekorURL}, Verified, ""},
+		{"a Rekor entry and a timestamp", []string{"--tlog-upload=true", "--rekor-url", rekorURL, "--timestamp-server-url", tsa.url}, Verified, ""},
+		{"a timestamp and no Rekor entry", []string{"--tlog-upload=false", "--timestamp-server-url", tsa.url}, Invalid,
+			"1 signature(s) found, none valid: keyless signature with no transparency log entry: the trusted root names a log, and its entry is required (as cosign verify does)"},
+	}
+	p, err := LoadPolicy(Config{TrustedRootFile: trustedRoot, Identities: []Identity{{Issuer: testIssuer, Subject: testSubject}}})
+	if err != nil {
+		t.Fatalf("LoadPolicy: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := startRegistry(t)
+			img := pushImage(t, reg, "team/app", "v1")
+			args := append([]string{"sign", "--yes", "--key", ci.key, "--certificate", ci.cert,
+				"--allow-http-registry", "--use-signing-config=false"}, tt.args...)
+			cosign(t, ci.dir, append(args, imageName(img))...)
+			got, err := p.Verify(t.Context(), client(reg), img)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			want := Verdict{Status: tt.status, Reason: tt.reason, Signatures: 1}
+			if tt.status == Verified {
+				want.By = "identity " + testSubject + " (issuer " + testIssuer + ")"
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Verify (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// writeRootWithLog writes a trusted_root.json trusting ca for signing
+// certificates, tsa for timestamps and vs's Rekor log.
+func writeRootWithLog(t *testing.T, fulcio testCA, tsa testTSA, vs *ca.VirtualSigstore) string {
+	t.Helper()
+	logs := map[string]*root.TransparencyLog{}
+	for id, l := range vs.RekorLogs() {
+		raw, err := hex.DecodeString(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := *l
+		c.ID = raw
+		logs[id] = &c
+	}
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
+		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{
+			Root: fulcio.cert, ValidityPeriodStart: fulcio.cert.NotBefore, URI: "https://fulcio.test",
+		}},
+		nil,
+		[]root.TimestampingAuthority{&root.SigstoreTimestampingAuthority{
+			Root: tsa.ca.cert, Leaf: tsa.cert, ValidityPeriodStart: tsa.ca.cert.NotBefore, URI: tsa.url,
+		}},
+		logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tr.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
