@@ -81,6 +81,8 @@ type Config struct {
 	SignatureRoot       string        `envconfig:"URUNNER_CONF_SIGNATURE_TRUSTED_ROOT" desc:"keyless signatures: a sigstore trusted_root.json (with URUNNER_CONF_SIGNATURE_ISSUER and _SUBJECT)"`
 	SignatureIssuer     string        `envconfig:"URUNNER_CONF_SIGNATURE_ISSUER" desc:"keyless signatures: the OIDC issuer allowed to vouch for signers"`
 	SignatureSubject    string        `envconfig:"URUNNER_CONF_SIGNATURE_SUBJECT" desc:"keyless signatures: the signer's identity (email or workflow URI), a regular expression (anchor it with ^ and $)"`
+	SignatureTlog       bool          `envconfig:"URUNNER_CONF_SIGNATURE_TLOG" default:"true" desc:"keyless signatures must carry an entry of a transparency log the trusted root names, as cosign verify requires; false trusts a timestamp authority's timestamp alone"`
+	SignatureGrace      time.Duration `envconfig:"URUNNER_CONF_SIGNATURE_GRACE" default:"0s" desc:"a moved digest with no signature at all waits this long after it was first seen (a hold, not a failure) before it is refused; a wrong signature is refused at once"`
 	ChangeContext       bool          `envconfig:"URUNNER_CONF_CHANGE_CONTEXT" default:"true" desc:"say what a restart changes (the images' revision, version and source labels, a compare link): one manifest GET, and at most one config GET, per digest a restart moves from or to; never in a steady state"`
 	MaxRestarts         int           `envconfig:"URUNNER_CONF_MAX_RESTARTS" default:"0" desc:"blast-radius cap: when a run's restarts, with those already counted in the cap's window, would be more, restart none of the run's and exit 1 (0: no cap); the window is since the last full run's start (pushed runs add theirs), or URUNNER_CONF_MAX_RESTARTS_WINDOW"`
 	MaxRestartsWindow   time.Duration `envconfig:"URUNNER_CONF_MAX_RESTARTS_WINDOW" default:"0" desc:"the cap's window: count the restarts of every run (scheduled or pushed) within this duration, e.g. 24h (0: since the start of the last full run)"`
@@ -202,6 +204,9 @@ func (c *Config) validateNumbers() error {
 	}
 	if c.Soak < 0 {
 		return badConfig("URUNNER_CONF_SOAK: must not be negative")
+	}
+	if c.SignatureGrace < 0 {
+		return badConfig("URUNNER_CONF_SIGNATURE_GRACE: must not be negative")
 	}
 	if c.RolloutTimeout <= 0 {
 		return badConfig("URUNNER_CONF_ROLLOUT_TIMEOUT: must be greater than zero")
@@ -402,6 +407,7 @@ func (c *Config) settings() policy.Settings {
 
 		MaxRestartsWindow: c.MaxRestartsWindow,
 		RequireSignature:  c.SignatureKeys != "" || c.SignatureRoot != "",
+		SignatureGrace:    c.SignatureGrace,
 		Quarantine:        c.VerifyRollout,
 	}
 }
@@ -420,11 +426,14 @@ func (c *Config) signaturePolicy() (*signature.Policy, error) {
 			return nil, badConfig("URUNNER_CONF_SIGNATURE_KEYS: %v", err)
 		}
 	}
-	sc := signature.Config{KeyFiles: keys, TrustedRootFile: c.SignatureRoot}
+	sc := signature.Config{KeyFiles: keys, TrustedRootFile: c.SignatureRoot, WithoutTransparencyLog: !c.SignatureTlog}
 	if c.SignatureRoot != "" {
 		sc.Identities = []signature.Identity{{Issuer: c.SignatureIssuer, SubjectRegexp: c.SignatureSubject}}
 	}
 	p, err := signature.LoadPolicy(sc)
+	if errors.Is(err, signature.ErrNoTransparencyLog) {
+		return nil, badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: %v; set URUNNER_CONF_SIGNATURE_TLOG=false to trust keyless signatures on a timestamp alone", err)
+	}
 	if err != nil {
 		return nil, badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT (with _ISSUER and _SUBJECT): %v", err)
 	}

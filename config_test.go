@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 
 	"github.com/urunner/urunner/e2e/testground"
 )
@@ -30,6 +35,8 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 		{"missing signature key", "URUNNER_CONF_SIGNATURE_KEYS", "/nonexistent/cosign.pub", `URUNNER_CONF_SIGNATURE_KEYS: stat /nonexistent/cosign.pub: no such file or directory`},
 		{"signature key that is no key", "URUNNER_CONF_SIGNATURE_KEYS", "testdata/not-a-key/notes.txt", `URUNNER_CONF_SIGNATURE_KEYS: signature key file testdata/not-a-key/notes.txt: no PEM block`},
 		{"signature key directory without keys", "URUNNER_CONF_SIGNATURE_KEYS", "testdata/no-keys", `URUNNER_CONF_SIGNATURE_KEYS: directory testdata/no-keys holds no key file`},
+		{"negative signature grace", "URUNNER_CONF_SIGNATURE_GRACE", "-1m", `URUNNER_CONF_SIGNATURE_GRACE: must not be negative`},
+		{"signature tlog", "URUNNER_CONF_SIGNATURE_TLOG", "maybe", `URUNNER_CONF_SIGNATURE_TLOG: want true or false, got "maybe"`},
 		{"pull policy", "URUNNER_CONF_PULL_POLICY_MISMATCH", "ignore", `URUNNER_CONF_PULL_POLICY_MISMATCH: want warn or skip, got "ignore"`},
 		{"list scope", "URUNNER_CONF_LIST_SCOPE", "node", `URUNNER_CONF_LIST_SCOPE: want auto, cluster or namespace, got "node"`},
 		{"approval", "URUNNER_CONF_APPROVAL", "manual", `URUNNER_CONF_APPROVAL: want auto, approve or notify, got "manual"`},
@@ -64,6 +71,47 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 				t.Errorf("registry requests before the configuration was checked: %v", r)
 			}
 		})
+	}
+}
+
+// A keyless trusted root that names no transparency log cannot require a
+// log entry: the run refuses to start, naming the root and the opt-out,
+// unless URUNNER_CONF_SIGNATURE_TLOG=false, which then says signatures are
+// trusted on a timestamp alone (issue 22, item 17).
+func TestTrustedRootWithoutLogNeedsTheOptOut(t *testing.T) {
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), nil, vs.TimestampingAuthorities(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tr.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT", file)
+	t.Setenv("URUNNER_CONF_SIGNATURE_ISSUER", "https://token.actions.githubusercontent.com")
+	t.Setenv("URUNNER_CONF_SIGNATURE_SUBJECT", "^https://github.com/org/app/")
+	o := g.run()
+	want := "URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: signature trusted root " + file + ": names no transparency log"
+	if o.code != exitConfig || !strings.Contains(o.logs, want) || !strings.Contains(o.logs, "URUNNER_CONF_SIGNATURE_TLOG=false") {
+		t.Errorf("exit %d; want %d and a line saying %q and naming the opt-out:\n%s", o.code, exitConfig, want, o.logs)
+	}
+	if n := g.api.total(); n != 0 {
+		t.Errorf("%d API requests before the configuration was checked", n)
+	}
+
+	t.Setenv("URUNNER_CONF_SIGNATURE_TLOG", "false")
+	o = g.mustRun()
+	if !strings.Contains(o.logs, "keyless signatures are trusted on a timestamp alone") {
+		t.Errorf("the opt-out is not said:\n%s", o.logs)
 	}
 }
 

@@ -90,11 +90,11 @@ func (a *app) logLookups(f *found, o *outcome) {
 // counts what the decisions say.
 func (a *app) logDecisions(f *found, p *plan, o *outcome) {
 	o.namespaces, o.workloads = len(f.scope.Namespaces), len(f.workloads)
-	refused := map[string]bool{} // ref@digest whose signature failed
+	refused := map[string]bool{} // ref@digest whose signature failed; one waiting for its first is no failure
 	for i, d := range p.decisions {
 		w := f.workloads[i]
 		for _, c := range d.Moves() {
-			if sig := c.Result.Signature; sig != nil && !sig.Verified && !refused[c.Ref+"@"+c.To] {
+			if sig := c.Result.Signature; sig != nil && !sig.Verified && !p.run.AwaitsSignature(c) && !refused[c.Ref+"@"+c.To] {
 				refused[c.Ref+"@"+c.To] = true
 				o.signatureFailures++
 				why := sig.Reason

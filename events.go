@@ -164,7 +164,7 @@ func (a *app) decisionEvents(f *found, p *plan) {
 		w := f.workloads[i]
 		var skipped, keys []string
 		for _, c := range d.Moves() {
-			if sig := c.Result.Signature; sig != nil && !sig.Verified && n < maxWarningEvents {
+			if sig := c.Result.Signature; sig != nil && !sig.Verified && !p.run.AwaitsSignature(c) && n < maxWarningEvents {
 				n++
 				why := sig.Reason
 				if sig.Err != nil {

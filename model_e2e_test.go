@@ -84,7 +84,10 @@ type world struct {
 	pin, verify bool
 	approve     bool // URUNNER_CONF_APPROVAL=approve
 	maxRestarts int
-	namespaces  map[string]string // group (a, b, c) → namespace
+	// window is how many restarts the saved runs made since the last
+	// saved full run started: what a pushed run's restarts add to.
+	window     int
+	namespaces map[string]string // group (a, b, c) → namespace
 
 	// the registry: what each tag points at, and the seeds pushed to it
 	tag   map[string]string
@@ -238,7 +241,7 @@ func (w *world) play(steps int) {
 		{22, w.opPush}, {6, w.opMoveBack}, {10, w.opAdd}, {4, w.opDelete}, {6, w.opSetImage},
 		{2, w.opPinByHand}, {9, w.opHold}, {22, func() bool { return w.run(armed{}) }},
 		{7, w.opFaultRun}, {5, w.opConflictRun}, {3, w.opCrashRun}, {4, w.opRestrictedRun},
-		{16, w.opApprove},
+		{16, w.opApprove}, {3, w.opPushBurst},
 	}
 	total := 0
 	for _, o := range ops {
@@ -593,6 +596,22 @@ func (w *world) opRestrictedRun() bool {
 	return w.run(armed{restrict: w.refs()[w.pick(6)]})
 }
 
+// opPushBurst is a CI pipeline pushing several tags, each push starting
+// its own pushed run at once (a rebuilt base image): the cap counts them
+// together until the next full run.
+func (w *world) opPushBurst() bool {
+	for range 2 + w.pick(3) {
+		if w.t.Failed() {
+			return true
+		}
+		ref := w.followedRef()
+		w.pushSeed(ref, fmt.Sprintf("s%d", len(w.steps)+1))
+		w.step("push %s (%s)", w.repoTag(ref), short(w.tag[ref]))
+		w.run(armed{restrict: ref})
+	}
+	return true
+}
+
 // armed is what a run meets besides the world as it is.
 type armed struct {
 	fault, faultRef   string // a registry fault: for one tag's HEAD, or every HEAD (429)
@@ -860,7 +879,11 @@ func (w *world) predict(a armed) int {
 			restarts++
 		}
 	}
-	if w.maxRestarts > 0 && restarts > w.maxRestarts {
+	already := 0
+	if a.restrict != "" {
+		already = w.window // a pushed run counts with the runs since the last full one
+	}
+	if w.maxRestarts > 0 && restarts > 0 && restarts+already > w.maxRestarts {
 		exit = 1
 		for i := range decs {
 			if decs[i].restart {
@@ -892,6 +915,7 @@ func (w *world) predict(a armed) int {
 	}
 	var rollbacks []undo
 	quarantine := map[string]string{}
+	patched, rolled := 0, 0 // restarts this run made and rolled back, for the cap's window
 	for _, d := range decs {
 		if !d.restart {
 			continue
@@ -906,11 +930,13 @@ func (w *world) predict(a armed) int {
 		}
 		d.x.restartedAt = true
 		w.restarts++
+		patched++
 		if w.verify && d.x.fragile {
 			// Its rollout fails; rolled back to what it ran before, its
 			// new digest quarantined.
 			exit = 1
 			rollbacks = append(rollbacks, saved...)
+			rolled++
 			for c, to := range d.moves {
 				quarantine[c.ref] = to
 			}
@@ -928,6 +954,11 @@ func (w *world) predict(a armed) int {
 		// Nothing the state would have kept is kept: only what each
 		// restarted workload records in its own template.
 		return 1
+	}
+	if a.restrict == "" {
+		w.window = patched - rolled
+	} else {
+		w.window += patched - rolled
 	}
 	w.record(decs, made, quarantine)
 	if a.restrict == "" {

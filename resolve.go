@@ -79,6 +79,7 @@ func (a *app) addSignatures(ctx context.Context, f *found, mem state.State) {
 				continue
 			}
 			verdicts[t] = a.verify(ctx, f.lookups[c.Lookup()], r.Digest)
+			a.logSignature(t.ref, t.digest, verdicts[t], mem)
 		}
 	}
 	for l, r := range f.results {
@@ -93,21 +94,33 @@ func (a *app) verify(ctx context.Context, l registry.Lookup, digest string) *pol
 	ctx, cancel := context.WithTimeout(ctx, signatureTimeout)
 	defer cancel()
 	rc, err := a.resolver.Client(ctx, l)
-	if err == nil {
-		var v signature.Verdict
-		if v, err = a.signer.Verify(ctx, rc, l.Ref.SetDigest(digest)); err == nil {
-			reason := v.Reason
-			if v.Verified() {
-				reason = "signed by " + v.By
-				a.log.Info("signature verified", "image", registry.Key(l.Ref), "digest", digest, "by", v.By)
-			} else {
-				a.log.Warn("signature refused; nothing restarts onto this digest", "image", registry.Key(l.Ref), "digest", digest, "reason", v.Reason)
-			}
-			return &policy.Signature{Verified: v.Verified(), Reason: reason}
-		}
+	if err != nil {
+		return &policy.Signature{Err: err}
 	}
-	a.log.Warn("cannot check the signature; nothing restarts onto this digest this run", "image", registry.Key(l.Ref), "digest", digest, "error", err)
-	return &policy.Signature{Err: err}
+	v, err := a.signer.Verify(ctx, rc, l.Ref.SetDigest(digest))
+	if err != nil {
+		return &policy.Signature{Err: err}
+	}
+	if v.Verified() {
+		return &policy.Signature{Verified: true, Reason: "signed by " + v.By}
+	}
+	return &policy.Signature{Unsigned: v.Status == signature.Unsigned, Reason: v.Reason}
+}
+
+// logSignature says once per run what the signature policy found for
+// ref@digest. A digest with no signature yet, within the grace, is told
+// quietly: its signature usually follows the push by a minute.
+func (a *app) logSignature(ref, digest string, sig *policy.Signature, mem state.State) {
+	switch until, waits := policy.SignatureWait(a.settings, mem, ref, digest, a.now()); {
+	case sig.Err != nil:
+		a.log.Warn("cannot check the signature; nothing restarts onto this digest this run", "image", ref, "digest", digest, "error", sig.Err)
+	case sig.Verified:
+		a.log.Info("signature verified", "image", ref, "digest", digest, "by", strings.TrimPrefix(sig.Reason, "signed by "))
+	case sig.Unsigned && waits:
+		a.log.Info("no signature yet; waiting for one (URUNNER_CONF_SIGNATURE_GRACE)", "image", ref, "digest", digest, "until", until.UTC().Format(time.RFC3339))
+	default:
+		a.log.Warn("signature refused; nothing restarts onto this digest", "image", ref, "digest", digest, "reason", sig.Reason)
+	}
 }
 
 // podsRunOther reports whether c's ready pods report another digest than

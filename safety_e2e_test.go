@@ -225,44 +225,71 @@ func TestApprovalAndNotifyModes(t *testing.T) {
 	})
 }
 
+// cosignKey is a key pair made by the real cosign CLI, its public key in
+// a directory as the chart mounts a Secret: hidden ..data entries beside it
+// are not keys.
+type cosignKey struct {
+	bin, dir, keys string
+}
+
+func newCosignKey(t *testing.T) cosignKey {
+	t.Helper()
+	bin, err := filepath.Abs(filepath.Join(".cache", "bin", "cosign"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("cosign is missing: run hack/tools.sh cosign (make test does): %v", err)
+	}
+	k := cosignKey{bin: bin, dir: t.TempDir()}
+	k.cosign(t, "generate-key-pair", "--output-key-prefix", "cosign")
+	k.keys = filepath.Join(k.dir, "keys")
+	if err := os.MkdirAll(filepath.Join(k.keys, "..2026_11_29"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(k.dir, "cosign.pub"), filepath.Join(k.keys, "cosign.pub")); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func (k cosignKey) cosign(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), k.bin, args...)
+	cmd.Dir = k.dir
+	cmd.Env = []string{"HOME=" + k.dir, "COSIGN_PASSWORD=test", "TUF_ROOT=" + filepath.Join(k.dir, "tuf"), "PATH=" + os.Getenv("PATH")}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cosign %v: %v\n%s", args, err, out)
+	}
+}
+
+// sign signs image (host/repo@digest) offline, in cosign's bundle format.
+func (k cosignKey) sign(t *testing.T, image string) {
+	t.Helper()
+	k.cosign(t, "sign", "--yes", "--key", filepath.Join(k.dir, "cosign.key"), "--allow-http-registry",
+		"--tlog-upload=false", "--use-signing-config=false", image)
+}
+
+// signatureWarning reports whether a Warning Event on web in ns names digest
+// as refused by the signature policy.
+func signatureWarning(g *ground, ns, digest string) bool {
+	g.t.Helper()
+	for _, e := range g.events(ns, string(g.deployment(ns, "web").UID)) {
+		if e.Reason == kube.ReasonSignature && strings.Contains(e.Message, digest) {
+			return true
+		}
+	}
+	return false
+}
+
 // With a signature policy, only a digest signed by a trusted key (here by
 // the real cosign CLI, in the test registry) restarts anything; an unsigned
 // one is refused, with a Warning Event and exit 1.
 func TestOnlySignedDigestsRestart(t *testing.T) {
-	cosign, err := filepath.Abs(filepath.Join(".cache", "bin", "cosign"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(cosign); err != nil {
-		t.Fatalf("cosign is missing: run hack/tools.sh cosign (make test does): %v", err)
-	}
-	dir := t.TempDir()
-	run := func(args ...string) {
-		t.Helper()
-		cmd := exec.CommandContext(t.Context(), cosign, args...)
-		cmd.Dir = dir
-		cmd.Env = []string{"HOME=" + dir, "COSIGN_PASSWORD=test", "TUF_ROOT=" + filepath.Join(dir, "tuf"), "PATH=" + os.Getenv("PATH")}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("cosign %v: %v\n%s", args, err, out)
-		}
-	}
-	run("generate-key-pair", "--output-key-prefix", "cosign")
+	key := newCosignKey(t)
 	g := newGround(t, testground.RegistryOptions{})
-	// The key as the chart mounts it: a Secret's directory, whose hidden
-	// ..data entries are not keys.
-	keys := filepath.Join(dir, "keys")
-	if err := os.MkdirAll(filepath.Join(keys, "..2026_11_29"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(dir, "cosign.pub"), filepath.Join(keys, "cosign.pub")); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("URUNNER_CONF_SIGNATURE_KEYS", keys)
-	sign := func(digest string) {
-		run("sign", "--yes", "--key", filepath.Join(dir, "cosign.key"), "--allow-http-registry",
-			"--tlog-upload=false", "--use-signing-config=false", g.image("team/app@"+digest))
-	}
-	sign(g.push("team/app:latest", "v1"))
+	t.Setenv("URUNNER_CONF_SIGNATURE_KEYS", key.keys)
+	key.sign(t, g.image("team/app@"+g.push("team/app:latest", "v1")))
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
 	g.mustRun()
@@ -272,18 +299,65 @@ func TestOnlySignedDigestsRestart(t *testing.T) {
 	if o.code != 1 || g.restartedAt(ns, "web") != "" || !strings.Contains(o.logs, "signature refused") {
 		t.Fatalf("an unsigned digest: exit %d, restarted %v; want 1, not restarted, a refusal line:\n%s", o.code, g.restartedAt(ns, "web") != "", o.logs)
 	}
-	found := false
-	for _, e := range g.events(ns, string(g.deployment(ns, "web").UID)) {
-		found = found || e.Reason == kube.ReasonSignature && strings.Contains(e.Message, unsigned)
-	}
-	if !found {
+	if !signatureWarning(g, ns, unsigned) {
 		t.Error("no Warning Event says the digest was refused")
 	}
 	signed := g.push("team/app:latest", "v3")
-	sign(signed)
+	key.sign(t, g.image("team/app@"+signed))
 	o = g.mustRun()
 	if g.restartedAt(ns, "web") == "" || !strings.Contains(o.logs, "signature verified") {
 		t.Errorf("a signed digest did not restart:\n%s", o.logs)
+	}
+}
+
+// With URUNNER_CONF_SIGNATURE_GRACE, a digest pushed before its signature
+// (a pushed run comes before cosign sign) waits quietly: exit 0, no
+// Warning, no failure in the report; the run after cosign sign restarts
+// onto it. A digest signed, but by an untrusted key, is refused at once,
+// grace or not (issue 22, item 12).
+func TestUnsignedDigestWaitsForItsSignature(t *testing.T) {
+	trusted, stranger := newCosignKey(t), newCosignKey(t)
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_SIGNATURE_KEYS", trusted.keys)
+	t.Setenv("URUNNER_CONF_SIGNATURE_GRACE", "10m")
+	t.Setenv("URUNNER_CONF_REPORT", "json")
+	trusted.sign(t, g.image("team/app@"+g.push("team/app:latest", "v1")))
+	ns := g.namespace(true)
+	g.deploy(ns, "web", g.image("team/app:latest"))
+	g.mustRun()
+
+	pushed := g.push("team/app:latest", "v2")
+	for range 2 { // the run the push starts, and the next on schedule
+		o := g.run()
+		rep := reportOf(t, o)
+		if o.code != 0 || g.restartedAt(ns, "web") != "" || rep.Held != 1 || len(rep.Failures) != 0 {
+			t.Fatalf("an unsigned digest within the grace: exit %d, restarted %v, held %d, failures %v; want 0, not restarted, held 1, none:\n%s",
+				o.code, g.restartedAt(ns, "web") != "", rep.Held, rep.Failures, o.logs)
+		}
+		want := "waiting for a signature of " + strings.TrimPrefix(pushed, "sha256:")[:12] + " until "
+		if !strings.Contains(o.logs, want) || strings.Contains(o.logs, "signature refused") {
+			t.Errorf("logs do not say %q, or say it was refused:\n%s", want, o.logs)
+		}
+	}
+	if signatureWarning(g, ns, pushed) {
+		t.Error("a Warning Event refuses a digest that waits for its signature")
+	}
+
+	trusted.sign(t, g.image("team/app@"+pushed))
+	o := g.mustRun()
+	restarted := g.restartedAt(ns, "web")
+	if restarted == "" || !strings.Contains(o.logs, "signature verified") {
+		t.Fatalf("the digest, once signed, did not restart:\n%s", o.logs)
+	}
+
+	wrong := g.push("team/app:latest", "v3")
+	stranger.sign(t, g.image("team/app@"+wrong))
+	o = g.run()
+	if o.code != 1 || g.restartedAt(ns, "web") != restarted || !strings.Contains(o.logs, "signature refused") {
+		t.Fatalf("a digest signed by an untrusted key within the grace: exit %d; want 1, not restarted, a refusal line:\n%s", o.code, o.logs)
+	}
+	if !signatureWarning(g, ns, wrong) {
+		t.Error("no Warning Event says the wrongly signed digest was refused")
 	}
 }
 

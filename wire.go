@@ -62,6 +62,9 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.SignatureRoot != "" && !cfg.SignatureTlog {
+		log.Warn("keyless signatures are trusted on a timestamp alone: no transparency log entry is required, as configured (URUNNER_CONF_SIGNATURE_TLOG=false)")
+	}
 	rc, ns, err := kubeConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -78,6 +78,13 @@ func TestSafetyHolds(t *testing.T) {
 		m[0].Result = &Result{Digest: dB, Signature: &Signature{Verified: v, Reason: reason, Err: err}}
 		return m
 	}
+	const noSignature = "no cosign signature found for the digest"
+	unsignedMove := func() []ContainerDecision {
+		m := moved(app, dB)
+		m[0].Result = &Result{Digest: dB, Signature: &Signature{Unsigned: true, Reason: noSignature}}
+		return m
+	}
+	grace := Settings{RequireSignature: true, SignatureGrace: 10 * time.Minute}
 	ns := func(k, v string) func(*Workload) {
 		return func(w *Workload) { w.NamespaceAnnotations = map[string]string{k: v} }
 	}
@@ -108,8 +115,29 @@ func TestSafetyHolds(t *testing.T) {
 		{"a malformed soak holds", Settings{}, workload(annotated(SoakAnnotation, "a while")), state.State{}, nil, moved(app, dB),
 			`annotation urunner.io/soak="a while" is not a duration`},
 		{"a verified signature lets it restart", Settings{RequireSignature: true}, workload(), state.State{}, nil, signed(true, "key cosign.pub", nil), ""},
-		{"an unsigned digest is refused", Settings{RequireSignature: true}, workload(), state.State{}, nil, signed(false, "no cosign signature found for the digest", nil),
+		{"an unsigned digest is refused", Settings{RequireSignature: true}, workload(), state.State{}, nil, unsignedMove(),
 			"bbbbbbbbbbbb refused by the signature policy: no cosign signature found for the digest"},
+		{"an unsigned digest first seen this run waits for its signature, the grace counted from now", grace, workload(), state.State{}, nil, unsignedMove(),
+			"waiting for a signature of bbbbbbbbbbbb until 2026-11-25T12:10:00Z"},
+		{"an unsigned digest seen before waits until the grace from when it was first seen", grace, workload(), seenAt(now.Add(-4 * time.Minute)), nil, unsignedMove(),
+			"waiting for a signature of bbbbbbbbbbbb until 2026-11-25T12:06:00Z"},
+		{"an unsigned digest is refused once its grace has passed", grace, workload(), seenAt(now.Add(-10 * time.Minute)), nil, unsignedMove(),
+			"bbbbbbbbbbbb refused by the signature policy: no cosign signature found for the digest"},
+		{"the grace counts from this run when the state saw the tag at another digest", grace,
+			workload(), state.State{Refs: map[string]state.Ref{app: {Digest: dA, Seen: now.Add(-time.Hour), Checked: now.Add(-time.Hour)}}}, nil, unsignedMove(),
+			"waiting for a signature of bbbbbbbbbbbb until 2026-11-25T12:10:00Z"},
+		{"a digest whose signatures none trusts is refused at once, grace or not", grace, workload(), state.State{}, nil,
+			signed(false, "1 signature(s) found, none valid: not signed by a trusted key", nil),
+			"bbbbbbbbbbbb refused by the signature policy: 1 signature(s) found, none valid: not signed by a trusted key"},
+		{"a signature that cannot be read holds as a failure, grace or not", grace, workload(), state.State{}, nil, signed(false, "", errors.New("registry unreachable")),
+			"bbbbbbbbbbbb: signature could not be checked: registry unreachable"},
+		{"a refused container is the reason given before another's wait", grace, workload(), state.State{}, nil, func() []ContainerDecision {
+			m := append(unsignedMove(), signed(false, "1 signature(s) found, none valid: not signed by a trusted key", nil)...)
+			m[1].Container = &Container{Name: "sidecar", Ref: app}
+			return m
+		}(), "bbbbbbbbbbbb refused by the signature policy: 1 signature(s) found, none valid: not signed by a trusted key"},
+		{"with a soak too, the wait for a signature is the reason given (signature comes before soak)", Settings{RequireSignature: true, SignatureGrace: time.Minute, Soak: time.Hour},
+			workload(), state.State{}, nil, unsignedMove(), "waiting for a signature of bbbbbbbbbbbb until 2026-11-25T12:01:00Z"},
 		{"a signature that cannot be read never passes", Settings{RequireSignature: true}, workload(), state.State{}, nil, signed(false, "", errors.New("registry unreachable")),
 			"bbbbbbbbbbbb: signature could not be checked: registry unreachable"},
 		{"ring 0 goes first", Settings{}, workload(ringed(0)), state.State{}, fleet, moved(app, dB), ""},
@@ -150,6 +178,40 @@ func TestSafetyHolds(t *testing.T) {
 			got := holdReason(Due{Run: &Run{Settings: tc.settings, Mem: tc.mem, Now: now, Fleet: tc.fleet}, Workload: tc.workload, Moves: tc.moves})
 			if got != tc.want {
 				t.Errorf("hold = %q\nwant   %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// A move waiting for its first signature is a quiet hold: the run counts
+// no failure, sends no Warning, exits 0. Everything else the signature
+// policy did not verify is a failure.
+func TestAwaitsSignature(t *testing.T) {
+	grace := Settings{RequireSignature: true, SignatureGrace: 10 * time.Minute}
+	seen := func(at time.Time) state.State {
+		return state.State{Refs: map[string]state.Ref{app: {Digest: dB, Seen: at, Checked: at}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		settings Settings
+		mem      state.State
+		sig      *Signature
+		want     bool
+	}{
+		{"no signature at all, within the grace", grace, seen(now.Add(-9 * time.Minute)), &Signature{Unsigned: true}, true},
+		{"no signature at all, first seen this run", grace, state.State{}, &Signature{Unsigned: true}, true},
+		{"no signature at all, the grace passed", grace, seen(now.Add(-10 * time.Minute)), &Signature{Unsigned: true}, false},
+		{"no signature at all, no grace", Settings{RequireSignature: true}, state.State{}, &Signature{Unsigned: true}, false},
+		{"signatures none trusts, within the grace", grace, state.State{}, &Signature{Reason: "1 signature(s) found, none valid"}, false},
+		{"signatures that could not be read, within the grace", grace, state.State{}, &Signature{Unsigned: true, Err: errors.New("registry unreachable")}, false},
+		{"verified", grace, state.State{}, &Signature{Verified: true}, false},
+		{"not checked", grace, state.State{}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Run{Settings: tc.settings, Mem: tc.mem, Now: now}
+			c := ContainerDecision{Container: &Container{Name: "app", Ref: app}, Verdict: Moved, To: dB, Result: &Result{Digest: dB, Signature: tc.sig}}
+			if got := r.AwaitsSignature(c); got != tc.want {
+				t.Errorf("AwaitsSignature = %v, want %v", got, tc.want)
 			}
 		})
 	}

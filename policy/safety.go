@@ -64,10 +64,14 @@ func soaking(d Due) string {
 }
 
 // unsigned holds a move onto a digest the signature policy did not verify.
+// A digest with no signature at all waits for one within the grace; one
+// signed by no trusted key or identity, or whose signatures could not be
+// read, holds at once. A refusal is the reason given before a wait.
 func unsigned(d Due) string {
 	if !d.Settings.RequireSignature {
 		return ""
 	}
+	waiting := ""
 	for _, c := range d.Moves {
 		var sig *Signature
 		if c.Result != nil {
@@ -78,11 +82,44 @@ func unsigned(d Due) string {
 			return fmt.Sprintf("%s: signature not checked", short(c.To))
 		case sig.Err != nil:
 			return fmt.Sprintf("%s: signature could not be checked: %v", short(c.To), sig.Err)
-		case !sig.Verified:
+		case sig.Verified:
+		case d.AwaitsSignature(c):
+			if waiting == "" {
+				until, _ := SignatureWait(d.Settings, d.Mem, c.Ref, c.To, d.Now)
+				waiting = fmt.Sprintf("waiting for a signature of %s until %s", short(c.To), until.UTC().Format(time.RFC3339))
+			}
+		default:
 			return fmt.Sprintf("%s refused by the signature policy: %s", short(c.To), sig.Reason)
 		}
 	}
-	return ""
+	return waiting
+}
+
+// SignatureWait is when the grace for a signature of digest ends
+// (Settings.SignatureGrace, counted from when ref was first seen pointing
+// at digest: this run, if the state has not seen it), and whether now is
+// within it.
+func SignatureWait(s Settings, mem state.State, ref, digest string, now time.Time) (time.Time, bool) {
+	if s.SignatureGrace <= 0 {
+		return time.Time{}, false
+	}
+	until := firstSeen(mem, ref, digest, now).Add(s.SignatureGrace)
+	return until, now.Before(until)
+}
+
+// AwaitsSignature reports whether c's move waits quietly for a signature
+// rather than being refused: none was found at all, within the grace. Such
+// a move is held, and is no failure: no Warning, no exit code 1.
+func (r *Run) AwaitsSignature(c ContainerDecision) bool {
+	if c.Result == nil || c.Result.Signature == nil {
+		return false
+	}
+	sig := c.Result.Signature
+	if sig.Verified || sig.Err != nil || !sig.Unsigned {
+		return false
+	}
+	_, ok := SignatureWait(r.Settings, r.Mem, c.Ref, c.To, r.Now)
+	return ok
 }
 
 // unapproved holds everything in notify mode, and in approve mode a move

@@ -43,6 +43,10 @@ type Settings struct {
 	// RequireSignature restarts only onto digests whose signature the
 	// signature policy verified (URUNNER_CONF_SIGNATURE_*).
 	RequireSignature bool
+	// SignatureGrace is how long a digest with no signature at all waits
+	// for one, from when it was first seen, before it is refused
+	// (URUNNER_CONF_SIGNATURE_GRACE); 0 refuses it at once.
+	SignatureGrace time.Duration
 	// Quarantine is true when restarts are verified
 	// (URUNNER_CONF_VERIFY_ROLLOUT): a failed rollout quarantines its
 	// digest, so the quarantine gate judges every restart.
@@ -183,10 +187,15 @@ type Result struct {
 	Signature *Signature
 }
 
-// Signature is what the signature policy said of a digest.
+// Signature is what the signature policy said of a digest. Its zero value
+// is a refusal: signatures found, none trusted.
 type Signature struct {
 	// Verified is true when a trusted key or identity signed it.
 	Verified bool
+	// Unsigned is true when no signature of the digest was found at all,
+	// the one refusal a grace may defer (Settings.SignatureGrace): the
+	// signature of a freshly pushed digest is often pushed a minute later.
+	Unsigned bool
 	// Reason says who signed it, or why it is refused.
 	Reason string
 	// Err is set when the signatures could not be read: the digest is

@@ -143,7 +143,7 @@ func (p *Policy) verifyBundle(b *bundle.Bundle, d digest.Digest) bundleFinding {
 	}
 	res, err := p.keyless.verifier.Verify(b, verify.NewPolicy(artifact, opts...))
 	if err != nil {
-		return bundleFinding{finding: finding{problem: keylessProblem(b, err)}}
+		return bundleFinding{finding: finding{problem: p.keyless.problem(b, err)}}
 	}
 	by := "identity"
 	if c := res.Signature.Certificate; c != nil {
@@ -186,9 +186,9 @@ func checkStatement(payloadType string, payload []byte, d digest.Digest) (string
 	return "signed for " + shortDigest(other) + ", not this digest", nil
 }
 
-// keylessProblem says why a keyless bundle failed, in plainer words than
+// problem says why a keyless bundle failed, in plainer words than
 // sigstore-go's where the bundle shows the cause.
-func keylessProblem(b *bundle.Bundle, err error) string {
+func (kl *keyless) problem(b *bundle.Bundle, err error) string {
 	var noMatch *verify.ErrNoMatchingCertificateIdentity
 	if errors.As(err, &noMatch) {
 		// sigstore-go checks the identity last, once the certificate, its
@@ -202,6 +202,9 @@ func keylessProblem(b *bundle.Bundle, err error) string {
 	entries, _ := b.TlogEntries()
 	if len(ts) == 0 && len(entries) == 0 {
 		return "keyless signature with no signed timestamp and no transparency log entry: nothing proves the certificate was valid when it signed"
+	}
+	if kl.requireTlog && len(entries) == 0 {
+		return "keyless signature with no transparency log entry: the trusted root names a log, and its entry is required (as cosign verify does)"
 	}
 	return "keyless: " + short(err)
 }

@@ -25,6 +25,12 @@
 // docker-manifest-digest, or the statement's subject) and, when it says
 // one, its repository (critical.identity.docker-reference).
 //
+// A keyless bundle must carry an entry of a transparency log the trusted
+// root names (its signed entry timestamp and inclusion proof, checked
+// offline), as cosign verify requires, unless Config.WithoutTransparencyLog
+// opts out; then a timestamp authority's signed timestamp must show when
+// the short-lived certificate signed.
+//
 // The cryptography is sigstore's: github.com/sigstore/sigstore for keys
 // and simple-signing payloads, github.com/sigstore/sigstore-go for bundles,
 // certificates and timestamps. This package finds signatures, checks what

@@ -38,10 +38,11 @@ import (
 //     ones.
 //
 // The real cosign CLI signs with the certificate (--certificate,
-// --certificate-chain) and asks the loopback TSA for the timestamp. What
-// is not covered: a Rekor transparency log entry as the witness, and
-// certificate transparency SCTs; sigstore-go verifies both offline from
-// the bundle and the trusted root, but no log runs here to make them.
+// --certificate-chain) and asks the loopback TSA for the timestamp. These
+// policies opt out of the transparency log (WithoutTransparencyLog,
+// URUNNER_CONF_SIGNATURE_TLOG=false) and trust a timestamp alone; bundles
+// with a log entry, from cosign and a Rekor stand-in, are in tlog_test.go. Not covered: certificate transparency
+// SCTs, which sigstore-go verifies offline from the certificate.
 
 const (
 	testIssuer  = "https://issuer.example"
@@ -268,7 +269,7 @@ func TestVerifyKeyless(t *testing.T) {
 	otherIssuer := newKeylessSigner(t, fulcio, testSubject, "https://other-issuer.example")
 	impostor := newKeylessSigner(t, impostorCA, testSubject, testIssuer)
 
-	trustCI := Config{TrustedRootFile: trustedRoot, Identities: []Identity{{Issuer: testIssuer, Subject: testSubject}}}
+	trustCI := Config{TrustedRootFile: trustedRoot, Identities: []Identity{{Issuer: testIssuer, Subject: testSubject}}, WithoutTransparencyLog: true}
 	tests := []struct {
 		name   string
 		conf   Config
@@ -289,7 +290,7 @@ func TestVerifyKeyless(t *testing.T) {
 			conf: Config{TrustedRootFile: trustedRoot, Identities: []Identity{
 				{Issuer: testIssuer, Subject: "someone@else.example"},
 				{IssuerRegexp: `^https://issuer\.example$`, SubjectRegexp: `^[a-z]+@example\.com$`},
-			}},
+			}, WithoutTransparencyLog: true},
 			sign:   func(t *testing.T, image string) { ci.signKeyless(t, image, tsa.url) },
 			status: Verified,
 			by:     "identity " + testSubject + " (issuer " + testIssuer + ")",
@@ -348,7 +349,7 @@ func TestVerifyKeyless(t *testing.T) {
 		{
 			name: "a key signature under a policy of keys and identities is verified by the key",
 			conf: Config{KeyFiles: []string{keyOnly.pub}, TrustedRootFile: trustedRoot,
-				Identities: []Identity{{Issuer: testIssuer, Subject: testSubject}}},
+				Identities: []Identity{{Issuer: testIssuer, Subject: testSubject}}, WithoutTransparencyLog: true},
 			sign:   func(t *testing.T, image string) { keyOnly.sign(t, bundleFormat, image) },
 			status: Verified,
 			by:     "key " + keyOnly.pub,

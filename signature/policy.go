@@ -36,6 +36,12 @@ type Config struct {
 	TrustedRootFile string
 	// Identities are the certificate identities allowed to sign keyless.
 	Identities []Identity
+	// WithoutTransparencyLog is the explicit opt-out of the transparency
+	// log: a keyless signature then needs a signed timestamp from a
+	// timestamp authority of the trusted root, and log entries are not
+	// checked. By default, as `cosign verify`, a keyless signature must
+	// carry an entry of a log the trusted root names.
+	WithoutTransparencyLog bool
 }
 
 // Identity is a keyless signer: the OIDC issuer that vouched for it and
@@ -85,6 +91,8 @@ type keyless struct {
 	identities []verify.CertificateIdentity
 	names      []string
 	verifier   *verify.Verifier
+	// requireTlog: a signature needs a transparency log entry.
+	requireTlog bool
 }
 
 // LoadPolicy reads the key files and the trusted root of c. Errors name
@@ -102,7 +110,7 @@ func LoadPolicy(c Config) (*Policy, error) {
 		p.keys = append(p.keys, k)
 	}
 	if c.TrustedRootFile != "" || len(c.Identities) > 0 {
-		kl, err := loadKeyless(c.TrustedRootFile, c.Identities)
+		kl, err := loadKeyless(c.TrustedRootFile, c.Identities, !c.WithoutTransparencyLog)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +199,11 @@ func bundleKeyVerifier(v sigsig.Verifier) (*verify.Verifier, error) {
 	return verify.NewVerifier(material, verify.WithNoObserverTimestamps())
 }
 
-func loadKeyless(file string, ids []Identity) (*keyless, error) {
+// ErrNoTransparencyLog is returned by LoadPolicy when a transparency log
+// entry is required and the trusted root names no log to check it with.
+var ErrNoTransparencyLog = errors.New("names no transparency log, so no log entry can be required")
+
+func loadKeyless(file string, ids []Identity, requireTlog bool) (*keyless, error) {
 	if file == "" {
 		return nil, errors.New("signature policy: keyless identities need a trusted root file (trusted_root.json)")
 	}
@@ -205,14 +217,10 @@ func loadKeyless(file string, ids []Identity) (*keyless, error) {
 	if len(tr.FulcioCertificateAuthorities()) == 0 {
 		return nil, fmt.Errorf("signature trusted root %s: no certificate authorities: keyless certificates could not be trusted", file)
 	}
-	if len(tr.RekorLogs()) == 0 && len(tr.TimestampingAuthorities()) == 0 {
-		return nil, fmt.Errorf("signature trusted root %s: no transparency logs and no timestamp authorities: nothing could prove when a short-lived certificate signed", file)
+	opts, err := witnessOptions(tr, requireTlog)
+	if err != nil {
+		return nil, fmt.Errorf("signature trusted root %s: %w", file, err)
 	}
-	// A signing certificate lives minutes: a transparency log entry or a
-	// signed timestamp in the bundle must show it signed within them, as
-	// cosign verify requires. The bundle carries the proofs, and the
-	// trusted root the keys that check them, so nothing is fetched.
-	opts := []verify.VerifierOption{verify.WithObserverTimestamps(1)}
 	if len(tr.CTLogs()) > 0 {
 		// As cosign verify: a root that names certificate transparency logs
 		// means certificates must carry their signed timestamp.
@@ -222,7 +230,7 @@ func loadKeyless(file string, ids []Identity) (*keyless, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signature trusted root %s: %w", file, err)
 	}
-	kl := &keyless{verifier: v}
+	kl := &keyless{verifier: v, requireTlog: requireTlog}
 	for i, id := range ids {
 		ci, err := certificateIdentity(id)
 		if err != nil {
@@ -232,6 +240,29 @@ func loadKeyless(file string, ids []Identity) (*keyless, error) {
 		kl.names = append(kl.names, id.String())
 	}
 	return kl, nil
+}
+
+// witnessOptions say what must witness a keyless signature. A signing
+// certificate lives minutes: a signed timestamp or a log entry's
+// integrated time must show it signed within them, as cosign verify
+// requires. With requireTlog the bundle must also carry an entry of a
+// transparency log of tr (its inclusion proof and signed entry timestamp
+// checked offline, nothing fetched), so that a signature made with a
+// stolen identity is publicly visible: the log's time then counts as a
+// witness too, as for the bundles `cosign sign` makes with Rekor.
+// Without it, log entries are not checked and only a timestamp
+// authority's timestamp counts.
+func witnessOptions(tr *root.TrustedRoot, requireTlog bool) ([]verify.VerifierOption, error) {
+	if requireTlog {
+		if len(tr.RekorLogs()) == 0 {
+			return nil, ErrNoTransparencyLog
+		}
+		return []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}, nil
+	}
+	if len(tr.TimestampingAuthorities()) == 0 {
+		return nil, errors.New("no timestamp authorities, and the transparency log is not required: nothing could prove when a short-lived certificate signed")
+	}
+	return []verify.VerifierOption{verify.WithSignedTimestamps(1)}, nil
 }
 
 func certificateIdentity(id Identity) (verify.CertificateIdentity, error) {
