@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strings"
@@ -23,6 +24,130 @@ type State struct {
 	// Refs maps a canonical image reference (registry/repository:tag) to
 	// what urunner knows of it.
 	Refs map[string]Ref
+	// Quarantines maps a digest whose verified rollout failed in this
+	// cluster to its quarantine: it belongs to the digest, not to a tag, so
+	// a tag that moves on and back, or another tag of the same digest, is
+	// still held.
+	Quarantines map[string]Quarantine
+}
+
+// Quarantine is what urunner remembers of a quarantined digest. Every field
+// only grows (times move forward, sets gain members), which is what lets
+// overlapping runs merge quarantines without losing one (see Merge).
+type Quarantine struct {
+	// Why is the latest failure, bounded; At is when it was recorded.
+	Why string
+	At  time.Time
+	// Refs are the references whose rollouts failed with it, sorted, at
+	// most maxQuarantineRefs.
+	Refs []string
+	// Failed maps a namespace to its latest failed rollout onto the
+	// digest: a lift there counts only when later.
+	Failed map[string]time.Time
+	// Lifted maps a namespace to when a run applied a workload's lift
+	// annotation there: its workloads may restart onto the digest.
+	Lifted map[string]time.Time
+	// LiftedAll is when `kubectl urunner lift` lifted it everywhere. It
+	// counts while later than At: a later failure quarantines again.
+	LiftedAll time.Time
+}
+
+// HoldsIn reports whether the quarantine holds the digest's restarts in
+// namespace ns.
+func (q Quarantine) HoldsIn(ns string) bool {
+	if q.LiftedAll.After(q.At) {
+		return false
+	}
+	l, ok := q.Lifted[ns]
+	return !ok || !l.After(q.Failed[ns])
+}
+
+// LiftedEverywhere reports whether a cluster-wide lift holds.
+func (q Quarantine) LiftedEverywhere() bool { return q.LiftedAll.After(q.At) }
+
+// LiftedNamespaces returns the namespaces where a lift holds, sorted.
+func (q Quarantine) LiftedNamespaces() []string {
+	var out []string
+	for _, ns := range slices.Sorted(maps.Keys(q.Lifted)) {
+		if q.Lifted[ns].After(q.Failed[ns]) {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+func (q Quarantine) clone() Quarantine {
+	q.Refs = slices.Clone(q.Refs)
+	q.Failed = maps.Clone(q.Failed)
+	q.Lifted = maps.Clone(q.Lifted)
+	return q
+}
+
+// Bounds of the quarantines: they are few (each is a failed rollout a
+// person should look at), and must never crowd out the references.
+const (
+	maxQuarantines    = 1000
+	maxQuarantineRefs = 10
+	// QuarantineTombstone is how long a quarantine lifted everywhere is
+	// kept: a run that read the state before the lift and saves after it
+	// merges with the lift instead of bringing the quarantine back. Runs
+	// last minutes; a week leaves room for a stuck one.
+	QuarantineTombstone = 7 * 24 * time.Hour
+)
+
+// BoundQuarantines forgets, at now, the quarantines lifted everywhere for
+// longer than QuarantineTombstone, then, past maxQuarantines, the oldest
+// lifted everywhere and then the oldest by At.
+func BoundQuarantines(qs map[string]Quarantine, now time.Time) {
+	for d, q := range qs {
+		if q.LiftedEverywhere() && now.Sub(q.LiftedAll) > QuarantineTombstone {
+			delete(qs, d)
+		}
+	}
+	if len(qs) <= maxQuarantines {
+		return
+	}
+	order := slices.SortedFunc(maps.Keys(qs), func(a, b string) int {
+		qa, qb := qs[a], qs[b]
+		if la, lb := qa.LiftedEverywhere(), qb.LiftedEverywhere(); la != lb {
+			if la {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(qa.At.Compare(qb.At), strings.Compare(a, b))
+	})
+	for _, d := range order[:len(qs)-maxQuarantines] {
+		delete(qs, d)
+	}
+}
+
+// AddRef adds ref to the references that failed with q, sorted; past
+// maxQuarantineRefs no more are added (they only inform a person).
+func (q *Quarantine) AddRef(ref string) {
+	if i, found := slices.BinarySearch(q.Refs, ref); !found && len(q.Refs) < maxQuarantineRefs {
+		q.Refs = slices.Insert(q.Refs, i, ref)
+	}
+}
+
+// viewQuarantines fills each reference's Quarantine view.
+func (s *State) viewQuarantines() {
+	for d, q := range s.Quarantines {
+		if q.LiftedEverywhere() {
+			continue
+		}
+		for _, ref := range q.Refs {
+			r, ok := s.Refs[ref]
+			if !ok {
+				continue
+			}
+			if r.Quarantine == nil {
+				r.Quarantine = map[string]string{}
+			}
+			r.Quarantine[d] = q.Why
+			s.Refs[ref] = r
+		}
+	}
 }
 
 // Ref is what urunner knows of one image reference.
@@ -50,9 +175,10 @@ type Ref struct {
 	// run something else than their default (their workload's restarted-for
 	// record, else Base), what they run.
 	Except map[string]Exception
-	// Quarantine maps a digest of the reference whose verified rollout
-	// failed to why: nothing restarts onto it until the tag moves on or a
-	// person lifts it.
+	// Quarantine is a view, not stored: the digests this reference's
+	// rollouts failed with whose quarantine (State.Quarantines) holds in
+	// some namespace, to why. Decode fills it for readers of the version 3
+	// field; the rules read State.Quarantines.
 	Quarantine map[string]string
 	// Rings maps a ring to since when all its workloads following the
 	// reference have run Digest healthily (only while rings are used).
@@ -88,6 +214,12 @@ func (s State) Clone() State {
 	c.Refs = make(map[string]Ref, len(s.Refs))
 	for k, r := range s.Refs {
 		c.Refs[k] = r.clone()
+	}
+	if s.Quarantines != nil {
+		c.Quarantines = make(map[string]Quarantine, len(s.Quarantines))
+		for d, q := range s.Quarantines {
+			c.Quarantines[d] = q.clone()
+		}
 	}
 	return c
 }

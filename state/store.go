@@ -103,8 +103,11 @@ func (s *Store) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	if version < Version {
 		snap.Migrated = version
-		// A workload created after the last run of the older urunner is
-		// new to this one; that run's report says when it started.
+	}
+	if version < 3 {
+		// Versions 1 and 2 have no listing time. A workload created after
+		// the last run of the older urunner is new to this one; that run's
+		// report says when it started.
 		st.ListedAt = reportStarted(cm.Data[ReportKey])
 	}
 	snap.State = st
