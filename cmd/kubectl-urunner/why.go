@@ -106,7 +106,7 @@ type tagDoc struct {
 	Checked *time.Time `json:"checked"`
 	// Base is what the tag's workloads are believed to run by default,
 	// when it is not Digest.
-	Base         string            `json:"base,omitempty"`
+	Base         string     `json:"base,omitempty"`
 	FailingSince *time.Time `json:"failingSince,omitempty"`
 	Error        string     `json:"error,omitempty"`
 	// Quarantines are the quarantined digests of this reference: the
