@@ -36,8 +36,6 @@ func sample() State {
 			"registry.example.com:5000/shop/web:latest": {
 				Digest: d2, Seen: t1, Checked: t1, Base: d1,
 				Except: map[string]Exception{"shop/Deployment/worker/app": {Runs: d2}, "shop/Deployment/api/app": {Runs: d1, Record: d3}},
-				// The view Decode fills from Quarantines.
-				Quarantine: map[string]string{d3: "rollout failed in shop/deployment/web: progress deadline exceeded"},
 			},
 			"docker.io/library/nginx:1.27": {
 				Digest: d2, Seen: t0, Checked: t1,
@@ -49,6 +47,7 @@ func sample() State {
 		},
 		Quarantines: map[string]Quarantine{
 			d3: {
+				// The tag moved on from it; still held, under any tag.
 				Why: "rollout failed in shop/deployment/web: progress deadline exceeded", At: t0,
 				Refs:   []string{"registry.example.com:5000/shop/web:latest", "registry.example.com:5000/shop/web:v2"},
 				Failed: map[string]time.Time{"shop": t0}, Lifted: map[string]time.Time{"team": t1},
@@ -162,9 +161,10 @@ func TestDecodeMigratesV3Quarantines(t *testing.T) {
 	web, api := "registry.example.com:5000/shop/web:latest", "registry.example.com:5000/shop/api:1"
 	want := State{
 		ListedAt: t1, LastSuccess: t0,
+		// Quarantine in a reference is the view of the tag's own digest.
 		Refs: map[string]Ref{
 			web: {Digest: d2, Seen: t1, Checked: t1, Quarantine: map[string]string{d2: "rollout failed in shop/deployment/web: crash"}},
-			api: {Digest: d2, Seen: t0, Checked: t0, Quarantine: map[string]string{d2: "rollout failed in shop/deployment/web: crash", d3: "rollout failed in shop/deployment/api: ImagePullBackOff"}},
+			api: {Digest: d2, Seen: t0, Checked: t0, Quarantine: map[string]string{d2: "rollout failed in shop/deployment/web: crash"}},
 		},
 		Quarantines: map[string]Quarantine{
 			// Two references failed with d2: the later check's reason.

@@ -138,7 +138,7 @@ func (s *State) viewQuarantines() {
 		}
 		for _, ref := range q.Refs {
 			r, ok := s.Refs[ref]
-			if !ok {
+			if !ok || r.Digest != d {
 				continue
 			}
 			if r.Quarantine == nil {
@@ -175,10 +175,10 @@ type Ref struct {
 	// run something else than their default (their workload's restarted-for
 	// record, else Base), what they run.
 	Except map[string]Exception
-	// Quarantine is a view, not stored: the digests this reference's
-	// rollouts failed with whose quarantine (State.Quarantines) holds in
-	// some namespace, to why. Decode fills it for readers of the version 3
-	// field; the rules read State.Quarantines.
+	// Quarantine is a view, not stored: the digest the tag points at, to
+	// why, when a rollout of the reference failed with it and it is not
+	// lifted everywhere (State.Quarantines). Decode fills it for readers of
+	// the version 3 field; the rules read State.Quarantines.
 	Quarantine map[string]string
 	// Rings maps a ring to since when all its workloads following the
 	// reference have run Digest healthily (only while rings are used).
