@@ -200,8 +200,14 @@ func (l *Ledger) quarantines() map[string]state.Quarantine {
 		if q.Lifted == nil {
 			q.Lifted = map[string]time.Time{}
 		}
-		if l.now.After(q.Lifted[lf.Namespace]) {
-			q.Lifted[lf.Namespace] = l.now
+		// The lift is of the failures this run saw: later than each, even
+		// when one was recorded in the second the run started.
+		at := l.now
+		if f := q.Failed[lf.Namespace]; !at.After(f) {
+			at = f.Add(time.Second)
+		}
+		if at.After(q.Lifted[lf.Namespace]) {
+			q.Lifted[lf.Namespace] = at
 		}
 		out[lf.Digest] = q
 	}

@@ -136,6 +136,9 @@ func TestLedgerQuarantines(t *testing.T) {
 			want: map[string]state.Quarantine{dB: {Why: "rollout failed in team/deployment/web: crash", At: failedNow, Refs: []string{app},
 				Failed: map[string]time.Time{"shop": lastRun, "team": failedNow}, Lifted: map[string]time.Time{"team": now}}}},
 		{name: "a lift of nothing quarantined records nothing", lifts: []Lift{{"team", dB}}, digest: dB},
+		{name: "a lift is later than the failure it lifts, even one recorded in the run's second",
+			prev: map[string]state.Quarantine{dB: failedAt("shop", now)}, lifts: []Lift{{"shop", dB}}, digest: dB,
+			want: map[string]state.Quarantine{dB: liftedIn(failedAt("shop", now), "shop", now.Add(time.Second))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := remembered(map[string]string{app: dA})

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/state"
@@ -40,7 +41,12 @@ func (c *cli) lift(ctx context.Context, out io.Writer, arg string) error {
 	now := c.now().UTC()
 	next := snap.State.Clone()
 	q := next.Quarantines[digest]
+	// Later than the failure it lifts, even from a clock behind the one
+	// that recorded it.
 	q.LiftedAll = now
+	if !now.After(q.At) {
+		q.LiftedAll = q.At.Add(time.Second)
+	}
 	next.Quarantines[digest] = q
 	state.BoundQuarantines(next.Quarantines, now)
 	if err := store.Save(ctx, snap, next, nil, now); err != nil {
