@@ -77,7 +77,7 @@ func quarantined(d Due) string {
 func ParseLift(v string) (string, error) {
 	h := strings.TrimPrefix(strings.TrimSpace(v), "sha256:")
 	if len(h) < minLiftHex || len(h) > 64 || strings.Trim(h, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("annotation %s=%q: want a digest or at least %d of its lowercase hex characters", LiftQuarantineAnnotation, v, minLiftHex)
+		return "", fmt.Errorf("%q is not a digest nor at least %d of its lowercase hex characters", v, minLiftHex)
 	}
 	return h, nil
 }

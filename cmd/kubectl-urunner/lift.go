@@ -21,7 +21,7 @@ import (
 // ConfigMap is the right it needs: a tenant who may annotate its own
 // workloads lifts a quarantine only in its namespace.
 func (c *cli) lift(ctx context.Context, out io.Writer, arg string) error {
-	hex, err := policy.ParseLift(arg)
+	hex, err := policy.ParseLift(arg) // checked before connecting
 	if err != nil {
 		return usagef("lift: %v", err)
 	}

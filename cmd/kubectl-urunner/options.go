@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/urunner/urunner/policy"
 )
 
 // Defaults: the chart's release name, CronJob and state ConfigMap.
@@ -108,6 +110,11 @@ func (o *options) check(cmd string, args []string) error {
 			return usagef("lift takes one quarantined digest: lift sha256:… (or its first 12 hex characters)")
 		}
 		return usagef("%s takes no argument, got %q", cmd, strings.Join(args, " "))
+	}
+	if cmd == "lift" {
+		if _, err := policy.ParseLift(args[0]); err != nil {
+			return usagef("lift: %v", err)
+		}
 	}
 	for flag, cmds := range commandFlags {
 		if o.fs.Changed(flag) && !slices.Contains(cmds, cmd) {
