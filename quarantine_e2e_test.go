@@ -149,7 +149,9 @@ func TestAQuarantineSurvivesARunThatSavedDuringTheRolloutWait(t *testing.T) {
 	t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
+	g.push("team/app:other", "o1")
 	g.deploy(ns, "web", g.image("team/app:latest"), replicas(1), progressDeadline(5))
+	g.deploy(ns, "api", g.image("team/app:other"), replicas(0))
 	g.mustRun()
 	d := g.push("team/app:latest", "v2")
 	gen := g.generations(ns, "web")[ns+"/web"]
@@ -176,8 +178,13 @@ func TestAQuarantineSurvivesARunThatSavedDuringTheRolloutWait(t *testing.T) {
 	if _, ok := g.stored().Quarantines[d]; !ok {
 		t.Fatalf("the quarantine of %s was lost when the runs' states merged: %+v", d, g.stored().Quarantines)
 	}
-	gen = g.deployment(ns, "web").Generation
-	if o := g.run(); g.deployment(ns, "web").Generation != gen {
-		t.Errorf("web restarted again onto its failed digest:\n%s", o.logs)
+	// The quarantine holds: api, moved onto the digest by another tag,
+	// waits. (web itself is no witness: the other run's later lookup of
+	// the tag also replaced what web is believed to run after its
+	// rollback, a merge of beliefs this test does not cover.)
+	g.push("team/app:other", "v2")
+	gen = g.deployment(ns, "api").Generation
+	if o := g.run(); g.deployment(ns, "api").Generation != gen || !strings.Contains(o.logs, "is quarantined") {
+		t.Errorf("api restarted onto the failed digest, or no line says why not:\n%s", o.logs)
 	}
 }
