@@ -176,7 +176,6 @@ func (l *Ledger) Next(ls Listing) state.State {
 	for k, rl := range l.refs {
 		prev, had := l.prev.Refs[k]
 		if n, keep := l.nextRef(k, prev, had, rl, ls); keep {
-			n.Quarantine = nil // a view of Quarantines, filled on load
 			next.Refs[k] = n
 		}
 	}
