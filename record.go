@@ -29,19 +29,8 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 	for pl, r := range f.results {
 		l.Observe(pl, r)
 	}
-	for i, d := range p.decisions {
-		l.Record(d, done.restarted[i], done.rolledOut[i])
-		if msg := done.rolloutFailed[i]; msg != "" {
-			w := f.workloads[i].kube
-			where := fmt.Sprintf("rollout failed in %s/%s/%s: %s", w.Namespace, strings.ToLower(w.Kind), w.Name, msg)
-			l.Quarantine(d, where)
-			for _, c := range d.Moves() {
-				a.log.Error("digest quarantined: nothing restarts onto it until the tag moves or a person lifts it",
-					"image", c.Ref, "digest", c.To, "reason", where, "lift", policy.LiftQuarantineAnnotation+"="+short(c.To))
-				o.failure(failure{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Image: c.Ref, Error: "quarantined " + c.To + ": " + where})
-			}
-		}
-	}
+	spent := a.lift(l, p)
+	a.recordDecisions(l, f, p, done, o)
 	next := l.Next(f.listing)
 	a.retracted(f, l.Retracted(), o)
 	o.rings = ringsReached(p.run.Fleet, next)
@@ -56,11 +45,72 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := a.store.Save(saveCtx, snap, next, storedReport(o.runReport(a.cfg.ClusterName, o.exitCode(nil), nil, a.resolver.Requests())), f.listedAt)
+	if err == nil {
+		a.spendLifts(ctx, spent)
+	}
 	if a.cfg.Events {
 		a.decisionEvents(f, p)
 	}
 	a.flushEvents(ctx)
 	return err
+}
+
+// recordDecisions records what each decision left, and each failed
+// verified rollout: its digests are
+// quarantined, from the time the failure was seen.
+func (a *app) recordDecisions(l *policy.Ledger, f *found, p *plan, done *acted, o *outcome) {
+	at := a.now()
+	for i, d := range p.decisions {
+		l.Record(d, done.restarted[i], done.rolledOut[i])
+		msg := done.rolloutFailed[i]
+		if msg == "" {
+			continue
+		}
+		w := f.workloads[i].kube
+		where := fmt.Sprintf("rollout failed in %s/%s/%s: %s", w.Namespace, strings.ToLower(w.Kind), w.Name, msg)
+		l.Quarantine(d, where, at)
+		for _, c := range d.Moves() {
+			a.log.Error("digest quarantined: nothing restarts onto it, under any tag, until it is lifted",
+				"image", c.Ref, "digest", c.To, "reason", where,
+				"lift_in_namespace", policy.LiftQuarantineAnnotation+"="+short(c.To), "lift_everywhere", "kubectl urunner lift "+short(c.To))
+			o.failure(failure{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Image: c.Ref, Error: "quarantined " + c.To + ": " + where})
+		}
+	}
+}
+
+// lift records the quarantines this run's lift annotations lift, each in
+// its namespace, and returns the annotations to remove once the state is
+// saved: none in notify mode, where urunner changes no workload.
+func (a *app) lift(l *policy.Ledger, p *plan) []policy.LiftAnnotation {
+	anns, lifts := p.run.Fleet.Lifts(p.run.Mem)
+	l.Lift(lifts)
+	for _, lf := range lifts {
+		a.log.Info("quarantine lifted in a namespace by its lift annotation", "namespace", lf.Namespace, "digest", lf.Digest)
+	}
+	if a.settings.Approval == "notify" {
+		return nil
+	}
+	return anns
+}
+
+// spendLifts removes the lift annotations the saved state has taken into
+// account: left in place, one would lift a later quarantine of the digest
+// in its namespace. A removal that fails is retried by the next run.
+func (a *app) spendLifts(ctx context.Context, anns []policy.LiftAnnotation) {
+	if len(anns) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, ann := range anns {
+		w := ann.Workload
+		err := a.kube.RemoveAnnotation(ctx, w.Kind, w.Namespace, w.Name, policy.LiftQuarantineAnnotation, ann.Value)
+		if err != nil {
+			a.log.Warn("lift annotation not removed; the next run tries again", "namespace", w.Namespace, strings.ToLower(w.Kind), w.Name, "error", err)
+			continue
+		}
+		a.log.Info("lift annotation removed: the state keeps the lift", "namespace", w.Namespace, strings.ToLower(w.Kind), w.Name, "lift", ann.Value)
+	}
 }
 
 // retracted tells of each digest a tag left while it soaked: the log, the

@@ -76,7 +76,7 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, p *plan, done *acted
 				} else {
 					a.log.Error("rollout failed", attrs...)
 				}
-				a.queueEvent(w, corev1.EventTypeWarning, "RolloutFailed", "the restart urunner made did not roll out, and its new digest is quarantined (nothing restarts onto it until the tag moves or a person lifts it): "+msg, msg)
+				a.queueEvent(w, corev1.EventTypeWarning, "RolloutFailed", "the restart urunner made did not roll out, and its new digest is quarantined in this cluster (nothing restarts onto it, under any tag, until it is lifted: annotation urunner.io/lift-quarantine in a namespace, kubectl urunner lift everywhere): "+msg, msg)
 			default:
 				a.log.Warn("rollout unfinished when urunner stopped waiting", attrs...)
 			}

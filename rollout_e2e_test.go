@@ -92,7 +92,7 @@ func TestVerifiedRollouts(t *testing.T) {
 			if tc.rollback && !strings.Contains(o.logs, "is quarantined") {
 				t.Errorf("no line says the rolled-back workload waits for a digest not quarantined:\n%s", o.logs)
 			}
-			// ...until the tag moves on.
+			// ...while a new digest restarts.
 			g.push("team/app:latest", "v3")
 			o = g.run()
 			if g.deployment(ns, "web").Generation == gen {

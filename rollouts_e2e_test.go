@@ -285,8 +285,8 @@ func TestAVerifiedRolloutIsJudgedByItsPhase(t *testing.T) {
 				if got := restartedFor(t, g.getRollout(dc, ns, "web").GetAnnotations()); len(got) != 0 {
 					t.Errorf("restarted-for after the rollback = %v, want none (as before the restart)", got)
 				}
-				if q := g.stored().Refs[g.image("team/app:latest")].Quarantine; q[moved] == "" {
-					t.Errorf("%s not quarantined: %v", moved, q)
+				if q, ok := g.stored().Quarantines[moved]; !ok || !q.HoldsIn(ns) {
+					t.Errorf("%s not quarantined: %+v", moved, q)
 				}
 			}
 			if got := g.believesOf("Rollout", ns, "web", "app"); got != want {

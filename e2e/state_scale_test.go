@@ -22,7 +22,8 @@ func TestStateOfTenThousandReferencesFitsOneConfigMap(t *testing.T) {
 	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Second)
 	digest := func(i int) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(fmt.Append(nil, i))) }
-	s := state.State{ListedAt: now, LastSuccess: now, Workloads: 100000, CountedAt: now, Refs: map[string]state.Ref{}}
+	s := state.State{ListedAt: now, LastSuccess: now, Workloads: 100000, CountedAt: now, Refs: map[string]state.Ref{},
+		Quarantines: map[string]state.Quarantine{}}
 	for r := range 10000 {
 		ref := state.Ref{Digest: digest(r), Seen: now.Add(-time.Duration(r) * time.Minute), Checked: now}
 		if r%10 == 0 {
@@ -32,10 +33,14 @@ func TestStateOfTenThousandReferencesFitsOneConfigMap(t *testing.T) {
 				ref.Except[fmt.Sprintf("team-%03d/Deployment/service-%05d/app", r%500, r*10+w)] = state.Exception{Runs: digest(r)}
 			}
 		}
+		key := fmt.Sprintf("registry-%d.example.com/team-%03d/image-%05d:latest", r%3, r%500, r)
 		if r%100 == 0 {
-			ref.Quarantine = map[string]string{digest(r): "rollout failed in team/deployment/service: progress deadline exceeded"}
+			why := "rollout failed in team/deployment/service: progress deadline exceeded"
+			s.Quarantines[digest(r)] = state.Quarantine{Why: why, At: now, Refs: []string{key},
+				Failed: map[string]time.Time{fmt.Sprintf("team-%03d", r%500): now}}
+			ref.Quarantine = map[string]string{digest(r): why} // the view Load fills
 		}
-		s.Refs[fmt.Sprintf("registry-%d.example.com/team-%03d/image-%05d:latest", r%3, r%500, r)] = ref
+		s.Refs[key] = ref
 	}
 	ensureNamespace(t, "state-scale")
 	store := state.NewStore(configmaps.New(clientset(t)), "state-scale", "urunner-state")

@@ -205,3 +205,38 @@ func (c *Client) Rollback(ctx context.Context, before Workload, generation int64
 	}
 	return nil
 }
+
+// RemoveAnnotation removes the workload's own (metadata) annotation key
+// if it still has value: a metadata-only patch, which rolls nothing. The
+// workload is read first and the patch carries its resourceVersion, so an
+// annotation a person changed meanwhile is left as they set it; a conflict
+// is read and tried again, a few times.
+func (c *Client) RemoveAnnotation(ctx context.Context, kindName, namespace, name, key, value string) error {
+	k, err := kindOf(kindName)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		w, err := c.Get(ctx, kindName, namespace, name)
+		if err != nil {
+			return err
+		}
+		if v, ok := w.Annotations[key]; !ok || v != value {
+			return nil
+		}
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+			"resourceVersion": w.ResourceVersion, "annotations": map[string]any{key: nil},
+		}})
+		if err != nil {
+			return err
+		}
+		_, err = k.patch(ctx, c, namespace, name, types.MergePatchType, patch)
+		if apierrors.IsConflict(err) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("remove annotation %s of %s %s/%s: %w", key, kindName, namespace, name, err)
+		}
+		return nil
+	}
+}

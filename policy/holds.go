@@ -43,27 +43,48 @@ func holdReason(d Due) string {
 }
 
 // LiftQuarantineAnnotation, on a workload, lifts the quarantine of the
-// digest it names (a prefix is enough): a person decided the failed
-// rollout was not the image's fault.
+// digest it names (at least 12 hex characters, or the whole digest) for
+// the workload's namespace: a person there decided the failed rollout was
+// not the image's fault. It counts in the run that lists it; that run
+// records the lift in the state and removes the annotation, so that it
+// cannot lift a later quarantine of the digest.
 const LiftQuarantineAnnotation = "urunner.io/lift-quarantine"
 
-// quarantined holds a move onto a digest whose verified rollout failed,
-// anywhere, until the tag moves on or a person lifts it.
+// minLiftHex is the shortest digest prefix a lift names: one digest among
+// the few quarantined, with no chance of naming another by accident.
+const minLiftHex = 12
+
+// quarantined holds a move onto a digest whose verified rollout failed in
+// this cluster, under any tag, until it is lifted in the workload's
+// namespace (by a lift annotation there, recorded or in this listing) or
+// everywhere (kubectl urunner lift).
 func quarantined(d Due) string {
+	ns := d.Workload.Namespace
 	for _, c := range d.Moves {
-		why, ok := d.Mem.Refs[c.Ref].Quarantine[c.To]
-		if !ok || lifts(d.Workload, c.To) {
+		q, ok := d.Mem.Quarantines[c.To]
+		if !ok || !q.HoldsIn(ns) || d.Fleet.lifts(ns, c.To) {
 			continue
 		}
-		return fmt.Sprintf("%s is quarantined: %s (annotate a workload %s=%s to lift it)", short(c.To), why, LiftQuarantineAnnotation, short(c.To))
+		w := d.Workload
+		return fmt.Sprintf("%s is quarantined since %s: %s (to lift it in namespace %s: kubectl annotate %s/%s -n %s %s=%s; everywhere: kubectl urunner lift %s)",
+			short(c.To), q.At.UTC().Format(time.RFC3339), q.Why, ns, strings.ToLower(w.Kind), w.Name, ns, LiftQuarantineAnnotation, short(c.To), short(c.To))
 	}
 	return ""
 }
 
-// lifts reports whether w's annotation lifts the quarantine of digest.
-func lifts(w *Workload, digest string) bool {
-	v := strings.TrimPrefix(strings.TrimSpace(w.Annotations[LiftQuarantineAnnotation]), "sha256:")
-	return len(v) >= 7 && strings.HasPrefix(strings.TrimPrefix(digest, "sha256:"), v)
+// ParseLift reads a lift annotation's value: the digest's hex, or a prefix
+// of at least minLiftHex characters, with or without "sha256:".
+func ParseLift(v string) (string, error) {
+	h := strings.TrimPrefix(strings.TrimSpace(v), "sha256:")
+	if len(h) < minLiftHex || len(h) > 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("%q is not a digest nor at least %d of its lowercase hex characters", v, minLiftHex)
+	}
+	return h, nil
+}
+
+// namesDigest reports whether a parsed lift names digest.
+func namesDigest(hex, digest string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(digest, "sha256:"), hex)
 }
 
 // short is a digest's first 12 hex characters.

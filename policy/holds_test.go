@@ -90,8 +90,8 @@ func TestSafetyHolds(t *testing.T) {
 	}
 	ringed := func(n int) func(*Workload) { return func(w *Workload) { w.Ring = n } }
 	quarantined := func(digest string) state.State {
-		return state.State{Refs: map[string]state.Ref{app: {Digest: digest, Seen: now.Add(-2 * time.Hour), Checked: now,
-			Quarantine: map[string]string{digest: "rollout failed in shop/web"}}}}
+		return state.State{Refs: map[string]state.Ref{app: {Digest: digest, Seen: now.Add(-2 * time.Hour), Checked: now}},
+			Quarantines: map[string]state.Quarantine{digest: {Why: "rollout failed in shop/web", At: lastRun, Failed: map[string]time.Time{"shop": lastRun}}}}
 	}
 	fleet := NewFleet([]*Workload{workload(ringed(0)), workload(ringed(1)), workload(ringed(3))})
 	healthySince := func(ring int, at time.Time) state.State {
@@ -156,7 +156,7 @@ func TestSafetyHolds(t *testing.T) {
 			"waiting for approval: kubectl annotate deployment/web -n shop urunner.io/approve=bbbbbbbbbbbb --overwrite"},
 		// Where gates meet: the first that holds is the reason given.
 		{"an approval does not lift a quarantine", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "bbbbbbb")), quarantined(dB), nil, moved(app, dB),
-			"bbbbbbbbbbbb is quarantined: rollout failed in shop/web (annotate a workload urunner.io/lift-quarantine=bbbbbbbbbbbb to lift it)"},
+			"bbbbbbbbbbbb is quarantined since 2026-11-25T11:55:00Z: rollout failed in shop/web (to lift it in namespace shop: kubectl annotate deployment/web -n shop urunner.io/lift-quarantine=bbbbbbbbbbbb; everywhere: kubectl urunner lift bbbbbbbbbbbb)"},
 		{"an approved digest still waits for the window", Settings{Approval: "approve", Window: nightly}, workload(annotated(ApproveAnnotation, "bbbbbbb")), state.State{}, nil, moved(app, dB),
 			`outside the maintenance window "Mon-Fri 22:00-06:00"`},
 		{"an approved digest still soaks", Settings{Approval: "approve", Soak: time.Hour}, workload(annotated(ApproveAnnotation, "bbbbbbb")), state.State{}, nil, moved(app, dB),
@@ -167,12 +167,9 @@ func TestSafetyHolds(t *testing.T) {
 			`outside the maintenance window "Mon-Fri 22:00-06:00"`},
 		{"ring 1 never follows a quarantined digest, even with ring 0 healthy on it", Settings{}, workload(ringed(1)), func() state.State {
 			st := healthySince(0, now.Add(-time.Hour))
-			r := st.Refs[app]
-			r.Quarantine = map[string]string{dB: "rollout failed in shop/web"}
-			st.Refs[app] = r
+			st.Quarantines = quarantined(dB).Quarantines
 			return st
-		}(), fleet, moved(app, dB), "bbbbbbbbbbbb is quarantined: rollout failed in shop/web (annotate a workload urunner.io/lift-quarantine=bbbbbbbbbbbb to lift it)"},
-		{"the lift annotation lets it restart", Settings{}, workload(annotated(LiftQuarantineAnnotation, "bbbbbbbbbb")), quarantined(dB), nil, moved(app, dB), ""},
+		}(), fleet, moved(app, dB), "bbbbbbbbbbbb is quarantined since 2026-11-25T11:55:00Z: rollout failed in shop/web (to lift it in namespace shop: kubectl annotate deployment/web -n shop urunner.io/lift-quarantine=bbbbbbbbbbbb; everywhere: kubectl urunner lift bbbbbbbbbbbb)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := holdReason(Due{Run: &Run{Settings: tc.settings, Mem: tc.mem, Now: now, Fleet: tc.fleet}, Workload: tc.workload, Moves: tc.moves})

@@ -21,6 +21,16 @@ type Ledger struct {
 	refs      map[string]*refLedger
 	retracted []Retraction
 	restarts  int // workloads restarted this run, for the cap's window
+	// failed are this run's failed rollouts, lifts the quarantines it
+	// lifted in a namespace.
+	failed []failedRollout
+	lifts  []Lift
+}
+
+// failedRollout is a digest whose rollout failed, where and when.
+type failedRollout struct {
+	digest, ref, namespace, why string
+	at                          time.Time
 }
 
 // Retraction is a digest a tag pointed at while it soaked, never restarted
@@ -40,10 +50,6 @@ type refLedger struct {
 	// containers decided this run, with what they are believed to run
 	// after it and what their workload's annotation records after it.
 	entries []entry
-	// quarantine are digests whose rollout failed this run, with why;
-	// lifts the digest prefixes a workload's annotation lifts.
-	quarantine map[string]string
-	lifts      []string
 }
 
 // entry is one decided container: container i of decision d, with how
@@ -121,25 +127,22 @@ func (l *Ledger) Record(d *Decision, restarted, rolledOut bool) {
 		}
 		rl := l.ref(c.Ref)
 		rl.entries = append(rl.entries, entry{d, int32(i), restarted, rolledOut})
-		if v := d.Workload.Annotations[LiftQuarantineAnnotation]; v != "" {
-			rl.lifts = append(rl.lifts, v)
-		}
 	}
 }
 
 // Quarantine records that the restart d decided did not roll out (why
-// says where and how): each digest it moved to is quarantined.
-func (l *Ledger) Quarantine(d *Decision, why string) {
+// says where and how), as found at time at: each digest it moved to is
+// quarantined, and a lift of it in the workload's namespace no longer
+// counts. at is when the failure was seen, after the rollout wait: a lift
+// another run applies meanwhile is older, and does not lift it.
+func (l *Ledger) Quarantine(d *Decision, why string, at time.Time) {
 	for _, c := range d.Moves() {
-		rl := l.ref(c.Ref)
-		if rl.quarantine == nil {
-			rl.quarantine = map[string]string{}
-		}
-		if _, dup := rl.quarantine[c.To]; !dup {
-			rl.quarantine[c.To] = why
-		}
+		l.failed = append(l.failed, failedRollout{digest: c.To, ref: c.Ref, namespace: d.Workload.Namespace, why: why, at: at})
 	}
 }
+
+// Lift records the quarantines the run lifted (see Fleet.Lifts).
+func (l *Ledger) Lift(lifts []Lift) { l.lifts = append(l.lifts, lifts...) }
 
 // Listing says how much of the cluster this run saw.
 type Listing struct {
@@ -181,7 +184,56 @@ func (l *Ledger) Next(ls Listing) state.State {
 			next.Refs[k] = n
 		}
 	}
+	next.Quarantines = l.quarantines()
 	return next
+}
+
+// quarantines are the remembered quarantines, with this run's lifts (at
+// the run's time) and failed rollouts (at the time each was seen), within
+// their bounds. A quarantine is never forgotten when its tag moves.
+func (l *Ledger) quarantines() map[string]state.Quarantine {
+	out := state.State{Quarantines: l.prev.Quarantines}.Clone().Quarantines
+	if out == nil {
+		out = map[string]state.Quarantine{}
+	}
+	for _, lf := range l.lifts {
+		q, ok := out[lf.Digest]
+		if !ok {
+			continue
+		}
+		if q.Lifted == nil {
+			q.Lifted = map[string]time.Time{}
+		}
+		// The lift is of the failures this run saw: later than each, even
+		// when one was recorded in the second the run started.
+		at := l.now
+		if f := q.Failed[lf.Namespace]; !at.After(f) {
+			at = f.Add(time.Second)
+		}
+		if at.After(q.Lifted[lf.Namespace]) {
+			q.Lifted[lf.Namespace] = at
+		}
+		out[lf.Digest] = q
+	}
+	for _, f := range l.failed {
+		q := out[f.digest]
+		if f.at.After(q.At) || q.At.IsZero() {
+			q.At, q.Why = f.at, state.BoundError(f.why)
+		}
+		q.AddRef(f.ref)
+		if q.Failed == nil {
+			q.Failed = map[string]time.Time{}
+		}
+		if f.at.After(q.Failed[f.namespace]) {
+			q.Failed[f.namespace] = f.at
+		}
+		out[f.digest] = q
+	}
+	state.BoundQuarantines(out, l.now)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func (l *Ledger) nextRef(ref string, prev state.Ref, had bool, rl *refLedger, ls Listing) (state.Ref, bool) {
@@ -194,7 +246,6 @@ func (l *Ledger) nextRef(ref string, prev state.Ref, had bool, rl *refLedger, ls
 			n.Failing = l.now
 		}
 		n.Error = state.BoundError(rl.err.Error())
-		n.Quarantine = quarantine(prev, rl, n.Digest)
 		return n, true
 	}
 	l.retraction(ref, prev, rl, ls)
@@ -208,7 +259,6 @@ func (l *Ledger) nextRef(ref string, prev state.Ref, had bool, rl *refLedger, ls
 	}
 	n.Except = l.exceptions(prev, rl, n.BaseDigest(), ls)
 	n.Children = children(prev, rl, n)
-	n.Quarantine = quarantine(prev, rl, n.Digest)
 	n.Rings = l.rings(prev, rl, n.Digest)
 	return n, true
 }
@@ -259,31 +309,6 @@ func (l *Ledger) rings(prev state.Ref, rl *refLedger, digest string) map[int]tim
 			since = l.now
 		}
 		out[ring] = since
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return out
-}
-
-// quarantine keeps the quarantine of the tag's current digest only (a tag
-// that moves on lifts it), adds this run's failed rollouts, and drops what
-// a workload's annotation lifts.
-func quarantine(prev state.Ref, rl *refLedger, current string) map[string]string {
-	out := map[string]string{}
-	for _, q := range []map[string]string{prev.Quarantine, rl.quarantine} {
-		for d, why := range q {
-			if d == current {
-				out[d] = state.BoundError(why)
-			}
-		}
-	}
-	for _, v := range rl.lifts {
-		for d := range out {
-			if lifts(&Workload{Annotations: map[string]string{LiftQuarantineAnnotation: v}}, d) {
-				delete(out, d)
-			}
-		}
 	}
 	if len(out) == 0 {
 		return nil

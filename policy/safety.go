@@ -155,15 +155,30 @@ func approves(w *Workload, digest string) bool {
 }
 
 // Fleet is what the listed workloads say together: which rings follow
-// each reference.
+// each reference, and the lift annotations of each namespace.
 type Fleet struct {
 	rings map[string][]int // ref → the rings with a workload following it, sorted
+	// liftsIn maps a namespace to its workloads' readable lift annotations.
+	liftsIn map[string][]LiftAnnotation
 }
 
-// NewFleet gathers the rings of ws.
+// LiftAnnotation is a workload's readable lift annotation.
+type LiftAnnotation struct {
+	Workload *Workload
+	// Value is the annotation as written; Hex what it names.
+	Value, Hex string
+}
+
+// NewFleet gathers the rings and lifts of ws.
 func NewFleet(ws []*Workload) *Fleet {
 	sets := map[string]map[int]bool{}
+	f := &Fleet{rings: map[string][]int{}, liftsIn: map[string][]LiftAnnotation{}}
 	for _, w := range ws {
+		if v, ok := w.Annotations[LiftQuarantineAnnotation]; ok {
+			if hex, err := ParseLift(v); err == nil {
+				f.liftsIn[w.Namespace] = append(f.liftsIn[w.Namespace], LiftAnnotation{Workload: w, Value: v, Hex: hex})
+			}
+		}
 		for _, c := range w.Containers {
 			if c.Ref == "" {
 				continue
@@ -174,11 +189,52 @@ func NewFleet(ws []*Workload) *Fleet {
 			sets[c.Ref][w.Ring] = true
 		}
 	}
-	f := &Fleet{rings: map[string][]int{}}
 	for ref, set := range sets {
 		f.rings[ref] = slices.Sorted(maps.Keys(set))
 	}
 	return f
+}
+
+// lifts reports whether a lift annotation of namespace ns in this listing
+// names digest.
+func (f *Fleet) lifts(ns, digest string) bool {
+	if f == nil {
+		return false
+	}
+	for _, l := range f.liftsIn[ns] {
+		if namesDigest(l.Hex, digest) {
+			return true
+		}
+	}
+	return false
+}
+
+// Lift is a quarantine a run lifts in a namespace.
+type Lift struct {
+	Namespace, Digest string
+}
+
+// Lifts returns the listing's lift annotations, and the quarantines of mem
+// they lift: each quarantine that holds in an annotation's namespace and
+// that it names. Every returned annotation is spent once the run's state
+// is saved (see LiftQuarantineAnnotation), whether it named a quarantine
+// or not: one set before a quarantine must not lift it.
+func (f *Fleet) Lifts(mem state.State) ([]LiftAnnotation, []Lift) {
+	var anns []LiftAnnotation
+	var lifts []Lift
+	for _, ns := range slices.Sorted(maps.Keys(f.liftsIn)) {
+		seen := map[string]bool{}
+		for _, l := range f.liftsIn[ns] {
+			anns = append(anns, l)
+			for _, dg := range slices.Sorted(maps.Keys(mem.Quarantines)) {
+				if namesDigest(l.Hex, dg) && mem.Quarantines[dg].HoldsIn(ns) && !seen[dg] {
+					seen[dg] = true
+					lifts = append(lifts, Lift{Namespace: ns, Digest: dg})
+				}
+			}
+		}
+	}
+	return anns, lifts
 }
 
 // ringBefore is the nearest ring before ring that follows ref, -1 for none.

@@ -17,10 +17,11 @@ import (
 )
 
 // Version is the document format this urunner writes. It reads versions 1
-// and 2 (memory keyed by workload, before urunner 0.3) and migrates them;
+// and 2 (memory keyed by workload, before urunner 0.3) and 3 (quarantines
+// kept per reference) and migrates them;
 // a document of a later version is refused rather than rewritten, so that
 // a downgrade never destroys what a newer urunner stored.
-const Version = 3
+const Version = 4
 
 // DataKey is the ConfigMap binaryData key holding the document. ConfigMap
 // keys may not contain '/', ':' or '@', which is why image references live
@@ -31,9 +32,9 @@ const DataKey = "state.json.gz"
 // overwrites such a document: it stops and asks a human.
 var ErrCorrupt = errors.New("state document is corrupt")
 
-// document is the stored form, version 3:
+// document is the stored form, version 4:
 //
-//	{"version":3,"listedAt":1764028800,"lastSuccess":1764028790,
+//	{"version":4,"listedAt":1764028800,"lastSuccess":1764028790,
 //	 "clusterWorkloads":100000,"countedAt":1764028800,
 //	 "refs":{"registry.example.com/shop/web:latest":{
 //	    "digest":"sha256:…","seen":1764028800,"checked":1764028800,
@@ -42,8 +43,13 @@ var ErrCorrupt = errors.New("state document is corrupt")
 //	    "failing":1764028800,"error":"…",                   (failed lookups)
 //	    "except":{"shop/Deployment/web/app":                (held, paused, failed workloads)
 //	        {"runs":"sha256:…","record":"sha256:…"}},
-//	    "quarantine":{"sha256:…":"rollout failed in …"},    (verified rollouts that failed)
 //	    "rings":{"0":1764028800}}},                         (rings: healthy on digest since)
+//	 "quarantines":{"sha256:…":{                            (verified rollouts that failed)
+//	    "why":"rollout failed in …","at":1764028800,
+//	    "refs":["registry.example.com/shop/web:latest"],
+//	    "failed":{"shop":1764028800},                       (namespace → latest failure)
+//	    "lifted":{"team":1764029000},                       (namespace → lift applied)
+//	    "liftedAll":1764029100}},                           (kubectl urunner lift)
 //	 "capSince":1764028800123456789,                        (the last full run's start, in ns)
 //	 "restarts":{"1764028800123456789":3}}                  (restarts the cap counts, by run start in ns)
 //
@@ -54,16 +60,18 @@ var ErrCorrupt = errors.New("state document is corrupt")
 //
 // Versions 1 and 2 held one entry per workload and container in
 // "images"/"workloads" (and v2 "restarted"/"platforms"); they are read by
-// migrate.
+// migrate. Version 3 is version 4 with each reference's quarantines in its
+// own "quarantine" (digest → why); they move to "quarantines" on read.
 type document struct {
-	Version     int               `json:"version"`
-	ListedAt    int64             `json:"listedAt,omitempty"`
-	LastSuccess int64             `json:"lastSuccess,omitempty"`
-	Cluster     int               `json:"clusterWorkloads,omitempty"`
-	CountedAt   int64             `json:"countedAt,omitempty"`
-	Refs        map[string]refDoc `json:"refs,omitempty"`
-	CapSince    int64             `json:"capSince,omitempty"`
-	Restarts    map[string]int    `json:"restarts,omitempty"`
+	Version     int                      `json:"version"`
+	ListedAt    int64                    `json:"listedAt,omitempty"`
+	LastSuccess int64                    `json:"lastSuccess,omitempty"`
+	Cluster     int                      `json:"clusterWorkloads,omitempty"`
+	CountedAt   int64                    `json:"countedAt,omitempty"`
+	Refs        map[string]refDoc        `json:"refs,omitempty"`
+	Quarantines map[string]quarantineDoc `json:"quarantines,omitempty"`
+	CapSince    int64                    `json:"capSince,omitempty"`
+	Restarts    map[string]int           `json:"restarts,omitempty"`
 
 	// Versions 1 and 2.
 	Images    []string                     `json:"images,omitempty"`
@@ -77,17 +85,27 @@ type exceptionDoc struct {
 	Record string `json:"record,omitempty"`
 }
 
+type quarantineDoc struct {
+	Why       string           `json:"why,omitempty"`
+	At        int64            `json:"at"`
+	Refs      []string         `json:"refs,omitempty"`
+	Failed    map[string]int64 `json:"failed,omitempty"`
+	Lifted    map[string]int64 `json:"lifted,omitempty"`
+	LiftedAll int64            `json:"liftedAll,omitempty"`
+}
+
 type refDoc struct {
-	Digest     string                       `json:"digest,omitempty"`
-	Seen       int64                        `json:"seen,omitempty"`
-	Checked    int64                        `json:"checked,omitempty"`
-	Base       string                       `json:"base,omitempty"`
-	Children   map[string]map[string]string `json:"children,omitempty"`
-	Failing    int64                        `json:"failing,omitempty"`
-	Error      string                       `json:"error,omitempty"`
-	Except     map[string]exceptionDoc      `json:"except,omitempty"`
-	Quarantine map[string]string            `json:"quarantine,omitempty"`
-	Rings      map[string]int64             `json:"rings,omitempty"`
+	Digest   string                       `json:"digest,omitempty"`
+	Seen     int64                        `json:"seen,omitempty"`
+	Checked  int64                        `json:"checked,omitempty"`
+	Base     string                       `json:"base,omitempty"`
+	Children map[string]map[string]string `json:"children,omitempty"`
+	Failing  int64                        `json:"failing,omitempty"`
+	Error    string                       `json:"error,omitempty"`
+	Except   map[string]exceptionDoc      `json:"except,omitempty"`
+	// Version 3 only: moved to document.Quarantines on read.
+	Quarantine map[string]string `json:"quarantine,omitempty"`
+	Rings      map[string]int64  `json:"rings,omitempty"`
 }
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -133,7 +151,7 @@ func Encode(s State) ([]byte, error) {
 		}
 		doc.Refs[k] = refDoc{
 			Digest: r.Digest, Seen: unix(r.Seen), Checked: unix(r.Checked), Base: base,
-			Children: r.Children, Failing: unix(r.Failing), Error: r.Error, Quarantine: r.Quarantine,
+			Children: r.Children, Failing: unix(r.Failing), Error: r.Error,
 		}
 		if len(r.Rings) > 0 {
 			rd := doc.Refs[k]
@@ -152,6 +170,7 @@ func Encode(s State) ([]byte, error) {
 			doc.Refs[k] = rd
 		}
 	}
+	doc.Quarantines = quarantineDocs(s.Quarantines)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
@@ -223,12 +242,12 @@ func decodeJSON(raw []byte) (State, int, error) {
 		}
 		s, err := migrate(doc)
 		return s, doc.Version, err
-	case Version:
+	case 3, Version:
 		if doc.Images != nil || doc.Workloads != nil || doc.Restarted != nil || doc.Platforms != nil {
-			return State{}, 0, fmt.Errorf("%w: version %d with version 1 or 2 fields", ErrCorrupt, Version)
+			return State{}, 0, fmt.Errorf("%w: version %d with version 1 or 2 fields", ErrCorrupt, doc.Version)
 		}
 		s, err := fromDocument(doc)
-		return s, Version, err
+		return s, doc.Version, err
 	default:
 		return State{}, 0, fmt.Errorf("%w: version %d, this urunner reads versions 1 to %d", ErrCorrupt, doc.Version, Version)
 	}
@@ -250,10 +269,12 @@ func fromDocument(doc document) (State, error) {
 		if err := d.validate(k); err != nil {
 			return State{}, err
 		}
+		if err := migrateQuarantine(doc.Version, k, d, &s); err != nil {
+			return State{}, err
+		}
 		r := Ref{
 			Digest: d.Digest, Seen: fromUnix(d.Seen), Checked: fromUnix(d.Checked), Base: d.Base,
 			Children: d.Children, Failing: fromUnix(d.Failing), Error: BoundError(d.Error),
-			Quarantine: d.Quarantine,
 		}
 		for rs, at := range d.Rings {
 			ring, _ := strconv.Atoi(rs)
@@ -277,14 +298,12 @@ func fromDocument(doc document) (State, error) {
 		if len(r.Children) == 0 {
 			r.Children = nil
 		}
-		if len(r.Quarantine) == 0 {
-			r.Quarantine = nil
-		}
-		for dg, why := range r.Quarantine {
-			r.Quarantine[dg] = BoundError(why)
-		}
 		s.Refs[k] = r
 	}
+	if err := s.readQuarantines(doc.Version, doc.Quarantines); err != nil {
+		return State{}, err
+	}
+	s.viewQuarantines()
 	return s, nil
 }
 
@@ -347,11 +366,6 @@ func (d refDoc) validate(k string) error {
 	for rs, at := range d.Rings {
 		if n, err := strconv.Atoi(rs); err != nil || n < 0 || strconv.Itoa(n) != rs || at <= 0 {
 			return bad("rings[%q] = %d is not ring → time", rs, at)
-		}
-	}
-	for dg := range d.Quarantine {
-		if !digestRE.MatchString(dg) {
-			return bad("quarantine of %q, not a sha256 digest", dg)
 		}
 	}
 	for c, e := range d.Except {

@@ -47,6 +47,15 @@ func sample() State {
 				Digest: d3, Seen: t0, Checked: t1, Failing: t0, Error: "resolve registry.example.com:5000/shop/gone:1: not found",
 			},
 		},
+		Quarantines: map[string]Quarantine{
+			d3: {
+				// The tag moved on from it; still held, under any tag.
+				Why: "rollout failed in shop/deployment/web: progress deadline exceeded", At: t0,
+				Refs:   []string{"registry.example.com:5000/shop/web:latest", "registry.example.com:5000/shop/web:v2"},
+				Failed: map[string]time.Time{"shop": t0}, Lifted: map[string]time.Time{"team": t1},
+			},
+			d1: {Why: "rollout failed in old/deployment/api: ImagePullBackOff", At: t0, LiftedAll: t1},
+		},
 	}
 }
 
@@ -65,13 +74,13 @@ func gunzip(t *testing.T, data []byte) []byte {
 
 // The golden file pins the stored format: changing it breaks every
 // installed urunner's memory, so it needs a new Version and a migration.
-func TestEncodeMatchesGoldenV3(t *testing.T) {
+func TestEncodeMatchesGoldenV4(t *testing.T) {
 	data, err := Encode(sample())
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := gunzip(t, data)
-	golden := filepath.Join("testdata", "v3.json")
+	golden := filepath.Join("testdata", "v4.json")
 	if *update {
 		if err := os.WriteFile(golden, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -86,8 +95,8 @@ func TestEncodeMatchesGoldenV3(t *testing.T) {
 	}
 }
 
-func TestDecodeGoldenV3(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "v3.json"))
+func TestDecodeGoldenV4(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "v4.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +144,41 @@ func TestDecodeMigratesWorkloadDocuments(t *testing.T) {
 				t.Errorf("migrated state (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A version 3 document kept quarantines per reference, forgotten when the
+// tag moved on. They migrate into the top-level map, one per digest, with
+// the references that failed with it, quarantined since the reference was
+// last checked; the rest of the document reads as it did.
+func TestDecodeMigratesV3Quarantines(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "v3-quarantine.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, version, err := decodeJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, api := "registry.example.com:5000/shop/web:latest", "registry.example.com:5000/shop/api:1"
+	want := State{
+		ListedAt: t1, LastSuccess: t0,
+		// Quarantine in a reference is the view of the tag's own digest.
+		Refs: map[string]Ref{
+			web: {Digest: d2, Seen: t1, Checked: t1, Quarantine: map[string]string{d2: "rollout failed in shop/deployment/web: crash"}},
+			api: {Digest: d2, Seen: t0, Checked: t0, Quarantine: map[string]string{d2: "rollout failed in shop/deployment/web: crash"}},
+		},
+		Quarantines: map[string]Quarantine{
+			// Two references failed with d2: the later check's reason.
+			d2: {Why: "rollout failed in shop/deployment/web: crash", At: t1, Refs: []string{api, web}},
+			d3: {Why: "rollout failed in shop/deployment/api: ImagePullBackOff", At: t0, Refs: []string{api}},
+		},
+	}
+	if version != 3 {
+		t.Errorf("version = %d, want 3", version)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("migrated state (-want +got):\n%s", diff)
 	}
 }
 
@@ -187,22 +231,30 @@ func TestDecodeRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name, doc, want string
 	}{
-		{"not JSON", `{"version":3,`, "unexpected"},
+		{"not JSON", `{"version":4,`, "unexpected"},
 		{"no version", `{"refs":{}}`, "no version"},
-		{"a newer version is refused, not rewritten", `{"version":4,"refs":{}}`, "version 4"},
-		{"unknown field", `{"version":3,"refs":{},"extra":1}`, "unknown field"},
-		{"old fields in a new document", `{"version":3,"images":[]}`, "version 1 or 2 fields"},
-		{"new fields in an old document", `{"version":2,"refs":{}}`, "version 3 fields"},
-		{"reference without tag", `{"version":3,"refs":{"registry/app":{"digest":"` + d1 + `"}}}`, "not registry/repository:tag"},
-		{"short digest", `{"version":3,"refs":{"r/a:1":{"digest":"sha256:12"}}}`, "not a sha256 digest"},
-		{"base without digest", `{"version":3,"refs":{"r/a:1":{"base":"` + d1 + `"}}}`, "base without digest"},
-		{"negative time", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","seen":-1}}}`, "negative time"},
-		{"bad exception key", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/x":{"runs":"` + d1 + `"}}}}}`, "not namespace/Kind/name/container"},
-		{"bad exception digest", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/Deployment/x/c":{"runs":"x"}}}}}`, "not sha256 digests"},
-		{"bad child", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","children":{"` + d1 + `":{"linux":"` + d1 + `"}}}}}`, "not platform"},
-		{"restarts keyed by no run start", `{"version":3,"restarts":{"yesterday":1}}`, "not run start"},
-		{"no restarts in a run", `{"version":3,"restarts":{"1764028800000000000":0}}`, "not run start"},
-		{"restart count of an old document", `{"version":2,"restarts":{"1764028800000000000":1}}`, "version 3 fields"},
+		{"a newer version is refused, not rewritten", `{"version":5,"refs":{}}`, "version 5"},
+		{"unknown field", `{"version":4,"refs":{},"extra":1}`, "unknown field"},
+		{"old fields in a new document", `{"version":4,"images":[]}`, "version 1 or 2 fields"},
+		{"new fields in an old document", `{"version":2,"refs":{}}`, "version 4 fields"},
+		{"v3: top-level quarantines", `{"version":3,"quarantines":{"` + d1 + `":{"at":1}}}`, "version 4 field quarantines"},
+		{"v4: a reference's quarantine", `{"version":4,"refs":{"r/a:1":{"digest":"` + d1 + `","quarantine":{"` + d1 + `":"x"}}}}`, "quarantines are top-level"},
+		{"v3: bad quarantined digest", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","quarantine":{"sha256:1":"x"}}}}`, "not a sha256 digest"},
+		{"bad quarantine digest", `{"version":4,"quarantines":{"sha256:1":{"at":1}}}`, "not a sha256 digest"},
+		{"quarantine of a bad reference", `{"version":4,"quarantines":{"` + d1 + `":{"at":1,"refs":["nginx"]}}}`, "not registry/repository:tag"},
+		{"quarantine lifted in no namespace", `{"version":4,"quarantines":{"` + d1 + `":{"at":1,"lifted":{"":5}}}}`, "not namespace → time"},
+		{"quarantine failed at no time", `{"version":4,"quarantines":{"` + d1 + `":{"at":1,"failed":{"shop":0}}}}`, "not namespace → time"},
+		{"quarantine negative time", `{"version":4,"quarantines":{"` + d1 + `":{"at":-1}}}`, "not times"},
+		{"reference without tag", `{"version":4,"refs":{"registry/app":{"digest":"` + d1 + `"}}}`, "not registry/repository:tag"},
+		{"short digest", `{"version":4,"refs":{"r/a:1":{"digest":"sha256:12"}}}`, "not a sha256 digest"},
+		{"base without digest", `{"version":4,"refs":{"r/a:1":{"base":"` + d1 + `"}}}`, "base without digest"},
+		{"negative time", `{"version":4,"refs":{"r/a:1":{"digest":"` + d1 + `","seen":-1}}}`, "negative time"},
+		{"bad exception key", `{"version":4,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/x":{"runs":"` + d1 + `"}}}}}`, "not namespace/Kind/name/container"},
+		{"bad exception digest", `{"version":4,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/Deployment/x/c":{"runs":"x"}}}}}`, "not sha256 digests"},
+		{"bad child", `{"version":4,"refs":{"r/a:1":{"digest":"` + d1 + `","children":{"` + d1 + `":{"linux":"` + d1 + `"}}}}}`, "not platform"},
+		{"restarts keyed by no run start", `{"version":4,"restarts":{"yesterday":1}}`, "not run start"},
+		{"no restarts in a run", `{"version":4,"restarts":{"1764028800000000000":0}}`, "not run start"},
+		{"restart count of an old document", `{"version":2,"restarts":{"1764028800000000000":1}}`, "version 4 fields"},
 		{"v2: platforms of an unknown image", `{"version":2,"images":[],"workloads":{},"platforms":{"0":{"linux/amd64":"` + d1 + `"}}}`, "platforms names image"},
 		{"v2: restart time of an unknown workload", `{"version":2,"images":[],"workloads":{},"restarted":{"a/b/c":5}}`, "has no containers"},
 		{"v1: image without digest", `{"version":1,"images":["a/b:c"],"workloads":{}}`, "not image@sha256"},
@@ -255,14 +307,14 @@ func TestBoundErrorKeepsValidUTF8(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, name := range []string{"v1.json", "v2.json", "v3.json"} {
+	for _, name := range []string{"v1.json", "v2.json", "v3.json", "v3-quarantine.json", "v4.json"} {
 		golden, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(golden)
 	}
-	f.Add([]byte(`{"version":3,"refs":{}}`))
+	f.Add([]byte(`{"version":4,"refs":{}}`))
 	f.Add([]byte(`{"version":1,"images":["a@sha256:0"],"workloads":{"a/b/c":{"x":-1}}}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		s, err := DecodeJSON(raw)

@@ -17,6 +17,10 @@ import (
 //     run's stays pruned;
 //   - everything else is the other writer's;
 //   - restarts counted by the cap are the union of both writers' runs.
+//   - quarantines are the union of both, merged field by field (see
+//     mergeQuarantine): a quarantine or a lift either writer recorded is
+//     never lost, and a cluster-wide lift is not undone by a writer that
+//     read the state before it.
 func Merge(prev, ours, theirs State, at time.Time) State {
 	out := theirs.Clone()
 	if out.Refs == nil {
@@ -55,6 +59,7 @@ func Merge(prev, ours, theirs State, at time.Time) State {
 		out.Workloads, out.CountedAt = ours.Workloads, ours.CountedAt
 	}
 	mergeRestarts(&out, ours)
+	out.Quarantines = mergeQuarantines(ours.Quarantines, out.Quarantines)
 	return out
 }
 
@@ -74,4 +79,57 @@ func mergeRestarts(out *State, ours State) {
 		out.Restarts[at] = max(out.Restarts[at], n)
 	}
 	BoundRestarts(out.Restarts)
+}
+
+// mergeQuarantines returns the union of a and b, each digest in both
+// merged by mergeQuarantine. b may be changed.
+func mergeQuarantines(a, b map[string]Quarantine) map[string]Quarantine {
+	if len(a) == 0 {
+		return b
+	}
+	if b == nil {
+		b = make(map[string]Quarantine, len(a))
+	}
+	for d, q := range a {
+		if p, ok := b[d]; ok {
+			b[d] = mergeQuarantine(q, p)
+		} else {
+			b[d] = q.clone()
+		}
+	}
+	return b
+}
+
+// mergeQuarantine merges two records of one quarantine: every time is the
+// later of the two (per namespace for failures and lifts), the references
+// the union, and why the later failure's. Whether a lift holds is decided
+// from the merged times (Quarantine.HoldsIn), so a lift recorded before a
+// later failure is not resurrected by the merge.
+func mergeQuarantine(a, b Quarantine) Quarantine {
+	out := a.clone()
+	if b.At.After(a.At) || b.At.Equal(a.At) && b.Why > a.Why {
+		out.Why, out.At = b.Why, b.At
+	}
+	for _, ref := range b.Refs {
+		out.AddRef(ref)
+	}
+	out.Failed = laterTimes(out.Failed, b.Failed)
+	out.Lifted = laterTimes(out.Lifted, b.Lifted)
+	if b.LiftedAll.After(out.LiftedAll) {
+		out.LiftedAll = b.LiftedAll
+	}
+	return out
+}
+
+// laterTimes merges b into a, keeping the later time of each key.
+func laterTimes(a, b map[string]time.Time) map[string]time.Time {
+	for k, t := range b {
+		if a == nil {
+			a = make(map[string]time.Time, len(b))
+		}
+		if t.After(a[k]) {
+			a[k] = t
+		}
+	}
+	return a
 }

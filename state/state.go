@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strings"
@@ -32,30 +33,129 @@ type State struct {
 	// nanoseconds (see RunKey). The start, to the nanosecond, tells two
 	// runs apart, so that merging two writers' restarts never loses one.
 	Restarts map[int64]int
+	// Quarantines maps a digest whose verified rollout failed in this
+	// cluster to its quarantine: it belongs to the digest, not to a tag, so
+	// a tag that moves on and back, or another tag of the same digest, is
+	// still held.
+	Quarantines map[string]Quarantine
 }
 
-// RunKey is a run's key in State.Restarts: its start in Unix nanoseconds.
-func RunKey(start time.Time) int64 { return start.UnixNano() }
+// Quarantine is what urunner remembers of a quarantined digest. Every field
+// only grows (times move forward, sets gain members), which is what lets
+// overlapping runs merge quarantines without losing one (see Merge).
+type Quarantine struct {
+	// Why is the latest failure, bounded; At is when it was recorded.
+	Why string
+	At  time.Time
+	// Refs are the references whose rollouts failed with it, sorted, at
+	// most maxQuarantineRefs.
+	Refs []string
+	// Failed maps a namespace to its latest failed rollout onto the
+	// digest: a lift there counts only when later.
+	Failed map[string]time.Time
+	// Lifted maps a namespace to when a run applied a workload's lift
+	// annotation there: its workloads may restart onto the digest.
+	Lifted map[string]time.Time
+	// LiftedAll is when `kubectl urunner lift` lifted it everywhere. It
+	// counts while later than At: a later failure quarantines again.
+	LiftedAll time.Time
+}
 
-// MaxRunRestarts bounds one entry of State.Restarts.
-const MaxRunRestarts = 1 << 30
+// HoldsIn reports whether the quarantine holds the digest's restarts in
+// namespace ns.
+func (q Quarantine) HoldsIn(ns string) bool {
+	if q.LiftedAll.After(q.At) {
+		return false
+	}
+	l, ok := q.Lifted[ns]
+	return !ok || !l.After(q.Failed[ns])
+}
 
-// MaxRestartEntries bounds State.Restarts; older runs are folded into the
-// oldest one kept, so that a bound never undercounts.
-const MaxRestartEntries = 1000
+// LiftedEverywhere reports whether a cluster-wide lift holds.
+func (q Quarantine) LiftedEverywhere() bool { return q.LiftedAll.After(q.At) }
 
-// BoundRestarts folds the oldest entries of r beyond MaxRestartEntries
-// into the oldest one kept.
-func BoundRestarts(r map[int64]int) {
-	if len(r) <= MaxRestartEntries {
+// LiftedNamespaces returns the namespaces where a lift holds, sorted.
+func (q Quarantine) LiftedNamespaces() []string {
+	var out []string
+	for _, ns := range slices.Sorted(maps.Keys(q.Lifted)) {
+		if q.Lifted[ns].After(q.Failed[ns]) {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+func (q Quarantine) clone() Quarantine {
+	q.Refs = slices.Clone(q.Refs)
+	q.Failed = maps.Clone(q.Failed)
+	q.Lifted = maps.Clone(q.Lifted)
+	return q
+}
+
+// Bounds of the quarantines: they are few (each is a failed rollout a
+// person should look at), and must never crowd out the references.
+const (
+	maxQuarantines    = 1000
+	maxQuarantineRefs = 10
+	// QuarantineTombstone is how long a quarantine lifted everywhere is
+	// kept: a run that read the state before the lift and saves after it
+	// merges with the lift instead of bringing the quarantine back. Runs
+	// last minutes; a week leaves room for a stuck one.
+	QuarantineTombstone = 7 * 24 * time.Hour
+)
+
+// BoundQuarantines forgets, at now, the quarantines lifted everywhere for
+// longer than QuarantineTombstone, then, past maxQuarantines, the oldest
+// lifted everywhere and then the oldest by At.
+func BoundQuarantines(qs map[string]Quarantine, now time.Time) {
+	for d, q := range qs {
+		if q.LiftedEverywhere() && now.Sub(q.LiftedAll) > QuarantineTombstone {
+			delete(qs, d)
+		}
+	}
+	if len(qs) <= maxQuarantines {
 		return
 	}
-	keys := slices.Sorted(maps.Keys(r))
-	fold := keys[:len(keys)-MaxRestartEntries]
-	into := keys[len(fold)]
-	for _, k := range fold {
-		r[into] = min(r[into]+r[k], MaxRunRestarts)
-		delete(r, k)
+	order := slices.SortedFunc(maps.Keys(qs), func(a, b string) int {
+		qa, qb := qs[a], qs[b]
+		if la, lb := qa.LiftedEverywhere(), qb.LiftedEverywhere(); la != lb {
+			if la {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(qa.At.Compare(qb.At), strings.Compare(a, b))
+	})
+	for _, d := range order[:len(qs)-maxQuarantines] {
+		delete(qs, d)
+	}
+}
+
+// AddRef adds ref to the references that failed with q, sorted; past
+// maxQuarantineRefs no more are added (they only inform a person).
+func (q *Quarantine) AddRef(ref string) {
+	if i, found := slices.BinarySearch(q.Refs, ref); !found && len(q.Refs) < maxQuarantineRefs {
+		q.Refs = slices.Insert(q.Refs, i, ref)
+	}
+}
+
+// viewQuarantines fills each reference's Quarantine view.
+func (s *State) viewQuarantines() {
+	for d, q := range s.Quarantines {
+		if q.LiftedEverywhere() {
+			continue
+		}
+		for _, ref := range q.Refs {
+			r, ok := s.Refs[ref]
+			if !ok || r.Digest != d {
+				continue
+			}
+			if r.Quarantine == nil {
+				r.Quarantine = map[string]string{}
+			}
+			r.Quarantine[d] = q.Why
+			s.Refs[ref] = r
+		}
 	}
 }
 
@@ -84,9 +184,10 @@ type Ref struct {
 	// run something else than their default (their workload's restarted-for
 	// record, else Base), what they run.
 	Except map[string]Exception
-	// Quarantine maps a digest of the reference whose verified rollout
-	// failed to why: nothing restarts onto it until the tag moves on or a
-	// person lifts it.
+	// Quarantine is a view, not stored: the digest the tag points at, to
+	// why, when a rollout of the reference failed with it and it is not
+	// lifted everywhere (State.Quarantines). Decode fills it for readers of
+	// the version 3 field; the rules read State.Quarantines.
 	Quarantine map[string]string
 	// Rings maps a ring to since when all its workloads following the
 	// reference have run Digest healthily (only while rings are used).
@@ -123,6 +224,12 @@ func (s State) Clone() State {
 	c.Refs = make(map[string]Ref, len(s.Refs))
 	for k, r := range s.Refs {
 		c.Refs[k] = r.clone()
+	}
+	if s.Quarantines != nil {
+		c.Quarantines = make(map[string]Quarantine, len(s.Quarantines))
+		for d, q := range s.Quarantines {
+			c.Quarantines[d] = q.clone()
+		}
 	}
 	return c
 }
@@ -164,3 +271,28 @@ func BoundError(msg string) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// RunKey is a run's key in State.Restarts: its start in Unix nanoseconds.
+func RunKey(start time.Time) int64 { return start.UnixNano() }
+
+// MaxRunRestarts bounds one entry of State.Restarts.
+const MaxRunRestarts = 1 << 30
+
+// MaxRestartEntries bounds State.Restarts; older runs are folded into the
+// oldest one kept, so that a bound never undercounts.
+const MaxRestartEntries = 1000
+
+// BoundRestarts folds the oldest entries of r beyond MaxRestartEntries
+// into the oldest one kept.
+func BoundRestarts(r map[int64]int) {
+	if len(r) <= MaxRestartEntries {
+		return
+	}
+	keys := slices.Sorted(maps.Keys(r))
+	fold := keys[:len(keys)-MaxRestartEntries]
+	into := keys[len(fold)]
+	for _, k := range fold {
+		r[into] = min(r[into]+r[k], MaxRunRestarts)
+		delete(r, k)
+	}
+}

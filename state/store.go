@@ -103,6 +103,10 @@ func (s *Store) Load(ctx context.Context) (*Snapshot, error) {
 	}
 	if version < Version {
 		snap.Migrated = version
+	}
+	if version < 3 {
+		// Versions 1 and 2 have no listing time: the older urunner's last
+		// run, which its report says started when, stands for it.
 		carryListing(&st, reportStarted(cm.Data[ReportKey]))
 	}
 	snap.State = st

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,3 +196,29 @@ func TestLoadMigratesAnOlderDocumentWithTheLastRunsStart(t *testing.T) {
 }
 
 func gzipWriter(w *strings.Builder) *gzip.Writer { return gzip.NewWriter(w) }
+
+// A version 3 document has its own listing time: migrating its quarantines
+// must not replace it with the report's start.
+func TestLoadMigratesAVersion3DocumentKeepingItsListingTime(t *testing.T) {
+	ctx := t.Context()
+	cms := &memConfigMaps{}
+	raw := `{"version":3,"listedAt":` + strconv.FormatInt(t1.Unix(), 10) + `,"refs":{"r/a:1":{"digest":"` + d1 + `","checked":1,"quarantine":{"` + d1 + `":"rollout failed"}}}}`
+	var data strings.Builder
+	zw := gzipWriter(&data)
+	_, _ = zw.Write([]byte(raw))
+	_ = zw.Close()
+	_, _ = cms.Create(ctx, &ConfigMap{Namespace: "urunner", Name: "state",
+		BinaryData: map[string][]byte{DataKey: []byte(data.String())},
+		Data:       map[string]string{ReportKey: `{"version":1,"started":"2026-11-24T22:00:00Z"}`},
+	})
+	snap, err := NewStore(cms, "urunner", "state").Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Migrated != 3 || !snap.State.ListedAt.Equal(t1) {
+		t.Errorf("Migrated = %d, ListedAt = %v; want 3 and %v", snap.Migrated, snap.State.ListedAt, t1)
+	}
+	if q := snap.State.Quarantines[d1]; q.Why != "rollout failed" || !slices.Equal(q.Refs, []string{"r/a:1"}) {
+		t.Errorf("quarantine of %s = %+v, want migrated from r/a:1", d1, q)
+	}
+}

@@ -142,6 +142,16 @@ func (in *install) stateCM() *corev1.ConfigMap {
 	return cm
 }
 
+// state is the stored state, decoded.
+func (in *install) state() state.State {
+	in.t.Helper()
+	st, err := state.Decode(in.stateCM().BinaryData[state.DataKey])
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	return st
+}
+
 // editState changes the stored state as urunner's own encoder writes it.
 func (in *install) editState(edit func(*state.State)) {
 	in.t.Helper()

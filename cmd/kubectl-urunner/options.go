@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/urunner/urunner/policy"
 )
 
 // Defaults: the chart's release name, CronJob and state ConfigMap.
@@ -95,16 +97,24 @@ var commandFlags = map[string][]string{
 // check refuses a command that does not exist, the wrong number of
 // arguments, and flags the command would ignore.
 func (o *options) check(cmd string, args []string) error {
-	want := map[string]int{"status": 0, "plan": 0, "run": 0, "why": 1, "version": 0}
+	want := map[string]int{"status": 0, "plan": 0, "run": 0, "why": 1, "lift": 1, "version": 0}
 	n, ok := want[cmd]
 	if !ok {
-		return usagef("unknown command %q (want status, plan, run, why or version)", cmd)
+		return usagef("unknown command %q (want status, plan, run, why, lift or version)", cmd)
 	}
 	if len(args) != n {
-		if cmd == "why" {
+		switch cmd {
+		case "why":
 			return usagef("why takes one workload: why deploy/NAME, sts/NAME or ds/NAME")
+		case "lift":
+			return usagef("lift takes one quarantined digest: lift sha256:… (or its first 12 hex characters)")
 		}
 		return usagef("%s takes no argument, got %q", cmd, strings.Join(args, " "))
+	}
+	if cmd == "lift" {
+		if _, err := policy.ParseLift(args[0]); err != nil {
+			return usagef("lift: %v", err)
+		}
 	}
 	for flag, cmds := range commandFlags {
 		if o.fs.Changed(flag) && !slices.Contains(cmds, cmd) {
@@ -235,6 +245,9 @@ Usage:
   kubectl urunner why KIND/NAME   a workload's urunner Events, restart annotations, and per
                                   container what urunner stored and believes it runs
                                   (KIND: deploy, sts, ds or rollout; -w for its namespace)
+  kubectl urunner lift DIGEST     lift a digest's quarantine everywhere (needs write access to
+                                  the state ConfigMap); a workload's urunner.io/lift-quarantine
+                                  annotation lifts it in its namespace only
   kubectl urunner version
 
 Flags:

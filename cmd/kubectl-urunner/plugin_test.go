@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -189,7 +190,9 @@ func TestOperatingUrunnerWithThePlugin(t *testing.T) {
 	v3, v0 := "sha256:"+strings.Repeat("3", 64), "sha256:"+strings.Repeat("0", 64)
 	in.editState(func(st *state.State) {
 		r := st.Refs[web]
-		r.Quarantine = map[string]string{v3: "rollout failed in story-app/deployment/web: progress deadline exceeded"}
+		failed := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+		st.Quarantines = map[string]state.Quarantine{v3: {Why: "rollout failed in story-app/deployment/web: progress deadline exceeded",
+			At: failed, Refs: []string{web}, Failed: map[string]time.Time{in.app: failed}, Lifted: map[string]time.Time{"elsewhere": failed.Add(time.Second)}}}
 		r.Except = map[string]state.Exception{state.WorkloadContainer(in.app, "Deployment", "paused", "app"): {Runs: v0}}
 		st.Refs[web] = r
 	})
@@ -203,8 +206,8 @@ func TestOperatingUrunnerWithThePlugin(t *testing.T) {
 	mustRow(t, "status after a failed run", out, "-", agent, "resolve "+agent+": ", "not found")
 	mustRow(t, "status after a failed run", out, "IMAGE", "FAILING SINCE", "LAST ERROR")
 	mustRow(t, "status after a failed run", out, agent, "UTC (", "not found")
-	mustRow(t, "status after a failed run", out, "IMAGE", "DIGEST", "WHY")
-	mustRow(t, "status after a failed run", out, web, short(v3), "rollout failed in story-app/deployment/web: progress deadline exceeded")
+	mustRow(t, "status after a failed run", out, "IMAGE", "DIGEST", "SINCE", "LIFTED IN", "WHY")
+	mustRow(t, "status after a failed run", out, web, short(v3), "UTC (", "elsewhere", "rollout failed in story-app/deployment/web: progress deadline exceeded")
 	mustRow(t, "status after a failed run", out, "urunner-run-", "run", "ago", "failed (BackoffLimitExceeded)", "1")
 	code, out, _ = in.run("why", "deploy/paused", "-w", in.app)
 	if code != 0 {
@@ -212,7 +215,32 @@ func TestOperatingUrunnerWithThePlugin(t *testing.T) {
 	}
 	mustRow(t, "why deploy/paused with an exception", out, "believed runs", short(v0))
 	mustRow(t, "why deploy/paused with an exception", out, "exception", "runs "+short(v0))
-	mustRow(t, "why deploy/paused with an exception", out, "quarantined", short(v3)+": rollout failed")
+	mustRow(t, "why deploy/paused with an exception", out, "quarantined", short(v3)+" since", "rollout failed")
+	mustRow(t, "why deploy/paused with a quarantine", out, "lifted in", "elsewhere (a lift annotation there)")
+	mustRow(t, "why deploy/paused with a quarantine", out, "to lift", "in namespace "+in.app+": kubectl annotate deployment/paused -n "+in.app+" urunner.io/lift-quarantine="+short(v3))
+	mustRow(t, "why deploy/paused with a quarantine", out, "everywhere", "kubectl urunner lift "+short(v3))
+
+	// lift: the quarantine lifted everywhere, in the state ConfigMap.
+	if code, _, errOut := in.run("lift", "sha256:"+strings.Repeat("4", 12)); code != 1 || !strings.Contains(errOut, "no quarantined digest starts with 444444444444") {
+		t.Errorf("lift of a digest not quarantined: exit %d, %q; want 1 saying so", code, errOut)
+	}
+	code, out, _ = in.run("lift", short(v3))
+	if code != 0 {
+		t.Fatalf("lift: exit %d", code)
+	}
+	mustContain(t, "lift", out, "lifted the quarantine of "+v3+" everywhere")
+	if q := in.state().Quarantines[v3]; !q.LiftedEverywhere() || q.HoldsIn(in.app) {
+		t.Errorf("after lift, the stored quarantine is %+v, want lifted everywhere", q)
+	}
+	code, out, _ = in.run("why", "deploy/paused", "-w", in.app)
+	if code != 0 {
+		t.Fatalf("why deploy/paused after lift: exit %d", code)
+	}
+	mustRow(t, "why deploy/paused after lift", out, "lifted", "everywhere at", "(kubectl urunner lift)")
+	code, out, _ = in.run("status")
+	if code != 0 || strings.Contains(out, "Quarantined digests") {
+		t.Errorf("status after lift: exit %d, still lists quarantines:\n%s", code, out)
+	}
 	ds := why(t, in, "ds/agent")
 	if tag := ds.Containers[0].Tag; tag == nil || tag.FailingSince == nil || tag.Error == "" {
 		t.Errorf("why ds/agent: tag %+v, want failing since and an error", tag)

@@ -72,9 +72,13 @@ type failingDoc struct {
 }
 
 type quarantineDoc struct {
-	Image  string `json:"image"`
-	Digest string `json:"digest"`
-	Why    string `json:"why"`
+	// Image names the references whose rollouts failed with the digest.
+	Image  string    `json:"image"`
+	Digest string    `json:"digest"`
+	Why    string    `json:"why"`
+	Since  time.Time `json:"since"`
+	// LiftedIn are the namespaces where a lift annotation lifted it.
+	LiftedIn []string `json:"liftedIn,omitempty"`
 }
 
 // jobDoc is one Job of the CronJob.
@@ -155,10 +159,9 @@ func failing(st state.State) []failingDoc {
 
 func quarantined(st state.State) []quarantineDoc {
 	out := []quarantineDoc{}
-	for _, k := range st.Keys() {
-		q := st.Refs[k].Quarantine
-		for _, d := range slices.Sorted(maps.Keys(q)) {
-			out = append(out, quarantineDoc{Image: k, Digest: d, Why: q[d]})
+	for _, d := range slices.Sorted(maps.Keys(st.Quarantines)) {
+		if q := st.Quarantines[d]; !q.LiftedEverywhere() {
+			out = append(out, quarantineDoc{Image: strings.Join(q.Refs, ", "), Digest: d, Why: q.Why, Since: q.At.UTC(), LiftedIn: q.LiftedNamespaces()})
 		}
 	}
 	return out
@@ -383,9 +386,9 @@ func (c *cli) printFailing(w io.Writer, d *statusDoc) {
 	}
 	if len(d.Quarantined) > 0 {
 		fmt.Fprintln(w, "Quarantined digests:")
-		t := newTable(w, "  IMAGE", "DIGEST", "WHY")
+		t := newTable(w, "  IMAGE", "DIGEST", "SINCE", "LIFTED IN", "WHY")
 		for _, q := range d.Quarantined {
-			t.row("  "+q.Image, short(q.Digest), q.Why)
+			t.row("  "+orDash(q.Image), short(q.Digest), c.at(q.Since), orDash(strings.Join(q.LiftedIn, ",")), q.Why)
 		}
 		t.flush()
 	}

@@ -106,13 +106,46 @@ type tagDoc struct {
 	Checked *time.Time `json:"checked"`
 	// Base is what the tag's workloads are believed to run by default,
 	// when it is not Digest.
-	Base         string            `json:"base,omitempty"`
-	FailingSince *time.Time        `json:"failingSince,omitempty"`
-	Error        string            `json:"error,omitempty"`
-	Quarantine   map[string]string `json:"quarantine,omitempty"`
+	Base         string     `json:"base,omitempty"`
+	FailingSince *time.Time `json:"failingSince,omitempty"`
+	Error        string     `json:"error,omitempty"`
+	// Quarantines are the quarantined digests of this reference: the
+	// tag's digest, and those its rollouts failed with.
+	Quarantines []quarantineView `json:"quarantines,omitempty"`
 	// Exception is what urunner recorded this container runs when it
 	// differs from the rest (held, paused, or its restart failed).
 	Exception *state.Exception `json:"exception,omitempty"`
+}
+
+// quarantineView is a quarantine as it bears on one workload.
+type quarantineView struct {
+	Digest string    `json:"digest"`
+	Why    string    `json:"why"`
+	Since  time.Time `json:"since"`
+	// Holds is whether it holds the workload's restarts onto the digest.
+	Holds bool `json:"holds"`
+	// LiftedIn are the namespaces where a lift annotation lifted it;
+	// LiftedEverywhere when kubectl urunner lift did.
+	LiftedIn         []string   `json:"liftedIn,omitempty"`
+	LiftedEverywhere *time.Time `json:"liftedEverywhere,omitempty"`
+}
+
+// quarantinesOf are the quarantines of ref's digest and of the digests its
+// rollouts failed with, as they bear on namespace ns.
+func quarantinesOf(st state.State, ref string, r state.Ref, ns string) []quarantineView {
+	var out []quarantineView
+	for _, d := range slices.Sorted(maps.Keys(st.Quarantines)) {
+		q := st.Quarantines[d]
+		if d != r.Digest && !slices.Contains(q.Refs, ref) {
+			continue
+		}
+		v := quarantineView{Digest: d, Why: q.Why, Since: q.At.UTC(), Holds: q.HoldsIn(ns), LiftedIn: q.LiftedNamespaces()}
+		if q.LiftedEverywhere() {
+			v.LiftedEverywhere = timePtr(q.LiftedAll)
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 type eventDoc struct {
@@ -214,6 +247,7 @@ func containers(w kube.Workload, st state.State, watchedRegistry string) []conta
 			d.Believed = policy.Believed(&pw, policy.Container{Name: c.Name, Ref: im.Named}, st)
 			if r, ok := st.Refs[im.Named]; ok {
 				d.Tag = tagOf(r, state.WorkloadContainer(w.Namespace, w.Kind, w.Name, c.Name))
+				d.Tag.Quarantines = quarantinesOf(st, im.Named, r, w.Namespace)
 			}
 		}
 		out = append(out, d)
@@ -223,7 +257,7 @@ func containers(w kube.Workload, st state.State, watchedRegistry string) []conta
 
 func tagOf(r state.Ref, key string) *tagDoc {
 	t := &tagDoc{Digest: r.Digest, Seen: timePtr(r.Seen), Checked: timePtr(r.Checked),
-		FailingSince: timePtr(r.Failing), Error: r.Error, Quarantine: r.Quarantine}
+		FailingSince: timePtr(r.Failing), Error: r.Error}
 	if r.BaseDigest() != r.Digest {
 		t.Base = r.BaseDigest()
 	}
@@ -283,7 +317,7 @@ func (c *cli) printWhy(w io.Writer, d *whyDoc) {
 		field(w, "Ignored", strings.Join(d.Ignored, ", ")+" ("+kube.IgnoreContainersAnnotation+")")
 	}
 	for _, ctr := range d.Containers {
-		c.printContainer(w, &ctr)
+		c.printContainer(w, d, &ctr)
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.RestartedFor)) {
 		if !slices.ContainsFunc(d.Containers, func(ctr containerDoc) bool { return ctr.Name == name }) {
@@ -303,7 +337,7 @@ func (c *cli) printWhy(w io.Writer, d *whyDoc) {
 	t.flush()
 }
 
-func (c *cli) printContainer(w io.Writer, d *containerDoc) {
+func (c *cli) printContainer(w io.Writer, doc *whyDoc, d *containerDoc) {
 	kind := "Container"
 	if d.Init {
 		kind = "Init container"
@@ -343,20 +377,41 @@ func (c *cli) printContainer(w io.Writer, d *containerDoc) {
 	if t.FailingSince != nil {
 		line("failing since", c.at(*t.FailingSince)+": "+t.Error)
 	}
-	for _, dg := range slices.Sorted(maps.Keys(t.Quarantine)) {
-		line("quarantined", short(dg)+": "+t.Quarantine[dg])
+	held := false
+	for _, q := range t.Quarantines {
+		c.printQuarantine(line, doc, q)
+		held = held || q.Digest == t.Digest && q.Holds
 	}
 	if t.Exception != nil {
 		line("exception", "runs "+orDash(short(t.Exception.Runs))+", recorded apart from the tag's other workloads (held, paused or its restart failed)")
 	}
 	if d.Believed != "" && t.Digest != "" && d.Believed != t.Digest {
 		moved := "the tag moved from " + short(d.Believed) + " to " + short(t.Digest)
-		if _, ok := t.Quarantine[t.Digest]; ok {
-			line("held", moved+", a quarantined digest: nothing restarts onto it until the tag moves on or a person lifts it")
+		if held {
+			line("held", moved+", a digest quarantined in this namespace: nothing restarts onto it until it is lifted (see above)")
 		} else {
 			line("due", moved+": the next run restarts it unless something holds it (kubectl urunner plan shows what)")
 		}
 	}
+}
+
+// printQuarantine says what a quarantine is, where it was lifted, and
+// what a person can do.
+func (c *cli) printQuarantine(line func(label, value string), doc *whyDoc, q quarantineView) {
+	line("quarantined", short(q.Digest)+" since "+c.at(q.Since)+": "+q.Why)
+	switch {
+	case q.LiftedEverywhere != nil:
+		line("lifted", "everywhere at "+c.at(*q.LiftedEverywhere)+" (kubectl urunner lift)")
+		return
+	case len(q.LiftedIn) > 0:
+		line("lifted in", strings.Join(q.LiftedIn, ", ")+" (a lift annotation there)")
+	}
+	if !q.Holds {
+		return
+	}
+	line("to lift", fmt.Sprintf("in namespace %s: kubectl annotate %s/%s -n %s %s=%s", doc.Namespace, strings.ToLower(doc.Kind), doc.Name,
+		doc.Namespace, policy.LiftQuarantineAnnotation, short(q.Digest)))
+	line("", "everywhere (needs write access to urunner's state): kubectl urunner lift "+short(q.Digest))
 }
 
 func deref(t *time.Time) time.Time {
