@@ -39,7 +39,9 @@ func sample() State {
 			},
 			"docker.io/library/nginx:1.27": {
 				Digest: d2, Seen: t0, Checked: t1,
-				Children: map[string]map[string]string{d2: {"linux/amd64": d1}},
+				Children:    map[string]map[string]string{d2: {"linux/amd64": d1}},
+				Rings:       map[int]time.Time{0: t1},
+				RingMembers: map[int][]string{0: {"edge"}, 1: {"shop", "shop-eu"}},
 			},
 			"registry.example.com:5000/shop/gone:1": {
 				Digest: d3, Seen: t0, Checked: t1, Failing: t0, Error: "resolve registry.example.com:5000/shop/gone:1: not found",
@@ -198,6 +200,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad exception key", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/x":{"runs":"` + d1 + `"}}}}}`, "not namespace/Kind/name/container"},
 		{"bad exception digest", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","except":{"n/Deployment/x/c":{"runs":"x"}}}}}`, "not sha256 digests"},
 		{"bad child", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","children":{"` + d1 + `":{"linux":"` + d1 + `"}}}}}`, "not platform"},
+		{"ring members of no ring", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","ringMembers":{"x":["shop"]}}}}`, "not ring → namespaces"},
+		{"a ring with no namespace", `{"version":3,"refs":{"r/a:1":{"digest":"` + d1 + `","ringMembers":{"0":[]}}}}`, "not ring → namespaces"},
 		{"v2: platforms of an unknown image", `{"version":2,"images":[],"workloads":{},"platforms":{"0":{"linux/amd64":"` + d1 + `"}}}`, "platforms names image"},
 		{"v2: restart time of an unknown workload", `{"version":2,"images":[],"workloads":{},"restarted":{"a/b/c":5}}`, "has no containers"},
 		{"v1: image without digest", `{"version":1,"images":["a/b:c"],"workloads":{}}`, "not image@sha256"},
