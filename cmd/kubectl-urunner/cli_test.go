@@ -127,7 +127,8 @@ func TestCommandLineMistakesExit2(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"stat"}, `unknown command "stat" (want status, plan, run, why or version)`},
+		{[]string{"stat"}, `unknown command "stat" (want status, plan, run, why, forget-ring or version)`},
+		{[]string{"forget-ring", "registry.example.com/shop/web:latest"}, "forget-ring takes a reference and a ring: forget-ring registry/repository:tag 0"},
 		{[]string{"why"}, "why takes one workload: why deploy/NAME, sts/NAME or ds/NAME"},
 		{[]string{"status", "extra"}, `status takes no argument, got "extra"`},
 		{[]string{"run", "-o", "json"}, "--output is for status and why, not run"},

@@ -95,14 +95,17 @@ var commandFlags = map[string][]string{
 // check refuses a command that does not exist, the wrong number of
 // arguments, and flags the command would ignore.
 func (o *options) check(cmd string, args []string) error {
-	want := map[string]int{"status": 0, "plan": 0, "run": 0, "why": 1, "version": 0}
+	want := map[string]int{"status": 0, "plan": 0, "run": 0, "why": 1, "forget-ring": 2, "version": 0}
 	n, ok := want[cmd]
 	if !ok {
-		return usagef("unknown command %q (want status, plan, run, why or version)", cmd)
+		return usagef("unknown command %q (want status, plan, run, why, forget-ring or version)", cmd)
 	}
 	if len(args) != n {
-		if cmd == "why" {
+		switch cmd {
+		case "why":
 			return usagef("why takes one workload: why deploy/NAME, sts/NAME or ds/NAME")
+		case "forget-ring":
+			return usagef("forget-ring takes a reference and a ring: forget-ring registry/repository:tag 0")
 		}
 		return usagef("%s takes no argument, got %q", cmd, strings.Join(args, " "))
 	}
@@ -235,6 +238,10 @@ Usage:
   kubectl urunner why KIND/NAME   a workload's urunner Events, restart annotations, and per
                                   container what urunner stored and believes it runs
                                   (KIND: deploy, sts, ds or rollout; -w for its namespace)
+  kubectl urunner forget-ring REFERENCE RING
+                                  forget a ring gone for good (its namespace disabled, its
+                                  workloads deleted) so it no longer holds the rings after it;
+                                  needs rights to update urunner's state ConfigMap
   kubectl urunner version
 
 Flags:
