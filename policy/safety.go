@@ -181,10 +181,20 @@ type ringKey struct {
 // failing to list.
 func NewFleet(ws []*Workload, failed map[string]bool) *Fleet {
 	f := &Fleet{members: map[string]map[int][]member{}, failed: failed, health: map[ringKey]string{}}
+	// Members are kept only for references some workload follows in a
+	// ring after 0: only those are gated, and most fleets use no rings.
+	ringed := map[string]bool{}
+	for _, w := range ws {
+		for _, c := range w.Containers {
+			if w.Ring > 0 && c.Ref != "" {
+				ringed[c.Ref] = true
+			}
+		}
+	}
 	for _, w := range ws {
 		for i := range w.Containers {
 			c := &w.Containers[i]
-			if c.Ref == "" {
+			if !ringed[c.Ref] {
 				continue
 			}
 			if f.members[c.Ref] == nil {
