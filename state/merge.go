@@ -15,6 +15,8 @@ import (
 //     it in use later;
 //   - a reference the other writer pruned after a newer listing than this
 //     run's stays pruned;
+//   - a ring the other writer forgot (only a person forgets one: kubectl
+//     urunner forget-ring) stays forgotten;
 //   - everything else is the other writer's.
 func Merge(prev, ours, theirs State, at time.Time) State {
 	out := theirs.Clone()
@@ -33,7 +35,7 @@ func Merge(prev, ours, theirs State, at time.Time) State {
 		case !inTheirs && inPrev && theirsNewerListing:
 			// They pruned it after a listing newer than ours.
 		default:
-			out.Refs[k] = o.clone()
+			out.Refs[k] = forgotten(o.clone(), p, t, inPrev && inTheirs)
 		}
 	}
 	for k := range prev.Refs {
@@ -54,4 +56,26 @@ func Merge(prev, ours, theirs State, at time.Time) State {
 		out.Workloads, out.CountedAt = ours.Workloads, ours.CountedAt
 	}
 	return out
+}
+
+// forgotten drops from o the rings that prev knew and theirs no longer
+// does: a run never drops a known ring, so the other writer was a person
+// forgetting it, and a run that read before must not bring it back.
+func forgotten(o, prev, theirs Ref, both bool) Ref {
+	if !both {
+		return o
+	}
+	for ring := range prev.RingMembers {
+		if _, kept := theirs.RingMembers[ring]; !kept {
+			delete(o.RingMembers, ring)
+			delete(o.Rings, ring)
+		}
+	}
+	if len(o.RingMembers) == 0 {
+		o.RingMembers = nil
+	}
+	if len(o.Rings) == 0 {
+		o.Rings = nil
+	}
+	return o
 }

@@ -65,6 +65,14 @@ func TestMergeKeepsEachWritersNewerObservations(t *testing.T) {
 			want:   State{ListedAt: late, Refs: map[string]Ref{}},
 		},
 		{
+			name:   "a ring a person forgot while we ran stays forgotten",
+			prev:   State{Refs: map[string]Ref{"r/a:1": withRings(seenAt(d1, early), map[int][]string{0: {"canary"}, 1: {"shop"}, 2: {"eu"}})}},
+			ours:   State{Refs: map[string]Ref{"r/a:1": withRings(seenAt(d2, late), map[int][]string{0: {"canary"}, 1: {"shop"}, 2: {"eu"}})}},
+			theirs: State{Refs: map[string]Ref{"r/a:1": withRings(seenAt(d1, early), map[int][]string{1: {"shop"}, 2: {"eu"}})}},
+			at:     late,
+			want:   State{Refs: map[string]Ref{"r/a:1": withRings(seenAt(d2, late), map[int][]string{1: {"shop"}, 2: {"eu"}})}},
+		},
+		{
 			name:   "times merge to the later",
 			prev:   State{Refs: map[string]Ref{}},
 			ours:   State{ListedAt: late, LastSuccess: early, Refs: map[string]Ref{}},
@@ -84,4 +92,15 @@ func TestMergeKeepsEachWritersNewerObservations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withRings is r with rings known to follow it in namespaces, each
+// healthy since r was checked.
+func withRings(r Ref, members map[int][]string) Ref {
+	r.RingMembers = members
+	r.Rings = map[int]time.Time{}
+	for ring := range members {
+		r.Rings[ring] = r.Checked
+	}
+	return r
 }
