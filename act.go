@@ -120,13 +120,15 @@ func (a *app) restart(ctx context.Context, f *found, i int, d *policy.Decision, 
 
 // rewatch replaces workload i with its fresh read, keeping what was read
 // of each unchanged container besides the workload (its pull secrets'
-// credentials, its pods): they are not read again.
+// credentials, its pods): they are not read again. It is read in the
+// run's scope: its namespace's annotations (approval, soak, ring) count
+// as they did at the listing.
 func (a *app) rewatch(f *found, i int, fresh kube.Workload) *watched {
 	old := map[string]policy.Container{}
 	for _, c := range f.workloads[i].policy.Containers {
 		old[c.Name+"\x00"+c.Image] = c
 	}
-	w, _ := a.watch(context.Background(), fresh, nil, &found{})
+	w, _ := a.watch(context.Background(), fresh, nil, &found{scope: f.scope})
 	for j, c := range w.policy.Containers {
 		if o, ok := old[c.Name+"\x00"+c.Image]; ok {
 			w.policy.Containers[j].Cred, w.policy.Containers[j].Pods = o.Cred, o.Pods

@@ -29,7 +29,7 @@ func (a *app) decide(f *found, mem state.State, o *outcome) *plan {
 	for i, w := range f.workloads {
 		ws[i] = &w.policy
 	}
-	p := &plan{run: &policy.Run{Settings: a.settings, Results: f.shared(), Mem: mem, Now: a.now(), Fleet: policy.NewFleet(ws),
+	p := &plan{run: &policy.Run{Settings: a.settings, Results: f.shared(), Mem: mem, Now: a.now(), Fleet: policy.NewFleet(ws, f.listing.Failed),
 		Restricted: f.restricted()}}
 	// One allocation for every decision, not one each.
 	ds := make([]policy.Decision, len(ws))

@@ -147,18 +147,31 @@ func TestApprovalAndNotifyModes(t *testing.T) {
 		g.mustRun()
 		moved := g.push("team/app:latest", "v2")
 		o := g.mustRun("--dry-run")
-		annotate := fmt.Sprintf("kubectl annotate deployment/web -n %s urunner.io/approve=%s --overwrite", ns, short(moved))
+		annotate := fmt.Sprintf("kubectl annotate deployment/web -n %s urunner.io/approve=%s --overwrite", ns, moved)
 		if !strings.Contains(o.logs, annotate) {
-			t.Fatalf("the plan does not say how to approve (%s):\n%s", annotate, o.logs)
+			t.Fatalf("the plan does not say how to approve with the full digest (%s):\n%s", annotate, o.logs)
 		}
 		g.mustRun()
 		if g.restartedAt(ns, "web") != "" {
 			t.Fatal("restarted without approval")
 		}
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, policy.ApproveAnnotation, short(moved)[:8])
-		if _, err := g.cs.AppsV1().Deployments(ns).Patch(t.Context(), "web", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-			t.Fatal(err)
+		// A prefix approves nothing (anyone who can push can forge one),
+		// and the hold says so, with the command that approves.
+		approve := func(v string) {
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, policy.ApproveAnnotation, v)
+			if _, err := g.cs.AppsV1().Deployments(ns).Patch(t.Context(), "web", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
+		approve(short(moved)[:7])
+		o = g.mustRun()
+		if g.restartedAt(ns, "web") != "" {
+			t.Fatal("restarted on a 7-hex prefix")
+		}
+		if want := "urunner.io/approve=" + short(moved)[:7] + ": a prefix approves nothing since urunner 0.4; approve the full digest: " + annotate; !strings.Contains(o.logs, want) {
+			t.Errorf("no line says %q:\n%s", want, o.logs)
+		}
+		approve(moved)
 		g.mustRun()
 		if g.restartedAt(ns, "web") == "" {
 			t.Error("not restarted once approved")
@@ -179,7 +192,7 @@ func TestApprovalAndNotifyModes(t *testing.T) {
 		if g.restartedAt(ns, "web") != "" {
 			t.Fatal("restarted without approval")
 		}
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, policy.ApproveAnnotation, short(moved))
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, policy.ApproveAnnotation, moved)
 		if _, err := g.cs.CoreV1().Namespaces().Patch(t.Context(), ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}

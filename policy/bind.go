@@ -47,7 +47,7 @@ func ringed(fleet *Fleet, w *Workload) bool {
 		return false
 	}
 	for _, c := range w.Containers {
-		if c.Ref != "" && len(fleet.rings[c.Ref]) > 1 {
+		if c.Ref != "" && len(fleet.rings(c.Ref)) > 1 {
 			return true
 		}
 	}

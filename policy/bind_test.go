@@ -69,12 +69,12 @@ func TestGatedRestartsAreBoundToTheirDigest(t *testing.T) {
 func TestRingsBindRingZeroOfAReferenceLaterRingsFollow(t *testing.T) {
 	canary := workload()
 	later := workload(func(w *Workload) { w.Name, w.Ring = "web-2", 1 })
-	fleet := NewFleet([]*Workload{canary, later})
+	fleet := NewFleet([]*Workload{canary, later}, nil)
 	if got := Gates(Settings{}, fleet, canary); !cmp.Equal(got, []string{"ring"}) {
 		t.Errorf("ring 0 gates %v, want [ring]", got)
 	}
 	alone := workload()
-	if got := Gates(Settings{}, NewFleet([]*Workload{alone}), alone); got != nil {
+	if got := Gates(Settings{}, NewFleet([]*Workload{alone}, nil), alone); got != nil {
 		t.Errorf("a workload in no ring: gates %v, want none", got)
 	}
 }

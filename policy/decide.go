@@ -211,7 +211,7 @@ type deciding struct{ bound, gated bool }
 // Decide applies the rules to one workload, with no fleet: the rules that
 // look across workloads (rings) see only w.
 func Decide(s Settings, w *Workload, results Results, mem state.State, now time.Time) Decision {
-	r := &Run{Settings: s, Results: results, Mem: mem, Now: now, Fleet: NewFleet([]*Workload{w})}
+	r := &Run{Settings: s, Results: results, Mem: mem, Now: now, Fleet: NewFleet([]*Workload{w}, nil)}
 	return r.Decide(w)
 }
 

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,10 +94,32 @@ func TestSafetyHolds(t *testing.T) {
 		return state.State{Refs: map[string]state.Ref{app: {Digest: digest, Seen: now.Add(-2 * time.Hour), Checked: now}},
 			Quarantines: map[string]state.Quarantine{digest: {Why: "rollout failed in shop/web", At: lastRun, Failed: map[string]time.Time{"shop": lastRun}}}}
 	}
-	fleet := NewFleet([]*Workload{workload(ringed(0)), workload(ringed(1)), workload(ringed(3))})
+	// healthySince is a state in which the tag points at dB and ring
+	// ring ran it healthily since at, as a run's listing saw it.
 	healthySince := func(ring int, at time.Time) state.State {
 		return state.State{Refs: map[string]state.Ref{app: {Digest: dB, Seen: now.Add(-2 * time.Hour), Checked: at, Rings: map[int]time.Time{ring: at}}}}
 	}
+	fleet := NewFleet([]*Workload{workload(ringed(0)), workload(ringed(1)), workload(ringed(3))}, nil)
+	on := func(d string, healthy bool) func(*Workload) {
+		return func(w *Workload) { restartedFor("app", app, d)(w); w.Healthy = healthy }
+	}
+	// ringsIn is this listing: ring 0 (canary in shop-canary) and ring 1
+	// (web in shop), as mods make them.
+	canary := func(mods ...func(*Workload)) *Workload {
+		return named("canary", append([]func(*Workload){func(w *Workload) { w.Namespace = "shop-canary" }, ringed(0)}, mods...)...)
+	}
+	listed := func(failed map[string]bool, ws ...*Workload) *Fleet { return NewFleet(ws, failed) }
+	known := func(st state.State, members map[int][]string) state.State {
+		st = st.Clone()
+		if st.Refs == nil {
+			st.Refs = map[string]state.Ref{}
+		}
+		r := st.Refs[app]
+		r.RingMembers = members
+		st.Refs[app] = r
+		return st
+	}
+	full := "kubectl annotate deployment/web -n shop urunner.io/approve=" + dB + " --overwrite"
 	for _, tc := range []struct {
 		name     string
 		settings Settings
@@ -141,29 +164,65 @@ func TestSafetyHolds(t *testing.T) {
 		{"a signature that cannot be read never passes", Settings{RequireSignature: true}, workload(), state.State{}, nil, signed(false, "", errors.New("registry unreachable")),
 			"bbbbbbbbbbbb: signature could not be checked: registry unreachable"},
 		{"ring 0 goes first", Settings{}, workload(ringed(0)), state.State{}, fleet, moved(app, dB), ""},
-		{"ring 1 waits for ring 0", Settings{}, workload(ringed(1)), seenAt(now), fleet, moved(app, dB), "ring 1: waits for ring 0 to run bbbbbbbbbbbb healthily"},
-		{"ring 1 follows ring 0 once it has run healthily for the soak", Settings{Soak: 30 * time.Minute}, workload(ringed(1)), healthySince(0, now.Add(-time.Hour)), fleet, moved(app, dB), ""},
-		{"ring 1 waits for ring 0's soak", Settings{Soak: 30 * time.Minute}, workload(ringed(1)), healthySince(0, now.Add(-10*time.Minute)), fleet, moved(app, dB),
+		{"ring 1 waits for ring 0 still on the old digest", Settings{}, workload(ringed(1)), seenAt(now), listed(nil, canary(on(dA, true)), workload(ringed(1))), moved(app, dB),
+			"ring 1: waits for ring 0 to run bbbbbbbbbbbb healthily (deployment/canary -n shop-canary runs aaaaaaaaaaaa)"},
+		{"ring 1 follows in the run that sees ring 0 healthy on the digest (soak 0)", Settings{}, workload(ringed(1)), seenAt(now), listed(nil, canary(on(dB, true)), workload(ringed(1))), moved(app, dB), ""},
+		{"ring 1 waits while this listing shows ring 0 unhealthy, whatever the state says", Settings{}, workload(ringed(1)), healthySince(0, now.Add(-time.Hour)),
+			listed(nil, canary(on(dB, false)), workload(ringed(1))), moved(app, dB),
+			"ring 1: waits for ring 0 to run bbbbbbbbbbbb healthily (deployment/canary -n shop-canary: rollout not complete)"},
+		{"a ring 0 member seen for the first time is not known to run the digest", Settings{}, workload(ringed(1)), seenAt(lastRun),
+			listed(nil, canary(on(dB, true)), named("new", ringed(0), func(w *Workload) { w.Created, w.Healthy = now, true }), workload(ringed(1))), moved(app, dB),
+			"ring 1: waits for ring 0 to run bbbbbbbbbbbb healthily (deployment/new -n shop is new: what it runs is not known yet)"},
+		{"ring 1 follows ring 0 once it has run healthily for the soak", Settings{Soak: 30 * time.Minute}, workload(ringed(1)), healthySince(0, now.Add(-time.Hour)),
+			listed(nil, canary(on(dB, true)), workload(ringed(1))), moved(app, dB), ""},
+		{"ring 1 waits for ring 0's soak, timed from the state", Settings{Soak: 30 * time.Minute}, workload(ringed(1)), healthySince(0, now.Add(-10*time.Minute)),
+			listed(nil, canary(on(dB, true)), workload(ringed(1))), moved(app, dB),
 			"ring 1: ring 0 runs bbbbbbbbbbbb healthily since 2026-11-25T11:50:00Z, waits until 2026-11-25T12:20:00Z"},
-		{"an empty ring is skipped: ring 3 waits for ring 1", Settings{}, workload(ringed(3)), healthySince(0, now), fleet, moved(app, dB), "ring 3: waits for ring 1 to run bbbbbbbbbbbb healthily"},
+		{"ring 0 first seen healthy this run soaks from now", Settings{Soak: 30 * time.Minute}, workload(ringed(1)), seenAt(now.Add(-time.Hour)),
+			listed(nil, canary(on(dB, true)), workload(ringed(1))), moved(app, dB),
+			"ring 1: ring 0 runs bbbbbbbbbbbb healthily since 2026-11-25T12:00:00Z, waits until 2026-11-25T12:30:00Z"},
+		{"an empty ring is skipped: ring 3 waits for ring 1", Settings{}, workload(ringed(3)), seenAt(now),
+			listed(nil, canary(on(dB, true)), named("api", ringed(1), on(dB, false)), workload(ringed(3))), moved(app, dB),
+			"ring 3: waits for ring 1 to run bbbbbbbbbbbb healthily (deployment/api -n shop: rollout not complete)"},
+		{"every lower ring counts: ring 3 waits for ring 0 unhealthy with ring 1 healthy", Settings{}, workload(ringed(3)), seenAt(now),
+			listed(nil, canary(on(dB, false)), named("api", ringed(1), on(dB, true)), workload(ringed(3))), moved(app, dB),
+			"ring 3: waits for ring 0 to run bbbbbbbbbbbb healthily (deployment/canary -n shop-canary: rollout not complete)"},
+		{"a known ring 0 missing from the listing holds ring 1", Settings{}, workload(ringed(1)), known(seenAt(now), map[int][]string{0: {"shop-canary"}, 1: {"shop"}}),
+			listed(nil, workload(ringed(1))), moved(app, dB),
+			"ring 1: waits — ring 0 of " + app + " (namespace shop-canary) is missing from this listing: not listed, disabled or deleted; if it is gone for good: kubectl urunner forget-ring " + app + " 0"},
+		{"a known ring 0 whose namespace failed to list holds ring 1, its other members healthy", Settings{}, workload(ringed(1)),
+			known(seenAt(now), map[int][]string{0: {"edge", "shop-canary"}, 1: {"shop"}}),
+			listed(map[string]bool{"edge": true}, canary(on(dB, true)), workload(ringed(1))), moved(app, dB),
+			"ring 1: waits — ring 0 of " + app + " (namespaces edge, shop-canary) is not fully listed: namespace edge failed to list (see the run's log)"},
+		{"a ring never known before does not hold: ring 1 alone goes", Settings{}, workload(ringed(1)), seenAt(now), listed(nil, workload(ringed(1))), moved(app, dB), ""},
+		{"a known ring above it does not hold", Settings{}, workload(ringed(1)), known(seenAt(now), map[int][]string{0: {"shop-canary"}, 1: {"shop"}, 2: {"late"}}),
+			listed(nil, canary(on(dB, true)), workload(ringed(1))), moved(app, dB), ""},
 		{"notify mode never restarts", Settings{Approval: "notify"}, workload(), state.State{}, nil, moved(app, dB),
 			"notify mode (URUNNER_CONF_APPROVAL=notify): urunner tells, a person restarts"},
-		{"approve mode waits, saying how to approve", Settings{Approval: "approve"}, workload(), state.State{}, nil, moved(app, dB),
-			"waiting for approval: kubectl annotate deployment/web -n shop urunner.io/approve=bbbbbbbbbbbb --overwrite"},
-		{"approve mode restarts what the workload approves", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "sha256:bbbbbbb")), state.State{}, nil, moved(app, dB), ""},
-		{"approve mode restarts what the namespace approves", Settings{Approval: "approve"}, workload(ns(ApproveAnnotation, "aaaaaaa,bbbbbbbbbb")), state.State{}, nil, moved(app, dB), ""},
-		{"a prefix shorter than 7 approves nothing", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "bbb")), state.State{}, nil, moved(app, dB),
-			"waiting for approval: kubectl annotate deployment/web -n shop urunner.io/approve=bbbbbbbbbbbb --overwrite"},
+		{"approve mode waits, saying how to approve with the full digest", Settings{Approval: "approve"}, workload(), state.State{}, nil, moved(app, dB),
+			"waiting for approval: " + full},
+		{"the full digest approves", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, dB)), state.State{}, nil, moved(app, dB), ""},
+		{"the full digest's 64 hex alone approves", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, " "+strings.TrimPrefix(dB, "sha256:"))), state.State{}, nil, moved(app, dB), ""},
+		{"the namespace's approval with the full digest approves", Settings{Approval: "approve"}, workload(ns(ApproveAnnotation, dA+","+dB)), state.State{}, nil, moved(app, dB), ""},
+		{"a 7-hex prefix is refused, saying why", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "bbbbbbb")), state.State{}, nil, moved(app, dB),
+			"urunner.io/approve=bbbbbbb: a prefix approves nothing since urunner 0.4; approve the full digest: " + full},
+		{"a 12-hex prefix with sha256: is refused too", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "sha256:bbbbbbbbbbbb")), state.State{}, nil, moved(app, dB),
+			"urunner.io/approve=sha256:bbbbbbbbbbbb: a prefix approves nothing since urunner 0.4; approve the full digest: " + full},
+		{"a namespace's prefix is refused, naming the namespace", Settings{Approval: "approve"}, workload(ns(ApproveAnnotation, "bbbbbbbbbb")), state.State{}, nil, moved(app, dB),
+			"urunner.io/approve=bbbbbbbbbb (on namespace shop): a prefix approves nothing since urunner 0.4; approve the full digest: " + full},
+		{"a wrong full digest approves nothing", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, dA)), state.State{}, nil, moved(app, dB),
+			"waiting for approval: " + full},
 		// Where gates meet: the first that holds is the reason given.
-		{"an approval does not lift a quarantine", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, "bbbbbbb")), quarantined(dB), nil, moved(app, dB),
+		{"an approval does not lift a quarantine", Settings{Approval: "approve"}, workload(annotated(ApproveAnnotation, dB)), quarantined(dB), nil, moved(app, dB),
 			"bbbbbbbbbbbb is quarantined since 2026-11-25T11:55:00Z: rollout failed in shop/web (to lift it in namespace shop: kubectl annotate deployment/web -n shop urunner.io/lift-quarantine=bbbbbbbbbbbb; everywhere: kubectl urunner lift bbbbbbbbbbbb)"},
-		{"an approved digest still waits for the window", Settings{Approval: "approve", Window: nightly}, workload(annotated(ApproveAnnotation, "bbbbbbb")), state.State{}, nil, moved(app, dB),
+		{"an approved digest still waits for the window", Settings{Approval: "approve", Window: nightly}, workload(annotated(ApproveAnnotation, dB)), state.State{}, nil, moved(app, dB),
 			`outside the maintenance window "Mon-Fri 22:00-06:00"`},
-		{"an approved digest still soaks", Settings{Approval: "approve", Soak: time.Hour}, workload(annotated(ApproveAnnotation, "bbbbbbb")), state.State{}, nil, moved(app, dB),
+		{"an approved digest still soaks", Settings{Approval: "approve", Soak: time.Hour}, workload(annotated(ApproveAnnotation, dB)), state.State{}, nil, moved(app, dB),
 			"soaking: bbbbbbbbbbbb first seen at 2026-11-25T12:00:00Z, restarts once unchanged for 1h0m0s (at 2026-11-25T13:00:00Z)"},
 		{"a soaked digest is still refused unsigned", Settings{RequireSignature: true, Soak: time.Hour}, workload(), seenAt(now.Add(-2 * time.Hour)), nil, signed(false, "no cosign signature found for the digest", nil),
 			"bbbbbbbbbbbb refused by the signature policy: no cosign signature found for the digest"},
-		{"a ring that may go still waits for its window", Settings{Window: nightly}, workload(ringed(1)), healthySince(0, now.Add(-time.Hour)), fleet, moved(app, dB),
+		{"a ring that may go still waits for its window", Settings{Window: nightly}, workload(ringed(1)), healthySince(0, now.Add(-time.Hour)),
+			listed(nil, canary(on(dB, true)), workload(ringed(1))), moved(app, dB),
 			`outside the maintenance window "Mon-Fri 22:00-06:00"`},
 		{"ring 1 never follows a quarantined digest, even with ring 0 healthy on it", Settings{}, workload(ringed(1)), func() state.State {
 			st := healthySince(0, now.Add(-time.Hour))

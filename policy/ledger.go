@@ -260,6 +260,7 @@ func (l *Ledger) nextRef(ref string, prev state.Ref, had bool, rl *refLedger, ls
 	n.Except = l.exceptions(prev, rl, n.BaseDigest(), ls)
 	n.Children = children(prev, rl, n)
 	n.Rings = l.rings(prev, rl, n.Digest)
+	n.RingMembers = ringMembers(prev, rl, ls)
 	return n, true
 }
 
@@ -312,6 +313,41 @@ func (l *Ledger) rings(prev state.Ref, rl *refLedger, digest string) map[int]tim
 	}
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+// ringMembers remembers, while a reference's workloads are in more than
+// one ring, the namespaces each ring's members are in: this listing's,
+// and for a ring missing from it or a namespace that did not list, what
+// was remembered. A known ring is forgotten only by a person (kubectl
+// urunner forget-ring); until then a missing one holds the rings after
+// it. A ring seen for the first time is simply added.
+func ringMembers(prev state.Ref, rl *refLedger, ls Listing) map[int][]string {
+	sets := map[int]map[string]bool{}
+	add := func(ring int, ns string) {
+		if sets[ring] == nil {
+			sets[ring] = map[string]bool{}
+		}
+		sets[ring][ns] = true
+	}
+	for _, e := range rl.entries {
+		add(e.d.Workload.Ring, e.d.Workload.Namespace)
+	}
+	for ring, nss := range prev.RingMembers {
+		_, listed := sets[ring]
+		for _, ns := range nss {
+			if !listed || ls.Failed[ns] {
+				add(ring, ns)
+			}
+		}
+	}
+	if len(sets) < 2 {
+		return nil
+	}
+	out := make(map[int][]string, len(sets))
+	for ring, set := range sets {
+		out[ring] = slices.Sorted(maps.Keys(set))
 	}
 	return out
 }

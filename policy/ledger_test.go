@@ -270,7 +270,7 @@ func TestLedgerRecordsRingsRunningTheDigestHealthily(t *testing.T) {
 			m.Refs[app] = r
 			l := NewLedger(Settings{}, m, now, listedNow)
 			l.Observe(Lookup{Ref: app}, Result{Digest: dB})
-			run := &Run{Settings: Settings{}, Results: results, Mem: m, Now: now, Fleet: NewFleet(tc.ws)}
+			run := &Run{Settings: Settings{}, Results: results, Mem: m, Now: now, Fleet: NewFleet(tc.ws, nil)}
 			for _, w := range tc.ws {
 				d := run.Decide(w)
 				l.Record(&d, d.Action == Restart, false)
@@ -332,6 +332,76 @@ func TestASoakingDigestLeftByItsTagIsRetracted(t *testing.T) {
 			}
 			if diff := cmp.Diff(got, l.Retracted()); diff != "" {
 				t.Errorf("retracted (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The ledger remembers which rings follow a reference and the namespaces
+// of their members; a ring missing from a listing, or in a namespace that
+// did not list, stays known (only a person forgets it).
+func TestLedgerRemembersTheRingsThatFollowAReference(t *testing.T) {
+	in := func(ns string, ring int) func(*Workload) {
+		return func(w *Workload) { w.Namespace, w.Ring = ns, ring }
+	}
+	results := registry(map[string]string{app: dB})
+	for _, tc := range []struct {
+		name   string
+		prev   map[int][]string
+		failed map[string]bool
+		ws     []*Workload
+		want   map[int][]string
+	}{
+		{
+			name: "two rings are remembered with their namespaces",
+			ws:   []*Workload{named("a", in("canary", 0)), named("b", in("shop", 1)), named("c", in("shop-eu", 1))},
+			want: map[int][]string{0: {"canary"}, 1: {"shop", "shop-eu"}},
+		},
+		{
+			name: "a single ring records nothing",
+			ws:   []*Workload{named("a", in("canary", 0)), named("b", in("shop", 0))},
+		},
+		{
+			name: "a ring missing from the listing stays known",
+			prev: map[int][]string{0: {"canary"}, 1: {"shop"}},
+			ws:   []*Workload{named("b", in("shop", 1))},
+			want: map[int][]string{0: {"canary"}, 1: {"shop"}},
+		},
+		{
+			name:   "a namespace that did not list keeps its membership",
+			prev:   map[int][]string{0: {"canary", "edge"}, 1: {"shop"}},
+			failed: map[string]bool{"edge": true},
+			ws:     []*Workload{named("a", in("canary", 0)), named("b", in("shop", 1))},
+			want:   map[int][]string{0: {"canary", "edge"}, 1: {"shop"}},
+		},
+		{
+			name: "a listed ring takes this listing's namespaces",
+			prev: map[int][]string{0: {"canary", "edge"}, 1: {"shop"}},
+			ws:   []*Workload{named("a", in("canary", 0)), named("b", in("shop", 1))},
+			want: map[int][]string{0: {"canary"}, 1: {"shop"}},
+		},
+		{
+			name: "a ring seen for the first time is added",
+			prev: map[int][]string{0: {"canary"}, 1: {"shop"}},
+			ws:   []*Workload{named("a", in("canary", 0)), named("b", in("shop", 1)), named("c", in("late", 2))},
+			want: map[int][]string{0: {"canary"}, 1: {"shop"}, 2: {"late"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := remembered(map[string]string{app: dA})
+			r := m.Refs[app]
+			r.RingMembers = tc.prev
+			m.Refs[app] = r
+			l := NewLedger(Settings{}, m, now, listedNow)
+			l.Observe(Lookup{Ref: app}, Result{Digest: dB})
+			run := &Run{Settings: Settings{}, Results: results, Mem: m, Now: now, Fleet: NewFleet(tc.ws, tc.failed)}
+			for _, w := range tc.ws {
+				d := run.Decide(w)
+				l.Record(&d, d.Action == Restart, false)
+			}
+			ls := Listing{Complete: len(tc.failed) == 0, Failed: tc.failed}
+			if diff := cmp.Diff(tc.want, l.Next(ls).Refs[app].RingMembers); diff != "" {
+				t.Errorf("ring members (-want +got):\n%s", diff)
 			}
 		})
 	}

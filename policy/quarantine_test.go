@@ -73,7 +73,7 @@ func TestQuarantineHolds(t *testing.T) {
 		}(), movedTo(app, dB), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &Run{Mem: tc.mem, Now: now, Fleet: NewFleet(tc.fleet)}
+			r := &Run{Mem: tc.mem, Now: now, Fleet: NewFleet(tc.fleet, nil)}
 			got := quarantined(Due{Run: r, Workload: tc.w, Moves: tc.moves})
 			if (got != "") != tc.held {
 				t.Errorf("hold = %q, want held %v", got, tc.held)
@@ -95,7 +95,7 @@ func TestFleetLifts(t *testing.T) {
 		named("d", inNamespace("dev"), lift("aaaaaaaaaaaa")),  // names nothing quarantined
 		named("e", inNamespace("dev"), lift("aaaa")),          // unreadable: left alone
 	}
-	anns, lifts := NewFleet(ws).Lifts(mem)
+	anns, lifts := NewFleet(ws, nil).Lifts(mem)
 	var spent []string
 	for _, a := range anns {
 		spent = append(spent, a.Workload.Namespace+"/"+a.Workload.Name)

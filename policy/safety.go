@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urunner/urunner/state"
@@ -124,42 +125,84 @@ func (r *Run) AwaitsSignature(c ContainerDecision) bool {
 
 // unapproved holds everything in notify mode, and in approve mode a move
 // onto a digest no annotation of the workload or its namespace approves.
+// The command it prints names the full digest: only that approves.
 func unapproved(d Due) string {
 	switch d.Settings.Approval {
 	case "notify":
 		return "notify mode (URUNNER_CONF_APPROVAL=notify): urunner tells, a person restarts"
 	case "approve":
 		for _, c := range d.Moves {
-			if !approves(d.Workload, c.To) {
-				w := d.Workload
-				return fmt.Sprintf("waiting for approval: kubectl annotate %s/%s -n %s %s=%s --overwrite",
-					strings.ToLower(w.Kind), w.Name, w.Namespace, ApproveAnnotation, short(c.To))
+			ok, prefix := approves(d.Workload, c.To)
+			if ok {
+				continue
 			}
+			w := d.Workload
+			cmd := fmt.Sprintf("kubectl annotate %s/%s -n %s %s=%s --overwrite", strings.ToLower(w.Kind), w.Name, w.Namespace, ApproveAnnotation, c.To)
+			if prefix != "" {
+				return fmt.Sprintf("%s=%s: a prefix approves nothing since urunner 0.4; approve the full digest: %s", ApproveAnnotation, prefix, cmd)
+			}
+			return "waiting for approval: " + cmd
 		}
 	}
 	return ""
 }
 
-// approves reports whether w's (or its namespace's) approval names digest.
-func approves(w *Workload, digest string) bool {
+// approves reports whether w's (or its namespace's) approval names digest
+// in full. A prefix approves nothing: anyone who can push can make an
+// image whose digest starts with a few chosen hex characters (7 take
+// about 2^28 tries), and it would approve a digest pushed after it. The
+// first entry that is not a full digest is returned, with where it is,
+// for the hold to say why it approves nothing.
+func approves(w *Workload, digest string) (bool, string) {
 	hex := strings.TrimPrefix(digest, "sha256:")
-	for _, anns := range []map[string]string{w.Annotations, w.NamespaceAnnotations} {
-		for _, p := range strings.Split(anns[ApproveAnnotation], ",") {
-			p = strings.TrimPrefix(strings.TrimSpace(p), "sha256:")
-			if len(p) >= 7 && strings.HasPrefix(hex, p) {
-				return true
+	var prefix string
+	for i, anns := range []map[string]string{w.Annotations, w.NamespaceAnnotations} {
+		v, ok := anns[ApproveAnnotation]
+		if !ok {
+			continue
+		}
+		for _, p := range strings.Split(v, ",") {
+			p = strings.ToLower(strings.TrimSpace(p))
+			h := strings.TrimPrefix(p, "sha256:")
+			switch {
+			case fullHex(h) && h == hex:
+				return true, ""
+			case !fullHex(h) && p != "" && prefix == "":
+				prefix = p
+				if i == 1 {
+					prefix += " (on namespace " + w.Namespace + ")"
+				}
 			}
 		}
 	}
-	return false
+	return false, prefix
 }
 
-// Fleet is what the listed workloads say together: which rings follow
-// each reference, and the lift annotations of each namespace.
+// fullHex reports whether h is a whole sha256 digest's hex.
+func fullHex(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, r := range h {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Fleet is what this run's listing says across workloads: which rings
+// follow each reference, their members, the namespaces that did not list
+// (the ring gate reads this listing's health there), and the lift
+// annotations of each namespace.
 type Fleet struct {
-	rings map[string][]int // ref → the rings with a workload following it, sorted
+	members map[string]map[int][]member // ref → ring → workloads following it
+	failed  map[string]bool
 	// liftsIn maps a namespace to its workloads' readable lift annotations.
 	liftsIn map[string][]LiftAnnotation
+
+	mu     sync.Mutex // decisions are taken again concurrently after a conflict
+	health map[ringKey]string
 }
 
 // LiftAnnotation is a workload's readable lift annotation.
@@ -169,10 +212,26 @@ type LiftAnnotation struct {
 	Value, Hex string
 }
 
-// NewFleet gathers the rings and lifts of ws.
-func NewFleet(ws []*Workload) *Fleet {
-	sets := map[string]map[int]bool{}
-	f := &Fleet{rings: map[string][]int{}, liftsIn: map[string][]LiftAnnotation{}}
+// member is a listed workload's container that follows a reference.
+type member struct {
+	w *Workload
+	c *Container
+}
+
+type ringKey struct {
+	ref    string
+	ring   int
+	digest string
+}
+
+// NewFleet gathers the rings and lifts of ws, listed with the namespaces
+// failed failing to list.
+func NewFleet(ws []*Workload, failed map[string]bool) *Fleet {
+	f := &Fleet{members: map[string]map[int][]member{}, failed: failed, health: map[ringKey]string{},
+		liftsIn: map[string][]LiftAnnotation{}}
+	// Members are kept only for references some workload follows in a
+	// ring after 0: only those are gated, and most fleets use no rings.
+	ringed := map[string]bool{}
 	for _, w := range ws {
 		if v, ok := w.Annotations[LiftQuarantineAnnotation]; ok {
 			if hex, err := ParseLift(v); err == nil {
@@ -180,17 +239,22 @@ func NewFleet(ws []*Workload) *Fleet {
 			}
 		}
 		for _, c := range w.Containers {
-			if c.Ref == "" {
-				continue
+			if w.Ring > 0 && c.Ref != "" {
+				ringed[c.Ref] = true
 			}
-			if sets[c.Ref] == nil {
-				sets[c.Ref] = map[int]bool{}
-			}
-			sets[c.Ref][w.Ring] = true
 		}
 	}
-	for ref, set := range sets {
-		f.rings[ref] = slices.Sorted(maps.Keys(set))
+	for _, w := range ws {
+		for i := range w.Containers {
+			c := &w.Containers[i]
+			if !ringed[c.Ref] {
+				continue
+			}
+			if f.members[c.Ref] == nil {
+				f.members[c.Ref] = map[int][]member{}
+			}
+			f.members[c.Ref][w.Ring] = append(f.members[c.Ref][w.Ring], member{w, c})
+		}
 	}
 	return f
 }
@@ -237,20 +301,15 @@ func (f *Fleet) Lifts(mem state.State) ([]LiftAnnotation, []Lift) {
 	return anns, lifts
 }
 
-// ringBefore is the nearest ring before ring that follows ref, -1 for none.
-func (f *Fleet) ringBefore(ref string, ring int) int {
-	prev := -1
-	for _, r := range f.rings[ref] {
-		if r < ring {
-			prev = r
-		}
-	}
-	return prev
-}
+// rings are the rings with a listed workload following ref, sorted.
+func (f *Fleet) rings(ref string) []int { return slices.Sorted(maps.Keys(f.members[ref])) }
 
-// ringGate holds a move of a ring-N workload until every workload of the
-// ring before it that follows the reference has run the new digest
-// healthily (its rollout complete) for the soak time.
+// ringGate holds a move of a ring-N workload onto a digest while a lower
+// ring is not seen whole in this listing (a ring remembered for the
+// reference is missing, or one of its namespaces did not list), or while
+// a member of a lower ring does not run the digest healthily now (its
+// rollout complete), or, with a soak, has not for the soak time since
+// the first run that saw its ring healthy on it. It fails closed.
 func ringGate(d Due) string {
 	if d.Fleet == nil || d.Workload.Ring == 0 {
 		return ""
@@ -260,19 +319,101 @@ func ringGate(d Due) string {
 		return err.Error()
 	}
 	for _, c := range d.Moves {
-		before := d.Fleet.ringBefore(c.Ref, d.Workload.Ring)
-		if before < 0 {
-			continue
+		if why := d.Fleet.waitFor(d.Mem, c.Ref, c.To, d.Workload.Ring, soak, d.Now); why != "" {
+			return fmt.Sprintf("ring %d: %s", d.Workload.Ring, why)
 		}
-		r := d.Mem.Refs[c.Ref]
-		since, ok := r.Rings[before]
-		if r.Digest != c.To || !ok {
-			return fmt.Sprintf("ring %d: waits for ring %d to run %s healthily", d.Workload.Ring, before, short(c.To))
+	}
+	return ""
+}
+
+// waitFor says why a ring may not move onto digest of ref yet, "" when it may.
+func (f *Fleet) waitFor(mem state.State, ref, digest string, ring int, soak time.Duration, now time.Time) string {
+	r := mem.Refs[ref]
+	for _, k := range slices.Sorted(maps.Keys(r.RingMembers)) {
+		if k >= ring {
+			break
 		}
-		if d.Now.Sub(since) < soak {
-			return fmt.Sprintf("ring %d: ring %d runs %s healthily since %s, waits until %s", d.Workload.Ring, before, short(c.To),
+		if why := f.missing(ref, k, r.RingMembers[k]); why != "" {
+			return why
+		}
+	}
+	for _, k := range f.rings(ref) {
+		if k >= ring {
+			break
+		}
+		if why := f.healthOf(mem, ref, k, digest); why != "" {
+			return fmt.Sprintf("waits for ring %d to run %s healthily (%s)", k, short(digest), why)
+		}
+		since, ok := r.Rings[k]
+		if !ok || r.Digest != digest || since.After(now) {
+			since = now
+		}
+		if now.Sub(since) < soak {
+			return fmt.Sprintf("ring %d runs %s healthily since %s, waits until %s", k, short(digest),
 				since.UTC().Format(time.RFC3339), since.Add(soak).UTC().Format(time.RFC3339))
 		}
+	}
+	return ""
+}
+
+// missing says why a ring remembered with members in namespaces nss is
+// not seen whole in this listing, "" when it is.
+func (f *Fleet) missing(ref string, ring int, nss []string) string {
+	var failed []string
+	for _, ns := range nss {
+		if f.failed[ns] {
+			failed = append(failed, ns)
+		}
+	}
+	where := fmt.Sprintf("ring %d of %s (%s %s)", ring, ref, plural(len(nss), "namespace"), strings.Join(nss, ", "))
+	switch {
+	case len(failed) > 0:
+		return fmt.Sprintf("waits — %s is not fully listed: %s %s failed to list (see the run's log)", where, plural(len(failed), "namespace"), strings.Join(failed, ", "))
+	case len(f.members[ref][ring]) == 0:
+		return fmt.Sprintf("waits — %s is missing from this listing: not listed, disabled or deleted; if it is gone for good: kubectl urunner forget-ring %s %d", where, ref, ring)
+	}
+	return ""
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// healthOf says which listed member of ring does not run digest of ref
+// healthily now, "" when every one does. A member counts when it is
+// believed to run the digest (recorded for it, or every ready pod runs
+// it) and its rollout is complete at this listing. Computed once per
+// ring and digest.
+func (f *Fleet) healthOf(mem state.State, ref string, ring int, digest string) string {
+	key := ringKey{ref, ring, digest}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if why, ok := f.health[key]; ok {
+		return why
+	}
+	why := ""
+	for _, m := range f.members[ref][ring] {
+		if why = memberHealth(m, mem, digest); why != "" {
+			break
+		}
+	}
+	f.health[key] = why
+	return why
+}
+
+func memberHealth(m member, mem state.State, digest string) string {
+	name := fmt.Sprintf("%s/%s -n %s", strings.ToLower(m.w.Kind), m.w.Name, m.w.Namespace)
+	b := believe(m.w, *m.c, mem).digest
+	switch {
+	case b != digest && !m.c.Pods.runsOnly(digest) && b == "":
+		return name + " is new: what it runs is not known yet"
+	case b != digest && !m.c.Pods.runsOnly(digest):
+		return name + " runs " + short(b)
+	case !m.w.Healthy:
+		return name + ": rollout not complete"
 	}
 	return ""
 }
@@ -288,15 +429,21 @@ func ParseRing(v string) (int, error) {
 
 // Reached says how far digest has rolled through the rings following ref:
 // the highest ring whose workloads, and all before, run it healthily (-1
-// for none yet), and how many rings follow ref.
+// for none yet), and how many rings follow ref (listed or remembered).
 func (f *Fleet) Reached(ref string, r state.Ref) (reached, of int) {
-	rings := f.rings[ref]
+	set := map[int]bool{}
+	for k := range f.members[ref] {
+		set[k] = true
+	}
+	for k := range r.RingMembers {
+		set[k] = true
+	}
 	reached = -1
-	for _, ring := range rings {
+	for _, ring := range slices.Sorted(maps.Keys(set)) {
 		if _, ok := r.Rings[ring]; !ok {
 			break
 		}
 		reached = ring
 	}
-	return reached, len(rings)
+	return reached, len(set)
 }

@@ -63,7 +63,8 @@ const (
 	// onto a new digest first, ring N+1 once ring N runs it healthily.
 	RingAnnotation = "urunner.io/ring"
 	// ApproveAnnotation approves, in approve mode, the digests it names
-	// (prefixes of at least 7 hex characters, comma-separated).
+	// in full (sha256:<64 hex> or the 64 hex alone, comma-separated); a
+	// prefix approves nothing.
 	ApproveAnnotation = "urunner.io/approve"
 )
 

@@ -43,7 +43,8 @@ var ErrCorrupt = errors.New("state document is corrupt")
 //	    "failing":1764028800,"error":"…",                   (failed lookups)
 //	    "except":{"shop/Deployment/web/app":                (held, paused, failed workloads)
 //	        {"runs":"sha256:…","record":"sha256:…"}},
-//	    "rings":{"0":1764028800}}},                         (rings: healthy on digest since)
+//	    "rings":{"0":1764028800},                           (rings: healthy on digest since)
+//	    "ringMembers":{"0":["shop-canary"],"1":["shop"]}}}, (rings known to follow it: their namespaces)
 //	 "quarantines":{"sha256:…":{                            (verified rollouts that failed)
 //	    "why":"rollout failed in …","at":1764028800,
 //	    "refs":["registry.example.com/shop/web:latest"],
@@ -106,6 +107,9 @@ type refDoc struct {
 	// Version 3 only: moved to document.Quarantines on read.
 	Quarantine map[string]string `json:"quarantine,omitempty"`
 	Rings      map[string]int64  `json:"rings,omitempty"`
+	// RingMembers are the rings known to follow the reference, with their
+	// namespaces (a version 3 document may carry them too).
+	RingMembers map[string][]string `json:"ringMembers,omitempty"`
 }
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -158,6 +162,14 @@ func Encode(s State) ([]byte, error) {
 			rd.Rings = make(map[string]int64, len(r.Rings))
 			for ring, at := range r.Rings {
 				rd.Rings[strconv.Itoa(ring)] = unix(at)
+			}
+			doc.Refs[k] = rd
+		}
+		if len(r.RingMembers) > 0 {
+			rd := doc.Refs[k]
+			rd.RingMembers = make(map[string][]string, len(r.RingMembers))
+			for ring, nss := range r.RingMembers {
+				rd.RingMembers[strconv.Itoa(ring)] = slices.Sorted(slices.Values(nss))
 			}
 			doc.Refs[k] = rd
 		}
@@ -283,6 +295,13 @@ func fromDocument(doc document) (State, error) {
 			}
 			r.Rings[ring] = fromUnix(at)
 		}
+		for rs, nss := range d.RingMembers {
+			ring, _ := strconv.Atoi(rs)
+			if r.RingMembers == nil {
+				r.RingMembers = map[int][]string{}
+			}
+			r.RingMembers[ring] = slices.Clone(nss)
+		}
 		for c, e := range d.Except {
 			if r.Except == nil {
 				r.Except = make(map[string]Exception, len(d.Except))
@@ -366,6 +385,11 @@ func (d refDoc) validate(k string) error {
 	for rs, at := range d.Rings {
 		if n, err := strconv.Atoi(rs); err != nil || n < 0 || strconv.Itoa(n) != rs || at <= 0 {
 			return bad("rings[%q] = %d is not ring → time", rs, at)
+		}
+	}
+	for rs, nss := range d.RingMembers {
+		if n, err := strconv.Atoi(rs); err != nil || n < 0 || strconv.Itoa(n) != rs || len(nss) == 0 || slices.Contains(nss, "") {
+			return bad("ringMembers[%q] = %q is not ring → namespaces", rs, nss)
 		}
 	}
 	for c, e := range d.Except {

@@ -41,7 +41,9 @@ func sample() State {
 			},
 			"docker.io/library/nginx:1.27": {
 				Digest: d2, Seen: t0, Checked: t1,
-				Children: map[string]map[string]string{d2: {"linux/amd64": d1}},
+				Children:    map[string]map[string]string{d2: {"linux/amd64": d1}},
+				Rings:       map[int]time.Time{0: t1},
+				RingMembers: map[int][]string{0: {"edge"}, 1: {"shop", "shop-eu"}},
 			},
 			"registry.example.com:5000/shop/gone:1": {
 				Digest: d3, Seen: t0, Checked: t1, Failing: t0, Error: "resolve registry.example.com:5000/shop/gone:1: not found",
@@ -255,6 +257,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"restarts keyed by no run start", `{"version":4,"restarts":{"yesterday":1}}`, "not run start"},
 		{"no restarts in a run", `{"version":4,"restarts":{"1764028800000000000":0}}`, "not run start"},
 		{"restart count of an old document", `{"version":2,"restarts":{"1764028800000000000":1}}`, "version 4 fields"},
+		{"ring members of no ring", `{"version":4,"refs":{"r/a:1":{"digest":"` + d1 + `","ringMembers":{"x":["shop"]}}}}`, "not ring → namespaces"},
+		{"a ring with no namespace", `{"version":4,"refs":{"r/a:1":{"digest":"` + d1 + `","ringMembers":{"0":[]}}}}`, "not ring → namespaces"},
 		{"v2: platforms of an unknown image", `{"version":2,"images":[],"workloads":{},"platforms":{"0":{"linux/amd64":"` + d1 + `"}}}`, "platforms names image"},
 		{"v2: restart time of an unknown workload", `{"version":2,"images":[],"workloads":{},"restarted":{"a/b/c":5}}`, "has no containers"},
 		{"v1: image without digest", `{"version":1,"images":["a/b:c"],"workloads":{}}`, "not image@sha256"},

@@ -21,6 +21,8 @@ import (
 //     mergeQuarantine): a quarantine or a lift either writer recorded is
 //     never lost, and a cluster-wide lift is not undone by a writer that
 //     read the state before it.
+//   - a ring the other writer forgot (only a person forgets one: kubectl
+//     urunner forget-ring) stays forgotten.
 func Merge(prev, ours, theirs State, at time.Time) State {
 	out := theirs.Clone()
 	if out.Refs == nil {
@@ -38,7 +40,7 @@ func Merge(prev, ours, theirs State, at time.Time) State {
 		case !inTheirs && inPrev && theirsNewerListing:
 			// They pruned it after a listing newer than ours.
 		default:
-			out.Refs[k] = o.clone()
+			out.Refs[k] = forgotten(o.clone(), p, t, inPrev && inTheirs)
 		}
 	}
 	for k := range prev.Refs {
@@ -132,4 +134,27 @@ func laterTimes(a, b map[string]time.Time) map[string]time.Time {
 		}
 	}
 	return a
+
+}
+
+// forgotten drops from o the rings that prev knew and theirs no longer
+// does: a run never drops a known ring, so the other writer was a person
+// forgetting it, and a run that read before must not bring it back.
+func forgotten(o, prev, theirs Ref, both bool) Ref {
+	if !both {
+		return o
+	}
+	for ring := range prev.RingMembers {
+		if _, kept := theirs.RingMembers[ring]; !kept {
+			delete(o.RingMembers, ring)
+			delete(o.Rings, ring)
+		}
+	}
+	if len(o.RingMembers) == 0 {
+		o.RingMembers = nil
+	}
+	if len(o.Rings) == 0 {
+		o.Rings = nil
+	}
+	return o
 }

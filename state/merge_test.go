@@ -124,6 +124,14 @@ func TestMergeKeepsEachWritersNewerObservations(t *testing.T) {
 			want:   State{Refs: map[string]Ref{}, Quarantines: map[string]Quarantine{d2: lifted(failedIn("shop", late), "shop", early.Add(time.Minute))}},
 		},
 		{
+			name:   "a ring a person forgot while we ran stays forgotten",
+			prev:   State{Refs: map[string]Ref{"r/a:1": withRings(seenAt(d1, early), map[int][]string{0: {"canary"}, 1: {"shop"}, 2: {"eu"}})}},
+			ours:   State{Refs: map[string]Ref{"r/a:1": withRings(seenAt(d2, late), map[int][]string{0: {"canary"}, 1: {"shop"}, 2: {"eu"}})}},
+			theirs: State{Refs: map[string]Ref{"r/a:1": withRings(seenAt(d1, early), map[int][]string{1: {"shop"}, 2: {"eu"}})}},
+			at:     late,
+			want:   State{Refs: map[string]Ref{"r/a:1": withRings(seenAt(d2, late), map[int][]string{1: {"shop"}, 2: {"eu"}})}},
+		},
+		{
 			name:   "times merge to the later",
 			prev:   State{Refs: map[string]Ref{}},
 			ours:   State{ListedAt: late, LastSuccess: early, Refs: map[string]Ref{}},
@@ -288,4 +296,15 @@ func TestBoundQuarantinesForgetsOldTombstonesFirst(t *testing.T) {
 	if _, ok := qs[d1]; ok || len(qs) != 1 {
 		t.Errorf("after %s: %v, want only the quarantine that holds", QuarantineTombstone, qs)
 	}
+}
+
+// withRings is r with rings known to follow it in namespaces, each
+// healthy since r was checked.
+func withRings(r Ref, members map[int][]string) Ref {
+	r.RingMembers = members
+	r.Rings = map[int]time.Time{}
+	for ring := range members {
+		r.Rings[ring] = r.Checked
+	}
+	return r
 }

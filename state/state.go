@@ -192,6 +192,12 @@ type Ref struct {
 	// Rings maps a ring to since when all its workloads following the
 	// reference have run Digest healthily (only while rings are used).
 	Rings map[int]time.Time
+	// RingMembers maps each ring known to follow the reference (while its
+	// workloads are in more than one ring) to the namespaces its members
+	// were last listed in. A known ring missing from a later listing, or
+	// in a namespace that did not list, holds the rings after it: only a
+	// person forgets it (kubectl urunner forget-ring).
+	RingMembers map[int][]string
 }
 
 // BaseDigest returns the digest the reference's workloads are believed
@@ -241,6 +247,13 @@ func (r Ref) clone() Ref {
 	r.Except = maps.Clone(r.Except)
 	r.Quarantine = maps.Clone(r.Quarantine)
 	r.Rings = maps.Clone(r.Rings)
+	if r.RingMembers != nil {
+		rm := make(map[int][]string, len(r.RingMembers))
+		for ring, nss := range r.RingMembers {
+			rm[ring] = slices.Clone(nss)
+		}
+		r.RingMembers = rm
+	}
 	if r.Children != nil {
 		ch := make(map[string]map[string]string, len(r.Children))
 		for d, m := range r.Children {

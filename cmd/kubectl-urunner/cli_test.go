@@ -127,9 +127,10 @@ func TestCommandLineMistakesExit2(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"stat"}, `unknown command "stat" (want status, plan, run, why, lift or version)`},
 		{[]string{"lift"}, "lift takes one quarantined digest: lift sha256:… (or its first 12 hex characters)"},
 		{[]string{"lift", "sha256:333"}, `lift: "sha256:333" is not a digest nor at least 12 of its lowercase hex characters`},
+		{[]string{"stat"}, `unknown command "stat" (want status, plan, run, why, lift, forget-ring or version)`},
+		{[]string{"forget-ring", "registry.example.com/shop/web:latest"}, "forget-ring takes a reference and a ring: forget-ring registry/repository:tag 0"},
 		{[]string{"why"}, "why takes one workload: why deploy/NAME, sts/NAME or ds/NAME"},
 		{[]string{"status", "extra"}, `status takes no argument, got "extra"`},
 		{[]string{"run", "-o", "json"}, "--output is for status and why, not run"},

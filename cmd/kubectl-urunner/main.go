@@ -114,6 +114,8 @@ func (o *options) dispatch(ctx context.Context, args []string, stdout, stderr io
 		return c.why(ctx, stdout, rest[0])
 	case "lift":
 		return c.lift(ctx, stdout, rest[0])
+	case "forget-ring":
+		return c.forgetRing(ctx, stdout, rest[0], rest[1])
 	}
 	return usagef("unknown command %q", cmd)
 }

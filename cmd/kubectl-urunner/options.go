@@ -97,10 +97,10 @@ var commandFlags = map[string][]string{
 // check refuses a command that does not exist, the wrong number of
 // arguments, and flags the command would ignore.
 func (o *options) check(cmd string, args []string) error {
-	want := map[string]int{"status": 0, "plan": 0, "run": 0, "why": 1, "lift": 1, "version": 0}
+	want := map[string]int{"status": 0, "plan": 0, "run": 0, "why": 1, "lift": 1, "forget-ring": 2, "version": 0}
 	n, ok := want[cmd]
 	if !ok {
-		return usagef("unknown command %q (want status, plan, run, why, lift or version)", cmd)
+		return usagef("unknown command %q (want status, plan, run, why, lift, forget-ring or version)", cmd)
 	}
 	if len(args) != n {
 		switch cmd {
@@ -108,6 +108,8 @@ func (o *options) check(cmd string, args []string) error {
 			return usagef("why takes one workload: why deploy/NAME, sts/NAME or ds/NAME")
 		case "lift":
 			return usagef("lift takes one quarantined digest: lift sha256:… (or its first 12 hex characters)")
+		case "forget-ring":
+			return usagef("forget-ring takes a reference and a ring: forget-ring registry/repository:tag 0")
 		}
 		return usagef("%s takes no argument, got %q", cmd, strings.Join(args, " "))
 	}
@@ -248,6 +250,10 @@ Usage:
   kubectl urunner lift DIGEST     lift a digest's quarantine everywhere (needs write access to
                                   the state ConfigMap); a workload's urunner.io/lift-quarantine
                                   annotation lifts it in its namespace only
+  kubectl urunner forget-ring REFERENCE RING
+                                  forget a ring gone for good (its namespace disabled, its
+                                  workloads deleted) so it no longer holds the rings after it;
+                                  needs rights to update urunner's state ConfigMap
   kubectl urunner version
 
 Flags:
