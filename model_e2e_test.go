@@ -97,7 +97,8 @@ type world struct {
 	stored     map[string]string          // ref → digest
 	lastOK     map[string]int             // ref → the saved run that looked it up successfully
 	base       map[string]string          // ref → what its workloads run by default
-	quarantine map[string]string          // ref → quarantined digest
+	quarantined map[string]bool           // digests quarantined (in this cluster, whatever the tag)
+	knownRings  map[string]map[int]bool   // ref → the rings known to follow it (never forgotten by a run)
 	healthy    map[string][]int           // ref → the rings healthy on its digest, when it has two
 	nsApproved map[string]map[string]bool // group → digests its namespace approves
 	workloads  []*mw
@@ -142,7 +143,7 @@ func newWorld(t *testing.T, seed uint64) *world {
 		t: t, g: g, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed: seed,
 		pin: seed%2 == 0, verify: seed%2 == 1,
 		namespaces: map[string]string{}, tag: map[string]string{}, seeds: map[string][]string{},
-		stored: map[string]string{}, lastOK: map[string]int{}, base: map[string]string{}, quarantine: map[string]string{},
+		stored: map[string]string{}, lastOK: map[string]int{}, base: map[string]string{}, quarantined: map[string]bool{}, knownRings: map[string]map[int]bool{},
 		healthy: map[string][]int{}, nsApproved: map[string]map[string]bool{},
 		approve: seed%4 == 3, heldBy: map[string]int{},
 	}
@@ -241,7 +242,7 @@ func (w *world) play(steps int) {
 		{22, w.opPush}, {6, w.opMoveBack}, {10, w.opAdd}, {4, w.opDelete}, {6, w.opSetImage},
 		{2, w.opPinByHand}, {9, w.opHold}, {22, func() bool { return w.run(armed{}) }},
 		{7, w.opFaultRun}, {5, w.opConflictRun}, {3, w.opCrashRun}, {4, w.opRestrictedRun},
-		{16, w.opApprove}, {3, w.opPushBurst},
+		{16, w.opApprove}, {3, w.opPushBurst}, {2, w.opOptOut},
 	}
 	total := 0
 	for _, o := range ops {
@@ -391,6 +392,24 @@ func (w *world) opDelete() bool {
 	return true
 }
 
+// opOptOut labels a workload urunner=disable: it leaves the listing (and
+// the model) but stays in the cluster, as a tenant opting out does. Its
+// ring, when a ring after it follows the same tag, is then missing from
+// every listing: the rings after it hold until a person forgets it.
+func (w *world) opOptOut() bool {
+	x := w.anyWorkload()
+	if x == nil {
+		return false
+	}
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, kube.Label, kube.LabelDisable)
+	if _, err := w.g.cs.AppsV1().Deployments(x.ns).Patch(w.t.Context(), x.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	x.deleted = true
+	w.step("opt out %s/%s (ring %d)", x.group, x.name, x.ring)
+	return true
+}
+
 // switchable picks a tracked container and a tag it never followed.
 func (w *world) switchable(x *mw) (*mc, string) {
 	var cs []*mc
@@ -536,7 +555,7 @@ func (w *world) opApprove() bool {
 	approved[d] = true
 	var prefixes []string
 	for _, dg := range slices.Sorted(maps.Keys(approved)) {
-		prefixes = append(prefixes, short(dg))
+		prefixes = append(prefixes, dg) // a prefix approves nothing: full digests only
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, policy.ApproveAnnotation, strings.Join(prefixes, ","))
 	var err error
@@ -810,6 +829,31 @@ func (w *world) bound(x *mw, rings fleet) bool {
 	return false
 }
 
+// ringHolds is the ring gate: ring 1 moves onto to once every ring-0
+// workload following the reference in this listing runs it healthily (is
+// believed to run it, and its rollout is complete: a fragile one's never
+// is), and while a ring 0 known to follow the reference is missing from
+// the listing it holds (only a person forgets a ring).
+func (w *world) ringHolds(x *mw, c *mc, to string, rings fleet) bool {
+	if x.ring != 1 {
+		return false
+	}
+	if w.knownRings[c.ref][0] && !rings[c.ref][0] {
+		return true
+	}
+	for _, y := range w.live() {
+		if y.ring != 0 {
+			continue
+		}
+		for _, yc := range y.cs {
+			if yc.ref == c.ref && (w.believe(y, yc) != to || y.fragile) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 	d := decision{x: x, moves: map[*mc]string{}, from: map[*mc]string{}, decided: map[*mc]string{}, failed: map[*mc]bool{}}
 	for _, c := range x.cs {
@@ -836,11 +880,11 @@ func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 	w.heldBy["(moves)"]++
 	holds := map[string]bool{"paused": x.paused, "cooldown": x.cooldown && x.restartedAt, "window": x.window, "soak": x.soak}
 	for c, to := range d.moves {
-		holds["quarantine"] = holds["quarantine"] || w.quarantine[c.ref] == to
+		holds["quarantine"] = holds["quarantine"] || w.quarantined[to]
 		// approve mode: each digest approved, on the workload or its namespace
 		holds["approval"] = holds["approval"] || w.approve && !x.approved[to] && !w.nsApproved[x.group][to]
 		// ring 1 follows ring 0 once ring 0 ran the digest healthily
-		holds["ring"] = holds["ring"] || x.ring == 1 && rings[c.ref][0] && !(w.stored[c.ref] == to && slices.Contains(w.healthy[c.ref], 0))
+		holds["ring"] = holds["ring"] || w.ringHolds(x, c, to, rings)
 	}
 	d.restart = true
 	for why, held := range holds {
@@ -968,7 +1012,7 @@ func (w *world) predict(a armed) int {
 				delete(w.stored, ref)
 				delete(w.lastOK, ref)
 				delete(w.base, ref)
-				delete(w.quarantine, ref)
+				delete(w.knownRings, ref)
 				delete(w.healthy, ref)
 			}
 		}
@@ -979,6 +1023,9 @@ func (w *world) predict(a armed) int {
 // record is the model's save: what the state remembers after the run.
 func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine map[string]string) {
 	w.runs++
+	for _, dg := range quarantine {
+		w.quarantined[dg] = true // the digest, not the tag: never forgotten
+	}
 	ok := map[string]string{}
 	for k, l := range made {
 		if l.digest != "" {
@@ -1032,12 +1079,19 @@ func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine ma
 			}
 		}
 		w.stored[ref], w.lastOK[ref], w.base[ref] = digest, w.runs, base
-		if q, had := w.quarantine[ref]; had && q != digest {
-			delete(w.quarantine, ref)
+		// Rings known to follow it: this listing's, and those known before
+		// that it lacks, while there are two or more.
+		known := map[int]bool{}
+		for _, e := range entries[ref] {
+			known[e.x.ring] = true
 		}
-		if q, failed := quarantine[ref]; failed && q == digest {
-			w.quarantine[ref] = q
+		for ring := range w.knownRings[ref] {
+			known[ring] = true
 		}
+		if len(known) < 2 {
+			known = nil
+		}
+		w.knownRings[ref] = known
 		// Rings, while its containers are in two: a ring is healthy when
 		// all of them run the digest and their rollout is complete (a
 		// fragile workload's never is; the others' is, once settled).
@@ -1101,20 +1155,21 @@ func (w *world) check(o result, exit int) {
 		if got := st.Refs[ref].Digest; got != d {
 			t.Errorf("step %d: %s remembered at %s, the model (what the registry served) says %s", len(w.steps), w.repoTag(ref), short(got), short(d))
 		}
-		var q []string
-		for dg := range st.Refs[ref].Quarantine {
-			q = append(q, dg)
-		}
-		var want []string
-		if dg, ok := w.quarantine[ref]; ok {
-			want = []string{dg}
-		}
-		if !slices.Equal(q, want) {
-			t.Errorf("step %d: %s quarantines %v, the model says %v", len(w.steps), w.repoTag(ref), q, want)
+		if got, want := slices.Sorted(maps.Keys(st.Refs[ref].RingMembers)), slices.Sorted(maps.Keys(w.knownRings[ref])); !slices.Equal(got, want) {
+			t.Errorf("step %d: %s has rings %v known, the model says %v", len(w.steps), w.repoTag(ref), got, want)
 		}
 		if got := slices.Sorted(maps.Keys(st.Refs[ref].Rings)); !slices.Equal(got, w.healthy[ref]) {
 			t.Errorf("step %d: %s has rings %v healthy on %s, the model says %v", len(w.steps), w.repoTag(ref), got, short(d), w.healthy[ref])
 		}
+	}
+	var held []string
+	for dg, q := range st.Quarantines {
+		if q.HoldsIn(w.namespaces["a"]) {
+			held = append(held, dg)
+		}
+	}
+	if got, want := slices.Sorted(slices.Values(held)), slices.Sorted(maps.Keys(w.quarantined)); !slices.Equal(got, want) {
+		t.Errorf("step %d: quarantined %v, the model says %v", len(w.steps), shortAll(got), shortAll(want))
 	}
 	// Pull-secret credentials are used only for their own namespace's images.
 	allowed := map[string]map[string]bool{}
@@ -1141,4 +1196,12 @@ func (w *world) check(o result, exit int) {
 		t.Logf("run output:\n%s", o.logs)
 		t.FailNow()
 	}
+}
+
+func shortAll(ds []string) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = short(d)
+	}
+	return out
 }
