@@ -241,7 +241,9 @@ func unauthorized(w http.ResponseWriter, ep endpoint, log *slog.Logger, err erro
 func reply(w http.ResponseWriter, code int, a answer) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(a)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // read by people with curl: "<t>" as is
+	_ = enc.Encode(a)
 }
 
 // idSet remembers the last event ids taken, so that an event the registry

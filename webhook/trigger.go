@@ -51,6 +51,7 @@ type trigger struct {
 	maxRefs  int
 	runs     runs
 	log      *slog.Logger
+	retry    time.Duration // the first retry's delay
 
 	mu      sync.Mutex
 	inbox   [][]string // pushed, not yet in a batch
@@ -65,6 +66,7 @@ func newTrigger(r runs, debounce time.Duration, maxRefs int, log *slog.Logger) *
 		maxRefs:  maxRefs,
 		runs:     r,
 		log:      log,
+		retry:    retryDelay,
 		kick:     make(chan struct{}, 1),
 		wake:     make(chan struct{}, 1),
 	}
@@ -214,7 +216,7 @@ func (t *trigger) start(ctx context.Context, b *batch) bool {
 		t.log.Error("could not start a run: pushed references dropped; the next scheduled run looks them up", "err", err, "attempts", b.attempts, "references", b.list(), "full", b.full)
 		return true
 	}
-	delay := retryDelay << (b.attempts - 1)
+	delay := t.retry << (b.attempts - 1)
 	t.log.Error("could not start a run; retrying", "err", err, "in", delay, "attempt", b.attempts, "of", maxStartAttempts)
 	b.due = time.Now().Add(delay)
 	return false
