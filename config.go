@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/signature"
+	"github.com/urunner/urunner/state"
 )
 
 // Config is urunner's whole configuration, read from the environment. The
@@ -354,21 +356,65 @@ func (c *Config) namespaces() ([]string, error) {
 	return out, nil
 }
 
-// references parses URUNNER_CONF_REFERENCES into canonical names; nil
-// when every reference is looked up.
-func (c *Config) references() (map[string]bool, error) {
-	var out map[string]bool
+// pushedRefs is what URUNNER_CONF_REFERENCES names: tags, and subjects
+// by digest (registry/repository@sha256:<hex>, what the push of a
+// signature or attestation names), which stand for every reference of
+// that repository whose stored digest is the subject.
+type pushedRefs struct {
+	tags     map[string]bool
+	subjects map[string]map[string]bool // registry/repository → digests
+}
+
+// references parses URUNNER_CONF_REFERENCES; nil when every reference is
+// looked up.
+func (c *Config) references() (*pushedRefs, error) {
+	var out *pushedRefs
 	for _, r := range splitList(c.References) {
 		im, err := registry.Canonical(r)
-		if err != nil || im.Digest != "" {
-			return nil, badConfig("URUNNER_CONF_REFERENCES: %q is not a registry/repository:tag reference", r)
+		tagged := err == nil && im.Digest == ""
+		subject := err == nil && im.Ref.Tag == "" && strings.HasPrefix(im.Digest, "sha256:")
+		if !tagged && !subject {
+			return nil, badConfig("URUNNER_CONF_REFERENCES: %q is neither a registry/repository:tag reference nor a registry/repository@sha256:<hex> subject", r)
 		}
 		if out == nil {
-			out = map[string]bool{}
+			out = &pushedRefs{tags: map[string]bool{}, subjects: map[string]map[string]bool{}}
 		}
-		out[im.Named] = true
+		if tagged {
+			out.tags[im.Named] = true
+			continue
+		}
+		if out.subjects[im.Named] == nil {
+			out.subjects[im.Named] = map[string]bool{}
+		}
+		out.subjects[im.Named][im.Digest] = true
 	}
 	return out, nil
+}
+
+// expand returns the references to look up: the tags, and each stored
+// reference of a subject's repository whose digest is the subject (a
+// signature pushed after its image's run makes that digest verifiable).
+// A subject no stored reference has leaves nothing to do; unmatched
+// lists those.
+func (p *pushedRefs) expand(st state.State) (refs map[string]bool, unmatched []string) {
+	refs = maps.Clone(p.tags)
+	matched := map[string]bool{}
+	for key, r := range st.Refs {
+		repo := key[:strings.LastIndex(key, ":")]
+		if p.subjects[repo][r.Digest] {
+			refs[key] = true
+			matched[repo+"@"+r.Digest] = true
+		}
+	}
+	for repo, ds := range p.subjects {
+		for d := range ds {
+			if !matched[repo+"@"+d] {
+				unmatched = append(unmatched, repo+"@"+d)
+			}
+		}
+	}
+	slices.Sort(unmatched)
+	return refs, unmatched
 }
 
 func splitList(s string) []string {
