@@ -53,7 +53,7 @@ type Config struct {
 
 	Namespaces      string `envconfig:"URUNNER_CONF_NAMESPACES" desc:"namespaced mode: the namespaces to watch, comma-separated; urunner then makes no cluster-scoped request and needs only a Role in each (no urunner=enable label needed; urunner=disable still opts a workload out). Empty: every namespace labelled urunner=enable (needs a ClusterRole)"`
 	ListScope       string `envconfig:"URUNNER_CONF_LIST_SCOPE" default:"auto" desc:"how workloads are listed in cluster mode: cluster (one LIST per kind), namespace (one per watched namespace and kind) or auto (namespace when the watched namespaces are few beside the cluster's workloads)"`
-	References      string `envconfig:"URUNNER_CONF_REFERENCES" desc:"look up only these image references (comma-separated registry/repository:tag), leaving everything else as it is: what a push notification's run does"`
+	References      string `envconfig:"URUNNER_CONF_REFERENCES" desc:"look up only these image references (comma-separated registry/repository:tag, or registry/repository@sha256:<hex> for every stored reference of that repository on that digest), leaving everything else as it is: what a push notification's run does"`
 	StateConfigMap  string `envconfig:"URUNNER_CONF_STATE_CONFIGMAP" default:"urunner-state" desc:"ConfigMap holding the digests seen by earlier runs"`
 	StateNamespace  string `envconfig:"URUNNER_CONF_STATE_NAMESPACE" desc:"namespace of that ConfigMap; default: the pod's own namespace in a cluster, else the kubeconfig's (default)"`
 	DryRun          bool   `envconfig:"URUNNER_CONF_DRY_RUN" default:"false" desc:"resolve and report what would restart; patch nothing, write no state"`
@@ -379,14 +379,15 @@ func (c *Config) references() (*pushedRefs, error) {
 		if out == nil {
 			out = &pushedRefs{tags: map[string]bool{}, subjects: map[string]map[string]bool{}}
 		}
+		name := hostFold(im.Named)
 		if tagged {
-			out.tags[im.Named] = true
+			out.tags[name] = true
 			continue
 		}
-		if out.subjects[im.Named] == nil {
-			out.subjects[im.Named] = map[string]bool{}
+		if out.subjects[name] == nil {
+			out.subjects[name] = map[string]bool{}
 		}
-		out.subjects[im.Named][im.Digest] = true
+		out.subjects[name][im.Digest] = true
 	}
 	return out, nil
 }
@@ -400,9 +401,9 @@ func (p *pushedRefs) expand(st state.State) (refs map[string]bool, unmatched []s
 	refs = maps.Clone(p.tags)
 	matched := map[string]bool{}
 	for key, r := range st.Refs {
-		repo := key[:strings.LastIndex(key, ":")]
+		repo := hostFold(key[:strings.LastIndex(key, ":")])
 		if p.subjects[repo][r.Digest] {
-			refs[key] = true
+			refs[hostFold(key)] = true
 			matched[repo+"@"+r.Digest] = true
 		}
 	}
@@ -415,6 +416,17 @@ func (p *pushedRefs) expand(st state.State) (refs map[string]bool, unmatched []s
 	}
 	slices.Sort(unmatched)
 	return refs, unmatched
+}
+
+// hostFold returns a reference with its registry host in lower case: host
+// names are compared without regard to case (the receiver sends them in
+// lower case), the rest of a reference with it.
+func hostFold(ref string) string {
+	host, rest, ok := strings.Cut(ref, "/")
+	if !ok {
+		return ref
+	}
+	return strings.ToLower(host) + "/" + rest
 }
 
 func splitList(s string) []string {

@@ -119,13 +119,13 @@ func TestJSONLogs(t *testing.T) {
 // stands for the stored references of its repository on that digest.
 func TestReferencesTakeTagsAndSubjects(t *testing.T) {
 	d1, d2 := "sha256:"+strings.Repeat("1", 64), "sha256:"+strings.Repeat("2", 64)
-	c := Config{References: "r.example.com/a:v1, r.example.com/b@" + d1 + ",r.example.com/c@" + d2}
+	c := Config{References: "R.example.com/a:v1, r.example.com/b@" + d1 + ",r.example.com/c@" + d2}
 	p, err := c.references()
 	if err != nil {
 		t.Fatal(err)
 	}
 	st := state.State{Refs: map[string]state.Ref{
-		"r.example.com/b:latest": {Digest: d1}, "r.example.com/b:1.0": {Digest: d1}, "r.example.com/b:0.9": {Digest: d2},
+		"r.example.com/b:latest": {Digest: d1}, "R.Example.com/b:1.0": {Digest: d1}, "r.example.com/b:0.9": {Digest: d2},
 		"r.example.com/bb:latest": {Digest: d1}, "r.example.com/c:latest": {Digest: d1},
 	}}
 	refs, unmatched := p.expand(st)
