@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/signature"
+	"github.com/urunner/urunner/state"
 )
 
 // Config is urunner's whole configuration, read from the environment. The
@@ -51,7 +53,7 @@ type Config struct {
 
 	Namespaces      string `envconfig:"URUNNER_CONF_NAMESPACES" desc:"namespaced mode: the namespaces to watch, comma-separated; urunner then makes no cluster-scoped request and needs only a Role in each (no urunner=enable label needed; urunner=disable still opts a workload out). Empty: every namespace labelled urunner=enable (needs a ClusterRole)"`
 	ListScope       string `envconfig:"URUNNER_CONF_LIST_SCOPE" default:"auto" desc:"how workloads are listed in cluster mode: cluster (one LIST per kind), namespace (one per watched namespace and kind) or auto (namespace when the watched namespaces are few beside the cluster's workloads)"`
-	References      string `envconfig:"URUNNER_CONF_REFERENCES" desc:"look up only these image references (comma-separated registry/repository:tag), leaving everything else as it is: what a push notification's run does"`
+	References      string `envconfig:"URUNNER_CONF_REFERENCES" desc:"look up only these image references (comma-separated registry/repository:tag, or registry/repository@sha256:<hex> for every stored reference of that repository on that digest), leaving everything else as it is: what a push notification's run does"`
 	StateConfigMap  string `envconfig:"URUNNER_CONF_STATE_CONFIGMAP" default:"urunner-state" desc:"ConfigMap holding the digests seen by earlier runs"`
 	StateNamespace  string `envconfig:"URUNNER_CONF_STATE_NAMESPACE" desc:"namespace of that ConfigMap; default: the pod's own namespace in a cluster, else the kubeconfig's (default)"`
 	DryRun          bool   `envconfig:"URUNNER_CONF_DRY_RUN" default:"false" desc:"resolve and report what would restart; patch nothing, write no state"`
@@ -363,21 +365,77 @@ func (c *Config) namespaces() ([]string, error) {
 	return out, nil
 }
 
-// references parses URUNNER_CONF_REFERENCES into canonical names; nil
-// when every reference is looked up.
-func (c *Config) references() (map[string]bool, error) {
-	var out map[string]bool
+// pushedRefs is what URUNNER_CONF_REFERENCES names: tags, and subjects
+// by digest (registry/repository@sha256:<hex>, what the push of a
+// signature or attestation names), which stand for every reference of
+// that repository whose stored digest is the subject.
+type pushedRefs struct {
+	tags     map[string]bool
+	subjects map[string]map[string]bool // registry/repository → digests
+}
+
+// references parses URUNNER_CONF_REFERENCES; nil when every reference is
+// looked up.
+func (c *Config) references() (*pushedRefs, error) {
+	var out *pushedRefs
 	for _, r := range splitList(c.References) {
 		im, err := registry.Canonical(r)
-		if err != nil || im.Digest != "" {
-			return nil, badConfig("URUNNER_CONF_REFERENCES: %q is not a registry/repository:tag reference", r)
+		tagged := err == nil && im.Digest == ""
+		subject := err == nil && im.Ref.Tag == "" && strings.HasPrefix(im.Digest, "sha256:")
+		if !tagged && !subject {
+			return nil, badConfig("URUNNER_CONF_REFERENCES: %q is neither a registry/repository:tag reference nor a registry/repository@sha256:<hex> subject", r)
 		}
 		if out == nil {
-			out = map[string]bool{}
+			out = &pushedRefs{tags: map[string]bool{}, subjects: map[string]map[string]bool{}}
 		}
-		out[im.Named] = true
+		name := hostFold(im.Named)
+		if tagged {
+			out.tags[name] = true
+			continue
+		}
+		if out.subjects[name] == nil {
+			out.subjects[name] = map[string]bool{}
+		}
+		out.subjects[name][im.Digest] = true
 	}
 	return out, nil
+}
+
+// expand returns the references to look up: the tags, and each stored
+// reference of a subject's repository whose digest is the subject (a
+// signature pushed after its image's run makes that digest verifiable).
+// A subject no stored reference has leaves nothing to do; unmatched
+// lists those.
+func (p *pushedRefs) expand(st state.State) (refs map[string]bool, unmatched []string) {
+	refs = maps.Clone(p.tags)
+	matched := map[string]bool{}
+	for key, r := range st.Refs {
+		repo := hostFold(key[:strings.LastIndex(key, ":")])
+		if p.subjects[repo][r.Digest] {
+			refs[hostFold(key)] = true
+			matched[repo+"@"+r.Digest] = true
+		}
+	}
+	for repo, ds := range p.subjects {
+		for d := range ds {
+			if !matched[repo+"@"+d] {
+				unmatched = append(unmatched, repo+"@"+d)
+			}
+		}
+	}
+	slices.Sort(unmatched)
+	return refs, unmatched
+}
+
+// hostFold returns a reference with its registry host in lower case: host
+// names are compared without regard to case (the receiver sends them in
+// lower case), the rest of a reference with it.
+func hostFold(ref string) string {
+	host, rest, ok := strings.Cut(ref, "/")
+	if !ok {
+		return ref
+	}
+	return strings.ToLower(host) + "/" + rest
 }
 
 func splitList(s string) []string {

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 
 	"github.com/urunner/urunner/e2e/testground"
+	"github.com/urunner/urunner/state"
 )
 
 // A bad value is refused with exit code 2 and a message naming the
@@ -160,5 +162,33 @@ func TestJSONLogs(t *testing.T) {
 	o := g.mustRun()
 	if !strings.Contains(o.logs, `"msg":"run finished"`) {
 		t.Errorf("no JSON summary line:\n%s", o.logs)
+	}
+}
+
+// URUNNER_CONF_REFERENCES takes tags and subjects by digest; a subject
+// stands for the stored references of its repository on that digest.
+func TestReferencesTakeTagsAndSubjects(t *testing.T) {
+	d1, d2 := "sha256:"+strings.Repeat("1", 64), "sha256:"+strings.Repeat("2", 64)
+	c := Config{References: "R.example.com/a:v1, r.example.com/b@" + d1 + ",r.example.com/c@" + d2}
+	p, err := c.references()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := state.State{Refs: map[string]state.Ref{
+		"r.example.com/b:latest": {Digest: d1}, "R.Example.com/b:1.0": {Digest: d1}, "r.example.com/b:0.9": {Digest: d2},
+		"r.example.com/bb:latest": {Digest: d1}, "r.example.com/c:latest": {Digest: d1},
+	}}
+	refs, unmatched := p.expand(st)
+	want := map[string]bool{"r.example.com/a:v1": true, "r.example.com/b:latest": true, "r.example.com/b:1.0": true}
+	if diff := cmp.Diff(want, refs); diff != "" {
+		t.Errorf("references (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"r.example.com/c@" + d2}, unmatched); diff != "" {
+		t.Errorf("unmatched (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"r.example.com/a:v1@" + d1, "r.example.com/a@md5:00", "not a reference!"} {
+		if _, err := (&Config{References: bad}).references(); err == nil || !strings.Contains(err.Error(), "URUNNER_CONF_REFERENCES") {
+			t.Errorf("%q: error %v, want one naming URUNNER_CONF_REFERENCES", bad, err)
+		}
 	}
 }

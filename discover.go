@@ -79,7 +79,7 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 	}
 	f.scope = scope
 	kinds, _ := a.cfg.kinds()
-	only, _ := a.cfg.references()
+	only := a.only(mem)
 	var ps *kube.PullSecrets
 	if a.cfg.PullSecretAuth {
 		ps = a.kube.NewPullSecrets()
@@ -91,7 +91,7 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 		w, ls := a.watch(ctx, kw, ps, f)
 		for _, l := range ls {
 			pl := policy.Lookup{Ref: registry.Key(l.Ref), Cred: l.Cred}
-			if sent[pl] || only != nil && !only[pl.Ref] {
+			if sent[pl] || only != nil && !only[hostFold(pl.Ref)] {
 				continue
 			}
 			sent[pl] = true
@@ -111,7 +111,7 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 		f.cluster, f.countedAt = listed.Cluster, f.listedAt
 	}
 	f.namespaceErrors = listed.Failed
-	f.listing = policy.Listing{Complete: len(listed.Failed) == 0, Restricted: only != nil, Failed: map[string]bool{}}
+	f.listing = policy.Listing{Complete: len(listed.Failed) == 0, Restricted: a.restricted(), Failed: map[string]bool{}}
 	for ns, err := range listed.Failed {
 		f.listing.Failed[ns] = true
 		msg := "cannot list the namespace's workloads; what urunner remembers of them is kept"
@@ -125,6 +125,32 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 		a.log.Error(msg, "namespace", ns, "error", err)
 	}
 	return f, nil
+}
+
+// restricted reports whether the run looks up only the references
+// URUNNER_CONF_REFERENCES names (a pushed run).
+func (a *app) restricted() bool {
+	p, _ := a.cfg.references()
+	return p != nil
+}
+
+// only returns the references a pushed run looks up, its subjects
+// expanded from the loaded state; nil when every reference is.
+func (a *app) only(mem state.State) map[string]bool {
+	p, _ := a.cfg.references()
+	if p == nil {
+		return nil
+	}
+	refs, unmatched := p.expand(mem)
+	for _, s := range unmatched {
+		a.log.Debug("no stored reference has this subject's digest: nothing to look up for it", "subject", s)
+	}
+	for r := range refs {
+		if !p.tags[r] {
+			a.log.Info("a signature or attestation was pushed: its subject's reference is looked up again", "image", r)
+		}
+	}
+	return refs
 }
 
 // namespaced reports whether URUNNER_CONF_NAMESPACES names the namespaces.

@@ -93,15 +93,15 @@ type world struct {
 	tag   map[string]string
 	seeds map[string][]string
 	// what urunner must remember, as of the last saved run
-	runs       int                        // runs that saved their state
-	stored     map[string]string          // ref → digest
-	lastOK     map[string]int             // ref → the saved run that looked it up successfully
-	base       map[string]string          // ref → what its workloads run by default
-	quarantined map[string]bool           // digests quarantined (in this cluster, whatever the tag)
-	knownRings  map[string]map[int]bool   // ref → the rings known to follow it (never forgotten by a run)
-	healthy    map[string][]int           // ref → the rings healthy on its digest, when it has two
-	nsApproved map[string]map[string]bool // group → digests its namespace approves
-	workloads  []*mw
+	runs        int                        // runs that saved their state
+	stored      map[string]string          // ref → digest
+	lastOK      map[string]int             // ref → the saved run that looked it up successfully
+	base        map[string]string          // ref → what its workloads run by default
+	quarantined map[string]bool            // digests quarantined (in this cluster, whatever the tag)
+	knownRings  map[string]map[int]bool    // ref → the rings known to follow it (never forgotten by a run)
+	healthy     map[string][]int           // ref → the rings healthy on its digest, when it has two
+	nsApproved  map[string]map[string]bool // group → digests its namespace approves
+	workloads   []*mw
 
 	n        int // names
 	steps    []string

@@ -38,7 +38,10 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 		next.Workloads, next.CountedAt = f.cluster, f.countedAt
 	}
 	o.tally(f, p, done)
-	if o.exitCode(nil) == exitOK {
+	// Only a run that looked everything up has done urunner's job: a
+	// pushed run's success must not hide failing scheduled runs from
+	// UrunnerNoSuccessfulRun.
+	if o.exitCode(nil) == exitOK && !f.listing.Restricted {
 		next.LastSuccess = o.start.UTC().Truncate(time.Second)
 	}
 	o.lastSuccess, o.failing = next.LastSuccess, failingImages(next)

@@ -138,7 +138,7 @@ func (a *app) report(ctx context.Context, o *outcome, err error) int {
 		_ = json.NewEncoder(a.out).Encode(rep)
 	}
 	if a.cfg.PushgatewayURL != "" {
-		if perr := pushMetrics(context.WithoutCancel(ctx), a.cfg.PushgatewayURL, a.store.Namespace(), a.cfg.StateConfigMap, rep); perr != nil {
+		if perr := pushMetrics(context.WithoutCancel(ctx), a.cfg.PushgatewayURL, metricsGroup(a.restricted()), a.store.Namespace(), a.cfg.StateConfigMap, rep); perr != nil {
 			a.log.Warn("metrics not pushed", "error", perr)
 		}
 	}
@@ -207,18 +207,33 @@ func storedReport(r runReport) []byte {
 // maxFailingSeries bounds the per-image series one push carries.
 const maxFailingSeries = 100
 
-// pushMetrics replaces urunner's group of a Prometheus Pushgateway with
+// The Pushgateway job of each kind of run: a pushed run (restricted to
+// URUNNER_CONF_REFERENCES) has a group of its own, so that it never
+// replaces the gauges of the full runs the alerts read.
+const (
+	metricsJob       = "urunner"
+	pushedMetricsJob = "urunner-push"
+)
+
+func metricsGroup(restricted bool) string {
+	if restricted {
+		return pushedMetricsJob
+	}
+	return metricsJob
+}
+
+// pushMetrics replaces the run's group of a Prometheus Pushgateway with
 // this run's gauges. A one-shot Job lives too briefly to be scraped. The
-// group is keyed by job, the state's namespace (two installs in one cluster
-// keep apart), its ConfigMap when it is not the default one (two releases
-// in one namespace keep apart too: label state) and the cluster name when
-// set.
-func pushMetrics(ctx context.Context, gateway, namespace, configMap string, r runReport) error {
+// group is keyed by job (urunner for full runs, urunner-push for pushed
+// ones), the state's namespace (two installs in one cluster keep apart),
+// its ConfigMap when it is not the default one (two releases in one
+// namespace keep apart too: label state) and the cluster name when set.
+func pushMetrics(ctx context.Context, gateway, job, namespace, configMap string, r runReport) error {
 	u, err := url.Parse(gateway)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("URUNNER_CONF_PUSHGATEWAY_URL: not an http(s) URL")
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/metrics/job/urunner/namespace/" + url.PathEscape(namespace)
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/metrics/job/" + job + "/namespace/" + url.PathEscape(namespace)
 	if configMap != defaultStateConfigMap {
 		u.Path += "/state/" + url.PathEscape(configMap)
 	}
@@ -238,7 +253,7 @@ func pushMetrics(ctx context.Context, gateway, namespace, configMap string, r ru
 	gauge("urunner_run_timestamp_seconds", "When the last run started.", float64(r.Started.Unix()))
 	gauge("urunner_run_duration_seconds", "How long the last run took.", r.Duration)
 	gauge("urunner_run_exit_code", "Exit code of the last run (0 ok, 1 failed, 2 configuration).", float64(r.ExitCode))
-	if r.LastSuccess != nil {
+	if r.LastSuccess != nil && job == metricsJob {
 		gauge("urunner_run_last_success_timestamp_seconds", "When the last successful run started.", float64(r.LastSuccess.Unix()))
 	}
 	gauge("urunner_run_images", "Unique image tags looked up.", float64(r.Images))

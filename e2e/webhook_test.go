@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
@@ -240,7 +244,7 @@ func TestPushToARealRegistryRestartsTheWorkload(t *testing.T) {
 
 	out, err := helm(t, "install", rel, chartDir(), "-n", relNS, "--create-namespace", "--wait=false",
 		"--set", "registry.host=http://"+d.Host,
-		"--set", "suspend=true", // only pushed runs here
+		"--set", "schedule=0 0 1 1 *", // only pushed runs here (a suspended CronJob gets none)
 		"--set", "webhook.enabled=true",
 		"--set", "webhook.secrets.distributionToken="+token)
 	if err != nil {
@@ -326,6 +330,20 @@ func TestPushToARealRegistryRestartsTheWorkload(t *testing.T) {
 		t.Errorf("receiver log has no accepted push:\n%s", logs)
 	}
 
+	// A signature pushed for the running digest (cosign's tag): the
+	// receiver queues its subject, and the run looks the subject's
+	// reference up again.
+	if _, err := d.PushImage(ctx, "shop/web:sha256-"+strings.TrimPrefix(p.Digest, "sha256:")+".sig", "signature"); err != nil {
+		t.Fatal(err)
+	}
+	jobs = waitJobs(t, cs, relNS, rel, 20*time.Second, "a Job for the signature's push", func(j []batchv1.Job) bool { return len(j) == 3 })
+	if got, want := references(t, jobs[2]), d.Host+"/shop/web@"+p.Digest; got != want {
+		t.Errorf("the signature's Job looks up %q, want its subject %q", got, want)
+	}
+	if outRun := runJob(t, cs, jobs[2]); !strings.Contains(outRun, "its subject's reference is looked up again") || !strings.Contains(outRun, image) {
+		t.Errorf("the signature's run did not look %s up again:\n%s", image, outRun)
+	}
+
 	// What `kubectl auth can-i --as` would answer for the receiver.
 	saCfg, err := cluster.ServiceAccountConfig(ctx, relNS, rel+"-webhook")
 	if err != nil {
@@ -407,7 +425,7 @@ func TestPushedAndScheduledRunsNeverOverlap(t *testing.T) {
 		t.Helper()
 		body := []byte(`{"references":["` + strings.Join(refs, `","`) + `"]}`)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/hooks/generic", bytes.NewReader(body))
-		req.Header.Set("X-Urunner-Signature", webhook.Signature(key, body))
+		req.Header.Set("X-Urunner-Signature", webhook.Signature(key, time.Now(), body))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -496,5 +514,98 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("waited %s for %s", timeout, what)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// A suspended CronJob gets no pushed run: a push is answered 2xx (the
+// registry's queue never stalls) and dropped with one log line; readiness
+// stays 200 and says so; once resumed, a push starts a run again.
+func TestASuspendedCronJobGetsNoPushedRun(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cs := clientset(t)
+	const rel, relNS = "urunner-suspended", "urunner-suspended"
+	token := randomSecret(t)
+	addr := freeAddr(t)
+	var mu sync.Mutex
+	var codes []int
+	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The registry's notifications, relayed to the receiver, their
+		// answers kept.
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.Path, r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		mu.Lock()
+		codes = append(codes, resp.StatusCode)
+		mu.Unlock()
+		w.WriteHeader(resp.StatusCode)
+	}))
+	t.Cleanup(rec.Close)
+	d, err := testground.StartDistribution(ctx, testground.DistributionOptions{Endpoints: []testground.NotifyEndpoint{{
+		Name: "urunner", URL: rec.URL + "/hooks/distribution",
+		Headers: map[string][]string{"Authorization": {"Bearer " + token}},
+		Timeout: 2 * time.Second, Threshold: 3, Backoff: 200 * time.Millisecond, IgnoreActions: []string{"pull"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	out, err := helm(t, "install", rel, chartDir(), "-n", relNS, "--create-namespace", "--wait=false",
+		"--set", "registry.host=http://"+d.Host, "--set", "suspend=true", "--set", "schedule=0 0 1 1 *",
+		"--set", "webhook.enabled=true", "--set", "webhook.secrets.distributionToken="+token)
+	if err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = helm(t, "uninstall", rel, "-n", relNS) })
+	logs := startReceiver(t, cs, rel, relNS, addr)
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "suspended: pushed runs are not started") {
+		t.Errorf("readyz while suspended: %d %s", resp.StatusCode, body)
+	}
+
+	if _, err := d.PushImage(ctx, "shop/web:latest", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the push to be dropped", func() bool {
+		return strings.Contains(logs.String(), "pushed references dropped: the CronJob is suspended")
+	})
+	mu.Lock()
+	for _, c := range codes {
+		if c/100 != 2 {
+			t.Errorf("a notification was answered %d while suspended, want 2xx", c)
+		}
+	}
+	mu.Unlock()
+	if jobs := cronJobs(t, cs, relNS, rel); len(jobs) != 0 {
+		t.Fatalf("Jobs %v started while suspended", jobNames(jobs))
+	}
+
+	cj, err := cs.BatchV1().CronJobs(relNS).Get(ctx, rel, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cj.Spec.Suspend = ptr.To(false)
+	if _, err := cs.BatchV1().CronJobs(relNS).Update(ctx, cj, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the receiver to see the CronJob resumed", func() bool {
+		return strings.Contains(logs.String(), "the CronJob is resumed")
+	})
+	if _, err := d.PushImage(ctx, "shop/web:latest", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	waitJobs(t, cs, relNS, rel, 20*time.Second, "a Job after the resume", func(j []batchv1.Job) bool { return len(j) == 1 })
+	if n := strings.Count(logs.String(), "the CronJob is suspended: pushed runs are not started"); n != 1 {
+		t.Errorf("the suspension was logged %d times, want once:\n%s", n, logs)
 	}
 }

@@ -33,7 +33,7 @@ type Config struct {
 	HarborAuth        string `envconfig:"URUNNER_SECR_WEBHOOK_HARBOR_AUTH" desc:"serves /hooks/harbor: Harbor webhooks whose Auth Header is this value"`
 	HarborHost        string `envconfig:"URUNNER_CONF_WEBHOOK_HARBOR_HOST" desc:"registry host of its references: HOST, or FROM=TO,... to map the resource_url host"`
 	DockerHubToken    string `envconfig:"URUNNER_SECR_WEBHOOK_DOCKERHUB_TOKEN" desc:"serves /hooks/dockerhub/<token>: Docker Hub webhooks (the URL is their only secret)"`
-	GenericKey        string `envconfig:"URUNNER_SECR_WEBHOOK_GENERIC_KEY" desc:"serves /hooks/generic: {\"references\":[...]} signed with HMAC-SHA256 of this key in X-Urunner-Signature"`
+	GenericKey        string `envconfig:"URUNNER_SECR_WEBHOOK_GENERIC_KEY" desc:"serves /hooks/generic: {\"references\":[...]} signed in X-Urunner-Signature: t=<unix seconds>,sha256=<HMAC-SHA256 of \"<t>.\" and the body under this key>"`
 	GenericHost       string `envconfig:"URUNNER_CONF_WEBHOOK_GENERIC_HOST" desc:"registry host of its references: HOST, or FROM=TO,..."`
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,4 +205,39 @@ func indent(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return append(out, '\n')
+}
+
+// The real registry's notification of a signature tag (cosign's
+// sha256-<hex>.sig, pushed like any manifest) reaches the handler as the
+// subject by digest, never as a run of the .sig tag itself.
+func TestRealDistributionSignaturePushNamesItsSubject(t *testing.T) {
+	const token = "distribution-token-0123456789"
+	rec := &recorder{}
+	s := &server{maxBody: 1 << 20, push: rec, ready: func() bool { return true }, log: discardLog(), seen: newIDSet(64)}
+	srv := httptest.NewServer(s.handler(Config{DistributionToken: token}.endpoints()))
+	t.Cleanup(srv.Close)
+	ctx := t.Context()
+	d, err := testground.StartDistribution(ctx, testground.DistributionOptions{Endpoints: []testground.NotifyEndpoint{{
+		Name: "urunner", URL: srv.URL + "/hooks/distribution",
+		Headers: map[string][]string{"Authorization": {"Bearer " + token}},
+		Timeout: time.Second, Threshold: 1, Backoff: 200 * time.Millisecond, IgnoreActions: []string{"pull"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	p, err := d.PushImage(ctx, "shop/web:latest", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return len(rec.got()) == 1 })
+	hex := strings.TrimPrefix(p.Digest, "sha256:")
+	if _, err := d.PushImage(ctx, "shop/web:sha256-"+hex+".sig", "signature"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return len(rec.got()) == 2 })
+	want := [][]string{{d.Host + "/shop/web:latest"}, {d.Host + "/shop/web@" + p.Digest}}
+	if diff := cmp.Diff(want, rec.got()); diff != "" {
+		t.Errorf("pushed references (-want +got):\n%s", diff)
+	}
 }

@@ -11,4 +11,9 @@
 // of the references. The Jobs it creates are added to the CronJob's active
 // list, so the CronJob's concurrencyPolicy Forbid keeps a scheduled run from
 // overlapping a pushed one.
+//
+// An event that cannot be read is skipped, never failing its envelope; a
+// signature's or attestation's tag names its subject by digest; while the
+// CronJob is suspended pushed references are dropped; a notification is
+// answered as soon as its references are queued, never after a Job.
 package webhook

@@ -17,6 +17,26 @@ type notice struct {
 	// ids are the registry's event ids, when it sends any: distribution
 	// sends an event again, same id, when its first answer came late.
 	ids []string
+	// skipped are the events or references that could not be read, each
+	// naming its field: they are logged and left out, never holding up
+	// the others (a registry re-sends a refused envelope, in order,
+	// forever).
+	skipped []error
+}
+
+// take adds the reference pushed as host/repo:tag, or skips it with the
+// field at fault named.
+func (n *notice) take(field, host, repo, tag string) {
+	r, err := pushedRef(host, repo, tag)
+	if err != nil {
+		n.skip(field, "%v", err)
+		return
+	}
+	n.refs = append(n.refs, r)
+}
+
+func (n *notice) skip(field, format string, args ...any) {
+	n.skipped = append(n.skipped, badField(field, format, args...))
 }
 
 // A fieldError is a malformed notification, naming the field at fault as
@@ -94,17 +114,15 @@ func parseDistribution(body []byte, hosts hostRewrite) (notice, error) {
 			continue
 		}
 		if ev.Target.Repository == "" {
-			return notice{}, badField(at+".target.repository", "missing in a push of tag %q", ev.Target.Tag)
+			n.skip(at+".target.repository", "missing in a push of tag %.140q", ev.Target.Tag)
+			continue
 		}
 		host := ev.Request.Host
 		if host == "" && hosts.fixed == "" {
-			return notice{}, badField(at+".request.host", "missing, and no host configured for this endpoint to use instead")
+			n.skip(at+".request.host", "missing, and no host configured for this endpoint to use instead")
+			continue
 		}
-		r, err := canonical(hosts.apply(host) + "/" + ev.Target.Repository + ":" + ev.Target.Tag)
-		if err != nil {
-			return notice{}, badField(at+".target", "%s:%s on %s %v", ev.Target.Repository, ev.Target.Tag, host, err)
-		}
-		n.refs = append(n.refs, r)
+		n.take(at+".target", hosts.apply(host), ev.Target.Repository, ev.Target.Tag)
 	}
 	return n, nil
 }
@@ -166,18 +184,15 @@ func parseHarbor(body []byte, hosts hostRewrite) (notice, error) {
 		}
 		host, repo, ok := strings.Cut(res.ResourceURL, "/")
 		if !ok || repo == "" {
-			return notice{}, badField(field+".resource_url", "%q: want host/project/repository:tag", res.ResourceURL)
+			n.skip(field+".resource_url", "%.300q: want host/project/repository:tag", res.ResourceURL)
+			continue
 		}
 		// resource_url ends with :tag (or @digest); the tag field is the
 		// authority on which tag moved.
 		if i := strings.LastIndexAny(repo, ":@"); i > strings.LastIndex(repo, "/") {
 			repo = repo[:i]
 		}
-		r, err := canonical(hosts.apply(host) + "/" + repo + ":" + res.Tag)
-		if err != nil {
-			return notice{}, badField(field, "%q: %v", res.ResourceURL, err)
-		}
-		n.refs = append(n.refs, r)
+		n.take(field, hosts.apply(host), repo, res.Tag)
 	}
 	return n, nil
 }
@@ -209,11 +224,13 @@ func parseDockerHub(body []byte) (notice, error) {
 		// A push Docker Hub reports without a tag moved none.
 		return notice{ignored: 1}, nil
 	}
-	r, err := canonical("docker.io/" + p.Repository.RepoName + ":" + p.PushData.Tag)
-	if err != nil {
-		return notice{}, badField("repository.repo_name", "%q at tag %q: %v", p.Repository.RepoName, p.PushData.Tag, err)
+	var n notice
+	repo := p.Repository.RepoName
+	if !strings.Contains(repo, "/") {
+		repo = "library/" + repo // an official image
 	}
-	return notice{refs: []string{r}}, nil
+	n.take("repository.repo_name", "docker.io", repo, p.PushData.Tag)
+	return n, nil
 }
 
 // genericPush is urunner's own format, for CI jobs and registries without
@@ -242,18 +259,16 @@ func parseGeneric(body []byte, hosts hostRewrite) (notice, error) {
 	var n notice
 	for i, s := range *p.References {
 		field := fmt.Sprintf("references[%d]", i)
-		host, rest, ok := strings.Cut(s, "/")
-		if !ok {
-			return notice{}, badField(field, "%q: want host/repository:tag", s)
+		host, repo, tag, err := splitRef(s)
+		if err != nil {
+			n.skip(field, "%.300q %v", s, err)
+			continue
 		}
 		if _, err := normalizeHost(host); err != nil {
-			return notice{}, badField(field, "%q: want host/repository:tag (%v)", s, err)
+			n.skip(field, "%.300q: want host/repository:tag (%v)", s, err)
+			continue
 		}
-		r, err := canonical(hosts.apply(host) + "/" + rest)
-		if err != nil {
-			return notice{}, badField(field, "%q %v", s, err)
-		}
-		n.refs = append(n.refs, r)
+		n.take(field, hosts.apply(host), repo, tag)
 	}
 	return n, nil
 }

@@ -3,6 +3,7 @@ package webhook
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -32,6 +33,13 @@ func FuzzParse(f *testing.F) {
 				continue
 			}
 			for _, r := range n.refs {
+				if isSubject(r) {
+					repo, digest, _ := strings.Cut(r, "@")
+					if again, err := canonical(repo + ":x"); err != nil || again != repo+":x" || !signatureTag.MatchString(strings.Replace(digest, ":", "-", 1)) {
+						t.Errorf("subject %q is not canonical: %v", r, err)
+					}
+					continue
+				}
 				again, err := canonical(r)
 				if err != nil || again != r {
 					t.Errorf("reference %q is not canonical: %q, %v", r, again, err)

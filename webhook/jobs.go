@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -49,6 +50,7 @@ type cronRuns struct {
 	cronJob   string
 	jobs      batchlisters.JobNamespaceLister
 	log       *slog.Logger
+	suspended *suspension
 
 	mu      sync.Mutex
 	created map[string]time.Time // Jobs created here, until the informer has them
@@ -109,6 +111,12 @@ func (c *cronRuns) Start(ctx context.Context, refs []string) (string, error) {
 	cj, err := c.cs.BatchV1().CronJobs(c.namespace).Get(ctx, c.cronJob, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("get CronJob %s/%s: %w", c.namespace, c.cronJob, err)
+	}
+	// Read here, just before the Job would be created, whatever the
+	// poll last saw: suspending urunner stops pushed runs too.
+	c.suspended.set(ptr.Deref(cj.Spec.Suspend, false))
+	if ptr.Deref(cj.Spec.Suspend, false) {
+		return "", errSuspended
 	}
 	job, err := jobFromCronJob(cj, c.jobName(cj.Name), refs)
 	if err != nil {
@@ -236,22 +244,67 @@ func runContainer(spec *corev1.PodSpec) (*corev1.Container, error) {
 	return nil, errors.New("its Job template has no container named " + containerName + " and more than one container")
 }
 
+// suspendPoll is how often the receiver reads the CronJob's spec.suspend
+// for its readiness answer and its notifications' answers.
+const suspendPoll = 5 * time.Second
+
+// suspension follows the CronJob's spec.suspend and logs each change once.
+type suspension struct {
+	on  atomic.Bool
+	log *slog.Logger
+}
+
+func (s *suspension) get() bool { return s != nil && s.on.Load() }
+
+func (s *suspension) set(on bool) {
+	if s == nil || s.on.Swap(on) == on {
+		return
+	}
+	if on {
+		s.log.Warn("the CronJob is suspended: pushed runs are not started; their references are dropped, and the next scheduled run after it is resumed catches up")
+	} else {
+		s.log.Info("the CronJob is resumed: pushed runs start again")
+	}
+}
+
+// watch reads the CronJob every suspendPoll until ctx ends. A failed read
+// keeps the last state: Start reads it again before any Job.
+func (s *suspension) watch(ctx context.Context, cs kubernetes.Interface, namespace, name string) {
+	tick := time.NewTicker(suspendPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		getCtx, cancel := context.WithTimeout(ctx, suspendPoll)
+		cj, err := cs.BatchV1().CronJobs(namespace).Get(getCtx, name, metav1.GetOptions{})
+		cancel()
+		if err != nil {
+			s.log.Debug("could not read the CronJob's spec.suspend", "err", err)
+			continue
+		}
+		s.set(ptr.Deref(cj.Spec.Suspend, false))
+	}
+}
+
 // checkCronJob fails early, with a message naming it, when the CronJob
 // is missing or not readable.
-func checkCronJob(ctx context.Context, cs kubernetes.Interface, namespace, name string) error {
+func checkCronJob(ctx context.Context, cs kubernetes.Interface, namespace, name string) (*batchv1.CronJob, error) {
 	cj, err := cs.BatchV1().CronJobs(namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("CronJob %s/%s not found (URUNNER_CONF_WEBHOOK_CRONJOB, URUNNER_CONF_WEBHOOK_NAMESPACE)", namespace, name)
+		return nil, fmt.Errorf("CronJob %s/%s not found (URUNNER_CONF_WEBHOOK_CRONJOB, URUNNER_CONF_WEBHOOK_NAMESPACE)", namespace, name)
 	case err != nil:
-		return fmt.Errorf("get CronJob %s/%s: %w", namespace, name, err)
+		return nil, fmt.Errorf("get CronJob %s/%s: %w", namespace, name, err)
 	}
 	if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
-		return fmt.Errorf("CronJob %s/%s: concurrencyPolicy is %s; pushed runs need Forbid, so that scheduled ones wait for them", namespace, name, cj.Spec.ConcurrencyPolicy)
+		return nil, fmt.Errorf("CronJob %s/%s: concurrencyPolicy is %s; pushed runs need Forbid, so that scheduled ones wait for them", namespace, name, cj.Spec.ConcurrencyPolicy)
 	}
 	_, err = runContainer(&cj.Spec.JobTemplate.Spec.Template.Spec)
 	if err != nil {
-		return fmt.Errorf("CronJob %s/%s: %w", namespace, name, err)
+		return nil, fmt.Errorf("CronJob %s/%s: %w", namespace, name, err)
 	}
-	return nil
+	return cj, nil
 }

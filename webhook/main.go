@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 )
 
 // Exit codes, as urunner's.
@@ -87,15 +88,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 		return configError{fmt.Errorf("kubernetes client: %w", err)}
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, syncTimeout)
-	err = checkCronJob(checkCtx, cs, ns, cfg.CronJob)
+	cj, err := checkCronJob(checkCtx, cs, ns, cfg.CronJob)
 	cancel()
 	if err != nil {
 		return err
 	}
+	suspended := &suspension{log: log}
+	suspended.set(ptr.Deref(cj.Spec.Suspend, false))
 
 	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
 	jobs := factory.Batch().V1().Jobs()
-	r := &cronRuns{cs: cs, namespace: ns, cronJob: cfg.CronJob, jobs: jobs.Lister().Jobs(ns), log: log, created: map[string]time.Time{}}
+	r := &cronRuns{cs: cs, namespace: ns, cronJob: cfg.CronJob, jobs: jobs.Lister().Jobs(ns), log: log, suspended: suspended, created: map[string]time.Time{}}
 	t := newTrigger(r, cfg.Debounce, cfg.MaxReferences, log)
 	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { t.Wake() },
@@ -106,6 +109,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 	}
 	informerCtx, stopInformers := context.WithCancel(context.Background())
 	factory.Start(informerCtx.Done())
+	go suspended.watch(informerCtx, cs, ns, cfg.CronJob)
 	defer func() {
 		// Shutdown waits for the informers, which stop only once told to.
 		stopInformers()
@@ -121,11 +125,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 	eps := cfg.endpoints()
 	srv := &http.Server{
 		Handler: (&server{
-			maxBody: cfg.MaxBodyBytes,
-			push:    t,
-			ready:   jobs.Informer().HasSynced,
-			log:     log,
-			seen:    newIDSet(4096),
+			maxBody:   cfg.MaxBodyBytes,
+			push:      t,
+			ready:     jobs.Informer().HasSynced,
+			suspended: suspended.get,
+			log:       log,
+			seen:      newIDSet(4096),
+			reads:     make(chan struct{}, maxUnauthenticatedReads),
 		}).handler(eps),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       readTimeout,

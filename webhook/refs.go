@@ -3,10 +3,84 @@ package webhook
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/regclient/regclient/types/ref"
 )
+
+// The grammar of the distribution spec, which registries enforce on push:
+// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
+var (
+	// pathComponent is one element of a repository name.
+	pathComponent = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
+	// tagPattern is a tag: at most 128 characters.
+	tagPattern = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	// hostPattern is a DNS name or IPv4 address with an optional port.
+	hostPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?$`)
+)
+
+// maxNameLen is the distribution spec's limit on registry host, "/" and
+// repository name together, which clients impose and registries assume.
+const maxNameLen = 255
+
+// validName checks host/repository:tag against the distribution spec's
+// grammar, before anything is parsed further: a reference no registry can
+// hold (a 300 KB repository path) must never reach a Job.
+func validName(host, repo, tag string) error {
+	switch {
+	case len(host) > 253 || !hostPattern.MatchString(strings.ToLower(host)):
+		return fmt.Errorf("host %.64q is not a registry host[:port]", host)
+	case repo == "":
+		return errors.New("repository is empty")
+	case len(host)+1+len(repo) > maxNameLen:
+		return fmt.Errorf("host and repository are %d characters, more than the %d the distribution spec allows", len(host)+1+len(repo), maxNameLen)
+	case !tagPattern.MatchString(tag):
+		return fmt.Errorf("tag %.140q is not a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})", tag)
+	}
+	for _, c := range strings.Split(repo, "/") {
+		if !pathComponent.MatchString(c) {
+			return fmt.Errorf("repository %q: component %q is not [a-z0-9]+ separated by ., _, __ or -", repo, c)
+		}
+	}
+	return nil
+}
+
+// pushedRef returns the reference urunner looks up for a push of tag to
+// host/repo, after checking each part: registry/repository:tag canonical
+// as a workload's image is (docker.io, library/ completed), so that the
+// run can match it; or, for a signature or attestation tag, its subject
+// (see subjectOf).
+func pushedRef(host, repo, tag string) (string, error) {
+	if err := validName(host, repo, tag); err != nil {
+		return "", err
+	}
+	r, err := canonical(strings.ToLower(host) + "/" + repo + ":" + tag)
+	if err != nil {
+		return "", err
+	}
+	if s, ok := subjectOf(r); ok {
+		return s, nil
+	}
+	return r, nil
+}
+
+// splitRef cuts host/repository:tag into its parts; a reference without a
+// tag, or pinned by digest, is an error: a push by digest moves no tag.
+func splitRef(s string) (host, repo, tag string, err error) {
+	host, rest, ok := strings.Cut(s, "/")
+	if !ok || rest == "" {
+		return "", "", "", errors.New("want host/repository:tag")
+	}
+	if strings.Contains(rest, "@") {
+		return "", "", "", errors.New("names a digest, not a tag")
+	}
+	i := strings.LastIndex(rest, ":")
+	if i < 0 || i < strings.LastIndex(rest, "/") {
+		return "", "", "", errors.New("has no tag")
+	}
+	return host, rest[:i], rest[i+1:], nil
+}
 
 // canonical returns the reference urunner looks up for a pushed tag:
 // registry/repository:tag, with Docker Hub names completed (docker.io,
@@ -38,6 +112,27 @@ func hasTag(s string) bool {
 	last := s[strings.LastIndex(s, "/")+1:]
 	return strings.Contains(last, ":")
 }
+
+// signatureTag is a tag cosign and the OCI referrers tag fallback write
+// beside an image: sha256-<digest hex>, optionally .sig, .att or .sbom.
+// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#referrers-tag-schema
+var signatureTag = regexp.MustCompile(`^sha256-([a-f0-9]{64})(\.sig|\.att|\.sbom)?$`)
+
+// subjectOf reports whether the canonical reference r is a signature's or
+// attestation's tag, and returns then its subject, registry/repository@
+// sha256:<hex>. Such a push moves no tag a workload runs; it may make the
+// subject's digest verifiable, so its run is the subject's references'.
+func subjectOf(r string) (string, bool) {
+	i := strings.LastIndex(r, ":")
+	m := signatureTag.FindStringSubmatch(r[i+1:])
+	if m == nil {
+		return "", false
+	}
+	return r[:i] + "@sha256:" + m[1], true
+}
+
+// isSubject reports whether a pushed reference is a subject digest.
+func isSubject(r string) bool { return strings.Contains(r, "@sha256:") }
 
 // hostRewrite turns the registry host a notification names into the host
 // the cluster's workloads name. Registries name themselves as their
@@ -83,7 +178,8 @@ func parseHostRewrite(s string) (hostRewrite, error) {
 	return hr, nil
 }
 
-// apply returns host as the cluster names it.
+// apply returns host as the cluster names it. Host names are compared
+// without regard to case, as DNS does.
 func (hr hostRewrite) apply(host string) string {
 	if hr.fixed != "" {
 		return hr.fixed
@@ -98,9 +194,9 @@ func (hr hostRewrite) apply(host string) string {
 }
 
 // normalizeHost returns the registry name images use for host[:port]
-// ("index.docker.io" is "docker.io").
+// ("index.docker.io" is "docker.io"), in lower case.
 func normalizeHost(host string) (string, error) {
-	host = strings.TrimSpace(host)
+	host = strings.ToLower(strings.TrimSpace(host))
 	r, err := ref.New(host + "/probe")
 	if host == "" || strings.Contains(host, "/") || err != nil || (r.Repository != "probe" && r.Repository != "library/probe") {
 		return "", fmt.Errorf("%q is not a registry host[:port]", host)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -80,13 +82,13 @@ func TestEndpointsAuthenticateAndRefuseWithoutChange(t *testing.T) {
 		{"docker hub with a wrong path token", request{path: "/hooks/dockerhub/guess", body: hub}, 401, 0},
 		{"docker hub without a path token", request{path: "/hooks/dockerhub", body: hub}, 404, 0},
 		{"generic signed", request{path: "/hooks/generic", body: genericBody,
-			headers: map[string]string{signatureHeader: Signature(testConfig.GenericKey, []byte(genericBody))}}, 202, 1},
+			headers: map[string]string{signatureHeader: Signature(testConfig.GenericKey, time.Now(), []byte(genericBody))}}, 202, 1},
 		{"generic signed with another key", request{path: "/hooks/generic", body: genericBody,
-			headers: map[string]string{signatureHeader: Signature("another-key-1234567890", []byte(genericBody))}}, 401, 0},
+			headers: map[string]string{signatureHeader: Signature("another-key-1234567890", time.Now(), []byte(genericBody))}}, 401, 0},
 		{"generic body changed after signing", request{path: "/hooks/generic", body: strings.Replace(genericBody, "web", "api", 1),
-			headers: map[string]string{signatureHeader: Signature(testConfig.GenericKey, []byte(genericBody))}}, 401, 0},
+			headers: map[string]string{signatureHeader: Signature(testConfig.GenericKey, time.Now(), []byte(genericBody))}}, 401, 0},
 		{"generic signature not hex", request{path: "/hooks/generic", body: genericBody,
-			headers: map[string]string{signatureHeader: "sha256=zz"}}, 401, 0},
+			headers: map[string]string{signatureHeader: "t=" + strconv.FormatInt(time.Now().Unix(), 10) + ",sha256=zz"}}, 401, 0},
 		{"generic unsigned", request{path: "/hooks/generic", body: genericBody}, 401, 0},
 		{"authenticated but malformed", request{path: "/hooks/distribution", body: `{"events": 3}`,
 			headers: map[string]string{"Authorization": "Bearer " + testConfig.DistributionToken}}, 400, 0},
@@ -118,7 +120,7 @@ func TestOversizedBodiesAreRefused(t *testing.T) {
 	big := `{"references":["registry.example.com/shop/web:latest"],"pad":"` + strings.Repeat("x", int(testConfig.MaxBodyBytes)) + `"}`
 	for _, req := range []request{
 		{path: "/hooks/distribution", body: big, headers: map[string]string{"Authorization": "Bearer " + testConfig.DistributionToken}},
-		{path: "/hooks/generic", body: big, headers: map[string]string{signatureHeader: Signature(testConfig.GenericKey, []byte(big))}},
+		{path: "/hooks/generic", body: big, headers: map[string]string{signatureHeader: Signature(testConfig.GenericKey, time.Now(), []byte(big))}},
 	} {
 		rec := &recorder{}
 		w := do(testHandler(rec), req)
@@ -211,7 +213,7 @@ func TestSecretEqualIsExact(t *testing.T) {
 			t.Errorf("secretEqual(%q, %q) != %v", tc.got, tc.want, tc.eq)
 		}
 	}
-	if !bytes.HasPrefix([]byte(Signature("k", []byte("b"))), []byte("sha256=")) {
-		t.Error("signature without its sha256= prefix")
+	if !bytes.HasPrefix([]byte(Signature("k", time.Now(), []byte("b"))), []byte("t=")) {
+		t.Error("signature without its t= prefix")
 	}
 }
