@@ -106,7 +106,7 @@ func (a *app) logDecisions(f *found, p *plan, o *outcome) {
 		}
 		for _, c := range d.Containers {
 			if c.Delivery != nil {
-				a.notDelivered(w, &c, c.To, c.Delivery.Runs, c.Delivery.Cause, o)
+				a.notDelivered(w, &c, c.To, c.Delivery.Runs, c.Delivery.Cause, p.run.Fleet, o)
 			}
 			if c.Ahead && d.Action == policy.Hold {
 				a.log.Warn("its pods already run a digest a gate has not let through; not recorded as delivered",

@@ -26,8 +26,8 @@ import (
 // notDelivered tells of a container whose pods do not run what it was
 // restarted for: a log line, a Warning Event, the report, and with a gate
 // on a failure (exit code 1), since a gate's promise is broken.
-func (a *app) notDelivered(w *watched, c *policy.ContainerDecision, to string, runs []string, cause string, o *outcome) {
-	gated := len(policy.Gates(a.settings, nil, &w.policy)) > 0 || a.settings.Pin
+func (a *app) notDelivered(w *watched, c *policy.ContainerDecision, to string, runs []string, cause string, fleet *policy.Fleet, o *outcome) {
+	gated := len(policy.Gates(a.settings, fleet, &w.policy)) > 0
 	a.log.Warn("not delivered: its pods do not run the digest it was restarted for", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
 		"container", c.Name, "image", c.Ref, "restarted_for", to, "runs", strings.Join(runs, ","), "cause", cause)
 	msg := fmt.Sprintf("container %s was restarted for %s (%s), but its ready pods run %s: %s", c.Name, c.Ref, short(to), shortList(runs), cause)

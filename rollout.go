@@ -53,7 +53,7 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, p *plan, done *acted
 			case res == kube.RolloutComplete:
 				a.log.Info("rollout complete", attrs...)
 				a.queueEvent(w, corev1.EventTypeNormal, "RolloutComplete", "the restart urunner made rolled out: "+msg, "complete")
-				delivered := a.delivered(ctx, f, i, p.decisions[i], &mu, o)
+				delivered := a.delivered(ctx, f, p, i, &mu, o)
 				if !delivered {
 					rep.Result, rep.Message = "undelivered", "rolled out, but its pods run another digest than the one restarted for"
 				}
@@ -92,8 +92,8 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, p *plan, done *acted
 // what it was restarted for. Pods that run another digest are told of and
 // believed to run what they run: the restart stays due. A failed read of
 // the pods is no verdict: the next run that reads them checks.
-func (a *app) delivered(ctx context.Context, f *found, i int, d *policy.Decision, mu *sync.Mutex, o *outcome) bool {
-	w := f.workloads[i]
+func (a *app) delivered(ctx context.Context, f *found, p *plan, i int, mu *sync.Mutex, o *outcome) bool {
+	w, d := f.workloads[i], p.decisions[i]
 	other, err := a.checkDelivered(ctx, f, w, d)
 	if err != nil {
 		a.log.Warn("delivery not checked: cannot read the pods", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "error", err)
@@ -105,7 +105,7 @@ func (a *app) delivered(ctx context.Context, f *found, i int, d *policy.Decision
 		c := &d.Containers[j]
 		if runs, ok := other[c.Name]; ok && c.Verdict == policy.Moved {
 			c.Got = runs[0]
-			a.notDelivered(w, c, c.To, runs, policy.DeliveryCause(c.Container, runs, c.From), o)
+			a.notDelivered(w, c, c.To, runs, policy.DeliveryCause(c.Container, runs, c.From), p.run.Fleet, o)
 		}
 	}
 	return len(other) == 0
