@@ -104,8 +104,8 @@ func (a *app) delivered(ctx context.Context, f *found, p *plan, i int, mu *sync.
 	for j := range d.Containers {
 		c := &d.Containers[j]
 		if runs, ok := other[c.Name]; ok && c.Verdict == policy.Moved {
-			c.Got = runs[0]
-			a.notDelivered(w, c, c.To, runs, policy.DeliveryCause(c.Container, runs, c.From), p.run.Fleet, o)
+			c.Delivery = &policy.Delivery{Runs: runs, Cause: policy.DeliveryCause(c.Container, runs, c.From), AfterRestart: true}
+			a.notDelivered(w, c, c.To, runs, c.Delivery.Cause, p.run.Fleet, o)
 		}
 	}
 	return len(other) == 0

@@ -70,6 +70,9 @@ type Delivery struct {
 	Runs []string
 	// Cause is the likely reason, for people.
 	Cause string
+	// AfterRestart: found by the run, once this run's restart rolled out;
+	// the container is then believed to run Runs[0].
+	AfterRestart bool
 }
 
 // undelivered checks, for a container whose workload records a restart

@@ -9,7 +9,7 @@ import (
 )
 
 // Verdict is what the rules say of one container.
-type Verdict int
+type Verdict uint8
 
 const (
 	// Untracked: not looked up (see Tracked).
@@ -39,6 +39,10 @@ func (v Verdict) String() string { return verdictNames[v] }
 type ContainerDecision struct {
 	*Container
 	Verdict Verdict
+	// Ahead: its ready pods run the new digest already, but a gate judges
+	// the workload's digests, so the move is decided (and held) like any
+	// other; a move nothing holds is then only recorded.
+	Ahead bool
 	// Why explains an Untracked, Recorded or converging Moved verdict.
 	Why string
 	// From is what the container was believed to run ("" on first sight),
@@ -50,16 +54,11 @@ type ContainerDecision struct {
 	// Risky is its pull policy when a move may start the cached old image
 	// (IfNotPresent, Never) instead of the new one.
 	Risky string
-	// Ahead: its ready pods run the new digest already, but a gate judges
-	// the workload's digests, so the move is decided (and held) like any
-	// other; a move nothing holds is then only recorded.
-	Ahead bool
 	// Delivery is set when its workload was restarted for the tag's
-	// digest, rolled out, and its ready pods run another digest.
+	// digest, rolled out, and its ready pods run another digest: found by
+	// the policy for an earlier restart, or by the run for its own (then
+	// AfterRestart).
 	Delivery *Delivery
-	// Got is set by the run when this run's restart rolled out and the
-	// pods run another digest than To: what they are then believed to run.
-	Got string
 }
 
 // Action is what a decision does to the workload.
@@ -318,8 +317,8 @@ func (c *ContainerDecision) after(restarted bool) string {
 	case Baseline, Recorded:
 		return c.To
 	case Moved:
-		if restarted && c.Got != "" {
-			return c.Got // restarted, but not delivered
+		if restarted && c.Delivery != nil && c.Delivery.AfterRestart {
+			return c.Delivery.Runs[0] // restarted, but not delivered
 		}
 		if restarted {
 			return c.To
