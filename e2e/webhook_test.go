@@ -297,13 +297,22 @@ func TestPushToARealRegistryRestartsTheWorkload(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"cronjob.kubernetes.io/instantiate": "manual", webhook.TriggerAnnotation: "push", webhook.ReferencesAnnotation: image}, j.Annotations); diff != "" {
 		t.Errorf("Job annotations (-want +got):\n%s", diff)
 	}
-	// The CronJob counts it as its own active run, as Forbid needs.
-	cj, err := cs.BatchV1().CronJobs(relNS).Get(ctx, rel, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// The CronJob counts it as its own active run, as Forbid needs. The
+	// receiver writes the CronJob's status right after creating the Job:
+	// wait for it rather than race it.
+	var active []corev1.ObjectReference
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		cj, err := cs.BatchV1().CronJobs(relNS).Get(ctx, rel, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		active = cj.Status.Active
+		if slices.ContainsFunc(active, func(a corev1.ObjectReference) bool { return a.UID == j.UID }) || time.Now().After(deadline) {
+			break
+		}
 	}
-	if !slices.ContainsFunc(cj.Status.Active, func(a corev1.ObjectReference) bool { return a.UID == j.UID }) {
-		t.Errorf("CronJob active runs %v do not hold the pushed Job %s", cj.Status.Active, j.Name)
+	if !slices.ContainsFunc(active, func(a corev1.ObjectReference) bool { return a.UID == j.UID }) {
+		t.Errorf("CronJob active runs %v do not hold the pushed Job %s", active, j.Name)
 	}
 	outRun := runJob(t, cs, j)
 	if !strings.Contains(outRun, "restarted") {
