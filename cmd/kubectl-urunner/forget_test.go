@@ -14,7 +14,7 @@ import (
 // with forget-ring, which edits urunner's state as a run does. Then ring
 // 1 restarts.
 func TestForgetRingLetsTheRingsAfterAVanishedOneGo(t *testing.T) {
-	in := newInstall(t, "rings", "rings")
+	in := newInstall(t, "rings", "rings", "config.stateConfigMap=urunner-state")
 	web := in.image("shop/web:latest")
 	in.push("shop/web:latest", "v1")
 	in.deployment("canary", web, false)
