@@ -45,6 +45,7 @@ import (
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
+	"github.com/urunner/urunner/state"
 )
 
 var (
@@ -98,6 +99,7 @@ type world struct {
 	lastOK      map[string]int             // ref → the saved run that looked it up successfully
 	base        map[string]string          // ref → what its workloads run by default
 	quarantined map[string]bool            // digests quarantined (in this cluster, whatever the tag)
+	lifted      map[string]map[string]bool // digest → groups whose namespace lifted its quarantine since it last failed there
 	knownRings  map[string]map[int]bool    // ref → the rings known to follow it (never forgotten by a run)
 	healthy     map[string][]int           // ref → the rings healthy on its digest, when it has two
 	nsApproved  map[string]map[string]bool // group → digests its namespace approves
@@ -118,6 +120,7 @@ type mw struct {
 	soak                     bool // urunner.io/soak: 1h, longer than any sequence
 	ring                     int
 	approved                 map[string]bool // digests its annotation approves
+	lift                     string          // its urunner.io/lift-quarantine, "" for none
 	fragile, deleted         bool
 	restartedAt              bool // its template has a restartedAt
 	cs                       []*mc
@@ -143,7 +146,7 @@ func newWorld(t *testing.T, seed uint64) *world {
 		t: t, g: g, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed: seed,
 		pin: seed%2 == 0, verify: seed%2 == 1,
 		namespaces: map[string]string{}, tag: map[string]string{}, seeds: map[string][]string{},
-		stored: map[string]string{}, lastOK: map[string]int{}, base: map[string]string{}, quarantined: map[string]bool{}, knownRings: map[string]map[int]bool{},
+		stored: map[string]string{}, lastOK: map[string]int{}, base: map[string]string{}, quarantined: map[string]bool{}, lifted: map[string]map[string]bool{}, knownRings: map[string]map[int]bool{},
 		healthy: map[string][]int{}, nsApproved: map[string]map[string]bool{},
 		approve: seed%4 == 3, heldBy: map[string]int{},
 	}
@@ -242,7 +245,7 @@ func (w *world) play(steps int) {
 		{22, w.opPush}, {6, w.opMoveBack}, {10, w.opAdd}, {4, w.opDelete}, {6, w.opSetImage},
 		{2, w.opPinByHand}, {9, w.opHold}, {22, func() bool { return w.run(armed{}) }},
 		{7, w.opFaultRun}, {5, w.opConflictRun}, {3, w.opCrashRun}, {4, w.opRestrictedRun},
-		{16, w.opApprove}, {3, w.opPushBurst}, {2, w.opOptOut},
+		{16, w.opApprove}, {3, w.opPushBurst}, {2, w.opOptOut}, {3, w.opLift},
 	}
 	total := 0
 	for _, o := range ops {
@@ -599,7 +602,9 @@ func (w *world) opFaultRun() bool {
 
 func (w *world) opConflictRun() bool {
 	x := w.anyWorkload()
-	if x == nil {
+	if x == nil || x.lift != "" {
+		// the conflicting write fires on the first PATCH of x: with a
+		// lift it could be the annotation's removal, not a restart
 		return false
 	}
 	a := armed{conflict: x, conflictEdit: "label"}
@@ -880,7 +885,12 @@ func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 	w.heldBy["(moves)"]++
 	holds := map[string]bool{"paused": x.paused, "cooldown": x.cooldown && x.restartedAt, "window": x.window, "soak": x.soak}
 	for c, to := range d.moves {
-		holds["quarantine"] = holds["quarantine"] || w.quarantined[to]
+		// a quarantine holds in its namespaces not lifted, unless a lift
+		// annotation of this listing in the namespace names the digest
+		if w.holdsIn(to, x.group) && w.liftListed(x.group, to) {
+			w.heldBy["(lifted)"]++
+		}
+		holds["quarantine"] = holds["quarantine"] || w.holdsIn(to, x.group) && !w.liftListed(x.group, to)
 		// approve mode: each digest approved, on the workload or its namespace
 		holds["approval"] = holds["approval"] || w.approve && !x.approved[to] && !w.nsApproved[x.group][to]
 		// ring 1 follows ring 0 once ring 0 ran the digest healthily
@@ -958,7 +968,7 @@ func (w *world) predict(a armed) int {
 		restartedAt         bool
 	}
 	var rollbacks []undo
-	quarantine := map[string]string{}
+	var quarantine []failedIn
 	patched, rolled := 0, 0 // restarts this run made and rolled back, for the cap's window
 	for _, d := range decs {
 		if !d.restart {
@@ -981,8 +991,8 @@ func (w *world) predict(a armed) int {
 			exit = 1
 			rollbacks = append(rollbacks, saved...)
 			rolled++
-			for c, to := range d.moves {
-				quarantine[c.ref] = to
+			for _, to := range d.moves {
+				quarantine = append(quarantine, failedIn{to, d.x.group})
 			}
 		}
 	}
@@ -1021,10 +1031,14 @@ func (w *world) predict(a armed) int {
 }
 
 // record is the model's save: what the state remembers after the run.
-func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine map[string]string) {
+func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine []failedIn) {
 	w.runs++
-	for _, dg := range quarantine {
-		w.quarantined[dg] = true // the digest, not the tag: never forgotten
+	w.spendLifts()
+	for _, f := range quarantine {
+		w.quarantined[f.digest] = true // the digest, not the tag: never forgotten
+		// a failure in a namespace quarantines it there again, lifted or
+		// not; the lifts of other namespaces stand
+		delete(w.lifted[f.digest], f.group)
 	}
 	ok := map[string]string{}
 	for k, l := range made {
@@ -1119,7 +1133,11 @@ func (w *world) check(o result, exit int) {
 	}
 	st := g.storedOrEmpty()
 	for _, x := range w.live() {
-		tpl := w.template(x)
+		dep := w.g.deployment(x.ns, x.name)
+		tpl := dep.Spec.Template
+		if got := dep.Annotations[policy.LiftQuarantineAnnotation]; got != x.lift {
+			t.Errorf("step %d: %s has lift annotation %q, the model says %q (spent once a run saved the state)", len(w.steps), x.name, got, x.lift)
+		}
 		got := map[string]string{}
 		if v := tpl.Annotations[kube.RestartedForAnnotation]; v != "" {
 			if err := json.Unmarshal([]byte(v), &got); err != nil {
@@ -1162,15 +1180,7 @@ func (w *world) check(o result, exit int) {
 			t.Errorf("step %d: %s has rings %v healthy on %s, the model says %v", len(w.steps), w.repoTag(ref), got, short(d), w.healthy[ref])
 		}
 	}
-	var held []string
-	for dg, q := range st.Quarantines {
-		if q.HoldsIn(w.namespaces["a"]) {
-			held = append(held, dg)
-		}
-	}
-	if got, want := slices.Sorted(slices.Values(held)), slices.Sorted(maps.Keys(w.quarantined)); !slices.Equal(got, want) {
-		t.Errorf("step %d: quarantined %v, the model says %v", len(w.steps), shortAll(got), shortAll(want))
-	}
+	w.checkQuarantines(st)
 	// Pull-secret credentials are used only for their own namespace's images.
 	allowed := map[string]map[string]bool{}
 	for _, x := range w.workloads {
@@ -1204,4 +1214,113 @@ func shortAll(ds []string) []string {
 		out[i] = short(d)
 	}
 	return out
+}
+
+// failedIn is a digest whose verified rollout failed in a group's namespace.
+type failedIn struct{ digest, group string }
+
+// holdsIn is whether the quarantine of digest, as the last saved run left
+// it, holds in group's namespace.
+func (w *world) holdsIn(digest, group string) bool {
+	return w.quarantined[digest] && !w.lifted[digest][group]
+}
+
+// liftListed is whether a listed workload of group carries a lift
+// annotation naming digest (a prefix of its hex).
+func (w *world) liftListed(group, digest string) bool {
+	for _, y := range w.live() {
+		if y.group == group && y.lift != "" && strings.HasPrefix(strings.TrimPrefix(digest, "sha256:"), strings.TrimPrefix(y.lift, "sha256:")) {
+			return true
+		}
+	}
+	return false
+}
+
+// spendLifts is a saved run's handling of the lift annotations it listed:
+// each lifts, in its own namespace only, the quarantines of the last saved
+// state that it names and that hold there; every one is then removed,
+// whether it lifted something or not (one set before a quarantine must
+// not lift it).
+func (w *world) spendLifts() {
+	for _, dg := range slices.Sorted(maps.Keys(w.quarantined)) {
+		for _, grp := range []string{"a", "b", "c"} {
+			if w.holdsIn(dg, grp) && w.liftListed(grp, dg) {
+				if w.lifted[dg] == nil {
+					w.lifted[dg] = map[string]bool{}
+				}
+				w.lifted[dg][grp] = true
+			}
+		}
+	}
+	for _, x := range w.live() {
+		x.lift = ""
+	}
+}
+
+// checkQuarantines compares, per namespace, the quarantines the state
+// holds there with the model's.
+func (w *world) checkQuarantines(st state.State) {
+	for _, grp := range []string{"a", "b", "c"} {
+		var got, want []string
+		for dg, q := range st.Quarantines {
+			if q.HoldsIn(w.namespaces[grp]) {
+				got = append(got, dg)
+			}
+		}
+		for dg := range w.quarantined {
+			if w.holdsIn(dg, grp) {
+				want = append(want, dg)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			w.t.Errorf("step %d: quarantined in %s's namespace %v, the model says %v", len(w.steps), grp, shortAll(got), shortAll(want))
+		}
+	}
+}
+
+// opLift is a person of a workload's namespace lifting a quarantine with
+// urunner.io/lift-quarantine (the full digest, or 12 or more of its hex):
+// mostly of a digest quarantined there, sometimes of one a fragile
+// workload is about to move to (set before its quarantine, it must not
+// lift it).
+func (w *world) opLift() bool {
+	x := w.anyWorkload()
+	if !w.verify || x == nil {
+		return false
+	}
+	var held, soon []string
+	for _, dg := range slices.Sorted(maps.Keys(w.quarantined)) {
+		if w.holdsIn(dg, x.group) {
+			held = append(held, dg)
+		}
+	}
+	for _, y := range w.live() {
+		for _, c := range y.cs {
+			if y.fragile && c.ref != "" && !w.quarantined[w.tag[c.ref]] {
+				soon = append(soon, w.tag[c.ref])
+			}
+		}
+	}
+	var dg, why string
+	switch {
+	case len(held) > 0 && (len(soon) == 0 || w.pick(4) > 0):
+		dg, why = held[w.pick(len(held))], "quarantined"
+	case len(soon) > 0:
+		dg, why = soon[w.pick(len(soon))], "not quarantined yet"
+	default:
+		return false
+	}
+	v := dg
+	if w.pick(2) == 0 {
+		v = strings.TrimPrefix(dg, "sha256:")[:12+w.pick(53)]
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, policy.LiftQuarantineAnnotation, v)
+	if _, err := w.g.cs.AppsV1().Deployments(x.ns).Patch(w.t.Context(), x.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	x.lift = v
+	w.step("lift %s (%s) on %s/%s", short(dg), why, x.group, x.name)
+	return true
 }
