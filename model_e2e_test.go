@@ -332,7 +332,7 @@ func (w *world) opAdd() bool {
 			fragiles++
 		}
 	}
-	x.fragile = w.verify && fragiles == 0 && w.pick(4) == 0
+	x.fragile = w.verify && fragiles == 0 && w.pick(2) == 0
 	if w.verify {
 		x.ring = w.pick(2)
 	}
@@ -1036,6 +1036,7 @@ func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine []
 	w.spendLifts()
 	for _, f := range quarantine {
 		w.quarantined[f.digest] = true // the digest, not the tag: never forgotten
+		w.heldBy["(quarantined)"]++
 		// a failure in a namespace quarantines it there again, lifted or
 		// not; the lifts of other namespaces stand
 		delete(w.lifted[f.digest], f.group)
@@ -1249,6 +1250,7 @@ func (w *world) spendLifts() {
 					w.lifted[dg] = map[string]bool{}
 				}
 				w.lifted[dg][grp] = true
+				w.heldBy["(quarantine lifted)"]++
 			}
 		}
 	}
