@@ -884,12 +884,11 @@ func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 	}
 	w.heldBy["(moves)"]++
 	holds := map[string]bool{"paused": x.paused, "cooldown": x.cooldown && x.restartedAt, "window": x.window, "soak": x.soak}
+	lifted := false
 	for c, to := range d.moves {
 		// a quarantine holds in its namespaces not lifted, unless a lift
 		// annotation of this listing in the namespace names the digest
-		if w.holdsIn(to, x.group) && w.liftListed(x.group, to) {
-			w.heldBy["(lifted)"]++
-		}
+		lifted = lifted || w.holdsIn(to, x.group) && w.liftListed(x.group, to)
 		holds["quarantine"] = holds["quarantine"] || w.holdsIn(to, x.group) && !w.liftListed(x.group, to)
 		// approve mode: each digest approved, on the workload or its namespace
 		holds["approval"] = holds["approval"] || w.approve && !x.approved[to] && !w.nsApproved[x.group][to]
@@ -902,6 +901,9 @@ func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 			d.restart = false
 			w.heldBy[why]++
 		}
+	}
+	if d.restart && lifted {
+		w.heldBy["(let through by a lift)"]++
 	}
 	return d
 }
@@ -1297,6 +1299,19 @@ func (w *world) opLift() bool {
 		if w.holdsIn(dg, x.group) {
 			held = append(held, dg)
 		}
+	}
+	// Mostly a digest a workload of the namespace waits for, as a person
+	// whose workload is held would.
+	var wanted []string
+	for _, y := range w.live() {
+		for _, c := range y.cs {
+			if dg := w.tag[c.ref]; y.group == x.group && c.ref != "" && slices.Contains(held, dg) && w.believe(y, c) != dg {
+				wanted = append(wanted, dg)
+			}
+		}
+	}
+	if len(wanted) > 0 && w.pick(4) > 0 {
+		held = wanted
 	}
 	for _, y := range w.live() {
 		for _, c := range y.cs {
