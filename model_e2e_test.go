@@ -24,6 +24,8 @@ package main
 //	go test -run TestModel -model.seeds 1,2,3,4,5,6,7,8 -model.steps 1000 -timeout 2h .
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -83,6 +85,7 @@ type world struct {
 	seed uint64
 
 	pin, verify bool
+	pods        bool // URUNNER_CONF_RUNNING_PODS: the pods are read, and some workloads have a "kubelet"
 	approve     bool // URUNNER_CONF_APPROVAL=approve
 	maxRestarts int
 	// window is how many restarts the saved runs made since the last
@@ -110,6 +113,10 @@ type world struct {
 	restarts int            // restarts the model predicted and the cluster showed
 	heldBy   map[string]int // decisions held, by each hold that applied
 	lastRun  time.Time
+	// undelivered are the workloads the last run must have told "not
+	// delivered": their ready pods run another digest than the one their
+	// record says they were restarted for.
+	undelivered []string
 }
 
 // mw is a workload of the model.
@@ -124,6 +131,11 @@ type mw struct {
 	fragile, deleted         bool
 	restartedAt              bool // its template has a restartedAt
 	cs                       []*mc
+	// kubelet: one replica and one container, whose pods a stand-in
+	// kubelet (opStalePods) reports ready on a digest; podsOn is that
+	// digest while those pods are the template's and ready, "" otherwise.
+	kubelet bool
+	podsOn  string
 }
 
 // mc is a container of the model.
@@ -144,7 +156,8 @@ func newWorld(t *testing.T, seed uint64) *world {
 	g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"team-a": "pa", "team-b": "pb"}})
 	w := &world{
 		t: t, g: g, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed: seed,
-		pin: seed%2 == 0, verify: seed%2 == 1,
+		pin: seed%2 == 0 && seed%5 != 4, verify: seed%2 == 1 && seed%5 != 4,
+		pods:       seed%6 == 2 || seed%5 == 4,
 		namespaces: map[string]string{}, tag: map[string]string{}, seeds: map[string][]string{},
 		stored: map[string]string{}, lastOK: map[string]int{}, base: map[string]string{}, quarantined: map[string]bool{}, lifted: map[string]map[string]bool{}, knownRings: map[string]map[int]bool{},
 		healthy: map[string][]int{}, nsApproved: map[string]map[string]bool{},
@@ -162,6 +175,9 @@ func newWorld(t *testing.T, seed uint64) *world {
 		t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
 		t.Setenv("URUNNER_CONF_ROLLBACK", "true")
 		t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "30s")
+	}
+	if w.pods {
+		t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
 	}
 	if seed%3 == 0 {
 		t.Setenv("URUNNER_CONF_LIST_SCOPE", "cluster")
@@ -245,7 +261,7 @@ func (w *world) play(steps int) {
 		{22, w.opPush}, {6, w.opMoveBack}, {10, w.opAdd}, {4, w.opDelete}, {6, w.opSetImage},
 		{2, w.opPinByHand}, {9, w.opHold}, {22, func() bool { return w.run(armed{}) }},
 		{7, w.opFaultRun}, {5, w.opConflictRun}, {3, w.opCrashRun}, {4, w.opRestrictedRun},
-		{16, w.opApprove}, {3, w.opPushBurst}, {2, w.opOptOut}, {3, w.opLift},
+		{16, w.opApprove}, {3, w.opPushBurst}, {2, w.opOptOut}, {3, w.opLift}, {8, w.opStalePods},
 	}
 	total := 0
 	for _, o := range ops {
@@ -336,7 +352,11 @@ func (w *world) opAdd() bool {
 	if w.verify {
 		x.ring = w.pick(2)
 	}
+	x.kubelet = w.pods && !x.fragile && w.pick(2) == 0
 	for i := range 1 + w.pick(2) {
+		if x.kubelet && i > 0 {
+			break
+		}
 		ref := w.refs()[w.pick(6)]
 		x.cs = append(x.cs, &mc{name: fmt.Sprintf("c%d", i), ref: ref, image: ref, lazy: true, used: map[string]bool{ref: true}})
 	}
@@ -354,6 +374,10 @@ func (w *world) opAdd() bool {
 	if x.ring > 0 {
 		d.Labels = map[string]string{kube.RingKey: strconv.Itoa(x.ring)}
 	}
+	if x.kubelet {
+		// Its pods are created but never ready, until opStalePods says so.
+		d.Spec.Replicas = new(int32(1))
+	}
 	if x.fragile {
 		// No kubelet runs here: one replica never becomes available, so
 		// a restart passes its progress deadline and is rolled back.
@@ -370,7 +394,7 @@ func (w *world) opAdd() bool {
 	for _, c := range x.cs {
 		imgs = append(imgs, w.repoTag(c.ref))
 	}
-	w.step("add %s/%s %v fragile=%v ring=%d", x.group, x.name, imgs, x.fragile, x.ring)
+	w.step("add %s/%s %v fragile=%v ring=%d kubelet=%v", x.group, x.name, imgs, x.fragile, x.ring, x.kubelet)
 	return true
 }
 
@@ -444,6 +468,7 @@ func (w *world) setImage(x *mw, c *mc, image string) {
 		w.t.Fatal(err)
 	}
 	c.image = image
+	x.podsOn = "" // a new template: its pod is not ready
 }
 
 func (w *world) switchTo(x *mw, c *mc, ref string) {
@@ -797,6 +822,10 @@ type decision struct {
 	from    map[*mc]string // container → what it was believed to run
 	decided map[*mc]string // container → the digest looked up (baseline, unchanged, moved)
 	failed  map[*mc]bool
+	// undelivered: its pods run another digest than the one it is
+	// believed to run because it was restarted for it; the move is due
+	// again, from what the pods run.
+	undelivered bool
 }
 
 // fleet is, per reference, the rings of the listed workloads following it.
@@ -878,6 +907,9 @@ func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 		if b != "" && b != l.digest {
 			d.moves[c] = l.digest
 		}
+		if ref, rec, _ := strings.Cut(c.record, "@"); b == l.digest && ref == c.ref && rec == b && x.podsOn != "" {
+			d.moves[c], d.from[c], d.undelivered = l.digest, x.podsOn, true
+		}
 	}
 	if len(d.moves) == 0 {
 		return d
@@ -928,11 +960,20 @@ func (w *world) predict(a armed) int {
 	var decs []decision
 	restarts := 0
 	rings := w.fleet()
+	w.undelivered = nil
 	for _, x := range listed {
 		d := w.decide(x, made, rings)
 		decs = append(decs, d)
 		if d.restart {
 			restarts++
+		}
+		if d.undelivered {
+			// told, held or not; a failure when a gate judged the digest
+			w.undelivered = append(w.undelivered, x.name)
+			w.heldBy["(not delivered)"]++
+			if w.pin || w.verify || w.approve || x.soak || x.ring > 0 {
+				exit = 1
+			}
 		}
 	}
 	already := 0
@@ -985,6 +1026,7 @@ func (w *world) predict(a armed) int {
 			}
 		}
 		d.x.restartedAt = true
+		d.x.podsOn = "" // a new template: its new pod is not ready
 		w.restarts++
 		patched++
 		if w.verify && d.x.fragile {
@@ -1015,6 +1057,16 @@ func (w *world) predict(a armed) int {
 		w.window = patched - rolled
 	} else {
 		w.window += patched - rolled
+	}
+	for _, d := range decs {
+		if d.undelivered && !d.restart {
+			// held: believed to run what its pods run, as the state records
+			for c, from := range d.from {
+				if _, moved := d.moves[c]; moved {
+					c.belief, c.lazy = from, false
+				}
+			}
+		}
 	}
 	w.record(decs, made, quarantine)
 	if a.restrict == "" {
@@ -1184,6 +1236,21 @@ func (w *world) check(o result, exit int) {
 		}
 	}
 	w.checkQuarantines(st)
+	var told []string
+	for _, line := range strings.Split(o.logs, "\n") {
+		if !strings.Contains(line, "not delivered") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if name, ok := strings.CutPrefix(f, "deployment="); ok {
+				told = append(told, name)
+			}
+		}
+	}
+	slices.Sort(told)
+	if want := slices.Sorted(slices.Values(w.undelivered)); !slices.Equal(told, want) {
+		t.Errorf("step %d: told not delivered %v, the model says %v", len(w.steps), told, want)
+	}
 	// Pull-secret credentials are used only for their own namespace's images.
 	allowed := map[string]map[string]bool{}
 	for _, x := range w.workloads {
@@ -1339,5 +1406,36 @@ func (w *world) opLift() bool {
 	}
 	x.lift = v
 	w.step("lift %s (%s) on %s/%s", short(dg), why, x.group, x.name)
+	return true
+}
+
+// opStalePods is the kubelet of a workload urunner restarted: its pod
+// comes up ready on another digest than the one its record says it was
+// restarted for (a stale mirror, a cached image, a push during the
+// rollout). The digest is one no tag ever points at, so the pods never
+// run what a later lookup finds by chance. The next run that looks its
+// tag up on the recorded digest tells "not delivered" and restarts it
+// again unless held (a held one is believed to run what its pods run).
+func (w *world) opStalePods() bool {
+	var xs []*mw
+	for _, x := range w.live() {
+		// restarted for what its tag still points at: the next run that
+		// looks the tag up checks the delivery
+		if ref, rec, ok := strings.Cut(x.cs[0].record, "@"); x.kubelet && !x.paused && ok && ref == x.cs[0].ref && rec == w.tag[ref] {
+			xs = append(xs, x)
+		}
+	}
+	if len(xs) == 0 {
+		return false
+	}
+	x := xs[w.pick(len(xs))]
+	c := x.cs[0]
+	sum := sha256.Sum256([]byte(fmt.Sprintf("stale %d %d", w.seed, len(w.steps))))
+	stale := "sha256:" + hex.EncodeToString(sum[:])
+	repo := c.ref[:strings.LastIndex(c.ref, ":")]
+	w.g.rolloutReadyOn(x.ns, x.name, map[string]string{c.name: repo + "@" + stale})
+	x.podsOn = stale
+	_, rec, _ := strings.Cut(c.record, "@")
+	w.step("pods of %s/%s ready on %s, restarted for %s", x.group, x.name, short(stale), short(rec))
 	return true
 }
