@@ -5,7 +5,9 @@ package main
 // another tag or pinned by hand, holds, registry faults, a conflicting
 // write between urunner's read and its patch, a run that dies before it
 // saves, failed rollouts, runs restricted to one pushed reference, soaks,
-// rings, approvals), with
+// rings, approvals, quarantines lifted on a workload for its namespace,
+// pods that come up ready on another digest than the one restarted for),
+// with
 // runs in between, on the real test ground. After every run, what the
 // cluster and the state show is checked against a small reference model of
 // the README's rules ("How it decides"), which keeps, per container, what
@@ -17,8 +19,12 @@ package main
 //
 // Seeds differ in configuration: even seeds pin and cap restarts at 3, odd
 // ones verify rollouts, roll failed ones back and put workloads in rings;
-// seeds 3, 7, 11, … restart only approved digests; every third lists
-// cluster-wide. make test runs three seeds of 100 steps; longer searches
+// seeds 4, 9, 14, … (seed%5 == 4) do neither, so a restart is judged by no
+// gate unless the workload soaks; seeds 3, 7, 11, … restart only approved
+// digests; every third lists cluster-wide. Seeds 2, 8, 20, … (seed%6 == 2)
+// and the seed%5 == 4 ones read the pods (URUNNER_CONF_RUNNING_PODS) and
+// give half their new workloads one replica and one container, whose pods
+// a stand-in kubelet may report ready on a digest nothing points at. make test runs three seeds of 100 steps; longer searches
 // take more:
 //
 //	go test -run TestModel -model.seeds 1,2,3,4,5,6,7,8 -model.steps 1000 -timeout 2h .
