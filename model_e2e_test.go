@@ -267,7 +267,7 @@ func (w *world) play(steps int) {
 		{22, w.opPush}, {6, w.opMoveBack}, {10, w.opAdd}, {4, w.opDelete}, {6, w.opSetImage},
 		{2, w.opPinByHand}, {9, w.opHold}, {22, func() bool { return w.run(armed{}) }},
 		{7, w.opFaultRun}, {5, w.opConflictRun}, {3, w.opCrashRun}, {4, w.opRestrictedRun},
-		{16, w.opApprove}, {3, w.opPushBurst}, {2, w.opOptOut}, {3, w.opLift}, {8, w.opStalePods},
+		{16, w.opApprove}, {3, w.opPushBurst}, {2, w.opOptOut}, {5, w.opLift}, {8, w.opStalePods},
 	}
 	total := 0
 	for _, o := range ops {
@@ -1412,6 +1412,11 @@ func (w *world) opLift() bool {
 	}
 	x.lift = v
 	w.step("lift %s (%s) on %s/%s", short(dg), why, x.group, x.name)
+	if w.pick(2) == 0 {
+		// the next run comes before the tag moves on: the lift takes
+		// effect in it
+		return w.run(armed{})
+	}
 	return true
 }
 
