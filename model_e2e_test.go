@@ -5,7 +5,9 @@ package main
 // another tag or pinned by hand, holds, registry faults, a conflicting
 // write between urunner's read and its patch, a run that dies before it
 // saves, failed rollouts, runs restricted to one pushed reference, soaks,
-// rings, approvals), with
+// rings, approvals, quarantines lifted on a workload for its namespace,
+// pods that come up ready on another digest than the one restarted for),
+// with
 // runs in between, on the real test ground. After every run, what the
 // cluster and the state show is checked against a small reference model of
 // the README's rules ("How it decides"), which keeps, per container, what
@@ -17,13 +19,19 @@ package main
 //
 // Seeds differ in configuration: even seeds pin and cap restarts at 3, odd
 // ones verify rollouts, roll failed ones back and put workloads in rings;
-// seeds 3, 7, 11, … restart only approved digests; every third lists
-// cluster-wide. make test runs three seeds of 100 steps; longer searches
+// seeds 4, 9, 14, … (seed%5 == 4) do neither, so a restart is judged by no
+// gate unless the workload soaks; seeds 3, 7, 11, … restart only approved
+// digests; every third lists cluster-wide. Seeds 2, 8, 20, … (seed%6 == 2)
+// and the seed%5 == 4 ones read the pods (URUNNER_CONF_RUNNING_PODS) and
+// give half their new workloads one replica and one container, whose pods
+// a stand-in kubelet may report ready on a digest nothing points at. make test runs three seeds of 100 steps; longer searches
 // take more:
 //
 //	go test -run TestModel -model.seeds 1,2,3,4,5,6,7,8 -model.steps 1000 -timeout 2h .
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -45,6 +53,7 @@ import (
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
+	"github.com/urunner/urunner/state"
 )
 
 var (
@@ -82,6 +91,7 @@ type world struct {
 	seed uint64
 
 	pin, verify bool
+	pods        bool // URUNNER_CONF_RUNNING_PODS: the pods are read, and some workloads have a "kubelet"
 	approve     bool // URUNNER_CONF_APPROVAL=approve
 	maxRestarts int
 	// window is how many restarts the saved runs made since the last
@@ -98,6 +108,7 @@ type world struct {
 	lastOK      map[string]int             // ref → the saved run that looked it up successfully
 	base        map[string]string          // ref → what its workloads run by default
 	quarantined map[string]bool            // digests quarantined (in this cluster, whatever the tag)
+	lifted      map[string]map[string]bool // digest → groups whose namespace lifted its quarantine since it last failed there
 	knownRings  map[string]map[int]bool    // ref → the rings known to follow it (never forgotten by a run)
 	healthy     map[string][]int           // ref → the rings healthy on its digest, when it has two
 	nsApproved  map[string]map[string]bool // group → digests its namespace approves
@@ -108,6 +119,10 @@ type world struct {
 	restarts int            // restarts the model predicted and the cluster showed
 	heldBy   map[string]int // decisions held, by each hold that applied
 	lastRun  time.Time
+	// undelivered are the workloads the last run must have told "not
+	// delivered": their ready pods run another digest than the one their
+	// record says they were restarted for.
+	undelivered []string
 }
 
 // mw is a workload of the model.
@@ -118,9 +133,15 @@ type mw struct {
 	soak                     bool // urunner.io/soak: 1h, longer than any sequence
 	ring                     int
 	approved                 map[string]bool // digests its annotation approves
+	lift                     string          // its urunner.io/lift-quarantine, "" for none
 	fragile, deleted         bool
 	restartedAt              bool // its template has a restartedAt
 	cs                       []*mc
+	// kubelet: one replica and one container, whose pods a stand-in
+	// kubelet (opStalePods) reports ready on a digest; podsOn is that
+	// digest while those pods are the template's and ready, "" otherwise.
+	kubelet bool
+	podsOn  string
 }
 
 // mc is a container of the model.
@@ -141,9 +162,10 @@ func newWorld(t *testing.T, seed uint64) *world {
 	g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"team-a": "pa", "team-b": "pb"}})
 	w := &world{
 		t: t, g: g, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed: seed,
-		pin: seed%2 == 0, verify: seed%2 == 1,
+		pin: seed%2 == 0 && seed%5 != 4, verify: seed%2 == 1 && seed%5 != 4,
+		pods:       seed%6 == 2 || seed%5 == 4,
 		namespaces: map[string]string{}, tag: map[string]string{}, seeds: map[string][]string{},
-		stored: map[string]string{}, lastOK: map[string]int{}, base: map[string]string{}, quarantined: map[string]bool{}, knownRings: map[string]map[int]bool{},
+		stored: map[string]string{}, lastOK: map[string]int{}, base: map[string]string{}, quarantined: map[string]bool{}, lifted: map[string]map[string]bool{}, knownRings: map[string]map[int]bool{},
 		healthy: map[string][]int{}, nsApproved: map[string]map[string]bool{},
 		approve: seed%4 == 3, heldBy: map[string]int{},
 	}
@@ -159,6 +181,9 @@ func newWorld(t *testing.T, seed uint64) *world {
 		t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
 		t.Setenv("URUNNER_CONF_ROLLBACK", "true")
 		t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "30s")
+	}
+	if w.pods {
+		t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
 	}
 	if seed%3 == 0 {
 		t.Setenv("URUNNER_CONF_LIST_SCOPE", "cluster")
@@ -242,7 +267,7 @@ func (w *world) play(steps int) {
 		{22, w.opPush}, {6, w.opMoveBack}, {10, w.opAdd}, {4, w.opDelete}, {6, w.opSetImage},
 		{2, w.opPinByHand}, {9, w.opHold}, {22, func() bool { return w.run(armed{}) }},
 		{7, w.opFaultRun}, {5, w.opConflictRun}, {3, w.opCrashRun}, {4, w.opRestrictedRun},
-		{16, w.opApprove}, {3, w.opPushBurst}, {2, w.opOptOut},
+		{16, w.opApprove}, {3, w.opPushBurst}, {2, w.opOptOut}, {5, w.opLift}, {8, w.opStalePods},
 	}
 	total := 0
 	for _, o := range ops {
@@ -329,11 +354,15 @@ func (w *world) opAdd() bool {
 			fragiles++
 		}
 	}
-	x.fragile = w.verify && fragiles == 0 && w.pick(4) == 0
+	x.fragile = w.verify && fragiles == 0 && w.pick(2) == 0
 	if w.verify {
 		x.ring = w.pick(2)
 	}
+	x.kubelet = w.pods && !x.fragile && w.pick(2) == 0
 	for i := range 1 + w.pick(2) {
+		if x.kubelet && i > 0 {
+			break
+		}
 		ref := w.refs()[w.pick(6)]
 		x.cs = append(x.cs, &mc{name: fmt.Sprintf("c%d", i), ref: ref, image: ref, lazy: true, used: map[string]bool{ref: true}})
 	}
@@ -351,6 +380,10 @@ func (w *world) opAdd() bool {
 	if x.ring > 0 {
 		d.Labels = map[string]string{kube.RingKey: strconv.Itoa(x.ring)}
 	}
+	if x.kubelet {
+		// Its pods are created but never ready, until opStalePods says so.
+		d.Spec.Replicas = new(int32(1))
+	}
 	if x.fragile {
 		// No kubelet runs here: one replica never becomes available, so
 		// a restart passes its progress deadline and is rolled back.
@@ -367,7 +400,7 @@ func (w *world) opAdd() bool {
 	for _, c := range x.cs {
 		imgs = append(imgs, w.repoTag(c.ref))
 	}
-	w.step("add %s/%s %v fragile=%v ring=%d", x.group, x.name, imgs, x.fragile, x.ring)
+	w.step("add %s/%s %v fragile=%v ring=%d kubelet=%v", x.group, x.name, imgs, x.fragile, x.ring, x.kubelet)
 	return true
 }
 
@@ -441,6 +474,7 @@ func (w *world) setImage(x *mw, c *mc, image string) {
 		w.t.Fatal(err)
 	}
 	c.image = image
+	x.podsOn = "" // a new template: its pod is not ready
 }
 
 func (w *world) switchTo(x *mw, c *mc, ref string) {
@@ -599,7 +633,9 @@ func (w *world) opFaultRun() bool {
 
 func (w *world) opConflictRun() bool {
 	x := w.anyWorkload()
-	if x == nil {
+	if x == nil || x.lift != "" {
+		// the conflicting write fires on the first PATCH of x: with a
+		// lift it could be the annotation's removal, not a restart
 		return false
 	}
 	a := armed{conflict: x, conflictEdit: "label"}
@@ -792,6 +828,10 @@ type decision struct {
 	from    map[*mc]string // container → what it was believed to run
 	decided map[*mc]string // container → the digest looked up (baseline, unchanged, moved)
 	failed  map[*mc]bool
+	// undelivered: its pods run another digest than the one it is
+	// believed to run because it was restarted for it; the move is due
+	// again, from what the pods run.
+	undelivered bool
 }
 
 // fleet is, per reference, the rings of the listed workloads following it.
@@ -873,14 +913,21 @@ func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 		if b != "" && b != l.digest {
 			d.moves[c] = l.digest
 		}
+		if ref, rec, _ := strings.Cut(c.record, "@"); b == l.digest && ref == c.ref && rec == b && x.podsOn != "" {
+			d.moves[c], d.from[c], d.undelivered = l.digest, x.podsOn, true
+		}
 	}
 	if len(d.moves) == 0 {
 		return d
 	}
 	w.heldBy["(moves)"]++
 	holds := map[string]bool{"paused": x.paused, "cooldown": x.cooldown && x.restartedAt, "window": x.window, "soak": x.soak}
+	lifted := false
 	for c, to := range d.moves {
-		holds["quarantine"] = holds["quarantine"] || w.quarantined[to]
+		// a quarantine holds in its namespaces not lifted, unless a lift
+		// annotation of this listing in the namespace names the digest
+		lifted = lifted || w.holdsIn(to, x.group) && w.liftListed(x.group, to)
+		holds["quarantine"] = holds["quarantine"] || w.holdsIn(to, x.group) && !w.liftListed(x.group, to)
 		// approve mode: each digest approved, on the workload or its namespace
 		holds["approval"] = holds["approval"] || w.approve && !x.approved[to] && !w.nsApproved[x.group][to]
 		// ring 1 follows ring 0 once ring 0 ran the digest healthily
@@ -892,6 +939,9 @@ func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 			d.restart = false
 			w.heldBy[why]++
 		}
+	}
+	if d.restart && lifted {
+		w.heldBy["(let through by a lift)"]++
 	}
 	return d
 }
@@ -916,11 +966,20 @@ func (w *world) predict(a armed) int {
 	var decs []decision
 	restarts := 0
 	rings := w.fleet()
+	w.undelivered = nil
 	for _, x := range listed {
 		d := w.decide(x, made, rings)
 		decs = append(decs, d)
 		if d.restart {
 			restarts++
+		}
+		if d.undelivered {
+			// told, held or not; a failure when a gate judged the digest
+			w.undelivered = append(w.undelivered, x.name)
+			w.heldBy["(not delivered)"]++
+			if w.pin || w.verify || w.approve || x.soak || x.ring > 0 {
+				exit = 1
+			}
 		}
 	}
 	already := 0
@@ -958,7 +1017,7 @@ func (w *world) predict(a armed) int {
 		restartedAt         bool
 	}
 	var rollbacks []undo
-	quarantine := map[string]string{}
+	var quarantine []failedIn
 	patched, rolled := 0, 0 // restarts this run made and rolled back, for the cap's window
 	for _, d := range decs {
 		if !d.restart {
@@ -973,6 +1032,7 @@ func (w *world) predict(a armed) int {
 			}
 		}
 		d.x.restartedAt = true
+		d.x.podsOn = "" // a new template: its new pod is not ready
 		w.restarts++
 		patched++
 		if w.verify && d.x.fragile {
@@ -981,8 +1041,8 @@ func (w *world) predict(a armed) int {
 			exit = 1
 			rollbacks = append(rollbacks, saved...)
 			rolled++
-			for c, to := range d.moves {
-				quarantine[c.ref] = to
+			for _, to := range d.moves {
+				quarantine = append(quarantine, failedIn{to, d.x.group})
 			}
 		}
 	}
@@ -1004,6 +1064,16 @@ func (w *world) predict(a armed) int {
 	} else {
 		w.window += patched - rolled
 	}
+	for _, d := range decs {
+		if d.undelivered && !d.restart {
+			// held: believed to run what its pods run, as the state records
+			for c, from := range d.from {
+				if _, moved := d.moves[c]; moved {
+					c.belief, c.lazy = from, false
+				}
+			}
+		}
+	}
 	w.record(decs, made, quarantine)
 	if a.restrict == "" {
 		// A complete listing forgets the references no workload follows.
@@ -1021,10 +1091,15 @@ func (w *world) predict(a armed) int {
 }
 
 // record is the model's save: what the state remembers after the run.
-func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine map[string]string) {
+func (w *world) record(decs []decision, made map[[2]string]lookup, quarantine []failedIn) {
 	w.runs++
-	for _, dg := range quarantine {
-		w.quarantined[dg] = true // the digest, not the tag: never forgotten
+	w.spendLifts()
+	for _, f := range quarantine {
+		w.quarantined[f.digest] = true // the digest, not the tag: never forgotten
+		w.heldBy["(quarantined)"]++
+		// a failure in a namespace quarantines it there again, lifted or
+		// not; the lifts of other namespaces stand
+		delete(w.lifted[f.digest], f.group)
 	}
 	ok := map[string]string{}
 	for k, l := range made {
@@ -1119,7 +1194,11 @@ func (w *world) check(o result, exit int) {
 	}
 	st := g.storedOrEmpty()
 	for _, x := range w.live() {
-		tpl := w.template(x)
+		dep := w.g.deployment(x.ns, x.name)
+		tpl := dep.Spec.Template
+		if got := dep.Annotations[policy.LiftQuarantineAnnotation]; got != x.lift {
+			t.Errorf("step %d: %s has lift annotation %q, the model says %q (spent once a run saved the state)", len(w.steps), x.name, got, x.lift)
+		}
 		got := map[string]string{}
 		if v := tpl.Annotations[kube.RestartedForAnnotation]; v != "" {
 			if err := json.Unmarshal([]byte(v), &got); err != nil {
@@ -1162,14 +1241,21 @@ func (w *world) check(o result, exit int) {
 			t.Errorf("step %d: %s has rings %v healthy on %s, the model says %v", len(w.steps), w.repoTag(ref), got, short(d), w.healthy[ref])
 		}
 	}
-	var held []string
-	for dg, q := range st.Quarantines {
-		if q.HoldsIn(w.namespaces["a"]) {
-			held = append(held, dg)
+	w.checkQuarantines(st)
+	var told []string
+	for _, line := range strings.Split(o.logs, "\n") {
+		if !strings.Contains(line, "not delivered") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if name, ok := strings.CutPrefix(f, "deployment="); ok {
+				told = append(told, name)
+			}
 		}
 	}
-	if got, want := slices.Sorted(slices.Values(held)), slices.Sorted(maps.Keys(w.quarantined)); !slices.Equal(got, want) {
-		t.Errorf("step %d: quarantined %v, the model says %v", len(w.steps), shortAll(got), shortAll(want))
+	slices.Sort(told)
+	if want := slices.Sorted(slices.Values(w.undelivered)); !slices.Equal(told, want) {
+		t.Errorf("step %d: told not delivered %v, the model says %v", len(w.steps), told, want)
 	}
 	// Pull-secret credentials are used only for their own namespace's images.
 	allowed := map[string]map[string]bool{}
@@ -1204,4 +1290,163 @@ func shortAll(ds []string) []string {
 		out[i] = short(d)
 	}
 	return out
+}
+
+// failedIn is a digest whose verified rollout failed in a group's namespace.
+type failedIn struct{ digest, group string }
+
+// holdsIn is whether the quarantine of digest, as the last saved run left
+// it, holds in group's namespace.
+func (w *world) holdsIn(digest, group string) bool {
+	return w.quarantined[digest] && !w.lifted[digest][group]
+}
+
+// liftListed is whether a listed workload of group carries a lift
+// annotation naming digest (a prefix of its hex).
+func (w *world) liftListed(group, digest string) bool {
+	for _, y := range w.live() {
+		if y.group == group && y.lift != "" && strings.HasPrefix(strings.TrimPrefix(digest, "sha256:"), strings.TrimPrefix(y.lift, "sha256:")) {
+			return true
+		}
+	}
+	return false
+}
+
+// spendLifts is a saved run's handling of the lift annotations it listed:
+// each lifts, in its own namespace only, the quarantines of the last saved
+// state that it names and that hold there; every one is then removed,
+// whether it lifted something or not (one set before a quarantine must
+// not lift it).
+func (w *world) spendLifts() {
+	for _, dg := range slices.Sorted(maps.Keys(w.quarantined)) {
+		for _, grp := range []string{"a", "b", "c"} {
+			if w.holdsIn(dg, grp) && w.liftListed(grp, dg) {
+				if w.lifted[dg] == nil {
+					w.lifted[dg] = map[string]bool{}
+				}
+				w.lifted[dg][grp] = true
+				w.heldBy["(quarantine lifted)"]++
+			}
+		}
+	}
+	for _, x := range w.live() {
+		x.lift = ""
+	}
+}
+
+// checkQuarantines compares, per namespace, the quarantines the state
+// holds there with the model's.
+func (w *world) checkQuarantines(st state.State) {
+	for _, grp := range []string{"a", "b", "c"} {
+		var got, want []string
+		for dg, q := range st.Quarantines {
+			if q.HoldsIn(w.namespaces[grp]) {
+				got = append(got, dg)
+			}
+		}
+		for dg := range w.quarantined {
+			if w.holdsIn(dg, grp) {
+				want = append(want, dg)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			w.t.Errorf("step %d: quarantined in %s's namespace %v, the model says %v", len(w.steps), grp, shortAll(got), shortAll(want))
+		}
+	}
+}
+
+// opLift is a person of a workload's namespace lifting a quarantine with
+// urunner.io/lift-quarantine (the full digest, or 12 or more of its hex):
+// mostly of a digest quarantined there, sometimes of one a fragile
+// workload is about to move to (set before its quarantine, it must not
+// lift it).
+func (w *world) opLift() bool {
+	x := w.anyWorkload()
+	if !w.verify || x == nil {
+		return false
+	}
+	var held, soon []string
+	for _, dg := range slices.Sorted(maps.Keys(w.quarantined)) {
+		if w.holdsIn(dg, x.group) {
+			held = append(held, dg)
+		}
+	}
+	// Mostly a digest a workload of the namespace waits for, as a person
+	// whose workload is held would.
+	var wanted []string
+	for _, y := range w.live() {
+		for _, c := range y.cs {
+			if dg := w.tag[c.ref]; y.group == x.group && c.ref != "" && slices.Contains(held, dg) && w.believe(y, c) != dg {
+				wanted = append(wanted, dg)
+			}
+		}
+	}
+	if len(wanted) > 0 && w.pick(4) > 0 {
+		held = wanted
+	}
+	for _, y := range w.live() {
+		for _, c := range y.cs {
+			if y.fragile && c.ref != "" && !w.quarantined[w.tag[c.ref]] {
+				soon = append(soon, w.tag[c.ref])
+			}
+		}
+	}
+	var dg, why string
+	switch {
+	case len(held) > 0 && (len(soon) == 0 || w.pick(4) > 0):
+		dg, why = held[w.pick(len(held))], "quarantined"
+	case len(soon) > 0:
+		dg, why = soon[w.pick(len(soon))], "not quarantined yet"
+	default:
+		return false
+	}
+	v := dg
+	if w.pick(2) == 0 {
+		v = strings.TrimPrefix(dg, "sha256:")[:12+w.pick(53)]
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, policy.LiftQuarantineAnnotation, v)
+	if _, err := w.g.cs.AppsV1().Deployments(x.ns).Patch(w.t.Context(), x.name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		w.t.Fatal(err)
+	}
+	x.lift = v
+	w.step("lift %s (%s) on %s/%s", short(dg), why, x.group, x.name)
+	if w.pick(2) == 0 {
+		// the next run comes before the tag moves on: the lift takes
+		// effect in it
+		return w.run(armed{})
+	}
+	return true
+}
+
+// opStalePods is the kubelet of a workload urunner restarted: its pod
+// comes up ready on another digest than the one its record says it was
+// restarted for (a stale mirror, a cached image, a push during the
+// rollout). The digest is one no tag ever points at, so the pods never
+// run what a later lookup finds by chance. The next run that looks its
+// tag up on the recorded digest tells "not delivered" and restarts it
+// again unless held (a held one is believed to run what its pods run).
+func (w *world) opStalePods() bool {
+	var xs []*mw
+	for _, x := range w.live() {
+		// restarted for what its tag still points at: the next run that
+		// looks the tag up checks the delivery
+		if ref, rec, ok := strings.Cut(x.cs[0].record, "@"); x.kubelet && !x.paused && ok && ref == x.cs[0].ref && rec == w.tag[ref] {
+			xs = append(xs, x)
+		}
+	}
+	if len(xs) == 0 {
+		return false
+	}
+	x := xs[w.pick(len(xs))]
+	c := x.cs[0]
+	sum := sha256.Sum256([]byte(fmt.Sprintf("stale %d %d", w.seed, len(w.steps))))
+	stale := "sha256:" + hex.EncodeToString(sum[:])
+	repo := c.ref[:strings.LastIndex(c.ref, ":")]
+	w.g.rolloutReadyOn(x.ns, x.name, map[string]string{c.name: repo + "@" + stale})
+	x.podsOn = stale
+	_, rec, _ := strings.Cut(c.record, "@")
+	w.step("pods of %s/%s ready on %s, restarted for %s", x.group, x.name, short(stale), short(rec))
+	return true
 }
