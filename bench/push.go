@@ -251,15 +251,15 @@ func secretAndAddr() (string, string, error) {
 	return hex.EncodeToString(b), addr, l.Close()
 }
 
-// createPushGround makes the CronJob the receiver copies (suspended: only
-// pushed runs here) and the Deployments: pushDeployments on the pushed tag,
+// createPushGround makes the CronJob the receiver copies (scheduled once a
+// year, on 1 January: only pushed runs here; a suspended CronJob gets no
+// pushed runs) and the Deployments: pushDeployments on the pushed tag,
 // pushOthers spread over pushOtherRefs other tags.
 func createPushGround(ctx context.Context, cs kubernetes.Interface, host string, o options) error {
 	cj := &batchv1.CronJob{
 		ObjectMeta: metav1.ObjectMeta{Name: pushCronJob, Namespace: "default"},
 		Spec: batchv1.CronJobSpec{
-			Schedule:          "*/5 * * * *",
-			Suspend:           ptr.To(true),
+			Schedule:          "0 0 1 1 *",
 			ConcurrencyPolicy: batchv1.ForbidConcurrent,
 			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
 				BackoffLimit: ptr.To[int32](0),
