@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/report"
 	"github.com/urunner/urunner/state"
 )
@@ -301,5 +303,39 @@ func TestPodsAheadOfAGateAreNotRecordedUntilItLetsTheDigestThrough(t *testing.T)
 	}
 	if g.restartedAt(ns, "web") != "" {
 		t.Error("web was restarted although its pods run the approved digest")
+	}
+}
+
+// A delivery that cannot be checked (the pods cannot be read) is no
+// delivery: the rings do not count the workload healthy on its new digest
+// in that run, and nothing is reported undelivered either.
+func TestAnUncheckedDeliveryIsNotCountedHealthy(t *testing.T) {
+	g := newGround(t, testground.RegistryOptions{})
+	t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+	t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
+	g.push("team/app:latest", "v1")
+	canary, main := g.namespace(true), g.namespace(true)
+	g.deploy(canary, "web", g.image("team/app:latest"), replicas(0))
+	g.deploy(main, "web", g.image("team/app:latest"), replicas(0), func(d *appsv1Deployment) {
+		d.Labels = map[string]string{policy.RingAnnotation: "1"}
+	})
+	g.mustRun()
+	g.push("team/app:latest", "v2")
+	g.api.setFault(func(r *http.Request) *http.Response {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/pods") {
+			return apiStatus(r, http.StatusForbidden, "Forbidden")
+		}
+		return nil
+	})
+	t.Cleanup(func() { g.api.setFault(nil) })
+	o := g.mustRun()
+	if !strings.Contains(o.logs, "delivery not checked") || strings.Contains(o.logs, "not delivered:") {
+		t.Fatalf("want the delivery reported unchecked, not undelivered:\n%s", o.logs)
+	}
+	if g.restartedAt(canary, "web") == "" {
+		t.Fatal("ring 0 was not restarted")
+	}
+	if rings := g.stored().Refs[g.image("team/app:latest")].Rings; len(rings) != 0 {
+		t.Errorf("rings healthy on the new digest after an unchecked delivery: %v, want none", rings)
 	}
 }

@@ -53,8 +53,8 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, p *plan, done *acted
 			case res == kube.RolloutComplete:
 				a.log.Info("rollout complete", attrs...)
 				a.queueEvent(w, corev1.EventTypeNormal, "RolloutComplete", "the restart urunner made rolled out: "+msg, "complete")
-				delivered := a.delivered(ctx, f, p, i, &mu, o)
-				if !delivered {
+				delivered, mismatch := a.delivered(ctx, f, p, i, &mu, o)
+				if mismatch {
 					rep.Result, rep.Message = "undelivered", "rolled out, but its pods run another digest than the one restarted for"
 				}
 				mu.Lock()
@@ -89,15 +89,18 @@ func (a *app) verifyRollouts(ctx context.Context, f *found, p *plan, done *acted
 }
 
 // delivered checks, once workload i rolled out, that its ready pods run
-// what it was restarted for. Pods that run another digest are told of and
-// believed to run what they run: the restart stays due. A failed read of
-// the pods is no verdict: the next run that reads them checks.
-func (a *app) delivered(ctx context.Context, f *found, p *plan, i int, mu *sync.Mutex, o *outcome) bool {
+// what it was restarted for, and says whether they do and whether they run
+// another digest. Pods that run another digest are told of and believed to
+// run what they run: the restart stays due. A failed read of the pods is
+// neither: the next run that reads them checks.
+func (a *app) delivered(ctx context.Context, f *found, p *plan, i int, mu *sync.Mutex, o *outcome) (delivered, mismatch bool) {
 	w, d := f.workloads[i], p.decisions[i]
 	other, err := a.checkDelivered(ctx, f, w, d)
 	if err != nil {
-		a.log.Warn("delivery not checked: cannot read the pods", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "error", err)
-		return true
+		// Not a mismatch, but not a delivery either: the rings do not
+		// count the workload healthy on the digest until a listing does.
+		a.log.Warn("delivery not checked: cannot read the pods; not counted as healthy on the new digest this run", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "error", err)
+		return false, false
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -108,7 +111,7 @@ func (a *app) delivered(ctx context.Context, f *found, p *plan, i int, mu *sync.
 			a.notDelivered(w, c, c.To, runs, c.Delivery.Cause, p.run.Fleet, o)
 		}
 	}
-	return len(other) == 0
+	return len(other) == 0, len(other) > 0
 }
 
 // rollback rolls back the i-th restart, whose rollout failed, and says
