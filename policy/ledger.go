@@ -25,6 +25,9 @@ type Ledger struct {
 	// lifted in a namespace.
 	failed []failedRollout
 	lifts  []Lift
+	// rolledBack are the decisions whose failed rollout was rolled back,
+	// with when the failure was seen (see exceptions).
+	rolledBack map[*Decision]time.Time
 }
 
 // failedRollout is a digest whose rollout failed, where and when.
@@ -134,11 +137,17 @@ func (l *Ledger) Record(d *Decision, restarted, rolledOut bool) {
 // says where and how), as found at time at: each digest it moved to is
 // quarantined, and a lift of it in the workload's namespace no longer
 // counts. at is when the failure was seen, after the rollout wait: a lift
-// another run applies meanwhile is older, and does not lift it.
+// another run applies meanwhile is older, and does not lift it. A decision
+// recorded as not restarted was rolled back: its containers are
+// remembered on their old digests as of at (see exceptions).
 func (l *Ledger) Quarantine(d *Decision, why string, at time.Time) {
 	for _, c := range d.Moves() {
 		l.failed = append(l.failed, failedRollout{digest: c.To, ref: c.Ref, namespace: d.Workload.Namespace, why: why, at: at})
 	}
+	if l.rolledBack == nil {
+		l.rolledBack = map[*Decision]time.Time{}
+	}
+	l.rolledBack[d] = at
 }
 
 // Lift records the quarantines the run lifted (see Fleet.Lifts).
@@ -394,7 +403,12 @@ func (l *Ledger) exceptions(prev state.Ref, rl *refLedger, base string, ls Listi
 		if def == "" {
 			def = base
 		}
-		if after != "" && after != def {
+		if at, ok := l.rolledBack[e.d]; ok && !e.restarted && after != "" {
+			// Rolled back after the listing: kept as seen then, even when it
+			// is the default, should another run that listed the workload
+			// mid-rollout save first (state.Merge).
+			out[e.key()] = state.Exception{Runs: after, Record: annotated, At: at}
+		} else if after != "" && after != def {
 			out[e.key()] = state.Exception{Runs: after, Record: annotated}
 		}
 	}

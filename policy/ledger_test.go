@@ -191,6 +191,29 @@ func TestLedgerNext(t *testing.T) {
 	}
 }
 
+// A workload rolled back after a failed rollout is remembered on its old
+// digest with the time the failure was seen, even when that is its
+// default: a run that listed it mid-rollout and saved first believes it on
+// the failed digest, and the save merges by that time (state.Merge).
+func TestARolledBackWorkloadIsRememberedAsOfItsRollback(t *testing.T) {
+	mem := remembered(map[string]string{app: dA})
+	failedAt := now.Add(time.Minute)
+	l := NewLedger(Settings{}, mem, now, listedNow)
+	results := registry(map[string]string{app: dB})
+	w, stays := named("web"), named("stays", func(w *Workload) { w.Paused = true })
+	r, _ := results(w.Containers[0].Lookup())
+	l.Observe(w.Containers[0].Lookup(), *r)
+	d := Decide(Settings{}, w, results, mem, now)
+	held := Decide(Settings{}, stays, results, mem, now)
+	l.Record(&d, false, false) // restarted, then rolled back
+	l.Record(&held, false, false)
+	l.Quarantine(&d, "rollout failed in shop/deployment/web: crash", failedAt)
+	want := map[string]state.Exception{"shop/Deployment/web/app": {Runs: dA, At: failedAt}}
+	if diff := cmp.Diff(want, l.Next(Listing{Complete: true}).Refs[app].Except); diff != "" {
+		t.Errorf("exceptions (-want +got):\n%s", diff)
+	}
+}
+
 // What the ledger remembers must make the next run believe what this one
 // left: a restarted workload its new digest, a held one its old digest.
 func TestTheNextRunBelievesWhatThisRunLeft(t *testing.T) {

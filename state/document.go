@@ -177,7 +177,7 @@ func Encode(s State) ([]byte, error) {
 			rd := doc.Refs[k]
 			rd.Except = make(map[string]exceptionDoc, len(r.Except))
 			for c, e := range r.Except {
-				rd.Except[c] = exceptionDoc(e)
+				rd.Except[c] = exceptionDoc{Runs: e.Runs, Record: e.Record}
 			}
 			doc.Refs[k] = rd
 		}
@@ -306,7 +306,7 @@ func fromDocument(doc document) (State, error) {
 			if r.Except == nil {
 				r.Except = make(map[string]Exception, len(d.Except))
 			}
-			r.Except[c] = Exception(e)
+			r.Except[c] = Exception{Runs: e.Runs, Record: e.Record}
 		}
 		if r.Base == r.Digest {
 			r.Base = ""

@@ -10,7 +10,9 @@ import (
 // its own, by observation time, so that neither writer's newer knowledge
 // is lost and no digest moves backwards:
 //   - a reference this run changed is written as this run saw it, unless
-//     the other writer looked it up later;
+//     the other writer looked it up later; the workloads this run rolled
+//     back after that writer's listing keep this run's exception (that
+//     writer saw them mid-rollout);
 //   - a reference this run pruned is dropped, unless the other writer saw
 //     it in use later;
 //   - a reference the other writer pruned after a newer listing than this
@@ -37,6 +39,7 @@ func Merge(prev, ours, theirs State, at time.Time) State {
 		t, inTheirs := theirs.Refs[k]
 		switch {
 		case inTheirs && t.Checked.After(o.Checked):
+			out.Refs[k] = rolledBackSince(out.Refs[k], o)
 		case !inTheirs && inPrev && theirsNewerListing:
 			// They pruned it after a listing newer than ours.
 		default:
@@ -135,6 +138,24 @@ func laterTimes(a, b map[string]time.Time) map[string]time.Time {
 	}
 	return a
 
+}
+
+// rolledBackSince adds to t, a reference another writer listed later than
+// this run, the exceptions this run saw after that listing: the workloads
+// it rolled back, which that writer saw on the digest of their failed
+// rollout. Each holds only while its workload's record is the one it was
+// rolled back to, so a later restart still wins.
+func rolledBackSince(t, o Ref) Ref {
+	for key, e := range o.Except {
+		if e.At.IsZero() || e.At.Before(t.Checked) {
+			continue
+		}
+		if t.Except == nil {
+			t.Except = map[string]Exception{}
+		}
+		t.Except[key] = e
+	}
+	return t
 }
 
 // forgotten drops from o the rings that prev knew and theirs no longer

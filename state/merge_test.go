@@ -78,6 +78,28 @@ func TestMergeKeepsEachWritersNewerObservations(t *testing.T) {
 			want:   State{Refs: map[string]Ref{"r/a:1": seenAt(d2, late)}, Quarantines: map[string]Quarantine{d2: failedIn("shop", late)}},
 		},
 		{
+			// We restarted web and waited; the other writer listed web
+			// mid-rollout (its record on d2) and saved; we rolled web back
+			// to d1 after that listing. Its exception is newer than their
+			// reference, and holds only while web records what it was
+			// rolled back to.
+			name:   "a workload we rolled back after their listing keeps our exception",
+			prev:   State{Refs: map[string]Ref{"r/a:1": seenAt(d1, early)}},
+			ours:   State{Refs: map[string]Ref{"r/a:1": withExcept(seenAt(d2, early), "shop/Deployment/web/app", Exception{Runs: d1, At: late})}},
+			theirs: State{Refs: map[string]Ref{"r/a:1": seenAt(d2, early.Add(time.Second))}},
+			at:     late,
+			want:   State{Refs: map[string]Ref{"r/a:1": withExcept(seenAt(d2, early.Add(time.Second)), "shop/Deployment/web/app", Exception{Runs: d1, At: late})}},
+		},
+		{
+			name: "our exceptions seen at the listing, or a rollback before their listing, are theirs to decide",
+			prev: State{Refs: map[string]Ref{"r/a:1": seenAt(d1, early)}},
+			ours: State{Refs: map[string]Ref{"r/a:1": withExcept(withExcept(seenAt(d2, early), "shop/Deployment/held/app", Exception{Runs: d1}),
+				"shop/Deployment/web/app", Exception{Runs: d1, At: early})}},
+			theirs: State{Refs: map[string]Ref{"r/a:1": seenAt(d2, late)}},
+			at:     late,
+			want:   State{Refs: map[string]Ref{"r/a:1": seenAt(d2, late)}},
+		},
+		{
 			name:   "their quarantine survives our save of a reference we changed",
 			prev:   State{Refs: map[string]Ref{"r/a:1": seenAt(d1, early)}},
 			ours:   State{Refs: map[string]Ref{"r/a:1": seenAt(d2, late)}},
@@ -306,5 +328,14 @@ func withRings(r Ref, members map[int][]string) Ref {
 	for ring := range members {
 		r.Rings[ring] = r.Checked
 	}
+	return r
+}
+
+func withExcept(r Ref, key string, e Exception) Ref {
+	r = r.clone()
+	if r.Except == nil {
+		r.Except = map[string]Exception{}
+	}
+	r.Except[key] = e
 	return r
 }

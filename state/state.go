@@ -215,6 +215,11 @@ func (r Ref) BaseDigest() string {
 type Exception struct {
 	Runs   string
 	Record string
+	// At is when the run saw it after its listing: it rolled the workload
+	// back. Merge keeps such an exception over another writer's reference
+	// listed before then, which saw the workload mid-rollout. Not stored:
+	// it only matters between two writers of one save.
+	At time.Time
 }
 
 // WorkloadContainer names a container of a workload in Except:
