@@ -84,9 +84,13 @@ demo:
 # tests it (cmd/kubectl-urunner) against the test ground, krew included.
 test: tools lint plugin unit fuzz-smoke
 
+# funclen: no product function over 60 lines (hack/funclen; FUNCLEN_FLAGS
+# passes it -max or -skip).
+FUNCLEN_FLAGS ?=
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./hack/funclen $(FUNCLEN_FLAGS)
 
 unit:
 	$(GO) test -race -count=1 -timeout 45m ./...

@@ -229,17 +229,49 @@ func metricsGroup(restricted bool) string {
 // its ConfigMap when it is not the default one (two releases in one
 // namespace keep apart too: label state) and the cluster name when set.
 func pushMetrics(ctx context.Context, gateway, job, namespace, configMap string, r runReport) error {
+	u, err := metricsGroupURL(gateway, job, namespace, configMap, r.Cluster)
+	if err != nil {
+		return err
+	}
+	b := metricsText(job, r)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), b)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/plain; version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("push metrics to %s: %w", u.Host, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("push metrics to %s: %s", u.Host, resp.Status)
+	}
+	return nil
+}
+
+// metricsGroupURL is the Pushgateway URL of the run's group (see
+// pushMetrics for its keys).
+func metricsGroupURL(gateway, job, namespace, configMap, cluster string) (*url.URL, error) {
 	u, err := url.Parse(gateway)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("URUNNER_CONF_PUSHGATEWAY_URL: not an http(s) URL")
+		return nil, fmt.Errorf("URUNNER_CONF_PUSHGATEWAY_URL: not an http(s) URL")
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/metrics/job/" + job + "/namespace/" + url.PathEscape(namespace)
 	if configMap != defaultStateConfigMap {
 		u.Path += "/state/" + url.PathEscape(configMap)
 	}
-	if r.Cluster != "" {
-		u.Path += "/cluster/" + url.PathEscape(r.Cluster)
+	if cluster != "" {
+		u.Path += "/cluster/" + url.PathEscape(cluster)
 	}
+	return u, nil
+}
+
+// metricsText is the run's gauges in Prometheus' text format.
+func metricsText(job string, r runReport) *bytes.Buffer {
 	var b bytes.Buffer
 	gauge := func(name, help string, v float64) {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", name, help, name, name, v)
@@ -275,23 +307,7 @@ func pushMetrics(ctx context.Context, gateway, job, namespace, configMap string,
 			fmt.Fprintf(&b, "%s{image=%q} %d\n", name, f.Image, f.Since.Unix())
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), &b)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "text/plain; version=0.0.4")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("push metrics to %s: %w", u.Host, unwrapURL(err))
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("push metrics to %s: %s", u.Host, resp.Status)
-	}
-	return nil
+	return &b
 }
 
 // unwrapURL drops url.Error's quoting of the full URL, which may carry

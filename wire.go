@@ -48,37 +48,16 @@ type app struct {
 	sender  *eventSender
 }
 
+// wire builds one run's clients from cfg: the registry hosts and signature
+// policy, the Kubernetes clients, the state store and the resolver.
 func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
-	hosts, err := cfg.hosts()
+	hosts, signer, err := registryTrust(&cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	for _, h := range hosts {
-		if h.SkipVerify && !h.PlainHTTP {
-			log.Warn("TLS verification is off for this registry, as configured", "registry", h.Name)
-		}
-	}
-	signer, err := cfg.signaturePolicy()
+	rc, ns, clock, err := apiConfig(cfg, h)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.SignatureRoot != "" && !cfg.SignatureTlog {
-		log.Warn("keyless signatures are trusted on a timestamp alone: no transparency log entry is required, as configured (URUNNER_CONF_SIGNATURE_TLOG=false)")
-	}
-	rc, ns, err := kubeConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	rc.QPS, rc.Burst = cfg.KubeQPS, cfg.KubeBurst
-	rc.UserAgent = "urunner/" + version
-	// Protobuf: a LIST of thousands of workloads decodes several times
-	// faster, and lighter, than JSON.
-	rc.ContentType = "application/vnd.kubernetes.protobuf"
-	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	clock := &serverClock{}
-	rc.Wrap(clock.wrap)
-	if h.wrapKube != nil {
-		rc.Wrap(h.wrapKube)
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
@@ -123,6 +102,51 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 		clock:    clock,
 		now:      time.Now,
 	}, nil
+}
+
+// registryTrust reads the registry hosts and the signature policy of cfg,
+// warning about each trust the configuration weakens on purpose.
+func registryTrust(cfg *Config, log *slog.Logger) ([]registry.Host, *signature.Policy, error) {
+	hosts, err := cfg.hosts()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, h := range hosts {
+		if h.SkipVerify && !h.PlainHTTP {
+			log.Warn("TLS verification is off for this registry, as configured", "registry", h.Name)
+		}
+	}
+	signer, err := cfg.signaturePolicy()
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.SignatureRoot != "" && !cfg.SignatureTlog {
+		log.Warn("keyless signatures are trusted on a timestamp alone: no transparency log entry is required, as configured (URUNNER_CONF_SIGNATURE_TLOG=false)")
+	}
+	return hosts, signer, nil
+}
+
+// apiConfig is the Kubernetes API client configuration (kubeConfig's, with
+// urunner's rate limits, user agent and wire format, and the server clock
+// and test hooks wrapped around its transport), the namespace the state
+// lives in by default, and the server clock.
+func apiConfig(cfg Config, h hooks) (*rest.Config, string, *serverClock, error) {
+	rc, ns, err := kubeConfig(cfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	rc.QPS, rc.Burst = cfg.KubeQPS, cfg.KubeBurst
+	rc.UserAgent = "urunner/" + version
+	// Protobuf: a LIST of thousands of workloads decodes several times
+	// faster, and lighter, than JSON.
+	rc.ContentType = "application/vnd.kubernetes.protobuf"
+	rc.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	clock := &serverClock{}
+	rc.Wrap(clock.wrap)
+	if h.wrapKube != nil {
+		rc.Wrap(h.wrapKube)
+	}
+	return rc, ns, clock, nil
 }
 
 // kubeConfig returns the API client configuration and the namespace the

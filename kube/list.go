@@ -160,55 +160,64 @@ func (c *Client) List(ctx context.Context, scope Scope, kindNames []string, each
 		each(w)
 	}
 	if !scope.PerNamespace {
-		want := make(map[string]bool, len(scope.Namespaces))
-		for _, ns := range scope.Namespaces {
-			want[ns] = true
-		}
-		if len(want) == 0 {
-			return Listed{Cluster: -1}, nil
-		}
-		seen := 0
-		for _, k := range ks {
-			// Objects of namespaces not watched are dropped as their page
-			// is decoded, never kept.
-			if err := c.listKind(ctx, k, metav1.NamespaceAll, func(w Workload) {
-				seen++
-				if want[w.Namespace] {
-					emit(w)
-				}
-			}); err != nil {
-				return Listed{}, err
-			}
-		}
-		return Listed{Cluster: seen}, nil
+		return c.listCluster(ctx, ks, scope.Namespaces, emit)
 	}
+	return c.listNamespaces(ctx, ks, scope.Namespaces, emit)
+}
+
+// listCluster lists each kind across the cluster and emits the workloads
+// of namespaces, counting every workload seen for Listed.Cluster.
+func (c *Client) listCluster(ctx context.Context, ks []kind, namespaces []string, emit func(Workload)) (Listed, error) {
+	want := make(map[string]bool, len(namespaces))
+	for _, ns := range namespaces {
+		want[ns] = true
+	}
+	if len(want) == 0 {
+		return Listed{Cluster: -1}, nil
+	}
+	seen := 0
+	for _, k := range ks {
+		// Objects of namespaces not watched are dropped as their page
+		// is decoded, never kept.
+		if err := c.listKind(ctx, k, metav1.NamespaceAll, func(w Workload) {
+			seen++
+			if want[w.Namespace] {
+				emit(w)
+			}
+		}); err != nil {
+			return Listed{}, err
+		}
+	}
+	return Listed{Cluster: seen}, nil
+}
+
+// listNamespaces lists namespaces, namespaceWorkers at a time. A forbidden
+// or missing namespace goes to Listed.Failed; the first other error
+// cancels the listings still running and is returned.
+func (c *Client) listNamespaces(ctx context.Context, ks []kind, namespaces []string, emit func(Workload)) (Listed, error) {
 	failed := map[string]error{}
 	var (
 		wg           sync.WaitGroup
 		sem          = make(chan struct{}, namespaceWorkers)
+		mu           sync.Mutex // guards failed and fatal
 		fatal        error
-		fatalMu      sync.Mutex
 		lctx, cancel = context.WithCancel(ctx)
 	)
 	defer cancel()
-	for _, ns := range scope.Namespaces {
+	for _, ns := range namespaces {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			err := c.listNamespace(lctx, ks, ns, emit)
+			mu.Lock()
+			defer mu.Unlock()
 			switch {
 			case err == nil:
 			case apierrors.IsForbidden(err) || errors.Is(err, ErrNamespaceMissing):
-				mu.Lock()
 				failed[ns] = err
-				mu.Unlock()
-			default:
-				fatalMu.Lock()
-				if fatal == nil {
-					fatal = err
-					cancel()
-				}
-				fatalMu.Unlock()
+			case fatal == nil:
+				fatal = err
+				cancel()
 			}
 		})
 	}

@@ -328,50 +328,19 @@ type slackText struct {
 	Text string `json:"text"`
 }
 
+// encodeSlack renders r as Slack blocks: a title, then each non-empty list
+// of restarts, waits and failures (split into sections Slack accepts), and
+// the run's figures as context.
 func encodeSlack(r Report) ([]byte, error) {
 	var blocks []slackBlock
 	section := func(text string) {
 		blocks = append(blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: text}})
 	}
 	section(slackTitle(r))
-	if len(r.Restarts) > 0 {
-		lines := []string{"*Restarted*"}
-		for _, x := range r.Restarts[:min(len(r.Restarts), maxListed)] {
-			line := fmt.Sprintf("• %s %s container %s %s: %s → %s",
-				esc(x.Kind), code(x.Namespace+"/"+x.Name), code(x.Container), code(clip(x.Image)),
-				code(shortDigest(x.From)), code(shortDigest(x.To)))
-			if x.Change != "" {
-				line += " (" + esc(clip(x.Change)) + ")"
-			}
-			lines = append(lines, line)
+	for _, lines := range [][]string{slackRestarts(r.Restarts), slackWaiting(r.Waiting), slackFailures(r.Failures)} {
+		if len(lines) == 0 {
+			continue // sections would make an empty one
 		}
-		lines = append(lines, more(len(r.Restarts))...)
-		for _, s := range sections(lines) {
-			section(s)
-		}
-	}
-	if len(r.Waiting) > 0 {
-		lines := []string{"*Waiting*"}
-		for _, x := range r.Waiting[:min(len(r.Waiting), maxListed)] {
-			lines = append(lines, fmt.Sprintf("• %s %s container %s %s: %s → %s: %s",
-				esc(x.Kind), code(x.Namespace+"/"+x.Name), code(x.Container), code(clip(x.Image)),
-				code(shortDigest(x.From)), code(shortDigest(x.To)), esc(clip(x.Pending))))
-		}
-		lines = append(lines, more(len(r.Waiting))...)
-		for _, s := range sections(lines) {
-			section(s)
-		}
-	}
-	if len(r.Failures) > 0 {
-		lines := []string{"*Failed*"}
-		for _, x := range r.Failures[:min(len(r.Failures), maxListed)] {
-			what := "lookup " + code(clip(x.Image))
-			if x.Name != "" {
-				what = fmt.Sprintf("%s %s %s", esc(x.Kind), code(x.Namespace+"/"+x.Name), code(clip(x.Image)))
-			}
-			lines = append(lines, fmt.Sprintf("• %s: %s", what, esc(clip(x.Error))))
-		}
-		lines = append(lines, more(len(r.Failures))...)
 		for _, s := range sections(lines) {
 			section(s)
 		}
@@ -380,7 +349,60 @@ func encodeSlack(r Report) ([]byte, error) {
 		plural(r.Workloads, "workload"), plural(r.Namespaces, "namespace"),
 		plural(r.Images, "image"), r.Baselined, r.Duration.Round(time.Millisecond))
 	blocks = append(blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: stats}}})
+	return marshal(slackMessage{Text: slackPlainText(blocks), Blocks: blocks})
+}
 
+// slackRestarts is the "Restarted" list, none when nothing restarted.
+func slackRestarts(rs []Restart) []string {
+	if len(rs) == 0 {
+		return nil
+	}
+	lines := []string{"*Restarted*"}
+	for _, x := range rs[:min(len(rs), maxListed)] {
+		line := fmt.Sprintf("• %s %s container %s %s: %s → %s",
+			esc(x.Kind), code(x.Namespace+"/"+x.Name), code(x.Container), code(clip(x.Image)),
+			code(shortDigest(x.From)), code(shortDigest(x.To)))
+		if x.Change != "" {
+			line += " (" + esc(clip(x.Change)) + ")"
+		}
+		lines = append(lines, line)
+	}
+	return append(lines, more(len(rs))...)
+}
+
+// slackWaiting is the "Waiting" list, none when nothing waits.
+func slackWaiting(ws []Restart) []string {
+	if len(ws) == 0 {
+		return nil
+	}
+	lines := []string{"*Waiting*"}
+	for _, x := range ws[:min(len(ws), maxListed)] {
+		lines = append(lines, fmt.Sprintf("• %s %s container %s %s: %s → %s: %s",
+			esc(x.Kind), code(x.Namespace+"/"+x.Name), code(x.Container), code(clip(x.Image)),
+			code(shortDigest(x.From)), code(shortDigest(x.To)), esc(clip(x.Pending))))
+	}
+	return append(lines, more(len(ws))...)
+}
+
+// slackFailures is the "Failed" list, none when nothing failed.
+func slackFailures(fs []Failure) []string {
+	if len(fs) == 0 {
+		return nil
+	}
+	lines := []string{"*Failed*"}
+	for _, x := range fs[:min(len(fs), maxListed)] {
+		what := "lookup " + code(clip(x.Image))
+		if x.Name != "" {
+			what = fmt.Sprintf("%s %s %s", esc(x.Kind), code(x.Namespace+"/"+x.Name), code(clip(x.Image)))
+		}
+		lines = append(lines, fmt.Sprintf("• %s: %s", what, esc(clip(x.Error))))
+	}
+	return append(lines, more(len(fs))...)
+}
+
+// slackPlainText is the blocks' text, one line per block, for the message's
+// text: what notifications and chats without blocks show.
+func slackPlainText(blocks []slackBlock) string {
 	texts := make([]string, 0, len(blocks))
 	for _, b := range blocks {
 		if b.Text != nil {
@@ -390,7 +412,7 @@ func encodeSlack(r Report) ([]byte, error) {
 			texts = append(texts, t.Text)
 		}
 	}
-	return marshal(slackMessage{Text: strings.Join(texts, "\n"), Blocks: blocks})
+	return strings.Join(texts, "\n")
 }
 
 // marshal is json.Marshal without its HTML escaping: the documents go to

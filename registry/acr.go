@@ -89,7 +89,31 @@ func newACRWith(hc HostConfig, aad policy.Transporter) (Provider, error) {
 		}
 		return basic{Credentials{User: hc.User, Password: hc.Password.Value}}, nil
 	}
+	cred, err := aadCredential(hc, aad, sp)
+	if err != nil {
+		return nil, err
+	}
+	client, err := hostHTTPClient(hc)
+	if err != nil {
+		return nil, err
+	}
+	scheme := "https"
+	if hc.PlainHTTP {
+		scheme = "http"
+	}
+	return &acr{
+		host:     hc.Host,
+		exchange: scheme + "://" + hc.Host + "/oauth2/exchange",
+		tenant:   hc.TenantID,
+		cred:     cred,
+		client:   client,
+	}, nil
+}
 
+// aadCredential is the Azure AD identity whose tokens acr exchanges: the
+// service principal of hc when sp (its client ID or secret is set), else
+// azidentity's default chain, at hc's authority host when one is set.
+func aadCredential(hc HostConfig, aad policy.Transporter, sp bool) (azcore.TokenCredential, error) {
 	opts := azcore.ClientOptions{Transport: aad}
 	if hc.AuthorityHost != "" {
 		u, err := url.Parse(hc.AuthorityHost)
@@ -122,22 +146,7 @@ func newACRWith(hc HostConfig, aad policy.Transporter) (Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry %s (type azure_acr): %w", hc.Host, err)
 	}
-
-	client, err := hostHTTPClient(hc)
-	if err != nil {
-		return nil, err
-	}
-	scheme := "https"
-	if hc.PlainHTTP {
-		scheme = "http"
-	}
-	return &acr{
-		host:     hc.Host,
-		exchange: scheme + "://" + hc.Host + "/oauth2/exchange",
-		tenant:   hc.TenantID,
-		cred:     cred,
-		client:   client,
-	}, nil
+	return cred, nil
 }
 
 // hostHTTPClient is a provider's client for its own requests to hc.Host,

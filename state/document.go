@@ -149,44 +149,50 @@ func Encode(s State) ([]byte, error) {
 		doc.Restarts[strconv.FormatInt(at, 10)] = n
 	}
 	for k, r := range s.Refs {
-		base := r.Base
-		if base == r.Digest {
-			base = ""
-		}
-		doc.Refs[k] = refDoc{
-			Digest: r.Digest, Seen: unix(r.Seen), Checked: unix(r.Checked), Base: base,
-			Children: r.Children, Failing: unix(r.Failing), Error: r.Error,
-		}
-		if len(r.Rings) > 0 {
-			rd := doc.Refs[k]
-			rd.Rings = make(map[string]int64, len(r.Rings))
-			for ring, at := range r.Rings {
-				rd.Rings[strconv.Itoa(ring)] = unix(at)
-			}
-			doc.Refs[k] = rd
-		}
-		if len(r.RingMembers) > 0 {
-			rd := doc.Refs[k]
-			rd.RingMembers = make(map[string][]string, len(r.RingMembers))
-			for ring, nss := range r.RingMembers {
-				rd.RingMembers[strconv.Itoa(ring)] = slices.Sorted(slices.Values(nss))
-			}
-			doc.Refs[k] = rd
-		}
-		if len(r.Except) > 0 {
-			rd := doc.Refs[k]
-			rd.Except = make(map[string]exceptionDoc, len(r.Except))
-			for c, e := range r.Except {
-				rd.Except[c] = exceptionDoc{Runs: e.Runs, Record: e.Record}
-			}
-			doc.Refs[k] = rd
-		}
+		doc.Refs[k] = refDocOf(r)
 	}
 	doc.Quarantines = quarantineDocs(s.Quarantines)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
+	return compress(raw)
+}
+
+// refDocOf is the stored form of one reference. The base is left out when
+// it is the digest, the common case, which keeps a steady state small.
+func refDocOf(r Ref) refDoc {
+	base := r.Base
+	if base == r.Digest {
+		base = ""
+	}
+	rd := refDoc{
+		Digest: r.Digest, Seen: unix(r.Seen), Checked: unix(r.Checked), Base: base,
+		Children: r.Children, Failing: unix(r.Failing), Error: r.Error,
+	}
+	if len(r.Rings) > 0 {
+		rd.Rings = make(map[string]int64, len(r.Rings))
+		for ring, at := range r.Rings {
+			rd.Rings[strconv.Itoa(ring)] = unix(at)
+		}
+	}
+	if len(r.RingMembers) > 0 {
+		rd.RingMembers = make(map[string][]string, len(r.RingMembers))
+		for ring, nss := range r.RingMembers {
+			rd.RingMembers[strconv.Itoa(ring)] = slices.Sorted(slices.Values(nss))
+		}
+	}
+	if len(r.Except) > 0 {
+		rd.Except = make(map[string]exceptionDoc, len(r.Except))
+		for c, e := range r.Except {
+			rd.Except[c] = exceptionDoc{Runs: e.Runs, Record: e.Record}
+		}
+	}
+	return rd
+}
+
+// compress gzips the encoded document.
+func compress(raw []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	// Digests do not compress; references and container names do, and the
 	// best level buys a tenth of the ConfigMap for milliseconds.
@@ -410,47 +416,88 @@ func (d refDoc) validate(k string) error {
 // old document said. Restart times are dropped: cooldowns read the
 // workload's own restartedAt annotation now.
 func migrate(doc document) (State, error) {
-	type split struct{ ref, digest string }
-	images := make([]split, len(doc.Images))
+	images, err := legacyImages(doc)
+	if err != nil {
+		return State{}, err
+	}
+	if err := checkLegacyPlatforms(doc, len(images)); err != nil {
+		return State{}, err
+	}
+	if err := checkLegacyRestarted(doc); err != nil {
+		return State{}, err
+	}
+	byRef, children, err := legacyContainers(doc, images)
+	if err != nil {
+		return State{}, err
+	}
+	return State{Refs: refsOfLegacy(byRef, children)}, nil
+}
+
+// legacyImage is one entry of a version 1 or 2 document's images, split
+// at its '@'.
+type legacyImage struct{ ref, digest string }
+
+// legacyImages splits the images of a version 1 or 2 document.
+func legacyImages(doc document) ([]legacyImage, error) {
+	images := make([]legacyImage, len(doc.Images))
 	for i, img := range doc.Images {
 		at := strings.LastIndexByte(img, '@')
 		if at <= 0 || !digestRE.MatchString(img[at+1:]) {
-			return State{}, fmt.Errorf("%w: images[%d] %q is not image@sha256:digest", ErrCorrupt, i, img)
+			return nil, fmt.Errorf("%w: images[%d] %q is not image@sha256:digest", ErrCorrupt, i, img)
 		}
-		images[i] = split{img[:at], img[at+1:]}
+		images[i] = legacyImage{img[:at], img[at+1:]}
 	}
+	return images, nil
+}
+
+// checkLegacyPlatforms checks that a version 2 document's platforms name
+// images it has and map platforms to digests.
+func checkLegacyPlatforms(doc document, nImages int) error {
 	for is, ps := range doc.Platforms {
 		var i int
-		if _, err := fmt.Sscan(is, &i); err != nil || i < 0 || i >= len(images) || fmt.Sprint(i) != is {
-			return State{}, fmt.Errorf("%w: platforms names image %q of %d", ErrCorrupt, is, len(images))
+		if _, err := fmt.Sscan(is, &i); err != nil || i < 0 || i >= nImages || fmt.Sprint(i) != is {
+			return fmt.Errorf("%w: platforms names image %q of %d", ErrCorrupt, is, nImages)
 		}
 		for p, d := range ps {
 			if !digestRE.MatchString(d) || strings.Count(p, "/") < 1 {
-				return State{}, fmt.Errorf("%w: platforms[%s][%q] = %q is not platform → sha256 digest", ErrCorrupt, is, p, d)
+				return fmt.Errorf("%w: platforms[%s][%q] = %q is not platform → sha256 digest", ErrCorrupt, is, p, d)
 			}
 		}
 	}
+	return nil
+}
+
+// checkLegacyRestarted checks that a version 2 document's restart times
+// name workloads it has, at positive times. The times themselves are
+// dropped (see migrate).
+func checkLegacyRestarted(doc document) error {
 	for ks := range doc.Restarted {
 		if _, ok := doc.Workloads[ks]; !ok {
-			return State{}, fmt.Errorf("%w: restarted names workload %q, which has no containers", ErrCorrupt, ks)
+			return fmt.Errorf("%w: restarted names workload %q, which has no containers", ErrCorrupt, ks)
 		}
 		if doc.Restarted[ks] <= 0 {
-			return State{}, fmt.Errorf("%w: workload %q restarted at %d", ErrCorrupt, ks, doc.Restarted[ks])
+			return fmt.Errorf("%w: workload %q restarted at %d", ErrCorrupt, ks, doc.Restarted[ks])
 		}
 	}
-	// containers of each reference, by the digest they had
+	return nil
+}
+
+// legacyContainers groups a version 1 or 2 document's containers by
+// reference and by the digest they had (byRef: ref → digest → containers),
+// with the platform children of each (ref → digest → platform → digest).
+func legacyContainers(doc document, images []legacyImage) (map[string]map[string][]string, map[string]map[string]map[string]string, error) {
 	byRef := map[string]map[string][]string{}
 	children := map[string]map[string]map[string]string{}
 	for ks, cs := range doc.Workloads {
 		if parts := strings.Split(ks, "/"); len(parts) != 3 || slices.Contains(parts, "") {
-			return State{}, fmt.Errorf("%w: workload key %q is not namespace/Kind/name", ErrCorrupt, ks)
+			return nil, nil, fmt.Errorf("%w: workload key %q is not namespace/Kind/name", ErrCorrupt, ks)
 		}
 		for name, i := range cs {
 			if name == "" || strings.Contains(name, "/") {
-				return State{}, fmt.Errorf("%w: workload %q has a container with no valid name", ErrCorrupt, ks)
+				return nil, nil, fmt.Errorf("%w: workload %q has a container with no valid name", ErrCorrupt, ks)
 			}
 			if i < 0 || i >= len(images) {
-				return State{}, fmt.Errorf("%w: workload %q container %q refers to image %d of %d", ErrCorrupt, ks, name, i, len(images))
+				return nil, nil, fmt.Errorf("%w: workload %q container %q refers to image %d of %d", ErrCorrupt, ks, name, i, len(images))
 			}
 			img := images[i]
 			if !validRefKey(img.ref) {
@@ -471,7 +518,13 @@ func migrate(doc document) (State, error) {
 			}
 		}
 	}
-	s := State{Refs: make(map[string]Ref, len(byRef))}
+	return byRef, children, nil
+}
+
+// refsOfLegacy makes each reference's base the digest most of its
+// containers had and every other container an exception.
+func refsOfLegacy(byRef map[string]map[string][]string, children map[string]map[string]map[string]string) map[string]Ref {
+	refs := make(map[string]Ref, len(byRef))
 	for ref, digests := range byRef {
 		// The most common digest is the base; ties go to the smaller
 		// digest, so that migration is deterministic.
@@ -490,7 +543,7 @@ func migrate(doc document) (State, error) {
 				r.Except[c] = Exception{Runs: d}
 			}
 		}
-		s.Refs[ref] = r
+		refs[ref] = r
 	}
-	return s, nil
+	return refs
 }
