@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/logging"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/signature"
@@ -173,8 +174,8 @@ func (c *Config) validateChoices() error {
 // validateParsed checks the variables that are parsed: a level, kinds,
 // namespaces, references, a window, platforms.
 func (c *Config) validateParsed() error {
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		return err
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		return badConfig("URUNNER_CONF_LOG_LEVEL: %v", err)
 	}
 	if c.StateConfigMap == "" {
 		return badConfig("URUNNER_CONF_STATE_CONFIGMAP: must not be empty")
@@ -555,20 +556,6 @@ func (c *Config) acceptList() []string {
 	return out
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToUpper(s) {
-	case "DEBUG":
-		return slog.LevelDebug, nil
-	case "INFO":
-		return slog.LevelInfo, nil
-	case "WARNING", "WARN":
-		return slog.LevelWarn, nil
-	case "ERROR":
-		return slog.LevelError, nil
-	}
-	return 0, badConfig("URUNNER_CONF_LOG_LEVEL: want DEBUG, INFO, WARNING or ERROR, got %q", s)
-}
-
 // warnDeprecated logs once for each variable of the original urunner that
 // no longer applies.
 func (c *Config) warnDeprecated(log *slog.Logger) {
@@ -597,9 +584,4 @@ VARIABLE	DEFAULT	MEANING
 {{range .}}{{usage_key .}}	{{usage_default .}}	{{usage_description .}}
 {{end}}`)
 	_ = tw.Flush()
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

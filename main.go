@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/urunner/urunner/logging"
 	"github.com/urunner/urunner/webhook"
 )
 
@@ -68,7 +69,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 		return exitConfig
 	}
 	cfg.DryRun = cfg.DryRun || *dryRun
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	cfg.warnDeprecated(log)
 	a, err := wire(cfg, log, stdout, h)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/urunner/urunner/logging"
 )
 
 // Config is the receiver's whole configuration, read from the environment.
@@ -66,7 +68,7 @@ func (c Config) validate() error {
 	default:
 		return fmt.Errorf("URUNNER_CONF_KUBE_AUTH: want incluster or kubeconfig, got %q", c.KubeAuth)
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("URUNNER_CONF_LOG_LEVEL: %w", err)
 	}
 	if f := strings.ToLower(c.LogFormat); f != "text" && f != "json" {

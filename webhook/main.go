@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+
+	"github.com/urunner/urunner/logging"
 )
 
 // Exit codes, as urunner's.
@@ -57,7 +59,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "urunner webhook: bad configuration: %v\n", err)
 		return exitConfig
 	}
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err := serve(ctx, cfg, log, nil); err != nil {
 		var ce configError
 		if errors.As(err, &ce) {
