@@ -5,15 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
@@ -65,9 +62,9 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 	if cfg.SignatureRoot != "" && !cfg.SignatureTlog {
 		log.Warn("keyless signatures are trusted on a timestamp alone: no transparency log entry is required, as configured (URUNNER_CONF_SIGNATURE_TLOG=false)")
 	}
-	rc, ns, err := kubeConfig(cfg)
+	rc, ns, err := kube.ClientConfig(cfg.KubeAuth)
 	if err != nil {
-		return nil, err
+		return nil, badConfig("%v", err)
 	}
 	rc.QPS, rc.Burst = cfg.KubeQPS, cfg.KubeBurst
 	rc.UserAgent = "urunner/" + version
@@ -123,39 +120,6 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 		clock:    clock,
 		now:      time.Now,
 	}, nil
-}
-
-// kubeConfig returns the API client configuration and the namespace the
-// state lives in by default.
-func kubeConfig(cfg Config) (*rest.Config, string, error) {
-	mode := cfg.KubeAuth
-	if mode == "" {
-		mode = "kubeconfig"
-		if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-			mode = "incluster"
-		}
-	}
-	if mode == "incluster" {
-		rc, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, "", badConfig("URUNNER_CONF_KUBE_AUTH=incluster: %v", err)
-		}
-		ns := "default"
-		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
-			ns = strings.TrimSpace(string(b))
-		}
-		return rc, ns, nil
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
-	rc, err := cc.ClientConfig()
-	if err != nil {
-		return nil, "", badConfig("URUNNER_CONF_KUBE_AUTH=kubeconfig: %v", err)
-	}
-	ns, _, err := cc.Namespace()
-	if err != nil || ns == "" {
-		ns = "default"
-	}
-	return rc, ns, nil
 }
 
 // serverClock keeps the API server's time (its Date header) of the first

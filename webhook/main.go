@@ -9,17 +9,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/logging"
 )
 
@@ -78,7 +76,7 @@ type configError struct{ error }
 // serve runs the receiver until ctx ends. listening, when set, is told the
 // address once the server accepts connections (tests listen on :0).
 func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr string)) error {
-	rc, ns, err := kubeConfig(cfg.KubeAuth)
+	rc, ns, err := kube.ClientConfig(cfg.KubeAuth)
 	if err != nil {
 		return configError{err}
 	}
@@ -177,37 +175,4 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
-}
-
-// kubeConfig returns the client configuration and default namespace:
-// in cluster, the pod's ServiceAccount and namespace; else the kubeconfig
-// ($KUBECONFIG or ~/.kube/config) and its context's namespace.
-func kubeConfig(mode string) (*rest.Config, string, error) {
-	if mode == "" {
-		mode = "kubeconfig"
-		if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-			mode = "incluster"
-		}
-	}
-	if mode == "incluster" {
-		rc, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, "", fmt.Errorf("URUNNER_CONF_KUBE_AUTH=incluster: %w", err)
-		}
-		ns := "default"
-		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
-			ns = strings.TrimSpace(string(b))
-		}
-		return rc, ns, nil
-	}
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
-	rc, err := loader.ClientConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("URUNNER_CONF_KUBE_AUTH=kubeconfig: %w", err)
-	}
-	ns, _, err := loader.Namespace()
-	if err != nil || ns == "" {
-		ns = "default"
-	}
-	return rc, ns, nil
 }
