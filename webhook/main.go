@@ -17,15 +17,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/urunner/urunner/exit"
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/logging"
-)
-
-// Exit codes, as urunner's.
-const (
-	exitOK     = 0
-	exitFailed = 1
-	exitConfig = 2
 )
 
 // Timeouts of the HTTP server: notifications are small, and a registry
@@ -36,38 +30,35 @@ const (
 	syncTimeout     = 30 * time.Second
 )
 
+// prog is how the receiver names itself in its messages.
+const prog = "urunner webhook"
+
 // Main runs `urunner webhook` with args (after "webhook") and the process
 // environment until ctx ends, and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("urunner webhook", flag.ContinueOnError)
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { printUsage(stdout) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitConfig
+	if code, done := exit.Flags(fs, args); done {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "urunner webhook: unexpected argument %q (configuration is read from the environment, see --help)\n", fs.Arg(0))
-		return exitConfig
+	if code, done := exit.StrayArgument(stderr, prog, fs); done {
+		return code
 	}
 	cfg, err := loadConfig()
 	if err != nil {
-		fmt.Fprintf(stderr, "urunner webhook: bad configuration: %v\n", err)
-		return exitConfig
+		return exit.BadConfig(stderr, prog, err)
 	}
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err := serve(ctx, cfg, log, nil); err != nil {
 		var ce configError
 		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "urunner webhook: bad configuration: %v\n", err)
-			return exitConfig
+			return exit.BadConfig(stderr, prog, err)
 		}
 		log.Error("webhook receiver stopped", "err", err)
-		return exitFailed
+		return exit.Failed
 	}
-	return exitOK
+	return exit.OK
 }
 
 // configError is a configuration found wrong only when used.
