@@ -389,7 +389,7 @@ func (c *Config) references() (*pushedRefs, error) {
 		if out == nil {
 			out = &pushedRefs{tags: map[string]bool{}, subjects: map[string]map[string]bool{}}
 		}
-		name := hostFold(im.Named)
+		name := im.Match
 		if tagged {
 			out.tags[name] = true
 			continue
@@ -411,9 +411,10 @@ func (p *pushedRefs) expand(st state.State) (refs map[string]bool, unmatched []s
 	refs = maps.Clone(p.tags)
 	matched := map[string]bool{}
 	for key, r := range st.Refs {
-		repo := hostFold(key[:strings.LastIndex(key, ":")])
+		name := registry.MatchName(key)
+		repo := name[:strings.LastIndex(name, ":")]
 		if p.subjects[repo][r.Digest] {
-			refs[hostFold(key)] = true
+			refs[name] = true
 			matched[repo+"@"+r.Digest] = true
 		}
 	}
@@ -426,17 +427,6 @@ func (p *pushedRefs) expand(st state.State) (refs map[string]bool, unmatched []s
 	}
 	slices.Sort(unmatched)
 	return refs, unmatched
-}
-
-// hostFold returns a reference with its registry host in lower case: host
-// names are compared without regard to case (the receiver sends them in
-// lower case), the rest of a reference with it.
-func hostFold(ref string) string {
-	host, rest, ok := strings.Cut(ref, "/")
-	if !ok {
-		return ref
-	}
-	return strings.ToLower(host) + "/" + rest
 }
 
 func splitList(s string) []string {
