@@ -67,67 +67,21 @@ type configError struct{ error }
 // serve runs the receiver until ctx ends. listening, when set, is told the
 // address once the server accepts connections (tests listen on :0).
 func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr string)) error {
-	rc, ns, err := kube.ClientConfig(cfg.KubeAuth)
-	if err != nil {
-		return configError{err}
-	}
-	if cfg.Namespace != "" {
-		ns = cfg.Namespace
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return configError{fmt.Errorf("kubernetes client: %w", err)}
-	}
-	checkCtx, cancel := context.WithTimeout(ctx, syncTimeout)
-	cj, err := checkCronJob(checkCtx, cs, ns, cfg.CronJob)
-	cancel()
+	cs, ns, err := kubeClient(cfg)
 	if err != nil {
 		return err
 	}
-	suspended := &suspension{log: log}
-	suspended.set(ptr.Deref(cj.Spec.Suspend, false))
-
-	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
-	jobs := factory.Batch().V1().Jobs()
-	r := &cronRuns{cs: cs, namespace: ns, cronJob: cfg.CronJob, jobs: jobs.Lister().Jobs(ns), log: log, suspended: suspended, created: map[string]time.Time{}}
-	t := newTrigger(r, cfg.Debounce, cfg.MaxReferences, log)
-	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { t.Wake() },
-		UpdateFunc: func(any, any) { t.Wake() },
-		DeleteFunc: func(any) { t.Wake() },
-	}); err != nil {
-		return fmt.Errorf("watch Jobs: %w", err)
+	suspended, err := readSuspension(ctx, cs, ns, cfg.CronJob, log)
+	if err != nil {
+		return err
 	}
-	informerCtx, stopInformers := context.WithCancel(context.Background())
-	factory.Start(informerCtx.Done())
-	go suspended.watch(informerCtx, cs, ns, cfg.CronJob)
-	defer func() {
-		// Shutdown waits for the informers, which stop only once told to.
-		stopInformers()
-		factory.Shutdown()
-	}()
-	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
-	synced := cache.WaitForCacheSync(syncCtx.Done(), jobs.Informer().HasSynced)
-	cancel()
-	if !synced {
-		return fmt.Errorf("list Jobs in namespace %s: the informer did not sync within %s (RBAC: list and watch jobs)", ns, syncTimeout)
+	w, err := watchJobs(ctx, cs, ns, cfg, suspended, log)
+	if err != nil {
+		return err
 	}
-
+	defer w.stop()
 	eps := cfg.endpoints()
-	srv := &http.Server{
-		Handler: (&server{
-			maxBody:   cfg.MaxBodyBytes,
-			push:      t,
-			ready:     jobs.Informer().HasSynced,
-			suspended: suspended.get,
-			log:       log,
-			seen:      newIDSet(4096),
-			reads:     make(chan struct{}, maxUnauthenticatedReads),
-		}).handler(eps),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      readTimeout,
-	}
+	srv := newHTTPServer(cfg, eps, w, suspended, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return configError{fmt.Errorf("URUNNER_CONF_WEBHOOK_LISTEN: %w", err)}
@@ -141,7 +95,105 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 	if listening != nil {
 		listening(ln.Addr().String())
 	}
+	return serveUntilDone(ctx, srv, ln, w.trigger)
+}
 
+// kubeClient returns the API client and the namespace of the CronJob:
+// URUNNER_CONF_WEBHOOK_NAMESPACE, else the client configuration's.
+func kubeClient(cfg Config) (kubernetes.Interface, string, error) {
+	rc, ns, err := kube.ClientConfig(cfg.KubeAuth)
+	if err != nil {
+		return nil, "", configError{err}
+	}
+	if cfg.Namespace != "" {
+		ns = cfg.Namespace
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, "", configError{fmt.Errorf("kubernetes client: %w", err)}
+	}
+	return cs, ns, nil
+}
+
+// readSuspension checks that the CronJob is there and readable, and
+// returns whether it is suspended now (its watch, started by watchJobs,
+// keeps it current).
+func readSuspension(ctx context.Context, cs kubernetes.Interface, ns, cronJob string, log *slog.Logger) (*suspension, error) {
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	cj, err := checkCronJob(ctx, cs, ns, cronJob)
+	if err != nil {
+		return nil, err
+	}
+	suspended := &suspension{log: log}
+	suspended.set(ptr.Deref(cj.Spec.Suspend, false))
+	return suspended, nil
+}
+
+// jobWatch is the receiver's view of the CronJob's Jobs (an informer) and
+// the trigger that starts them.
+type jobWatch struct {
+	trigger *trigger
+	synced  cache.InformerSynced
+	stop    func()
+}
+
+// watchJobs starts the informer on the namespace's Jobs and the watch of
+// the CronJob's suspension, waits for the informer's first listing, and
+// returns the trigger it wakes. stop ends both watches.
+func watchJobs(ctx context.Context, cs kubernetes.Interface, ns string, cfg Config, suspended *suspension, log *slog.Logger) (*jobWatch, error) {
+	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
+	jobs := factory.Batch().V1().Jobs()
+	r := &cronRuns{cs: cs, namespace: ns, cronJob: cfg.CronJob, jobs: jobs.Lister().Jobs(ns), log: log, suspended: suspended, created: map[string]time.Time{}}
+	t := newTrigger(r, cfg.Debounce, cfg.MaxReferences, log)
+	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { t.Wake() },
+		UpdateFunc: func(any, any) { t.Wake() },
+		DeleteFunc: func(any) { t.Wake() },
+	}); err != nil {
+		return nil, fmt.Errorf("watch Jobs: %w", err)
+	}
+	informerCtx, stopInformers := context.WithCancel(context.Background())
+	factory.Start(informerCtx.Done())
+	go suspended.watch(informerCtx, cs, ns, cfg.CronJob)
+	w := &jobWatch{trigger: t, synced: jobs.Informer().HasSynced, stop: func() {
+		// Shutdown waits for the informers, which stop only once told to.
+		stopInformers()
+		factory.Shutdown()
+	}}
+	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
+	synced := cache.WaitForCacheSync(syncCtx.Done(), w.synced)
+	cancel()
+	if !synced {
+		w.stop()
+		return nil, fmt.Errorf("list Jobs in namespace %s: the informer did not sync within %s (RBAC: list and watch jobs)", ns, syncTimeout)
+	}
+	return w, nil
+}
+
+// newHTTPServer returns the server of the enabled endpoints eps, with the
+// timeouts that keep a slow sender from holding the receiver.
+func newHTTPServer(cfg Config, eps []endpoint, w *jobWatch, suspended *suspension, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler: (&server{
+			maxBody:   cfg.MaxBodyBytes,
+			push:      w.trigger,
+			ready:     w.synced,
+			suspended: suspended.get,
+			log:       log,
+			seen:      newIDSet(4096),
+			reads:     make(chan struct{}, maxUnauthenticatedReads),
+		}).handler(eps),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      readTimeout,
+	}
+}
+
+// serveUntilDone serves ln and runs the trigger until ctx ends or the
+// server fails. It stops taking notifications first, then lets the
+// trigger start what is pending.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, t *trigger) error {
 	triggerCtx, stopTrigger := context.WithCancel(context.Background())
 	triggerDone := make(chan struct{})
 	go func() {
@@ -151,12 +203,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	var err error
 	select {
 	case err = <-served:
 	case <-ctx.Done():
 	}
-	// Stop taking notifications first, then let the trigger start what
-	// is pending, then stop watching.
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
