@@ -62,9 +62,9 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 	if cfg.SignatureRoot != "" && !cfg.SignatureTlog {
 		log.Warn("keyless signatures are trusted on a timestamp alone: no transparency log entry is required, as configured (URUNNER_CONF_SIGNATURE_TLOG=false)")
 	}
-	rc, ns, err := kube.ClientConfig(cfg.KubeAuth)
+	rc, ns, err := kubeConfig(cfg)
 	if err != nil {
-		return nil, badConfig("%v", err)
+		return nil, err
 	}
 	rc.QPS, rc.Burst = cfg.KubeQPS, cfg.KubeBurst
 	rc.UserAgent = "urunner/" + version
@@ -120,6 +120,18 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 		clock:    clock,
 		now:      time.Now,
 	}, nil
+}
+
+// kubeConfig returns the API client configuration and the namespace the
+// state lives in by default.
+func kubeConfig(cfg Config) (*rest.Config, string, error) {
+	// kube.ClientConfig, which the receiver calls too; its errors are the
+	// configuration's (exit code 2).
+	rc, ns, err := kube.ClientConfig(cfg.KubeAuth)
+	if err != nil {
+		return nil, "", badConfig("%v", err)
+	}
+	return rc, ns, nil
 }
 
 // serverClock keeps the API server's time (its Date header) of the first
