@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/logging"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/signature"
@@ -173,8 +174,8 @@ func (c *Config) validateChoices() error {
 // validateParsed checks the variables that are parsed: a level, kinds,
 // namespaces, references, a window, platforms.
 func (c *Config) validateParsed() error {
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		return err
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		return badConfig("URUNNER_CONF_LOG_LEVEL: %v", err)
 	}
 	if c.StateConfigMap == "" {
 		return badConfig("URUNNER_CONF_STATE_CONFIGMAP: must not be empty")
@@ -388,7 +389,7 @@ func (c *Config) references() (*pushedRefs, error) {
 		if out == nil {
 			out = &pushedRefs{tags: map[string]bool{}, subjects: map[string]map[string]bool{}}
 		}
-		name := hostFold(im.Named)
+		name := im.Match
 		if tagged {
 			out.tags[name] = true
 			continue
@@ -410,9 +411,10 @@ func (p *pushedRefs) expand(st state.State) (refs map[string]bool, unmatched []s
 	refs = maps.Clone(p.tags)
 	matched := map[string]bool{}
 	for key, r := range st.Refs {
-		repo := hostFold(key[:strings.LastIndex(key, ":")])
+		name := registry.MatchName(key)
+		repo := name[:strings.LastIndex(name, ":")]
 		if p.subjects[repo][r.Digest] {
-			refs[hostFold(key)] = true
+			refs[name] = true
 			matched[repo+"@"+r.Digest] = true
 		}
 	}
@@ -425,17 +427,6 @@ func (p *pushedRefs) expand(st state.State) (refs map[string]bool, unmatched []s
 	}
 	slices.Sort(unmatched)
 	return refs, unmatched
-}
-
-// hostFold returns a reference with its registry host in lower case: host
-// names are compared without regard to case (the receiver sends them in
-// lower case), the rest of a reference with it.
-func hostFold(ref string) string {
-	host, rest, ok := strings.Cut(ref, "/")
-	if !ok {
-		return ref
-	}
-	return strings.ToLower(host) + "/" + rest
 }
 
 func splitList(s string) []string {
@@ -555,20 +546,6 @@ func (c *Config) acceptList() []string {
 	return out
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToUpper(s) {
-	case "DEBUG":
-		return slog.LevelDebug, nil
-	case "INFO":
-		return slog.LevelInfo, nil
-	case "WARNING", "WARN":
-		return slog.LevelWarn, nil
-	case "ERROR":
-		return slog.LevelError, nil
-	}
-	return 0, badConfig("URUNNER_CONF_LOG_LEVEL: want DEBUG, INFO, WARNING or ERROR, got %q", s)
-}
-
 // warnDeprecated logs once for each variable of the original urunner that
 // no longer applies.
 func (c *Config) warnDeprecated(log *slog.Logger) {
@@ -597,9 +574,4 @@ VARIABLE	DEFAULT	MEANING
 {{range .}}{{usage_key .}}	{{usage_default .}}	{{usage_description .}}
 {{end}}`)
 	_ = tw.Flush()
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

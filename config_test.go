@@ -12,6 +12,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 
 	"github.com/urunner/urunner/e2e/testground"
+	"github.com/urunner/urunner/exit"
 	"github.com/urunner/urunner/state"
 )
 
@@ -60,8 +61,8 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 			}
 			t.Setenv(tc.key, tc.value)
 			o := g.run()
-			if o.code != exitConfig {
-				t.Errorf("exit code = %d, want %d", o.code, exitConfig)
+			if o.code != exit.Config {
+				t.Errorf("exit code = %d, want %d", o.code, exit.Config)
 			}
 			if !strings.Contains(o.logs, tc.want) {
 				t.Errorf("logs do not say %q:\n%s", tc.want, o.logs)
@@ -103,8 +104,8 @@ func TestTrustedRootWithoutLogNeedsTheOptOut(t *testing.T) {
 	t.Setenv("URUNNER_CONF_SIGNATURE_SUBJECT", "^https://github.com/org/app/")
 	o := g.run()
 	want := "URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: signature trusted root " + file + ": names no transparency log"
-	if o.code != exitConfig || !strings.Contains(o.logs, want) || !strings.Contains(o.logs, "URUNNER_CONF_SIGNATURE_TLOG=false") {
-		t.Errorf("exit %d; want %d and a line saying %q and naming the opt-out:\n%s", o.code, exitConfig, want, o.logs)
+	if o.code != exit.Config || !strings.Contains(o.logs, want) || !strings.Contains(o.logs, "URUNNER_CONF_SIGNATURE_TLOG=false") {
+		t.Errorf("exit %d; want %d and a line saying %q and naming the opt-out:\n%s", o.code, exit.Config, want, o.logs)
 	}
 	if n := g.api.total(); n != 0 {
 		t.Errorf("%d API requests before the configuration was checked", n)

@@ -91,7 +91,7 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 		w, ls := a.watch(ctx, kw, ps, f)
 		for _, l := range ls {
 			pl := policy.Lookup{Ref: registry.Key(l.Ref), Cred: l.Cred}
-			if sent[pl] || only != nil && !only[hostFold(pl.Ref)] {
+			if sent[pl] || only != nil && !only[registry.MatchName(pl.Ref)] {
 				continue
 			}
 			sent[pl] = true

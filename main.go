@@ -12,18 +12,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/urunner/urunner/exit"
+	"github.com/urunner/urunner/logging"
 	"github.com/urunner/urunner/webhook"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
 var version = "dev"
-
-// Exit codes, documented in --help and the README.
-const (
-	exitOK     = 0
-	exitFailed = 1
-	exitConfig = 2
-)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -47,43 +42,36 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (for benchmarks)")
 	memProfile := fs.String("memprofile", "", "write a heap profile at the end of the run to this file (for benchmarks)")
 	fs.Usage = func() { printUsage(stdout) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitConfig
+	if code, done := exit.Flags(fs, args); done {
+		return code
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "urunner", version)
-		return exitOK
+		return exit.OK
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "urunner: unexpected argument %q (configuration is read from the environment, see --help)\n", fs.Arg(0))
-		return exitConfig
+	if code, done := exit.StrayArgument(stderr, "urunner", fs); done {
+		return code
 	}
 	cfg, err := loadConfig()
 	if err != nil {
-		// A plain line: the logging settings themselves may be what is wrong.
-		fmt.Fprintf(stderr, "urunner: bad configuration: %v\n", err)
-		return exitConfig
+		return exit.BadConfig(stderr, "urunner", err)
 	}
 	cfg.DryRun = cfg.DryRun || *dryRun
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	cfg.warnDeprecated(log)
 	a, err := wire(cfg, log, stdout, h)
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "urunner: bad configuration: %v\n", err)
-			return exitConfig
+			return exit.BadConfig(stderr, "urunner", err)
 		}
 		log.Error("cannot start", "error", err)
-		return exitFailed
+		return exit.Failed
 	}
 	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
 	if err != nil {
 		fmt.Fprintf(stderr, "urunner: %v\n", err)
-		return exitConfig
+		return exit.Config
 	}
 	defer stopProfiles(log)
 	ctx, cancel := context.WithTimeout(ctx, cfg.RunTimeout)

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/urunner/urunner/exit"
 	"github.com/urunner/urunner/kube"
 
 	"github.com/urunner/urunner/policy"
@@ -41,7 +42,7 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 	// Only a run that looked everything up has done urunner's job: a
 	// pushed run's success must not hide failing scheduled runs from
 	// UrunnerNoSuccessfulRun.
-	if o.exitCode(nil) == exitOK && !f.listing.Restricted {
+	if o.exitCode(nil) == exit.OK && !f.listing.Restricted {
 		next.LastSuccess = o.start.UTC().Truncate(time.Second)
 	}
 	o.lastSuccess, o.failing = next.LastSuccess, failingImages(next)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/urunner/urunner/exit"
 	"github.com/urunner/urunner/notify"
 	"github.com/urunner/urunner/report"
 	"github.com/urunner/urunner/state"
@@ -104,9 +105,9 @@ func (o *outcome) capErr() error {
 
 func (o *outcome) exitCode(err error) int {
 	if err != nil || o.failed() > 0 || o.capped > 0 {
-		return exitFailed
+		return exit.Failed
 	}
-	return exitOK
+	return exit.OK
 }
 
 func failingImages(s state.State) []failingImage {

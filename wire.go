@@ -5,15 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
@@ -152,32 +149,11 @@ func apiConfig(cfg Config, h hooks) (*rest.Config, string, *serverClock, error) 
 // kubeConfig returns the API client configuration and the namespace the
 // state lives in by default.
 func kubeConfig(cfg Config) (*rest.Config, string, error) {
-	mode := cfg.KubeAuth
-	if mode == "" {
-		mode = "kubeconfig"
-		if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-			mode = "incluster"
-		}
-	}
-	if mode == "incluster" {
-		rc, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, "", badConfig("URUNNER_CONF_KUBE_AUTH=incluster: %v", err)
-		}
-		ns := "default"
-		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
-			ns = strings.TrimSpace(string(b))
-		}
-		return rc, ns, nil
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
-	rc, err := cc.ClientConfig()
+	// kube.ClientConfig, which the receiver calls too; its errors are the
+	// configuration's (exit code 2).
+	rc, ns, err := kube.ClientConfig(cfg.KubeAuth)
 	if err != nil {
-		return nil, "", badConfig("URUNNER_CONF_KUBE_AUTH=kubeconfig: %v", err)
-	}
-	ns, _, err := cc.Namespace()
-	if err != nil || ns == "" {
-		ns = "default"
+		return nil, "", badConfig("%v", err)
 	}
 	return rc, ns, nil
 }

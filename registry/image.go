@@ -77,6 +77,9 @@ type Image struct {
 	Named string
 	// Digest is the digest the image string pins, if any.
 	Digest string
+	// Match is Named as a pushed reference is compared with it (see
+	// MatchName): host in lower case, Docker Hub's names completed after.
+	Match string
 }
 
 // Canonical parses image once, as Kubernetes pulls it, so that every
@@ -95,5 +98,31 @@ func Canonical(image string) (Image, error) {
 	} else {
 		im.Named = Key(r)
 	}
+	im.Match = im.Named
+	// A registry in upper case is the image's first element, as spelled.
+	if lower := strings.ToLower(r.Registry); lower != r.Registry && strings.HasPrefix(image, r.Registry) {
+		if folded, err := Canonical(lower + image[len(r.Registry):]); err == nil {
+			im.Match = folded.Named
+		}
+	}
 	return im, nil
+}
+
+// MatchName returns the name under which a canonical reference with a tag
+// (a lookup's Key, a stored reference) and a pushed reference are
+// compared, to restrict a pushed run to what was pushed: the canonical
+// name of its spelling with the registry host in lower case, host names
+// being compared without regard to case as DNS does. Docker Hub's names
+// are completed after folding, so "Docker.IO/nginx" matches a push of
+// docker.io/library/nginx. The lookup itself keeps the host as spelled:
+// watched registries and their credentials are configured by it.
+func MatchName(name string) string {
+	host, _, ok := strings.Cut(name, "/")
+	if !ok || strings.ToLower(host) == host {
+		return name // canonical names are their own match: no parse
+	}
+	if im, err := Canonical(name); err == nil {
+		return im.Match
+	}
+	return strings.ToLower(host) + name[len(host):]
 }

@@ -116,7 +116,7 @@ func TestValidDigest(t *testing.T) {
 // reference whose Key parses back to itself, or is rejected with an error
 // naming it: never a panic, never a key urunner could not look up again.
 func FuzzParseImage(f *testing.F) {
-	for _, s := range []string{"nginx", "host:5000/a/b:c", "a@" + digest, "ocidir://x", "localhost/x", "UPPER", ""} {
+	for _, s := range []string{"nginx", "host:5000/a/b:c", "a@" + digest, "ocidir://x", "localhost/x", "UPPER", "", "Docker.IO/x", "Index.Docker.IO/library/x:1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, image string) {
@@ -135,5 +135,43 @@ func FuzzParseImage(f *testing.F) {
 		if Key(again) != k {
 			t.Fatalf("Key not stable: %q → %q → %q", image, k, Key(again))
 		}
+		// The receiver sends Match; the run reads it back with Canonical.
+		im, err := Canonical(image)
+		if err != nil {
+			t.Fatalf("Canonical(%q): %v, but it parses", image, err)
+		}
+		back, err := Canonical(im.Match)
+		if err != nil || back.Match != im.Match {
+			t.Fatalf("Match not stable: %q → %q → %q, %v", image, im.Match, back.Match, err)
+		}
 	})
+}
+
+// Canonical keeps the lookup as spelled and gives the name a pushed
+// reference is compared under: host in lower case, then Docker Hub's
+// names completed. MatchName gives the same name for a lookup's key.
+func TestCanonicalMatch(t *testing.T) {
+	for image, want := range map[string]struct{ named, match string }{
+		"nginx":                                {"docker.io/library/nginx:latest", "docker.io/library/nginx:latest"},
+		"Registry.Example.com:5000/app:1":      {"Registry.Example.com:5000/app:1", "registry.example.com:5000/app:1"},
+		"Docker.IO/nginx":                      {"Docker.IO/nginx:latest", "docker.io/library/nginx:latest"},
+		"REGISTRY-1.DOCKER.IO/bitnami/redis:7": {"REGISTRY-1.DOCKER.IO/bitnami/redis:7", "docker.io/bitnami/redis:7"},
+		"LOCALHOST/app":                        {"LOCALHOST/app:latest", "localhost/app:latest"},
+		"R.Example.com/app@" + digest:          {"R.Example.com/app", "r.example.com/app"},
+		"R.Example.com/app:v1@" + digest:       {"R.Example.com/app:v1", "r.example.com/app:v1"},
+	} {
+		im, err := Canonical(image)
+		if err != nil {
+			t.Fatalf("Canonical(%q): %v", image, err)
+		}
+		if im.Named != want.named || im.Match != want.match {
+			t.Errorf("Canonical(%q): Named %q, Match %q; want %q, %q", image, im.Named, im.Match, want.named, want.match)
+		}
+		if im.Ref.Tag == "" {
+			continue
+		}
+		if got := MatchName(Key(im.Ref)); got != want.match {
+			t.Errorf("MatchName(%q) = %q, want %q", Key(im.Ref), got, want.match)
+		}
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/urunner/urunner/logging"
 )
 
 // Config is the receiver's whole configuration, read from the environment.
@@ -60,13 +62,27 @@ func envError(err error) error {
 	return err
 }
 
+// validate checks every value, naming the variable at fault: the
+// settings, then the secrets (at least one endpoint enabled), then the
+// host mappings.
 func (c Config) validate() error {
+	if err := c.validateSettings(); err != nil {
+		return err
+	}
+	if err := c.validateSecrets(); err != nil {
+		return err
+	}
+	return c.validateHosts()
+}
+
+// validateSettings checks the variables that are not secrets or hosts.
+func (c Config) validateSettings() error {
 	switch c.KubeAuth {
 	case "", "incluster", "kubeconfig":
 	default:
 		return fmt.Errorf("URUNNER_CONF_KUBE_AUTH: want incluster or kubeconfig, got %q", c.KubeAuth)
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("URUNNER_CONF_LOG_LEVEL: %w", err)
 	}
 	if f := strings.ToLower(c.LogFormat); f != "text" && f != "json" {
@@ -84,6 +100,12 @@ func (c Config) validate() error {
 	if c.MaxReferences < 1 {
 		return fmt.Errorf("URUNNER_CONF_WEBHOOK_MAX_REFERENCES: want at least 1, got %d", c.MaxReferences)
 	}
+	return nil
+}
+
+// validateSecrets checks each endpoint's secret that is set, and that one
+// is: there is no unauthenticated endpoint.
+func (c Config) validateSecrets() error {
 	enabled := 0
 	for _, s := range []struct{ name, value string }{
 		{"URUNNER_SECR_WEBHOOK_DISTRIBUTION_TOKEN", c.DistributionToken},
@@ -109,6 +131,11 @@ func (c Config) validate() error {
 	if enabled == 0 {
 		return errors.New("no endpoint enabled: set at least one of URUNNER_SECR_WEBHOOK_DISTRIBUTION_TOKEN, _GITLAB_TOKEN, _HARBOR_AUTH, _DOCKERHUB_TOKEN, _GENERIC_KEY")
 	}
+	return nil
+}
+
+// validateHosts checks each endpoint's host mapping.
+func (c Config) validateHosts() error {
 	for _, h := range []struct{ name, value string }{
 		{"URUNNER_CONF_WEBHOOK_DISTRIBUTION_HOST", c.DistributionHost},
 		{"URUNNER_CONF_WEBHOOK_GITLAB_HOST", c.GitLabHost},

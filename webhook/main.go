@@ -9,23 +9,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
-)
 
-// Exit codes, as urunner's.
-const (
-	exitOK     = 0
-	exitFailed = 1
-	exitConfig = 2
+	"github.com/urunner/urunner/exit"
+	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/logging"
 )
 
 // Timeouts of the HTTP server: notifications are small, and a registry
@@ -36,38 +30,35 @@ const (
 	syncTimeout     = 30 * time.Second
 )
 
+// prog is how the receiver names itself in its messages.
+const prog = "urunner webhook"
+
 // Main runs `urunner webhook` with args (after "webhook") and the process
 // environment until ctx ends, and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("urunner webhook", flag.ContinueOnError)
+	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { printUsage(stdout) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitConfig
+	if code, done := exit.Flags(fs, args); done {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "urunner webhook: unexpected argument %q (configuration is read from the environment, see --help)\n", fs.Arg(0))
-		return exitConfig
+	if code, done := exit.StrayArgument(stderr, prog, fs); done {
+		return code
 	}
 	cfg, err := loadConfig()
 	if err != nil {
-		fmt.Fprintf(stderr, "urunner webhook: bad configuration: %v\n", err)
-		return exitConfig
+		return exit.BadConfig(stderr, prog, err)
 	}
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err := serve(ctx, cfg, log, nil); err != nil {
 		var ce configError
 		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "urunner webhook: bad configuration: %v\n", err)
-			return exitConfig
+			return exit.BadConfig(stderr, prog, err)
 		}
 		log.Error("webhook receiver stopped", "err", err)
-		return exitFailed
+		return exit.Failed
 	}
-	return exitOK
+	return exit.OK
 }
 
 // configError is a configuration found wrong only when used.
@@ -76,67 +67,21 @@ type configError struct{ error }
 // serve runs the receiver until ctx ends. listening, when set, is told the
 // address once the server accepts connections (tests listen on :0).
 func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(addr string)) error {
-	rc, ns, err := kubeConfig(cfg.KubeAuth)
-	if err != nil {
-		return configError{err}
-	}
-	if cfg.Namespace != "" {
-		ns = cfg.Namespace
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return configError{fmt.Errorf("kubernetes client: %w", err)}
-	}
-	checkCtx, cancel := context.WithTimeout(ctx, syncTimeout)
-	cj, err := checkCronJob(checkCtx, cs, ns, cfg.CronJob)
-	cancel()
+	cs, ns, err := kubeClient(cfg)
 	if err != nil {
 		return err
 	}
-	suspended := &suspension{log: log}
-	suspended.set(ptr.Deref(cj.Spec.Suspend, false))
-
-	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
-	jobs := factory.Batch().V1().Jobs()
-	r := &cronRuns{cs: cs, namespace: ns, cronJob: cfg.CronJob, jobs: jobs.Lister().Jobs(ns), log: log, suspended: suspended, created: map[string]time.Time{}}
-	t := newTrigger(r, cfg.Debounce, cfg.MaxReferences, log)
-	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { t.Wake() },
-		UpdateFunc: func(any, any) { t.Wake() },
-		DeleteFunc: func(any) { t.Wake() },
-	}); err != nil {
-		return fmt.Errorf("watch Jobs: %w", err)
+	suspended, err := readSuspension(ctx, cs, ns, cfg.CronJob, log)
+	if err != nil {
+		return err
 	}
-	informerCtx, stopInformers := context.WithCancel(context.Background())
-	factory.Start(informerCtx.Done())
-	go suspended.watch(informerCtx, cs, ns, cfg.CronJob)
-	defer func() {
-		// Shutdown waits for the informers, which stop only once told to.
-		stopInformers()
-		factory.Shutdown()
-	}()
-	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
-	synced := cache.WaitForCacheSync(syncCtx.Done(), jobs.Informer().HasSynced)
-	cancel()
-	if !synced {
-		return fmt.Errorf("list Jobs in namespace %s: the informer did not sync within %s (RBAC: list and watch jobs)", ns, syncTimeout)
+	w, err := watchJobs(ctx, cs, ns, cfg, suspended, log)
+	if err != nil {
+		return err
 	}
-
+	defer w.stop()
 	eps := cfg.endpoints()
-	srv := &http.Server{
-		Handler: (&server{
-			maxBody:   cfg.MaxBodyBytes,
-			push:      t,
-			ready:     jobs.Informer().HasSynced,
-			suspended: suspended.get,
-			log:       log,
-			seen:      newIDSet(4096),
-			reads:     make(chan struct{}, maxUnauthenticatedReads),
-		}).handler(eps),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      readTimeout,
-	}
+	srv := newHTTPServer(cfg, eps, w, suspended, log)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return configError{fmt.Errorf("URUNNER_CONF_WEBHOOK_LISTEN: %w", err)}
@@ -150,7 +95,105 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 	if listening != nil {
 		listening(ln.Addr().String())
 	}
+	return serveUntilDone(ctx, srv, ln, w.trigger)
+}
 
+// kubeClient returns the API client and the namespace of the CronJob:
+// URUNNER_CONF_WEBHOOK_NAMESPACE, else the client configuration's.
+func kubeClient(cfg Config) (kubernetes.Interface, string, error) {
+	rc, ns, err := kube.ClientConfig(cfg.KubeAuth)
+	if err != nil {
+		return nil, "", configError{err}
+	}
+	if cfg.Namespace != "" {
+		ns = cfg.Namespace
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, "", configError{fmt.Errorf("kubernetes client: %w", err)}
+	}
+	return cs, ns, nil
+}
+
+// readSuspension checks that the CronJob is there and readable, and
+// returns whether it is suspended now (its watch, started by watchJobs,
+// keeps it current).
+func readSuspension(ctx context.Context, cs kubernetes.Interface, ns, cronJob string, log *slog.Logger) (*suspension, error) {
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	cj, err := checkCronJob(ctx, cs, ns, cronJob)
+	if err != nil {
+		return nil, err
+	}
+	suspended := &suspension{log: log}
+	suspended.set(ptr.Deref(cj.Spec.Suspend, false))
+	return suspended, nil
+}
+
+// jobWatch is the receiver's view of the CronJob's Jobs (an informer) and
+// the trigger that starts them.
+type jobWatch struct {
+	trigger *trigger
+	synced  cache.InformerSynced
+	stop    func()
+}
+
+// watchJobs starts the informer on the namespace's Jobs and the watch of
+// the CronJob's suspension, waits for the informer's first listing, and
+// returns the trigger it wakes. stop ends both watches.
+func watchJobs(ctx context.Context, cs kubernetes.Interface, ns string, cfg Config, suspended *suspension, log *slog.Logger) (*jobWatch, error) {
+	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
+	jobs := factory.Batch().V1().Jobs()
+	r := &cronRuns{cs: cs, namespace: ns, cronJob: cfg.CronJob, jobs: jobs.Lister().Jobs(ns), log: log, suspended: suspended, created: map[string]time.Time{}}
+	t := newTrigger(r, cfg.Debounce, cfg.MaxReferences, log)
+	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { t.Wake() },
+		UpdateFunc: func(any, any) { t.Wake() },
+		DeleteFunc: func(any) { t.Wake() },
+	}); err != nil {
+		return nil, fmt.Errorf("watch Jobs: %w", err)
+	}
+	informerCtx, stopInformers := context.WithCancel(context.Background())
+	factory.Start(informerCtx.Done())
+	go suspended.watch(informerCtx, cs, ns, cfg.CronJob)
+	w := &jobWatch{trigger: t, synced: jobs.Informer().HasSynced, stop: func() {
+		// Shutdown waits for the informers, which stop only once told to.
+		stopInformers()
+		factory.Shutdown()
+	}}
+	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
+	synced := cache.WaitForCacheSync(syncCtx.Done(), w.synced)
+	cancel()
+	if !synced {
+		w.stop()
+		return nil, fmt.Errorf("list Jobs in namespace %s: the informer did not sync within %s (RBAC: list and watch jobs)", ns, syncTimeout)
+	}
+	return w, nil
+}
+
+// newHTTPServer returns the server of the enabled endpoints eps, with the
+// timeouts that keep a slow sender from holding the receiver.
+func newHTTPServer(cfg Config, eps []endpoint, w *jobWatch, suspended *suspension, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler: (&server{
+			maxBody:   cfg.MaxBodyBytes,
+			push:      w.trigger,
+			ready:     w.synced,
+			suspended: suspended.get,
+			log:       log,
+			seen:      newIDSet(4096),
+			reads:     make(chan struct{}, maxUnauthenticatedReads),
+		}).handler(eps),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      readTimeout,
+	}
+}
+
+// serveUntilDone serves ln and runs the trigger until ctx ends or the
+// server fails. It stops taking notifications first, then lets the
+// trigger start what is pending.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, t *trigger) error {
 	triggerCtx, stopTrigger := context.WithCancel(context.Background())
 	triggerDone := make(chan struct{})
 	go func() {
@@ -160,12 +203,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	var err error
 	select {
 	case err = <-served:
 	case <-ctx.Done():
 	}
-	// Stop taking notifications first, then let the trigger start what
-	// is pending, then stop watching.
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
@@ -175,37 +217,4 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
-}
-
-// kubeConfig returns the client configuration and default namespace:
-// in cluster, the pod's ServiceAccount and namespace; else the kubeconfig
-// ($KUBECONFIG or ~/.kube/config) and its context's namespace.
-func kubeConfig(mode string) (*rest.Config, string, error) {
-	if mode == "" {
-		mode = "kubeconfig"
-		if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
-			mode = "incluster"
-		}
-	}
-	if mode == "incluster" {
-		rc, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, "", fmt.Errorf("URUNNER_CONF_KUBE_AUTH=incluster: %w", err)
-		}
-		ns := "default"
-		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(b) > 0 {
-			ns = strings.TrimSpace(string(b))
-		}
-		return rc, ns, nil
-	}
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{})
-	rc, err := loader.ClientConfig()
-	if err != nil {
-		return nil, "", fmt.Errorf("URUNNER_CONF_KUBE_AUTH=kubeconfig: %w", err)
-	}
-	ns, _, err := loader.Namespace()
-	if err != nil || ns == "" {
-		ns = "default"
-	}
-	return rc, ns, nil
 }

@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/regclient/regclient/types/ref"
+	"github.com/urunner/urunner/registry"
 )
 
 // The grammar of the distribution spec, which registries enforce on push:
@@ -47,15 +47,15 @@ func validName(host, repo, tag string) error {
 }
 
 // pushedRef returns the reference urunner looks up for a push of tag to
-// host/repo, after checking each part: registry/repository:tag canonical
-// as a workload's image is (docker.io, library/ completed), so that the
-// run can match it; or, for a signature or attestation tag, its subject
-// (see subjectOf).
+// host/repo, after checking each part: registry/repository:tag as the run
+// matches a workload's image (registry.Canonical's Match: host in lower
+// case, docker.io and library/ completed); or, for a signature or
+// attestation tag, its subject (see subjectOf).
 func pushedRef(host, repo, tag string) (string, error) {
 	if err := validName(host, repo, tag); err != nil {
 		return "", err
 	}
-	r, err := canonical(strings.ToLower(host) + "/" + repo + ":" + tag)
+	r, err := canonical(host + "/" + repo + ":" + tag)
 	if err != nil {
 		return "", err
 	}
@@ -82,28 +82,24 @@ func splitRef(s string) (host, repo, tag string, err error) {
 	return host, rest[:i], rest[i+1:], nil
 }
 
-// canonical returns the reference urunner looks up for a pushed tag:
-// registry/repository:tag, with Docker Hub names completed (docker.io,
-// library/) exactly as a workload's image is, so that the run can match it.
-// A reference without a tag, or pinned by digest, is an error: a push by
-// digest moves no tag.
+// canonical returns the name a pushed tag is matched under, the one the
+// run gives a workload's image of any spelling (registry.Canonical):
+// registry/repository:tag, host in lower case, Docker Hub's names
+// completed. A reference without a tag, or pinned by digest, is an error:
+// a push by digest moves no tag.
 func canonical(s string) (string, error) {
-	r, err := ref.New(s)
-	if err != nil {
+	im, err := registry.Canonical(s)
+	switch {
+	case err != nil:
 		return "", fmt.Errorf("not an image reference: %w", err)
-	}
-	if r.Scheme != "reg" {
-		return "", fmt.Errorf("not a registry image reference (scheme %s)", r.Scheme)
-	}
-	if r.Digest != "" {
+	case im.Digest != "":
 		return "", errors.New("names a digest, not a tag")
-	}
-	// ref.New gives "latest" to a reference without a tag; a notification
-	// always names the tag it moved, so the input must have one.
-	if !hasTag(s) {
+	// A missing tag means latest to a workload; a notification always
+	// names the tag it moved, so the input must have one.
+	case !hasTag(s):
 		return "", errors.New("has no tag")
 	}
-	return r.Registry + "/" + r.Repository + ":" + r.Tag, nil
+	return im.Match, nil
 }
 
 // hasTag reports whether the reference names a tag after its last path
@@ -197,9 +193,8 @@ func (hr hostRewrite) apply(host string) string {
 // ("index.docker.io" is "docker.io"), in lower case.
 func normalizeHost(host string) (string, error) {
 	host = strings.ToLower(strings.TrimSpace(host))
-	r, err := ref.New(host + "/probe")
-	if host == "" || strings.Contains(host, "/") || err != nil || (r.Repository != "probe" && r.Repository != "library/probe") {
+	if host == "" || strings.Contains(host, "/") {
 		return "", fmt.Errorf("%q is not a registry host[:port]", host)
 	}
-	return r.Registry, nil
+	return registry.NormalizeHost(host)
 }
