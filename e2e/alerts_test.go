@@ -82,11 +82,13 @@ func copyTestdata(t *testing.T, dir, name string) {
 func alertValues(name string) string { return filepath.Join("testdata", "alerts", name) }
 
 func TestAlertRulesPassTheirUnitTests(t *testing.T) {
+	t.Parallel() // promtool and helm only, each row in its own directory
 	for _, tc := range []struct{ values, tests string }{
 		{"defaults.values.yaml", "defaults.test.yaml"},
 		{"custom.values.yaml", "custom.test.yaml"},
 	} {
 		t.Run(tc.tests, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			renderRules(t, dir, "-f", alertValues(tc.values))
 			copyTestdata(t, dir, tc.tests)
@@ -101,6 +103,10 @@ func TestAlertRulesPassTheirUnitTests(t *testing.T) {
 // them. Each row changes one threshold, severity, switch or selector; the
 // rules stay valid (renderRules checks them), so the failure is the tests'.
 func TestAlertUnitTestsCatchAChangedRule(t *testing.T) {
+	// promtool's unit tests take seconds of one core per row, and the
+	// rows share nothing: they run beside each other and the cluster
+	// tests.
+	t.Parallel()
 	const a = "metrics.prometheusRule.alerts."
 	for _, tc := range []struct{ values, tests, set string }{
 		{"defaults.values.yaml", "defaults.test.yaml", a + "noSuccessfulRun.for=29m"},
@@ -131,6 +137,7 @@ func TestAlertUnitTestsCatchAChangedRule(t *testing.T) {
 		{"custom.values.yaml", "custom.test.yaml", a + "imageLookupFailing.for=2h"},
 	} {
 		t.Run(tc.tests+"/"+tc.set, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			renderRules(t, dir, "-f", alertValues(tc.values), "--set", tc.set)
 			copyTestdata(t, dir, tc.tests)
@@ -146,6 +153,7 @@ func TestAlertUnitTestsCatchAChangedRule(t *testing.T) {
 }
 
 func TestPrometheusRuleRejectsBadValues(t *testing.T) {
+	t.Parallel() // helm template only
 	const a = "metrics.prometheusRule.alerts."
 	on := []string{"--set", "registry.host=r.example.com", "--set", "metrics.prometheusRule.enabled=true"}
 	gw := append([]string{"--set", "config.pushgatewayURL=http://pushgateway.monitoring:9091"}, on...)

@@ -65,6 +65,9 @@ const imageVersion = "v0.0.0-e2e"
 // The release image as `make image` pushes it, pulled back from a real
 // registry (olareg) with regclient, as a node's runtime would see it.
 func TestMakeImagePushesTheReleaseImage(t *testing.T) {
+	// Builds and pushes to a registry of its own (bin/<os>-<arch>, never
+	// the bin/urunner the other tests run): it runs beside them.
+	t.Parallel()
 	reg, err := testground.StartRegistry(testground.RegistryOptions{})
 	if err != nil {
 		t.Fatal(err)

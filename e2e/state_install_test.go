@@ -176,6 +176,9 @@ func TestChartLeavesAStateConfigMapItDoesNotManage(t *testing.T) {
 // watched and restarted as usual, and what urunner remembers of the
 // missing one is kept.
 func TestListedNamespaceGoneIsItsOwnError(t *testing.T) {
+	// Namespaced mode over namespaces of its own, never labelled, and a
+	// registry of its own: it runs beside the others.
+	t.Parallel()
 	ctx := t.Context()
 	cs := clientset(t)
 	reg := startRegistry(t, testground.RegistryOptions{})

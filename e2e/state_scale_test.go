@@ -19,6 +19,7 @@ import (
 // real API server whatever the number of workloads (it holds no entry per
 // workload in a steady state), and reads back unchanged.
 func TestStateOfTenThousandReferencesFitsOneConfigMap(t *testing.T) {
+	t.Parallel() // a namespace of its own, never labelled for urunner
 	ctx := t.Context()
 	now := time.Now().UTC().Truncate(time.Second)
 	digest := func(i int) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(fmt.Append(nil, i))) }

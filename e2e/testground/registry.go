@@ -38,6 +38,7 @@ import (
 	v1 "github.com/regclient/regclient/types/oci/v1"
 	"github.com/regclient/regclient/types/platform"
 	"github.com/regclient/regclient/types/ref"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // RegistryOptions configures StartRegistry.
@@ -177,27 +178,23 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 	logins := opts.Logins
 	switch {
 	case opts.Logins != nil:
-		auth, err := olaregconfig.NewAuthBasicStatic(opts.Logins, opts.AllowAnonymousRead)
+		// From a file, not NewAuthBasicStatic: that one hashes at bcrypt's
+		// default cost, and olareg checks the hash on every request.
+		file, err := r.writeAuthFile(opts.Logins, opts.AllowAnonymousRead)
 		if err != nil {
 			_ = ln.Close()
 			return nil, fmt.Errorf("configure registry logins: %w", err)
 		}
-		conf.Auth = auth
+		conf.Auth = olaregconfig.NewAuthBasicFile(file)
 	case opts.TokenLogins != nil:
 		logins = opts.TokenLogins
 		service := opts.TokenService
 		if service == "" {
 			service = r.Host
 		}
-		r.authDir, err = os.MkdirTemp("", "urunner-testground-auth-")
+		file, err := r.writeAuthFile(opts.TokenLogins, opts.AllowAnonymousRead)
 		if err != nil {
 			_ = ln.Close()
-			return nil, fmt.Errorf("configure registry token logins: %w", err)
-		}
-		file, err := writeAuthFile(r.authDir, opts.TokenLogins, opts.AllowAnonymousRead)
-		if err != nil {
-			_ = ln.Close()
-			_ = os.RemoveAll(r.authDir)
 			return nil, fmt.Errorf("configure registry token logins: %w", err)
 		}
 		realm := r.Host
@@ -225,10 +222,24 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 	return r, nil
 }
 
-// writeAuthFile writes olareg's users and ACL file, which its token auth
-// reads (it has no static variant): every user may read, write and
-// delete everywhere, and anonymous users may read when allowed.
-func writeAuthFile(dir string, logins map[string]string, allowAnonymousRead bool) (string, error) {
+// writeAuthFile writes olareg's users and ACL file into a new r.authDir
+// (removed by Close): every user may read, write and delete everywhere,
+// and anonymous users may read when allowed.
+func (r *Registry) writeAuthFile(logins map[string]string, allowAnonymousRead bool) (string, error) {
+	dir, err := os.MkdirTemp("", "urunner-testground-auth-")
+	if err != nil {
+		return "", err
+	}
+	file, err := writeAuthFileIn(dir, logins, allowAnonymousRead)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	r.authDir = dir
+	return file, nil
+}
+
+func writeAuthFileIn(dir string, logins map[string]string, allowAnonymousRead bool) (string, error) {
 	type user struct {
 		Cred string `json:"cred"`
 	}
@@ -243,11 +254,16 @@ func writeAuthFile(dir string, logins map[string]string, allowAnonymousRead bool
 		ACLs  []acl           `json:"acls"`
 	}{Users: map[string]user{}}
 	for name, pass := range logins {
-		hash, err := olaregconfig.PassHash(pass, olaregconfig.PassAlgoDefault)
+		// The lowest cost bcrypt allows, as htpasswd does for distribution:
+		// olareg checks the hash on every basic-auth request and every
+		// token request, which at the default cost took most of a
+		// registry test's time under the race detector. What is checked
+		// (which password opens which door) is the same at any cost.
+		hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
 		if err != nil {
 			return "", fmt.Errorf("hash password of %s: %w", name, err)
 		}
-		doc.Users[name] = user{hash}
+		doc.Users[name] = user{string(hash)}
 	}
 	doc.ACLs = append(doc.ACLs, acl{Repo: "*", Access: []string{"read", "write", "delete"}, Members: slices.Sorted(maps.Keys(logins))})
 	if allowAnonymousRead {
