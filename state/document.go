@@ -306,7 +306,9 @@ func fromDocument(doc document) (State, error) {
 			if r.RingMembers == nil {
 				r.RingMembers = map[int][]string{}
 			}
-			r.RingMembers[ring] = slices.Clone(nss)
+			// Sorted as Encode writes them, so a document written by hand
+			// or by an older urunner compares equal after a save and a load.
+			r.RingMembers[ring] = slices.Sorted(slices.Values(nss))
 		}
 		for c, e := range d.Except {
 			if r.Except == nil {
