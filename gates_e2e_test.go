@@ -202,6 +202,7 @@ func TestAConflictDecidesAgainWithTheNamespacesSettings(t *testing.T) {
 			g.push("team/app:latest", "v1")
 			ns := g.namespace(true)
 			g.deploy(ns, "web", g.image("team/app:latest"))
+			g.settled("Deployment", ns, "web") // the PATCHes are counted
 			g.mustRun()
 			moved := g.push("team/app:latest", "v2")
 			k, v, _ := strings.Cut(tc.annotation(moved), "=")

@@ -265,6 +265,63 @@ func (g *ground) waitReplicaSets(ns, name string, n int) {
 	}
 }
 
+// settled waits until the workload controller has written the status of
+// a new workload of kind: its status then stays as it is (no pod of the
+// test ground ever becomes ready), so a run that reads the workload next
+// patches it without a conflict. A test counting PATCHes calls it first:
+// on a loaded machine the controller's write may otherwise land between a
+// run's listing and its patch, and the run patches twice.
+func (g *ground) settled(kind, ns, name string) {
+	g.t.Helper()
+	ctx := g.t.Context()
+	done := func() (bool, error) {
+		switch kind {
+		case "Deployment":
+			d, err := g.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			want := int32(1)
+			if d.Spec.Replicas != nil {
+				want = *d.Spec.Replicas
+			}
+			st := d.Status
+			return st.ObservedGeneration == d.Generation && st.Replicas == want && st.UpdatedReplicas == want && len(st.Conditions) > 0, nil
+		case "StatefulSet":
+			s, err := g.cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			want := int32(1)
+			if s.Spec.Replicas != nil {
+				want = *s.Spec.Replicas
+			}
+			return s.Status.ObservedGeneration == s.Generation && s.Status.Replicas == want, nil
+		case "DaemonSet":
+			d, err := g.cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			return d.Status.ObservedGeneration == d.Generation, nil
+		}
+		return false, fmt.Errorf("settled: no kind %s", kind)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok, err := done()
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("%s %s/%s: its controller wrote no settled status in 60s", kind, ns, name)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // stateBytes returns the stored document's bytes, nil if none.
 func (g *ground) stateBytes() []byte {
 	g.t.Helper()

@@ -98,6 +98,8 @@ func TestStatefulSetsAndDaemonSetsRestartLikeDeployments(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	g.settled("StatefulSet", ns, "db") // the PATCHes are counted
+	g.settled("DaemonSet", ns, "agent")
 	g.mustRun()
 	if got := len(g.stored().Refs); got != 2 {
 		t.Fatalf("remembered images = %d, want the StatefulSet's and the DaemonSet's", got)

@@ -54,6 +54,7 @@ func TestMovedTagRestartsOnceAndRollsOut(t *testing.T) {
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
 	g.waitReplicaSets(ns, "web", 1)
+	g.settled("Deployment", ns, "web") // the PATCHes are counted
 	g.mustRun()
 
 	moved := g.push("team/app:latest", "v2")
@@ -170,6 +171,7 @@ func TestTwoChangedContainersMakeOnePatch(t *testing.T) {
 	g.push("team/side:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"), withContainer("side", g.image("team/side:latest")))
+	g.settled("Deployment", ns, "web") // the PATCHes are counted
 	g.mustRun()
 	a := g.push("team/app:latest", "v2")
 	s := g.push("team/side:latest", "v2")
