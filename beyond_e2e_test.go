@@ -31,6 +31,7 @@ func annotate(k, v string) deployOpt {
 // A cooldown defers a second restart; the change waits, stored digest
 // untouched, and applies once the cooldown is over.
 func TestCooldownDefersThenApplies(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
@@ -65,13 +66,14 @@ func TestCooldownDefersThenApplies(t *testing.T) {
 // Outside its maintenance window a change is recorded as pending (stored
 // digest kept) and applied by the next run inside the window.
 func TestMaintenanceWindowDefersThenApplies(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	now := time.Now().UTC()
 	closed := fmt.Sprintf("%02d:00-%02d:00 UTC", (now.Hour()+2)%24, (now.Hour()+3)%24)
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
-	t.Setenv("URUNNER_CONF_WINDOW", closed)
+	g.setenv("URUNNER_CONF_WINDOW", closed)
 	g.mustRun()
 	g.push("team/app:latest", "v2")
 	o := g.mustRun()
@@ -91,6 +93,7 @@ func TestMaintenanceWindowDefersThenApplies(t *testing.T) {
 }
 
 func TestGitOpsManagedWorkloads(t *testing.T) {
+	t.Parallel()
 	argo := func(d *appsv1.Deployment) {
 		d.Annotations = map[string]string{"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:shop/web"}
 	}
@@ -99,8 +102,9 @@ func TestGitOpsManagedWorkloads(t *testing.T) {
 	}
 	for _, mode := range []string{"warn", "skip"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
-			t.Setenv("URUNNER_CONF_GITOPS", mode)
+			g.setenv("URUNNER_CONF_GITOPS", mode)
 			g.push("team/app:latest", "v1")
 			ns := g.namespace(true)
 			g.deploy(ns, "argo", g.image("team/app:latest"), argo)
@@ -136,6 +140,7 @@ func TestGitOpsManagedWorkloads(t *testing.T) {
 // The run report: one JSON document on stdout that matches what happened,
 // kept in the state ConfigMap, and pushed to a Pushgateway.
 func TestRunReportAndMetricsPush(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	var (
 		mu     sync.Mutex
@@ -150,9 +155,9 @@ func TestRunReportAndMetricsPush(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(gw.Close)
-	t.Setenv("URUNNER_CONF_REPORT", "json")
-	t.Setenv("URUNNER_CONF_PUSHGATEWAY_URL", gw.URL)
-	t.Setenv("URUNNER_CONF_CLUSTER_NAME", "ground")
+	g.setenv("URUNNER_CONF_REPORT", "json")
+	g.setenv("URUNNER_CONF_PUSHGATEWAY_URL", gw.URL)
+	g.setenv("URUNNER_CONF_CLUSTER_NAME", "ground")
 	g.push("team/app:latest", "v1")
 	g.push("team/gone:latest", "v1")
 	ns := g.namespace(true)

@@ -249,8 +249,9 @@ func (c *Config) validateCombinations() error {
 }
 
 // hostConfigs returns every watched registry: the single one of the
-// original variables, and those of the registries file.
-func (c *Config) hostConfigs() ([]registry.HostConfig, error) {
+// original variables, and those of the registries file, whose credentials
+// named by variable lookup reads (os.LookupEnv but in tests).
+func (c *Config) hostConfigs(lookup func(string) (string, bool)) ([]registry.HostConfig, error) {
 	var out []registry.HostConfig
 	if c.Registry != "" {
 		hc := registry.HostConfig{
@@ -279,7 +280,7 @@ func (c *Config) hostConfigs() ([]registry.HostConfig, error) {
 		case "azure_acr":
 			hc.TenantID, hc.ClientID, hc.ClientSecret.Value = c.AzureTenantID, c.AzureClientID, c.AzureClientSecret
 		}
-		if err := hc.Prepare(os.LookupEnv); err != nil {
+		if err := hc.Prepare(lookup); err != nil {
 			var fe *registry.FieldError
 			if errors.As(err, &fe) && fe.Field == "type" {
 				return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TYPE: %v", fe.Err)
@@ -292,7 +293,7 @@ func (c *Config) hostConfigs() ([]registry.HostConfig, error) {
 		out = append(out, hc)
 	}
 	if c.RegistriesFile != "" {
-		hcs, err := registry.LoadHostsFile(c.RegistriesFile, os.LookupEnv)
+		hcs, err := registry.LoadHostsFile(c.RegistriesFile, lookup)
 		if err != nil {
 			return nil, badConfig("URUNNER_CONF_REGISTRIES_FILE: %v", err)
 		}
@@ -312,8 +313,8 @@ func (c *Config) hostConfigs() ([]registry.HostConfig, error) {
 }
 
 // hosts builds the Resolver's hosts, with their credential providers.
-func (c *Config) hosts() ([]registry.Host, error) {
-	hcs, err := c.hostConfigs()
+func (c *Config) hosts(lookup func(string) (string, bool)) ([]registry.Host, error) {
+	hcs, err := c.hostConfigs(lookup)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 // A bad value is refused with exit code 2 and a message naming the
 // variable, before urunner contacts the API server or the registry.
 func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, key, value, want string
 	}{
@@ -55,11 +56,12 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 		{"keyless root without identity", "URUNNER_CONF_SIGNATURE_TRUSTED_ROOT", "testdata/root.json", `URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: keyless signatures need the trusted root and an identity`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
 			if strings.HasPrefix(tc.key, "URUNNER_SECR_HARBOR") {
-				t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "harbor")
+				g.setenv("URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "harbor")
 			}
-			t.Setenv(tc.key, tc.value)
+			g.setenv(tc.key, tc.value)
 			o := g.run()
 			if o.code != exit.Config {
 				t.Errorf("exit code = %d, want %d", o.code, exit.Config)
@@ -82,6 +84,7 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 // unless URUNNER_CONF_SIGNATURE_TLOG=false, which then says signatures are
 // trusted on a timestamp alone (issue 22, item 17).
 func TestTrustedRootWithoutLogNeedsTheOptOut(t *testing.T) {
+	t.Parallel()
 	vs, err := ca.NewVirtualSigstore()
 	if err != nil {
 		t.Fatal(err)
@@ -99,9 +102,9 @@ func TestTrustedRootWithoutLogNeedsTheOptOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT", file)
-	t.Setenv("URUNNER_CONF_SIGNATURE_ISSUER", "https://token.actions.githubusercontent.com")
-	t.Setenv("URUNNER_CONF_SIGNATURE_SUBJECT", "^https://github.com/org/app/")
+	g.setenv("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT", file)
+	g.setenv("URUNNER_CONF_SIGNATURE_ISSUER", "https://token.actions.githubusercontent.com")
+	g.setenv("URUNNER_CONF_SIGNATURE_SUBJECT", "^https://github.com/org/app/")
 	o := g.run()
 	want := "URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: signature trusted root " + file + ": names no transparency log"
 	if o.code != exit.Config || !strings.Contains(o.logs, want) || !strings.Contains(o.logs, "URUNNER_CONF_SIGNATURE_TLOG=false") {
@@ -111,7 +114,7 @@ func TestTrustedRootWithoutLogNeedsTheOptOut(t *testing.T) {
 		t.Errorf("%d API requests before the configuration was checked", n)
 	}
 
-	t.Setenv("URUNNER_CONF_SIGNATURE_TLOG", "false")
+	g.setenv("URUNNER_CONF_SIGNATURE_TLOG", "false")
 	o = g.mustRun()
 	if !strings.Contains(o.logs, "keyless signatures are trusted on a timestamp alone") {
 		t.Errorf("the opt-out is not said:\n%s", o.logs)
@@ -146,9 +149,10 @@ func TestHelpListsEveryVariable(t *testing.T) {
 }
 
 func TestRetiredVariablesWarnOnce(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_SQLLIGHT_PATH", "./urunner.db")
-	t.Setenv("URUNNER_CONF_FREQUENCY_CHECK_SECONDS", "30")
+	g.setenv("URUNNER_CONF_SQLLIGHT_PATH", "./urunner.db")
+	g.setenv("URUNNER_CONF_FREQUENCY_CHECK_SECONDS", "30")
 	o := g.mustRun()
 	for _, want := range []string{"URUNNER_CONF_SQLLIGHT_PATH is ignored", "URUNNER_CONF_FREQUENCY_CHECK_SECONDS is ignored"} {
 		if n := strings.Count(o.logs, want); n != 1 {
@@ -158,8 +162,9 @@ func TestRetiredVariablesWarnOnce(t *testing.T) {
 }
 
 func TestJSONLogs(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_LOG_FORMAT", "json")
+	g.setenv("URUNNER_CONF_LOG_FORMAT", "json")
 	o := g.mustRun()
 	if !strings.Contains(o.logs, `"msg":"run finished"`) {
 		t.Errorf("no JSON summary line:\n%s", o.logs)

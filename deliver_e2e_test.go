@@ -24,8 +24,9 @@ import (
 // digest is what the restart sets, and a push after the approval reaches
 // no pod.
 func TestAGatedRestartDeliversTheDigestItJudged(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_APPROVAL", "approve")
+	g.setenv("URUNNER_CONF_APPROVAL", "approve")
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
@@ -71,8 +72,9 @@ func TestAGatedRestartDeliversTheDigestItJudged(t *testing.T) {
 // (log, Warning Event, report, metric) and does not believe it delivered:
 // the restart is due again.
 func TestARestartWhosePodsRunAnotherDigestIsNotDelivered(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
+	g.setenv("URUNNER_CONF_RUNNING_PODS", "true")
 	old := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
@@ -183,9 +185,10 @@ func podReadyOn(p corev1.Pod, imageIDs map[string]string) bool {
 // quarantine the digest they were restarted for (it was not the one that
 // ran).
 func TestAVerifiedRolloutWhosePodsRunAnotherDigestFailsTheRun(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
-	t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
+	g.setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+	g.setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
 	old := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"), replicas(1))
@@ -243,8 +246,9 @@ func (g *ground) kubeletUntil(stop <-chan struct{}, ns, name string, imageIDs ma
 // the index's: that is delivered, told apart from another image by one GET
 // of the index, and only when a pod reports another digest than the index.
 func TestPodsOnAPlatformManifestOfTheIndexAreDelivered(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
+	g.setenv("URUNNER_CONF_RUNNING_PODS", "true")
 	ctx := t.Context()
 	if _, _, err := g.reg.PushIndex(ctx, "team/multi:latest", map[string]string{"linux/amd64": "a1", "linux/arm64": "b1"}); err != nil {
 		t.Fatal(err)
@@ -278,9 +282,10 @@ func TestPodsOnAPlatformManifestOfTheIndexAreDelivered(t *testing.T) {
 // held like any other until every gate lets the digest through, then only
 // recorded, since the pods run it.
 func TestPodsAheadOfAGateAreNotRecordedUntilItLetsTheDigestThrough(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
-	t.Setenv("URUNNER_CONF_APPROVAL", "approve")
+	g.setenv("URUNNER_CONF_RUNNING_PODS", "true")
+	g.setenv("URUNNER_CONF_APPROVAL", "approve")
 	old := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
@@ -310,9 +315,10 @@ func TestPodsAheadOfAGateAreNotRecordedUntilItLetsTheDigestThrough(t *testing.T)
 // delivery: the rings do not count the workload healthy on its new digest
 // in that run, and nothing is reported undelivered either.
 func TestAnUncheckedDeliveryIsNotCountedHealthy(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
-	t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
+	g.setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+	g.setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
 	g.push("team/app:latest", "v1")
 	canary, main := g.namespace(true), g.namespace(true)
 	g.deploy(canary, "web", g.image("team/app:latest"), replicas(0))

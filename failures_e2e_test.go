@@ -92,6 +92,7 @@ func onHead(f func(w http.ResponseWriter, r *http.Request) bool) func(w http.Res
 }
 
 func TestRegistryFailuresChangeNothing(t *testing.T) {
+	t.Parallel()
 	inAnHour := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
 	for _, tc := range []struct {
 		name     string
@@ -129,8 +130,9 @@ func TestRegistryFailuresChangeNothing(t *testing.T) {
 		}, "deadline exceeded", 9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
-			t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "2s")
+			g.setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "2s")
 			ns, names := g.moved(3)
 			before := g.knowledge(ns, names)
 			g.reg.ResetRequests()
@@ -159,6 +161,7 @@ func status(code int) func(w http.ResponseWriter, r *http.Request) bool {
 
 // A short Retry-After is waited out within the lookup's budget.
 func TestShortRetryAfterIsHonoured(t *testing.T) {
+	t.Parallel()
 	for _, after := range []string{"1", time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat)} {
 		t.Run(after, func(t *testing.T) {
 			g := newGround(t, testground.RegistryOptions{})
@@ -184,6 +187,7 @@ func TestShortRetryAfterIsHonoured(t *testing.T) {
 // once per change: a registry serving two digests for one tag is visible
 // in the logs, never hidden.
 func TestFlippingDigestRestartsOncePerChange(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	ns, _ := g.moved(0)
 	g.push("team/app:latest", "a")
@@ -204,8 +208,10 @@ func TestFlippingDigestRestartsOncePerChange(t *testing.T) {
 // A PATCH the API server refuses leaves that workload's digest alone; the
 // others restart.
 func TestRefusedPatchKeepsThatWorkloadsDigest(t *testing.T) {
+	t.Parallel()
 	for _, code := range []int{409, 403, 422} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
 			ns, names := g.moved(3)
 			reasons := map[int]string{409: "Conflict", 403: "Forbidden", 422: "Invalid"}
@@ -252,6 +258,7 @@ func (g *ground) digestOf(repoTag string) string {
 // A LIST whose continue token expires half-way is a failed listing: nothing
 // is pruned, nothing restarted.
 func TestExpiredContinueTokenPrunesNothing(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	ns, names := g.moved(2)
 	// 501 more Deployments make the LIST take two pages.
@@ -290,6 +297,8 @@ func TestExpiredContinueTokenPrunesNothing(t *testing.T) {
 	g.unchanged(ns, names, before)
 }
 
+// Serial: it points KUBECONFIG, which every run of the process reads, at
+// an unreachable server.
 func TestUnreachableAPIServerChangesNothing(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
 	ns, names := g.moved(1)
@@ -320,6 +329,7 @@ func TestUnreachableAPIServerChangesNothing(t *testing.T) {
 // through, no new one starts, and what was restarted is saved, so the next
 // run does not restart it again.
 func TestSIGTERMSavesWhatWasDone(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	const n = patchWorkers + 4
 	ns, names := g.moved(n)
@@ -380,11 +390,12 @@ func TestSIGTERMSavesWhatWasDone(t *testing.T) {
 }
 
 func TestRunDeadlineChangesNothing(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	ns, names := g.moved(2)
 	before := g.knowledge(ns, names)
-	t.Setenv("URUNNER_CONF_RUN_TIMEOUT", "2s")
-	t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "1m")
+	g.setenv("URUNNER_CONF_RUN_TIMEOUT", "2s")
+	g.setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "1m")
 	g.reg.SetFault(onHead(func(w http.ResponseWriter, r *http.Request) bool {
 		<-r.Context().Done()
 		return true
@@ -398,9 +409,10 @@ func TestRunDeadlineChangesNothing(t *testing.T) {
 
 // The blast-radius cap: more restarts than allowed restarts none.
 func TestMaxRestartsCapRestartsNone(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	ns, names := g.moved(3)
-	t.Setenv("URUNNER_CONF_MAX_RESTARTS", "2")
+	g.setenv("URUNNER_CONF_MAX_RESTARTS", "2")
 	o := g.run()
 	if o.code != 1 || !strings.Contains(o.logs, "3 workloads would restart, more than URUNNER_CONF_MAX_RESTARTS=2") {
 		t.Errorf("exit %d, want 1 and the cap named:\n%s", o.code, o.logs)
@@ -410,7 +422,7 @@ func TestMaxRestartsCapRestartsNone(t *testing.T) {
 			t.Errorf("%s restarted over the cap", n)
 		}
 	}
-	t.Setenv("URUNNER_CONF_MAX_RESTARTS", "3")
+	g.setenv("URUNNER_CONF_MAX_RESTARTS", "3")
 	g.mustRun()
 	for _, n := range names {
 		if g.restartedAt(ns, n) == "" {
@@ -423,15 +435,16 @@ func TestMaxRestartsCapRestartsNone(t *testing.T) {
 // base-image rebuild arriving as pushes, one image at a time, is capped
 // like one scheduled run; the next full run starts a new window.
 func TestTheCapCountsPushedRunsUntilTheNextFullRun(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	ns, names := g.moved(4)
-	t.Setenv("URUNNER_CONF_MAX_RESTARTS", "2")
+	g.setenv("URUNNER_CONF_MAX_RESTARTS", "2")
 	pushed := func(ws ...string) result {
 		var refs []string
 		for _, w := range ws {
 			refs = append(refs, g.image("team/"+w+":latest"))
 		}
-		t.Setenv("URUNNER_CONF_REFERENCES", strings.Join(refs, ","))
+		g.setenv("URUNNER_CONF_REFERENCES", strings.Join(refs, ","))
 		return g.run()
 	}
 	if o := pushed("w0", "w1"); o.code != 0 || g.restartedAt(ns, "w0") == "" || g.restartedAt(ns, "w1") == "" {
@@ -444,7 +457,7 @@ func TestTheCapCountsPushedRunsUntilTheNextFullRun(t *testing.T) {
 	if g.restartedAt(ns, "w2") != "" {
 		t.Error("w2 restarted past the cap by a pushed run")
 	}
-	t.Setenv("URUNNER_CONF_REFERENCES", "")
+	g.setenv("URUNNER_CONF_REFERENCES", "")
 	g.mustRun() // a full run: its own two restarts are all its window holds
 	for _, n := range names[2:] {
 		if g.restartedAt(ns, n) == "" {
@@ -458,6 +471,7 @@ func TestTheCapCountsPushedRunsUntilTheNextFullRun(t *testing.T) {
 
 // A manual Job during a scheduled one: each changed workload restarts once.
 func TestTwoRunsAtOnceRestartOnce(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	ns, names := g.moved(4)
 	gens := map[string]int64{}
@@ -469,7 +483,7 @@ func TestTwoRunsAtOnceRestartOnce(t *testing.T) {
 	for i := range codes {
 		wg.Go(func() {
 			var out bytes.Buffer
-			codes[i] = Main(t.Context(), nil, &out, &out, hooks{})
+			codes[i] = Main(t.Context(), nil, &out, &out, g.hooks())
 		})
 	}
 	wg.Wait()

@@ -66,6 +66,7 @@ func (g *ground) patchNamespace(ns, patch string) {
 // With no soak ("0: one run is enough"), ring 1 restarts in the same run
 // whose listing sees ring 0 healthy on the digest, not one run later.
 func TestRing1FollowsInTheRunThatSeesRing0Healthy(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	canaryNS, ns := g.namespace(true), g.namespace(true)
@@ -91,6 +92,7 @@ func TestRing1FollowsInTheRunThatSeesRing0Healthy(t *testing.T) {
 // A run whose listing shows ring 0 unhealthy holds ring 1, even when the
 // state says ring 0 ran the digest healthily.
 func TestAListingThatShowsRing0UnhealthyHoldsRing1(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	canaryNS, ns := g.namespace(true), g.namespace(true)
@@ -120,6 +122,7 @@ func TestAListingThatShowsRing0UnhealthyHoldsRing1(t *testing.T) {
 // A ring urunner has seen follow a reference holds the rings after it
 // while it is missing from a listing, whatever the cause, and says why.
 func TestAKnownRingMissingFromTheListingHoldsTheRingsAfterIt(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		namespaced bool
@@ -148,12 +151,13 @@ func TestAKnownRingMissingFromTheListingHoldsTheRingsAfterIt(t *testing.T) {
 		}, "is not fully listed: namespace " + "%s failed to list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
 			ref := g.image("team/app:latest")
 			g.push("team/app:latest", "v1")
 			canaryNS, ns := g.namespace(!tc.namespaced), g.namespace(!tc.namespaced)
 			if tc.namespaced {
-				t.Setenv("URUNNER_CONF_NAMESPACES", canaryNS+","+ns)
+				g.setenv("URUNNER_CONF_NAMESPACES", canaryNS+","+ns)
 			}
 			g.deploy(canaryNS, "canary", ref, ringed(0), replicas(0))
 			g.deploy(ns, "main", ref, ringed(1), replicas(0))
@@ -178,6 +182,7 @@ func TestAKnownRingMissingFromTheListingHoldsTheRingsAfterIt(t *testing.T) {
 // After a 409 the workload is decided again in the run's scope: its
 // namespace's approval and soak count as they did at the listing.
 func TestAConflictDecidesAgainWithTheNamespacesSettings(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		env        map[string]string
@@ -189,9 +194,10 @@ func TestAConflictDecidesAgainWithTheNamespacesSettings(t *testing.T) {
 			func(string) string { return policy.SoakAnnotation + "=0s" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
 			for k, v := range tc.env {
-				t.Setenv(k, v)
+				g.setenv(k, v)
 			}
 			g.push("team/app:latest", "v1")
 			ns := g.namespace(true)

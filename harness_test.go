@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -35,6 +37,9 @@ type ground struct {
 	reg   *testground.Registry
 	state string // state ConfigMap name, in namespace default
 	api   *apiCounter
+
+	envMu sync.Mutex
+	env   map[string]string // this test's settings (see setenv)
 }
 
 func newGround(t *testing.T, opts testground.RegistryOptions) *ground {
@@ -48,18 +53,85 @@ func newGround(t *testing.T, opts testground.RegistryOptions) *ground {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &ground{t: t, cs: cs, reg: reg, state: "urunner-" + suffix(t), api: &apiCounter{}}
+	g := &ground{t: t, cs: cs, reg: reg, state: "urunner-" + suffix(t), api: &apiCounter{}, env: map[string]string{}}
 	scheme := "http://"
 	if opts.TLS {
 		scheme = ""
 	}
-	t.Setenv("KUBECONFIG", cluster.KubeconfigPath)
-	t.Setenv("URUNNER_CONF_KUBE_AUTH", "kubeconfig")
-	t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", scheme+reg.Host)
-	t.Setenv("URUNNER_CONF_STATE_CONFIGMAP", g.state)
-	t.Setenv("URUNNER_CONF_STATE_NAMESPACE", "default")
-	t.Setenv("URUNNER_CONF_LOG_LEVEL", "DEBUG")
+	// KUBECONFIG is the same for every test: TestMain sets it.
+	g.setenv("URUNNER_CONF_KUBE_AUTH", "kubeconfig")
+	g.setenv("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", scheme+reg.Host)
+	g.setenv("URUNNER_CONF_STATE_CONFIGMAP", g.state)
+	g.setenv("URUNNER_CONF_STATE_NAMESPACE", "default")
+	g.setenv("URUNNER_CONF_LOG_LEVEL", "DEBUG")
 	return g
+}
+
+// setenv sets one of this test's settings: a variable the runs of this
+// ground see (their configuration, and the credentials a registries file
+// names), in place of t.Setenv, which the process's other tests would see
+// too and which forbids t.Parallel.
+func (g *ground) setenv(key, value string) {
+	g.envMu.Lock()
+	defer g.envMu.Unlock()
+	g.env[key] = value
+}
+
+// hooks passes this test's settings to a run.
+func (g *ground) hooks() hooks {
+	return hooks{loadConfig: g.loadConfig, lookupEnv: g.lookupEnv}
+}
+
+// configEnv serialises the loads of the tests' settings, which go through
+// the process environment because that is what the real loadConfig reads.
+var configEnv sync.Mutex
+
+// configVariable says whether the real loadConfig reads key.
+func configVariable(key string) bool {
+	return strings.HasPrefix(key, "URUNNER_") || key == "DOCKER_API_ACCEPT_HEADER"
+}
+
+// loadConfig runs the real loadConfig with exactly this test's settings in
+// the process environment, and puts the environment back.
+func (g *ground) loadConfig() (Config, error) {
+	g.envMu.Lock()
+	env := maps.Clone(g.env)
+	g.envMu.Unlock()
+	configEnv.Lock()
+	defer configEnv.Unlock()
+	saved := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, _ := strings.Cut(kv, "="); configVariable(k) {
+			saved[k] = v
+			os.Unsetenv(k)
+		}
+	}
+	for k, v := range env {
+		if configVariable(k) {
+			os.Setenv(k, v)
+		}
+	}
+	defer func() {
+		for k := range env {
+			os.Unsetenv(k)
+		}
+		for k, v := range saved {
+			os.Setenv(k, v)
+		}
+	}()
+	return loadConfig()
+}
+
+// lookupEnv reads this test's settings, and the process environment for a
+// variable that is not urunner's own (HOME, PATH, …).
+func (g *ground) lookupEnv(key string) (string, bool) {
+	g.envMu.Lock()
+	v, ok := g.env[key]
+	g.envMu.Unlock()
+	if ok || configVariable(key) {
+		return v, ok
+	}
+	return os.LookupEnv(key)
 }
 
 var seq struct {
@@ -372,7 +444,9 @@ func (g *ground) runCtx(ctx context.Context, args ...string) result {
 	g.t.Helper()
 	var stdout, stderr bytes.Buffer
 	g.api.reset()
-	code := Main(ctx, args, &stdout, &stderr, hooks{wrapKube: g.api.wrap})
+	h := g.hooks()
+	h.wrapKube = g.api.wrap
+	code := Main(ctx, args, &stdout, &stderr, h)
 	g.t.Logf("urunner %s → exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
 	return result{code: code, logs: stdout.String() + stderr.String()}
 }

@@ -52,7 +52,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 	if code, done := exit.StrayArgument(stderr, "urunner", fs); done {
 		return code
 	}
-	cfg, err := loadConfig()
+	load := loadConfig
+	if h.loadConfig != nil {
+		load = h.loadConfig // a test's own settings (see hooks)
+	}
+	cfg, err := load()
 	if err != nil {
 		return exit.BadConfig(stderr, "urunner", err)
 	}

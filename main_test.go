@@ -23,6 +23,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cluster = c
+	// Every run of every test reads this one kubeconfig; the rest of a
+	// test's settings are its own (ground.setenv).
+	if err := os.Setenv("KUBECONFIG", c.KubeconfigPath); err != nil {
+		fmt.Fprintln(os.Stderr, "KUBECONFIG:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if err := c.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop the test ground:", err)

@@ -75,12 +75,14 @@ var (
 )
 
 func TestModelBasedSequences(t *testing.T) {
+	t.Parallel()
 	for _, s := range strings.Split(*modelSeeds, ",") {
 		seed, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
 		if err != nil {
 			t.Fatalf("-model.seeds: %v", err)
 		}
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Parallel()
 			newWorld(t, seed).play(*modelSteps)
 		})
 	}
@@ -197,38 +199,38 @@ func newWorld(t *testing.T, seed uint64) *world {
 		for _, k := range []cosignKey{w.key, w.stranger} {
 			k.login(t, g.reg.Host, "team-a", modelSecrets["a"][1])
 		}
-		t.Setenv("URUNNER_CONF_SIGNATURE_KEYS", w.key.keys)
-		t.Setenv("URUNNER_CONF_SIGNATURE_GRACE", "1h")
+		g.setenv("URUNNER_CONF_SIGNATURE_KEYS", w.key.keys)
+		g.setenv("URUNNER_CONF_SIGNATURE_GRACE", "1h")
 	}
 	if w.approve {
-		t.Setenv("URUNNER_CONF_APPROVAL", "approve")
+		g.setenv("URUNNER_CONF_APPROVAL", "approve")
 	}
 	if w.pin {
 		w.maxRestarts = 3
-		t.Setenv("URUNNER_CONF_RESTART_MODE", "pin")
-		t.Setenv("URUNNER_CONF_MAX_RESTARTS", "3")
+		g.setenv("URUNNER_CONF_RESTART_MODE", "pin")
+		g.setenv("URUNNER_CONF_MAX_RESTARTS", "3")
 	}
 	if w.verify {
-		t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
-		t.Setenv("URUNNER_CONF_ROLLBACK", "true")
+		g.setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+		g.setenv("URUNNER_CONF_ROLLBACK", "true")
 		// long enough for a run to wait while another runs (opOverlapRun);
 		// a fragile rollout fails within seconds
-		t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "90s")
+		g.setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "90s")
 	}
 	if w.pods {
-		t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
+		g.setenv("URUNNER_CONF_RUNNING_PODS", "true")
 	}
 	if seed%3 == 0 {
-		t.Setenv("URUNNER_CONF_LIST_SCOPE", "cluster")
+		g.setenv("URUNNER_CONF_LIST_SCOPE", "cluster")
 	} else {
-		t.Setenv("URUNNER_CONF_LIST_SCOPE", "namespace")
+		g.setenv("URUNNER_CONF_LIST_SCOPE", "namespace")
 	}
-	t.Setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
+	g.setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
 	// Generous: olareg checks a bcrypt password on every request, and the
 	// test shares the machine; a lookup timing out is not a modelled fault
 	// (the failure matrix tests hanging registries).
-	t.Setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "30s")
-	t.Setenv("URUNNER_CONF_LOG_LEVEL", "INFO")
+	g.setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "30s")
+	g.setenv("URUNNER_CONF_LOG_LEVEL", "INFO")
 	for _, grp := range []string{"a", "b", "c"} {
 		ns := g.namespace(true)
 		w.namespaces[grp] = ns
@@ -846,7 +848,9 @@ func (w *world) runWaiting(blocked, release chan struct{}) result {
 			return resp, err
 		})
 	}
-	code := Main(w.t.Context(), nil, &stdout, &stderr, hooks{wrapKube: wrap})
+	h := w.g.hooks()
+	h.wrapKube = wrap
+	code := Main(w.t.Context(), nil, &stdout, &stderr, h)
 	w.t.Logf("urunner (waiting) → exit %d\n%s%s", code, stdout.String(), stderr.String())
 	return result{code: code, logs: stdout.String() + stderr.String()}
 }
@@ -937,14 +941,14 @@ func (w *world) run(a armed) bool {
 		return nil
 	})
 	if a.restrict != "" {
-		w.t.Setenv("URUNNER_CONF_REFERENCES", a.restrict)
+		w.g.setenv("URUNNER_CONF_REFERENCES", a.restrict)
 	}
 	o := g.run()
 	w.lastRun = time.Now()
 	g.reg.SetFault(nil)
 	g.api.setFault(nil)
 	if a.restrict != "" {
-		w.t.Setenv("URUNNER_CONF_REFERENCES", "")
+		w.g.setenv("URUNNER_CONF_REFERENCES", "")
 	}
 	exit := w.predict(a)
 	w.check(o, exit)

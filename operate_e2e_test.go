@@ -39,6 +39,7 @@ func (g *ground) events(ns string, uid string) []corev1.Event {
 }
 
 func TestEventsExplainRestartsAndFailures(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	old := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
@@ -71,6 +72,7 @@ func TestEventsExplainRestartsAndFailures(t *testing.T) {
 }
 
 func TestStatefulSetsAndDaemonSetsRestartLikeDeployments(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/db:latest", "v1")
 	g.push("team/agent:latest", "v1")
@@ -135,7 +137,7 @@ func TestStatefulSetsAndDaemonSetsRestartLikeDeployments(t *testing.T) {
 	}
 
 	// A kind switched off is neither listed nor restarted.
-	t.Setenv("URUNNER_CONF_WORKLOAD_KINDS", "Deployment")
+	g.setenv("URUNNER_CONF_WORKLOAD_KINDS", "Deployment")
 	g.push("team/db:latest", "v3")
 	g.mustRun()
 	if g.api.get("GET statefulsets") != 0 || g.api.get("PATCH statefulsets") != 0 {
@@ -144,6 +146,7 @@ func TestStatefulSetsAndDaemonSetsRestartLikeDeployments(t *testing.T) {
 }
 
 func TestIgnoreContainersAnnotation(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:1", "v1")
 	g.push("team/sidecar:latest", "v1")
@@ -163,10 +166,12 @@ func TestIgnoreContainersAnnotation(t *testing.T) {
 }
 
 func TestPullPolicyMismatch(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"warn", "skip"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
-			t.Setenv("URUNNER_CONF_PULL_POLICY_MISMATCH", mode)
+			g.setenv("URUNNER_CONF_PULL_POLICY_MISMATCH", mode)
 			g.push("team/app:main", "v1")
 			ns := g.namespace(true)
 			// :main with no policy gets IfNotPresent from the API server.
@@ -197,6 +202,7 @@ func TestPullPolicyMismatch(t *testing.T) {
 }
 
 func TestWebhooksAreToldAndNeverFailTheRun(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	var (
 		mu    sync.Mutex
@@ -213,9 +219,9 @@ func TestWebhooksAreToldAndNeverFailTheRun(t *testing.T) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	t.Cleanup(broken.Close)
-	t.Setenv("URUNNER_SECR_WEBHOOK_URL", ok.URL+"/hook")
-	t.Setenv("URUNNER_SECR_SLACK_WEBHOOK_URL", broken.URL+"/services/T0/B0/SECRETXYZ")
-	t.Setenv("URUNNER_CONF_CLUSTER_NAME", "test-ground")
+	g.setenv("URUNNER_SECR_WEBHOOK_URL", ok.URL+"/hook")
+	g.setenv("URUNNER_SECR_SLACK_WEBHOOK_URL", broken.URL+"/services/T0/B0/SECRETXYZ")
+	g.setenv("URUNNER_CONF_CLUSTER_NAME", "test-ground")
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
@@ -243,6 +249,7 @@ func TestWebhooksAreToldAndNeverFailTheRun(t *testing.T) {
 }
 
 func TestDryRunPrintsThePlan(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	g.push("team/new:latest", "v1")

@@ -12,8 +12,9 @@ import (
 // with the restart annotations (restartedAt for cooldowns, restarted-for
 // for the tag it follows); the next change re-pins.
 func TestPinningModeWritesTagAtDigest(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_RESTART_MODE", "pin")
+	g.setenv("URUNNER_CONF_RESTART_MODE", "pin")
 	g.push("team/app:latest", "v1")
 	g.push("team/side:1", "v1")
 	ns := g.namespace(true)

@@ -13,17 +13,21 @@ import (
 // match as containerd matches them: linux/arm64/v8 is the index's
 // linux/arm64.
 func TestPlatformAwareRestarts(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ watched, other string }{
 		{"linux/amd64", "linux/arm64"},
 		{"linux/arm64/v8", "linux/amd64"},
 	} {
-		t.Run(tc.watched, func(t *testing.T) { platformAwareRestarts(t, tc.watched, tc.other) })
+		t.Run(tc.watched, func(t *testing.T) {
+			t.Parallel()
+			platformAwareRestarts(t, tc.watched, tc.other)
+		})
 	}
 }
 
 func platformAwareRestarts(t *testing.T, watched, other string) {
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_PLATFORMS", watched)
+	g.setenv("URUNNER_CONF_PLATFORMS", watched)
 	ctx := t.Context()
 	indexed := strings.TrimSuffix(watched, "/v8")
 	push := func(mine, theirs string) string {

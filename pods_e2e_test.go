@@ -135,6 +135,8 @@ func (g *ground) holdTerminating(pod corev1.Pod) {
 	}
 }
 
+// Serial: it counts the pages of a cluster-wide LIST of pods (one while the
+// cluster holds fewer than 500), to which other tests' pods add.
 func TestRunningReadsTheDigestsReadyPodsReport(t *testing.T) {
 	threeReplicas := func(d *appsv1.Deployment) { d.Spec.Replicas = new(int32(3)) }
 	g := newGround(t, testground.RegistryOptions{})
@@ -213,9 +215,11 @@ func TestRunningReadsTheDigestsReadyPodsReport(t *testing.T) {
 // With URUNNER_CONF_RUNNING_PODS, the pods' own report decides: a workload
 // whose ready pods all run the new digest (restarted by someone else) is
 // not restarted again; converge restarts a drifted one on first sight.
+// Serial: it counts LISTs of pods, one per enabled namespace when the run
+// lists per namespace, and other tests' enabled namespaces add some.
 func TestRunningPodsSuppressAndConverge(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_RUNNING_PODS", "true")
+	g.setenv("URUNNER_CONF_RUNNING_PODS", "true")
 	old := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "done", g.image("team/app:latest"))
@@ -235,7 +239,7 @@ func TestRunningPodsSuppressAndConverge(t *testing.T) {
 
 	// converge: a new workload whose pods run the old digest restarts at
 	// once instead of being baselined.
-	t.Setenv("URUNNER_CONF_FIRST_RUN", "converge")
+	g.setenv("URUNNER_CONF_FIRST_RUN", "converge")
 	g.afterTheListing()
 	g.deploy(ns, "drifted", g.image("team/app:latest"))
 	for _, p := range g.waitActivePods(ns, "drifted", 1, 1) {

@@ -17,10 +17,12 @@ import (
 // credentials is reached with the workload's own pull secret, from its pod
 // template or its ServiceAccount, read from the real API server.
 func TestPullSecretsAuthenticateLookups(t *testing.T) {
+	t.Parallel()
 	for _, via := range []string{"pod template", "service account"} {
 		t.Run(via, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"puller": "s3cret-pull"}})
-			t.Setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
+			g.setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
 			g.push("team/app:latest", "v1")
 			ns := g.namespace(true)
 			auth := base64.StdEncoding.EncodeToString([]byte("puller:s3cret-pull"))
@@ -74,7 +76,7 @@ func TestPullSecretsAuthenticateLookups(t *testing.T) {
 			}
 
 			// Off (the default), the same registry refuses urunner.
-			t.Setenv("URUNNER_CONF_PULL_SECRET_AUTH", "false")
+			g.setenv("URUNNER_CONF_PULL_SECRET_AUTH", "false")
 			if o := g.run(); o.code != 1 || !strings.Contains(o.logs, "refused the credentials") && !strings.Contains(o.logs, "unauthorized") {
 				t.Errorf("without pull-secret auth: exit %d, want 1 and an auth error:\n%s", o.code, o.logs)
 			}

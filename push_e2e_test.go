@@ -19,6 +19,7 @@ import (
 // failing scheduled run followed by a successful pushed one still shows
 // the failure to the alerts, which read job="urunner".
 func TestAPushedRunKeepsTheScheduledRunsFailureVisible(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	var (
 		mu     sync.Mutex
@@ -32,7 +33,7 @@ func TestAPushedRunKeepsTheScheduledRunsFailureVisible(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(gw.Close)
-	t.Setenv("URUNNER_CONF_PUSHGATEWAY_URL", gw.URL)
+	g.setenv("URUNNER_CONF_PUSHGATEWAY_URL", gw.URL)
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
@@ -41,7 +42,7 @@ func TestAPushedRunKeepsTheScheduledRunsFailureVisible(t *testing.T) {
 		t.Fatalf("the scheduled run exited %d, want 1", o.code)
 	}
 	g.push("team/app:latest", "v2")
-	t.Setenv("URUNNER_CONF_REFERENCES", g.image("team/app:latest"))
+	g.setenv("URUNNER_CONF_REFERENCES", g.image("team/app:latest"))
 	if o := g.run(); o.code != 0 || g.restartedAt(ns, "web") == "" {
 		t.Fatalf("the pushed run exited %d (restarted: %v), want 0 and a restart", o.code, g.restartedAt(ns, "web") != "")
 	}
@@ -69,6 +70,7 @@ func TestAPushedRunKeepsTheScheduledRunsFailureVisible(t *testing.T) {
 // unsigned restarts once signed, without waiting for the schedule. A
 // subject no stored reference has looks nothing up.
 func TestASignaturePushRerunsItsSubject(t *testing.T) {
+	t.Parallel()
 	cosign, err := filepath.Abs(filepath.Join(".cache", "bin", "cosign"))
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +97,7 @@ func TestASignaturePushRerunsItsSubject(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_SIGNATURE_KEYS", keys)
+	g.setenv("URUNNER_CONF_SIGNATURE_KEYS", keys)
 	sign := func(digest string) {
 		run("sign", "--yes", "--key", filepath.Join(dir, "cosign.key"), "--allow-http-registry",
 			"--tlog-upload=false", "--use-signing-config=false", g.image("team/app@"+digest))
@@ -109,13 +111,13 @@ func TestASignaturePushRerunsItsSubject(t *testing.T) {
 
 	// The pushed run comes before the signature: refused.
 	unsigned := g.push("team/app:latest", "v2")
-	t.Setenv("URUNNER_CONF_REFERENCES", g.image("team/app:latest"))
+	g.setenv("URUNNER_CONF_REFERENCES", g.image("team/app:latest"))
 	if o := g.run(); o.code != 1 || g.restartedAt(ns, "web") != "" {
 		t.Fatalf("unsigned: exit %d, restarted %v; want 1 and no restart", o.code, g.restartedAt(ns, "web") != "")
 	}
 	// A subject no stored reference runs: nothing is looked up.
 	heads := g.heads()
-	t.Setenv("URUNNER_CONF_REFERENCES", g.image("team/app@sha256:"+strings.Repeat("0", 64)))
+	g.setenv("URUNNER_CONF_REFERENCES", g.image("team/app@sha256:"+strings.Repeat("0", 64)))
 	g.mustRun()
 	if g.heads() != heads {
 		t.Errorf("a subject nothing runs sent %d HEADs, want none", g.heads()-heads)
@@ -124,7 +126,7 @@ func TestASignaturePushRerunsItsSubject(t *testing.T) {
 	// looked up again and restarts.
 	sign(unsigned)
 	other := g.stored().Refs[g.image("team/other:latest")].Checked
-	t.Setenv("URUNNER_CONF_REFERENCES", g.image("team/app@"+unsigned))
+	g.setenv("URUNNER_CONF_REFERENCES", g.image("team/app@"+unsigned))
 	o := g.mustRun()
 	if g.restartedAt(ns, "web") == "" || !strings.Contains(o.logs, "its subject's reference is looked up again") {
 		t.Errorf("the signed subject did not restart:\n%s", o.logs)

@@ -14,6 +14,7 @@ import (
 // One install, three registries of three kinds, from the registries file:
 // each is asked once per image with its own credentials and TLS settings.
 func TestMixedRegistriesInOneRun(t *testing.T) {
+	t.Parallel()
 	anon := newGround(t, testground.RegistryOptions{})
 	private, err := testground.StartRegistry(testground.RegistryOptions{Logins: map[string]string{"robot": "s3cret-harbor"}})
 	if err != nil {
@@ -42,9 +43,9 @@ func TestMixedRegistriesInOneRun(t *testing.T) {
 `, anon.reg.Host, private.Host, tlsReg.Host, ca)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", "")
-	t.Setenv("URUNNER_CONF_REGISTRIES_FILE", file)
-	t.Setenv("HARBOR_PASS", "s3cret-harbor")
+	anon.setenv("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", "")
+	anon.setenv("URUNNER_CONF_REGISTRIES_FILE", file)
+	anon.setenv("HARBOR_PASS", "s3cret-harbor")
 
 	ctx := t.Context()
 	ns := anon.namespace(true)
@@ -87,6 +88,7 @@ func TestMixedRegistriesInOneRun(t *testing.T) {
 // TLS is never silently relaxed: an unknown CA fails the lookup; turning
 // verification off is an explicit, per-host, logged choice.
 func TestTLSVerificationIsPerHostAndExplicit(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{TLS: true})
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
@@ -100,7 +102,7 @@ func TestTLSVerificationIsPerHostAndExplicit(t *testing.T) {
 		t.Error("a lookup over unverified TLS was recorded")
 	}
 
-	t.Setenv("URUNNER_CONF_DOCKER_API_VERIFY", "false")
+	g.setenv("URUNNER_CONF_DOCKER_API_VERIFY", "false")
 	o = g.mustRun()
 	if !strings.Contains(o.logs, "TLS verification is off for this registry") {
 		t.Errorf("no warning that verification is off:\n%s", o.logs)
@@ -113,6 +115,7 @@ func TestTLSVerificationIsPerHostAndExplicit(t *testing.T) {
 // Docker Hub (and any registry following the RateLimit headers draft)
 // reports its pull budget; urunner warns once when a tenth or less is left.
 func TestLowRateLimitBudgetIsWarnedAbout(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	d := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
@@ -139,10 +142,11 @@ func TestLowRateLimitBudgetIsWarnedAbout(t *testing.T) {
 // records nothing; with it off, urunner talks HTTP to it as Docker does for
 // an insecure registry, and says so.
 func TestARegistryWithoutSchemeThatSpeaksOnlyHTTP(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"ci": "secret"}})
-	t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", g.reg.Host)
-	t.Setenv("URUNNER_SECR_REGISTRY_USER", "ci")
-	t.Setenv("URUNNER_SECR_REGISTRY_PASS", "secret")
+	g.setenv("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH", g.reg.Host)
+	g.setenv("URUNNER_SECR_REGISTRY_USER", "ci")
+	g.setenv("URUNNER_SECR_REGISTRY_PASS", "secret")
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
@@ -162,7 +166,7 @@ func TestARegistryWithoutSchemeThatSpeaksOnlyHTTP(t *testing.T) {
 		t.Error("a failed lookup was recorded")
 	}
 
-	t.Setenv("URUNNER_CONF_DOCKER_API_VERIFY", "false")
+	g.setenv("URUNNER_CONF_DOCKER_API_VERIFY", "false")
 	o = g.mustRun()
 	if !strings.Contains(o.logs, "does not speak TLS; talking plain HTTP") {
 		t.Errorf("no warning that the registry is spoken to over plain HTTP:\n%s", o.logs)

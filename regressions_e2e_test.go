@@ -48,8 +48,9 @@ func withPullSecret(d *appsv1.Deployment) {
 // namespace's: lookups are made per (reference, credentials), and each
 // workload sees only the digest its own credentials fetched.
 func TestPullSecretCredentialsStayInTheirNamespace(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"team-good": "right", "team-wrong": "right"}})
-	t.Setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
+	g.setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
 	g.push("team/app:latest", "v1")
 	wrong, good, none := g.namespace(true), g.namespace(true), g.namespace(true)
 	g.pullSecret(wrong, "team-wrong", "not-the-password")
@@ -86,8 +87,9 @@ func TestPullSecretCredentialsStayInTheirNamespace(t *testing.T) {
 // Two spellings of one image (implied tag and latest) are one reference,
 // one lookup, with the pull secret that both workloads name.
 func TestTwoSpellingsOfOneImageShareOneAuthenticatedLookup(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"team": "right"}})
-	t.Setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
+	g.setenv("URUNNER_CONF_PULL_SECRET_AUTH", "true")
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.pullSecret(ns, "team", "right")
@@ -112,10 +114,12 @@ func TestTwoSpellingsOfOneImageShareOneAuthenticatedLookup(t *testing.T) {
 // a person's `kubectl set image` made meanwhile stays (in pin mode, the old
 // patch would have pinned the old tag over it).
 func TestAnEditBetweenReadAndPatchIsNeverUndone(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"annotation", "pin"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
-			t.Setenv("URUNNER_CONF_RESTART_MODE", mode)
+			g.setenv("URUNNER_CONF_RESTART_MODE", mode)
 			g.push("team/app:latest", "v1")
 			g.push("team/app:next", "v1")
 			ns := g.namespace(true)
@@ -155,11 +159,12 @@ func (g *ground) setImage(ns, name, container, image string) {
 // A rollback in pin mode restores the image too, and keeps following the
 // tag: the next move pins again.
 func TestARollbackInPinModeRestoresTheImageAndKeepsFollowing(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_RESTART_MODE", "pin")
-	t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
-	t.Setenv("URUNNER_CONF_ROLLBACK", "true")
-	t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
+	g.setenv("URUNNER_CONF_RESTART_MODE", "pin")
+	g.setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+	g.setenv("URUNNER_CONF_ROLLBACK", "true")
+	g.setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
 	first := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"), replicas(1), progressDeadline(1))
@@ -188,6 +193,7 @@ func TestARollbackInPinModeRestoresTheImageAndKeepsFollowing(t *testing.T) {
 // The restarted-for guard means "the pods run what this container's tag
 // points to now": a record for another tag does not count.
 func TestARestartRecordForAnotherTagDoesNotGuard(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	g.push("team/app:other", "v9")
@@ -213,10 +219,11 @@ func TestARestartRecordForAnotherTagDoesNotGuard(t *testing.T) {
 // A repository refused (403) by the registry does not starve its host: the
 // other repositories' moves restart their workloads, run after run.
 func TestARefusedRepositoryDoesNotStarveItsHostRunAfterRun(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"robot": "right"}})
-	t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "harbor")
-	t.Setenv("URUNNER_SECR_HARBOR_USER", "robot")
-	t.Setenv("URUNNER_SECR_HARBOR_PASS", "right")
+	g.setenv("URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "harbor")
+	g.setenv("URUNNER_SECR_HARBOR_USER", "robot")
+	g.setenv("URUNNER_SECR_HARBOR_PASS", "right")
 	ns := g.namespace(true)
 	for _, n := range []string{"aaa", "bbb", "ccc"} {
 		g.push("team/"+n+":latest", "v1")
@@ -247,8 +254,9 @@ func TestARefusedRepositoryDoesNotStarveItsHostRunAfterRun(t *testing.T) {
 // An OnDelete StatefulSet is patched but rolls nothing until its pods are
 // deleted: the log, its Event and the report say so instead of "restarted".
 func TestAnOnDeleteStatefulSetSaysItsRestartIsPending(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_REPORT", "json")
+	g.setenv("URUNNER_CONF_REPORT", "json")
 	g.push("team/db:latest", "v1")
 	ns := g.namespace(true)
 	sel := map[string]string{"app": "db"}
@@ -294,6 +302,7 @@ func TestAnOnDeleteStatefulSetSaysItsRestartIsPending(t *testing.T) {
 // A state ConfigMap created ahead (by the chart, or an admin) keeps its
 // labels, annotations and other keys when urunner writes it.
 func TestTheStateConfigMapKeepsWhatOthersPutOnIt(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
@@ -328,6 +337,7 @@ func TestTheStateConfigMapKeepsWhatOthersPutOnIt(t *testing.T) {
 // a workload created after that version's last run is first seen, not
 // believed to run the old document's digest.
 func TestAVersion2StateMigratesWithoutARestartStorm(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	d1 := g.push("team/app:latest", "v1")
 	o1 := g.push("team/other:latest", "o1")

@@ -26,6 +26,7 @@ func progressDeadline(s int32) deployOpt {
 // once and one of 1 replica never gets an available pod, so it passes its
 // progress deadline: both outcomes are real.
 func TestVerifiedRollouts(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		opts     []deployOpt
@@ -39,11 +40,12 @@ func TestVerifiedRollouts(t *testing.T) {
 		{"deadline exceeded, rolled back", []deployOpt{replicas(1), progressDeadline(2)}, true, 1, "rolled back to what it ran before", "RolloutFailed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
-			t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
-			t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
+			g.setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+			g.setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
 			if tc.rollback {
-				t.Setenv("URUNNER_CONF_ROLLBACK", "true")
+				g.setenv("URUNNER_CONF_ROLLBACK", "true")
 			}
 			old := g.push("team/app:latest", "v1")
 			ns := g.namespace(true)
@@ -106,10 +108,11 @@ func TestVerifiedRollouts(t *testing.T) {
 // the state, with the failed digest's quarantine, is still saved: a call
 // that outlived the pod's grace period would lose both.
 func TestAHangingRollbackGivesUpAndTheStateIsSaved(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
-	t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
-	t.Setenv("URUNNER_CONF_ROLLBACK", "true")
+	g.setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+	g.setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "45s")
+	g.setenv("URUNNER_CONF_ROLLBACK", "true")
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"), replicas(1), progressDeadline(2))

@@ -42,7 +42,7 @@ func (g *ground) rollouts() dynamic.Interface {
 	if rolloutCRDError != nil {
 		g.t.Fatal(rolloutCRDError)
 	}
-	g.t.Setenv("URUNNER_CONF_WORKLOAD_KINDS", "Deployment,Rollout")
+	g.setenv("URUNNER_CONF_WORKLOAD_KINDS", "Deployment,Rollout")
 	dc, err := dynamic.NewForConfig(cluster.AdminConfig())
 	if err != nil {
 		g.t.Fatal(err)
@@ -110,6 +110,7 @@ func restartedFor(t *testing.T, annotations map[string]string) map[string]string
 // no canary steps); the record goes to the Rollout's own annotations, so
 // the next run does not restart it again. Only the moved container counts.
 func TestARolloutRestartsThroughRestartAt(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	dc := g.rollouts()
 	g.push("team/app:latest", "v1")
@@ -155,9 +156,10 @@ func TestARolloutRestartsThroughRestartAt(t *testing.T) {
 // (a new revision, which Argo takes through the canary steps), the other
 // containers keep their images, and spec.restartAt is not set.
 func TestARolloutInPinMode(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	dc := g.rollouts()
-	t.Setenv("URUNNER_CONF_RESTART_MODE", "pin")
+	g.setenv("URUNNER_CONF_RESTART_MODE", "pin")
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.rollout(dc, ns, "web", g.image("team/app:latest"), false)
@@ -183,9 +185,10 @@ func TestARolloutInPinMode(t *testing.T) {
 // between urunner's read and its patch is read again and decided again,
 // never patched from the old read.
 func TestARolloutIsHeldWhenPausedAndNeverPatchedFromAStaleRead(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	dc := g.rollouts()
-	t.Setenv("URUNNER_CONF_RESTART_MODE", "pin")
+	g.setenv("URUNNER_CONF_RESTART_MODE", "pin")
 	g.push("team/app:latest", "v1")
 	g.push("team/app:next", "v1")
 	ns := g.namespace(true)
@@ -229,6 +232,7 @@ func TestARolloutIsHeldWhenPausedAndNeverPatchedFromAStaleRead(t *testing.T) {
 // restored), Paused at a canary step is left to a person. The test plays
 // the Argo controller's part by writing that status.
 func TestAVerifiedRolloutIsJudgedByItsPhase(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		phase, message string
 		code           int
@@ -239,11 +243,12 @@ func TestAVerifiedRolloutIsJudgedByItsPhase(t *testing.T) {
 		{"Paused", "CanaryPauseStep", 0, "promote it with kubectl argo rollouts promote web"},
 	} {
 		t.Run(tc.phase, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
 			dc := g.rollouts()
-			t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
-			t.Setenv("URUNNER_CONF_ROLLBACK", "true")
-			t.Setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "30s")
+			g.setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+			g.setenv("URUNNER_CONF_ROLLBACK", "true")
+			g.setenv("URUNNER_CONF_ROLLOUT_TIMEOUT", "30s")
 			first := g.push("team/app:latest", "v1")
 			ns := g.namespace(true)
 			g.rollout(dc, ns, "web", g.image("team/app:latest"), false)

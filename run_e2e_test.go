@@ -25,6 +25,7 @@ import (
 // controller manager) and a real OCI registry.
 
 func TestFirstRunIsABaseline(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	d := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
@@ -47,6 +48,7 @@ func TestFirstRunIsABaseline(t *testing.T) {
 }
 
 func TestMovedTagRestartsOnceAndRollsOut(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	old := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
@@ -94,6 +96,7 @@ func TestMovedTagRestartsOnceAndRollsOut(t *testing.T) {
 }
 
 func TestWhatIsNotWatchedIsNeverLookedUp(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	d1 := g.push("team/app:latest", "v1")
 	g.push("team/optout:latest", "v1")
@@ -127,6 +130,7 @@ func TestWhatIsNotWatchedIsNeverLookedUp(t *testing.T) {
 }
 
 func TestOneHeadPerUniqueImage(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	g.push("team/side:1", "v1")
@@ -146,6 +150,7 @@ func TestOneHeadPerUniqueImage(t *testing.T) {
 }
 
 func TestInitContainerChangeRestarts(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:1", "v1")
 	g.push("team/migrate:latest", "v1")
@@ -160,6 +165,7 @@ func TestInitContainerChangeRestarts(t *testing.T) {
 }
 
 func TestTwoChangedContainersMakeOnePatch(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	g.push("team/side:latest", "v1")
@@ -183,6 +189,7 @@ func TestTwoChangedContainersMakeOnePatch(t *testing.T) {
 }
 
 func TestMultiPlatformIndexChangeRestarts(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	ctx := t.Context()
 	idx1, _, err := g.reg.PushIndex(ctx, "team/multi:latest", map[string]string{"linux/amd64": "a1", "linux/arm64": "b1"})
@@ -206,6 +213,7 @@ func TestMultiPlatformIndexChangeRestarts(t *testing.T) {
 }
 
 func TestWorkloadAddedLaterIsABaseline(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
@@ -222,6 +230,7 @@ func TestWorkloadAddedLaterIsABaseline(t *testing.T) {
 }
 
 func TestPausedDeploymentWaitsForResume(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	old := g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
@@ -251,6 +260,7 @@ func TestPausedDeploymentWaitsForResume(t *testing.T) {
 // A failed lookup must never restart and never touch a remembered digest:
 // the reference keeps its digest and is marked failing since the run.
 func TestFailedLookupsKeepEveryDigest(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		opts   testground.RegistryOptions
@@ -286,16 +296,17 @@ func TestFailedLookupsKeepEveryDigest(t *testing.T) {
 			name: "wrong password",
 			opts: testground.RegistryOptions{Logins: map[string]string{"robot": "right"}},
 			setup: func(g *ground) {
-				g.t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "harbor")
-				g.t.Setenv("URUNNER_SECR_HARBOR_USER", "robot")
-				g.t.Setenv("URUNNER_SECR_HARBOR_PASS", "right")
+				g.setenv("URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "harbor")
+				g.setenv("URUNNER_SECR_HARBOR_USER", "robot")
+				g.setenv("URUNNER_SECR_HARBOR_PASS", "right")
 			},
 			break_: func(g *ground) {
-				g.t.Setenv("URUNNER_SECR_HARBOR_PASS", "wrong-s3cret")
+				g.setenv("URUNNER_SECR_HARBOR_PASS", "wrong-s3cret")
 			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, tc.opts)
 			if tc.setup != nil {
 				tc.setup(g)
@@ -341,11 +352,12 @@ func TestFailedLookupsKeepEveryDigest(t *testing.T) {
 }
 
 func TestWrongPasswordFailsOncePerHost(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{Logins: map[string]string{"robot": "right"}})
-	t.Setenv("URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "harbor")
-	t.Setenv("URUNNER_SECR_HARBOR_USER", "robot")
-	t.Setenv("URUNNER_SECR_HARBOR_PASS", "wrong")
-	t.Setenv("URUNNER_CONF_REGISTRY_CONCURRENCY", "1")
+	g.setenv("URUNNER_CONF_CONTAINER_REGISTRY_TYPE", "harbor")
+	g.setenv("URUNNER_SECR_HARBOR_USER", "robot")
+	g.setenv("URUNNER_SECR_HARBOR_PASS", "wrong")
+	g.setenv("URUNNER_CONF_REGISTRY_CONCURRENCY", "1")
 	ns := g.namespace(true)
 	for _, n := range []string{"a", "b", "c", "d", "e"} {
 		g.push("team/"+n+":latest", "v1")
@@ -368,6 +380,7 @@ func TestWrongPasswordFailsOncePerHost(t *testing.T) {
 }
 
 func TestDeletedTagKeepsOtherEntries(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
 	keep := g.push("team/keep:latest", "v1")
@@ -395,11 +408,13 @@ func TestDeletedTagKeepsOtherEntries(t *testing.T) {
 }
 
 func TestUnparsableStateIsNeverOverwritten(t *testing.T) {
+	t.Parallel()
 	for name, cm := range map[string]*corev1.ConfigMap{
 		"garbage":         {BinaryData: map[string][]byte{state.DataKey: []byte("not gzip")}},
 		"unknown version": {BinaryData: map[string][]byte{state.DataKey: mustGzip(t, `{"version":99}`)}},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
 			g.push("team/app:latest", "v1")
 			ns := g.namespace(true)
@@ -432,8 +447,10 @@ func TestUnparsableStateIsNeverOverwritten(t *testing.T) {
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
 	for _, how := range []string{"flag", "env"} {
 		t.Run(how, func(t *testing.T) {
+			t.Parallel()
 			g := newGround(t, testground.RegistryOptions{})
 			g.push("team/app:latest", "v1")
 			ns := g.namespace(true)
@@ -443,8 +460,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 				if how == "flag" {
 					return g.mustRun("--dry-run")
 				}
-				t.Setenv("URUNNER_CONF_DRY_RUN", "true")
-				defer t.Setenv("URUNNER_CONF_DRY_RUN", "false")
+				g.setenv("URUNNER_CONF_DRY_RUN", "true")
+				defer g.setenv("URUNNER_CONF_DRY_RUN", "false")
 				return g.mustRun()
 			}
 			dry()
@@ -475,6 +492,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 // Two writers of the state at once, on the real API server: both runs'
 // references survive, each merged on its own.
 func TestConcurrentStateWritersLoseNothing(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	store := state.NewStore(configmaps.New(g.cs), "default", g.state)
 	ctx := t.Context()
@@ -506,6 +524,7 @@ func TestConcurrentStateWritersLoseNothing(t *testing.T) {
 }
 
 func TestStateLargerThanTheConfigMapLimitIsRefused(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	ctx := t.Context()
 	store := state.NewStore(configmaps.New(g.cs), "default", g.state)

@@ -44,9 +44,10 @@ func reportOf(t *testing.T, o result) runReport {
 // A new digest restarts nothing until its tag has pointed at it for the
 // soak time; one the tag leaves meanwhile is retracted, and said so.
 func TestSoakWaitsAndRetracts(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_REPORT", "json")
-	t.Setenv("URUNNER_CONF_SOAK", "3s")
+	g.setenv("URUNNER_CONF_REPORT", "json")
+	g.setenv("URUNNER_CONF_SOAK", "3s")
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
@@ -104,9 +105,10 @@ func ringed(n int) deployOpt {
 // Ring 0 restarts onto a new digest first; ring 1 once every ring-0
 // workload on the image has rolled it out healthily (here: verified).
 func TestRingsRollOutInOrder(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_REPORT", "json")
-	t.Setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
+	g.setenv("URUNNER_CONF_REPORT", "json")
+	g.setenv("URUNNER_CONF_VERIFY_ROLLOUT", "true")
 	g.push("team/app:latest", "v1")
 	ns := g.namespace(true)
 	g.deploy(ns, "canary", g.image("team/app:latest"), ringed(0), replicas(0))
@@ -138,9 +140,11 @@ func TestRingsRollOutInOrder(t *testing.T) {
 // Approve mode restarts only what a person approved, and says how; notify
 // mode never restarts and tells the webhook of each new move once.
 func TestApprovalAndNotifyModes(t *testing.T) {
+	t.Parallel()
 	t.Run("approve", func(t *testing.T) {
+		t.Parallel()
 		g := newGround(t, testground.RegistryOptions{})
-		t.Setenv("URUNNER_CONF_APPROVAL", "approve")
+		g.setenv("URUNNER_CONF_APPROVAL", "approve")
 		g.push("team/app:latest", "v1")
 		ns := g.namespace(true)
 		g.deploy(ns, "web", g.image("team/app:latest"))
@@ -180,11 +184,12 @@ func TestApprovalAndNotifyModes(t *testing.T) {
 	// In namespaced mode the namespace's annotations are read with a GET
 	// of it: an approval there counts as in cluster mode.
 	t.Run("approved on the namespace, in namespaced mode", func(t *testing.T) {
+		t.Parallel()
 		g := newGround(t, testground.RegistryOptions{})
-		t.Setenv("URUNNER_CONF_APPROVAL", "approve")
+		g.setenv("URUNNER_CONF_APPROVAL", "approve")
 		g.push("team/app:latest", "v1")
 		ns := g.namespace(false)
-		t.Setenv("URUNNER_CONF_NAMESPACES", ns)
+		g.setenv("URUNNER_CONF_NAMESPACES", ns)
 		g.deploy(ns, "web", g.image("team/app:latest"))
 		g.mustRun()
 		moved := g.push("team/app:latest", "v2")
@@ -202,6 +207,7 @@ func TestApprovalAndNotifyModes(t *testing.T) {
 		}
 	})
 	t.Run("notify", func(t *testing.T) {
+		t.Parallel()
 		g := newGround(t, testground.RegistryOptions{})
 		var (
 			mu   sync.Mutex
@@ -218,8 +224,8 @@ func TestApprovalAndNotifyModes(t *testing.T) {
 			mu.Unlock()
 		}))
 		t.Cleanup(hook.Close)
-		t.Setenv("URUNNER_CONF_APPROVAL", "notify")
-		t.Setenv("URUNNER_SECR_WEBHOOK_URL", hook.URL)
+		g.setenv("URUNNER_CONF_APPROVAL", "notify")
+		g.setenv("URUNNER_SECR_WEBHOOK_URL", hook.URL)
 		g.push("team/app:latest", "v1")
 		ns := g.namespace(true)
 		g.deploy(ns, "web", g.image("team/app:latest"))
@@ -299,9 +305,10 @@ func signatureWarning(g *ground, ns, digest string) bool {
 // the real cosign CLI, in the test registry) restarts anything; an unsigned
 // one is refused, with a Warning Event and exit 1.
 func TestOnlySignedDigestsRestart(t *testing.T) {
+	t.Parallel()
 	key := newCosignKey(t)
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_SIGNATURE_KEYS", key.keys)
+	g.setenv("URUNNER_CONF_SIGNATURE_KEYS", key.keys)
 	key.sign(t, g.image("team/app@"+g.push("team/app:latest", "v1")))
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
@@ -329,11 +336,12 @@ func TestOnlySignedDigestsRestart(t *testing.T) {
 // onto it. A digest signed, but by an untrusted key, is refused at once,
 // grace or not (issue 22, item 12).
 func TestUnsignedDigestWaitsForItsSignature(t *testing.T) {
+	t.Parallel()
 	trusted, stranger := newCosignKey(t), newCosignKey(t)
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_SIGNATURE_KEYS", trusted.keys)
-	t.Setenv("URUNNER_CONF_SIGNATURE_GRACE", "10m")
-	t.Setenv("URUNNER_CONF_REPORT", "json")
+	g.setenv("URUNNER_CONF_SIGNATURE_KEYS", trusted.keys)
+	g.setenv("URUNNER_CONF_SIGNATURE_GRACE", "10m")
+	g.setenv("URUNNER_CONF_REPORT", "json")
 	trusted.sign(t, g.image("team/app@"+g.push("team/app:latest", "v1")))
 	ns := g.namespace(true)
 	g.deploy(ns, "web", g.image("team/app:latest"))
@@ -378,8 +386,9 @@ func TestUnsignedDigestWaitsForItsSignature(t *testing.T) {
 // with a compare link on a known forge, and versions; for one manifest and
 // one config GET per digest, only when something moves.
 func TestARestartSaysWhatChanged(t *testing.T) {
+	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	t.Setenv("URUNNER_CONF_REPORT", "json")
+	g.setenv("URUNNER_CONF_REPORT", "json")
 	labels := func(rev, version string) map[string]string {
 		return map[string]string{
 			"org.opencontainers.image.revision": rev, "org.opencontainers.image.version": version,

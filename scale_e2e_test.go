@@ -17,6 +17,8 @@ import (
 // Discovery costs a handful of paginated LISTs however many namespaces are
 // enabled: ceil(namespaces/500) + ceil(Deployments/500), not one call per
 // namespace. 520 namespaces make the namespace LIST take two pages.
+// Serial: it counts the requests of cluster-wide listings, to which other
+// tests' namespaces and workloads would add pages.
 func TestDiscoveryAPICallsDoNotGrowWithNamespaces(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
 	g.push("team/app:latest", "v1")
@@ -44,7 +46,7 @@ func TestDiscoveryAPICallsDoNotGrowWithNamespaces(t *testing.T) {
 	for _, ns := range names[:3] {
 		g.deploy(ns, "web", g.image("team/app:latest"))
 	}
-	t.Setenv("URUNNER_CONF_LIST_SCOPE", "cluster")
+	g.setenv("URUNNER_CONF_LIST_SCOPE", "cluster")
 
 	pages := g.deploymentPages()
 	g.mustRun()
@@ -95,6 +97,8 @@ func parallel(t *testing.T, names []string, f func(context.Context, string) erro
 
 // A thousand Deployments on 120 references cost exactly 120 HEADs, no GET,
 // and, in steady state, a handful of API calls.
+// Serial: it counts the pages of a cluster-wide LIST of Deployments, which
+// other tests' Deployments change.
 func TestThousandDeploymentsCostOneHeadPerReference(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
 	const refs, deployments = 120, 1000
@@ -135,7 +139,7 @@ func TestThousandDeploymentsCostOneHeadPerReference(t *testing.T) {
 		return err
 	})
 
-	t.Setenv("URUNNER_CONF_LIST_SCOPE", "cluster")
+	g.setenv("URUNNER_CONF_LIST_SCOPE", "cluster")
 	g.reg.ResetRequests()
 	g.mustRun()
 	pages := g.deploymentPages()

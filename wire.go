@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -20,10 +21,26 @@ import (
 	"github.com/urunner/urunner/state/configmaps"
 )
 
-// hooks lets tests observe the real clients; production passes none.
+// hooks lets tests observe the real clients and pass their own settings;
+// production passes none.
 type hooks struct {
 	// wrapKube wraps the Kubernetes API transport (to count requests).
 	wrapKube func(http.RoundTripper) http.RoundTripper
+	// loadConfig, when set, replaces loadConfig, and lookupEnv, when set,
+	// replaces os.LookupEnv for the variables a run reads by name (the
+	// registries' credentials): the end-to-end tests pass each test's own
+	// settings this way instead of through the process environment, which
+	// all tests share, so that they can run in parallel.
+	loadConfig func() (Config, error)
+	lookupEnv  func(string) (string, bool)
+}
+
+// lookup is the run's view of the environment's variables.
+func (h hooks) lookup() func(string) (string, bool) {
+	if h.lookupEnv != nil {
+		return h.lookupEnv
+	}
+	return os.LookupEnv
 }
 
 // app is one run's wiring.
@@ -48,7 +65,7 @@ type app struct {
 // wire builds one run's clients from cfg: the registry hosts and signature
 // policy, the Kubernetes clients, the state store and the resolver.
 func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
-	hosts, signer, err := registryTrust(&cfg, log)
+	hosts, signer, err := registryTrust(&cfg, log, h.lookup())
 	if err != nil {
 		return nil, err
 	}
@@ -103,8 +120,8 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 
 // registryTrust reads the registry hosts and the signature policy of cfg,
 // warning about each trust the configuration weakens on purpose.
-func registryTrust(cfg *Config, log *slog.Logger) ([]registry.Host, *signature.Policy, error) {
-	hosts, err := cfg.hosts()
+func registryTrust(cfg *Config, log *slog.Logger, lookup func(string) (string, bool)) ([]registry.Host, *signature.Policy, error) {
+	hosts, err := cfg.hosts(lookup)
 	if err != nil {
 		return nil, nil, err
 	}
