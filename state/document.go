@@ -271,6 +271,47 @@ func decodeJSON(raw []byte) (State, int, error) {
 	}
 }
 
+// ref is the in-memory form of one reference's record, in the canonical
+// form Encode writes (so that a save and a load change nothing).
+func (d refDoc) ref() Ref {
+	r := Ref{
+		Digest: d.Digest, Seen: fromUnix(d.Seen), Checked: fromUnix(d.Checked), Base: d.Base,
+		Children: d.Children, Failing: fromUnix(d.Failing), Error: BoundError(d.Error),
+	}
+	for rs, at := range d.Rings {
+		ring, _ := strconv.Atoi(rs)
+		if r.Rings == nil {
+			r.Rings = map[int]time.Time{}
+		}
+		r.Rings[ring] = fromUnix(at)
+	}
+	for rs, nss := range d.RingMembers {
+		ring, _ := strconv.Atoi(rs)
+		if r.RingMembers == nil {
+			r.RingMembers = map[int][]string{}
+		}
+		// Sorted as Encode writes them, so a document written by hand
+		// or by an older urunner compares equal after a save and a load.
+		r.RingMembers[ring] = slices.Sorted(slices.Values(nss))
+	}
+	for c, e := range d.Except {
+		if r.Except == nil {
+			r.Except = make(map[string]Exception, len(d.Except))
+		}
+		r.Except[c] = Exception{Runs: e.Runs, Record: e.Record}
+	}
+	if r.Base == r.Digest {
+		r.Base = ""
+	}
+	if len(r.Except) == 0 {
+		r.Except = nil
+	}
+	if len(r.Children) == 0 {
+		r.Children = nil
+	}
+	return r
+}
+
 func fromDocument(doc document) (State, error) {
 	if doc.ListedAt < 0 || doc.LastSuccess < 0 {
 		return State{}, fmt.Errorf("%w: negative time", ErrCorrupt)
@@ -290,42 +331,7 @@ func fromDocument(doc document) (State, error) {
 		if err := migrateQuarantine(doc.Version, k, d, &s); err != nil {
 			return State{}, err
 		}
-		r := Ref{
-			Digest: d.Digest, Seen: fromUnix(d.Seen), Checked: fromUnix(d.Checked), Base: d.Base,
-			Children: d.Children, Failing: fromUnix(d.Failing), Error: BoundError(d.Error),
-		}
-		for rs, at := range d.Rings {
-			ring, _ := strconv.Atoi(rs)
-			if r.Rings == nil {
-				r.Rings = map[int]time.Time{}
-			}
-			r.Rings[ring] = fromUnix(at)
-		}
-		for rs, nss := range d.RingMembers {
-			ring, _ := strconv.Atoi(rs)
-			if r.RingMembers == nil {
-				r.RingMembers = map[int][]string{}
-			}
-			// Sorted as Encode writes them, so a document written by hand
-			// or by an older urunner compares equal after a save and a load.
-			r.RingMembers[ring] = slices.Sorted(slices.Values(nss))
-		}
-		for c, e := range d.Except {
-			if r.Except == nil {
-				r.Except = make(map[string]Exception, len(d.Except))
-			}
-			r.Except[c] = Exception{Runs: e.Runs, Record: e.Record}
-		}
-		if r.Base == r.Digest {
-			r.Base = ""
-		}
-		if len(r.Except) == 0 {
-			r.Except = nil
-		}
-		if len(r.Children) == 0 {
-			r.Children = nil
-		}
-		s.Refs[k] = r
+		s.Refs[k] = d.ref()
 	}
 	if err := s.readQuarantines(doc.Version, doc.Quarantines); err != nil {
 		return State{}, err
