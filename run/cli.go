@@ -1,6 +1,4 @@
-// Command urunner restarts Kubernetes workloads when the digest behind an
-// image tag changes. One invocation is one run; a CronJob schedules it.
-package main
+package run
 
 import (
 	"context"
@@ -8,33 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/urunner/urunner/exit"
 	"github.com/urunner/urunner/logging"
-	"github.com/urunner/urunner/webhook"
 )
-
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr, hooks{})
-	stop()
-	os.Exit(code)
-}
 
 // Main runs urunner with args and the process environment and returns the
 // exit code: flags, configuration, wiring, one run, its report.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks) int {
-	if len(args) > 0 && args[0] == "webhook" {
-		// The push receiver: a long-running server that starts this same
-		// program's Job sooner (see webhook/).
-		return webhook.Main(ctx, args[1:], stdout, stderr)
-	}
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h Hooks) int {
 	fs := flag.NewFlagSet("urunner", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -46,7 +25,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h hooks)
 		return code
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, "urunner", version)
+		fmt.Fprintln(stdout, "urunner", h.version())
 		return exit.OK
 	}
 	if code, done := exit.StrayArgument(stderr, "urunner", fs); done {

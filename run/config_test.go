@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"bytes"
@@ -123,7 +123,7 @@ func TestTrustedRootWithoutLogNeedsTheOptOut(t *testing.T) {
 
 func TestHelpListsEveryVariable(t *testing.T) {
 	var out bytes.Buffer
-	if code := Main(t.Context(), []string{"--help"}, &out, &out, hooks{}); code != 0 {
+	if code := Main(t.Context(), []string{"--help"}, &out, &out, Hooks{}); code != 0 {
 		t.Fatalf("--help exit code %d", code)
 	}
 	for _, v := range []string{

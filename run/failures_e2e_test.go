@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"bytes"
@@ -483,7 +483,7 @@ func TestTwoRunsAtOnceRestartOnce(t *testing.T) {
 	for i := range codes {
 		wg.Go(func() {
 			var out bytes.Buffer
-			codes[i] = Main(t.Context(), nil, &out, &out, g.hooks())
+			codes[i] = Main(t.Context(), nil, &out, &out, g.Hooks())
 		})
 	}
 	wg.Wait()

@@ -1,4 +1,4 @@
-package main
+package run
 
 // Gates that fail closed where they meet the listing and the act stage
 // (issue 22, items 3, 4 and 5): rings decide on this listing and hold

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"bytes"
@@ -78,8 +78,8 @@ func (g *ground) setenv(key, value string) {
 }
 
 // hooks passes this test's settings to a run.
-func (g *ground) hooks() hooks {
-	return hooks{loadConfig: g.loadConfig, lookupEnv: g.lookupEnv}
+func (g *ground) Hooks() Hooks {
+	return Hooks{loadConfig: g.loadConfig, lookupEnv: g.lookupEnv}
 }
 
 // configEnv serialises the loads of the tests' settings, which go through
@@ -444,7 +444,7 @@ func (g *ground) runCtx(ctx context.Context, args ...string) result {
 	g.t.Helper()
 	var stdout, stderr bytes.Buffer
 	g.api.reset()
-	h := g.hooks()
+	h := g.Hooks()
 	h.wrapKube = g.api.wrap
 	code := Main(ctx, args, &stdout, &stderr, h)
 	g.t.Logf("urunner %s → exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"os/exec"
@@ -8,7 +8,7 @@ import (
 
 // The layers stay independent: registry knows nothing of Kubernetes, state
 // nothing of registries or Kubernetes, kube nothing of either, and policy,
-// the decision, nothing of any client. Only main wires them.
+// the decision, nothing of any client. Only the run wires them.
 func TestLayersDoNotImportEachOther(t *testing.T) {
 	const mod = "github.com/urunner/urunner/"
 	forbidden := map[string][]string{
@@ -21,7 +21,7 @@ func TestLayersDoNotImportEachOther(t *testing.T) {
 		"policy": {mod + "kube", mod + "registry", "k8s.io/", "github.com/regclient/", "net/http"},
 	}
 	for pkg, bad := range forbidden {
-		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()
+		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
 		if err != nil {
 			t.Fatalf("go list %s: %v", pkg, err)
 		}
@@ -31,6 +31,21 @@ func TestLayersDoNotImportEachOther(t *testing.T) {
 					t.Errorf("package %s depends on %s", pkg, dep)
 				}
 			}
+		}
+	}
+}
+
+// Package main is wiring only: the process's arguments, streams, signals
+// and exit code, handed to the run or to the receiver.
+func TestMainOnlyWiresTheEntryPoints(t *testing.T) {
+	const mod = "github.com/urunner/urunner"
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports " "}}`, mod).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", mod, err)
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		if strings.Contains(imp, ".") && imp != mod+"/run" && imp != mod+"/webhook" {
+			t.Errorf("package main imports %s: only run and webhook are its to call", imp)
 		}
 	}
 }

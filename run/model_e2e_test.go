@@ -1,4 +1,4 @@
-package main
+package run
 
 // The model-based test: a seeded random sequence of what happens around
 // urunner (pushes, a tag moved back, workloads added, deleted, switched to
@@ -848,7 +848,7 @@ func (w *world) runWaiting(blocked, release chan struct{}) result {
 			return resp, err
 		})
 	}
-	h := w.g.hooks()
+	h := w.g.Hooks()
 	h.wrapKube = wrap
 	code := Main(w.t.Context(), nil, &stdout, &stderr, h)
 	w.t.Logf("urunner (waiting) → exit %d\n%s%s", code, stdout.String(), stderr.String())

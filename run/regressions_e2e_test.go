@@ -1,4 +1,4 @@
-package main
+package run
 
 // Regressions of defects found where features meet (issue 13), each named
 // for the behaviour it pins, on the real API server and registry. The

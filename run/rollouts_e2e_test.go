@@ -1,4 +1,4 @@
-package main
+package run
 
 // Argo Rollouts as a workload kind, against Argo's own Rollout CRD (from
 // its Go module, installed by hack/tools.sh crds) on the real API server.

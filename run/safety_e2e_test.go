@@ -1,4 +1,4 @@
-package main
+package run
 
 // The safety layer on the real ground (issue 16): soak and retraction,
 // rings, approval and notify modes, signatures, what a restart changed.

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"fmt"
@@ -21,9 +21,13 @@ import (
 	"github.com/urunner/urunner/state/configmaps"
 )
 
-// hooks lets tests observe the real clients and pass their own settings;
-// production passes none.
-type hooks struct {
+// Hooks is what the program passes a run beside its arguments: its
+// version; and, for tests only, ways to observe the real clients and pass
+// their own settings.
+type Hooks struct {
+	// Version is the program's, as built (-ldflags "-X main.version=…"):
+	// printed by --version and sent as the registries' User-Agent.
+	Version string
 	// wrapKube wraps the Kubernetes API transport (to count requests).
 	wrapKube func(http.RoundTripper) http.RoundTripper
 	// loadConfig, when set, replaces loadConfig, and lookupEnv, when set,
@@ -35,8 +39,16 @@ type hooks struct {
 	lookupEnv  func(string) (string, bool)
 }
 
+// version is the program's version, "dev" when none was built in.
+func (h Hooks) version() string {
+	if h.Version == "" {
+		return "dev"
+	}
+	return h.Version
+}
+
 // lookup is the run's view of the environment's variables.
-func (h hooks) lookup() func(string) (string, bool) {
+func (h Hooks) lookup() func(string) (string, bool) {
 	if h.lookupEnv != nil {
 		return h.lookupEnv
 	}
@@ -64,7 +76,7 @@ type app struct {
 
 // wire builds one run's clients from cfg: the registry hosts and signature
 // policy, the Kubernetes clients, the state store and the resolver.
-func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
+func wire(cfg Config, log *slog.Logger, out io.Writer, h Hooks) (*app, error) {
 	hosts, signer, err := registryTrust(&cfg, log, h.lookup())
 	if err != nil {
 		return nil, err
@@ -98,7 +110,7 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h hooks) (*app, error) {
 		Concurrency: cfg.RegistryConcurrency,
 		Timeout:     cfg.RegistryTimeout,
 		Log:         log,
-		UserAgent:   "urunner/" + version,
+		UserAgent:   "urunner/" + h.version(),
 	})
 	if err != nil {
 		return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: %v", err)
@@ -144,13 +156,13 @@ func registryTrust(cfg *Config, log *slog.Logger, lookup func(string) (string, b
 // urunner's rate limits, user agent and wire format, and the server clock
 // and test hooks wrapped around its transport), the namespace the state
 // lives in by default, and the server clock.
-func apiConfig(cfg Config, h hooks) (*rest.Config, string, *serverClock, error) {
+func apiConfig(cfg Config, h Hooks) (*rest.Config, string, *serverClock, error) {
 	rc, ns, err := kubeConfig(cfg)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	rc.QPS, rc.Burst = cfg.KubeQPS, cfg.KubeBurst
-	rc.UserAgent = "urunner/" + version
+	rc.UserAgent = "urunner/" + h.version()
 	// Protobuf: a LIST of thousands of workloads decodes several times
 	// faster, and lighter, than JSON.
 	rc.ContentType = "application/vnd.kubernetes.protobuf"
