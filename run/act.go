@@ -20,42 +20,22 @@ const patchWorkers = 8
 // conflictRetries bounds the read-and-decide-again rounds of one workload.
 const conflictRetries = 3
 
-// acted is what the act stage did, in the order of found.workloads.
-type acted struct {
-	// restarted is true for each workload patched (or found restarted for
-	// its digests by another run).
-	restarted []bool
-	// before is each restarted workload as read before its patch (nil for
-	// the others: most workloads are not restarted), and generation what
-	// the patch left, for a rollback.
-	before     []*kube.Workload
-	generation []int64
-	// rolloutFailed says why a restarted workload's verified rollout
-	// failed ("" when it did not); rolledOut is true once it completed.
-	rolloutFailed []string
-	rolledOut     []bool
-
-	mu       sync.Mutex
-	failures []failure
-}
-
-// act patches each workload its decision restarts, a few at a time. A
-// workload changed since it was listed is read again and decided again: a
-// patch decided on an old version is never sent, so no one's edit is
-// undone. Once the run is stopped, no new PATCH starts; those in flight are
-// seen through, since cut off mid-answer they would be applied but not
-// remembered. Each restart is logged, with its Event, once described is
-// closed (p.changes written), out of the PATCHes' way.
-func (a *app) act(ctx context.Context, f *found, p *plan, described <-chan struct{}) *acted {
-	n := len(f.workloads)
-	done := &acted{restarted: make([]bool, n), before: make([]*kube.Workload, n), generation: make([]int64, n), rolloutFailed: make([]string, n), rolledOut: make([]bool, n)}
+// act patches each workload its decision restarts, a few at a time, and
+// writes what it did in the workload's act part. A workload changed since
+// it was listed is read again and decided again: a patch decided on an old
+// version is never sent, so no one's edit is undone. Once the run is
+// stopped, no new PATCH starts; those in flight are seen through, since
+// cut off mid-answer they would be applied but not remembered. Each
+// restart is logged, with its Event, once described is closed (p.changes
+// written), out of the PATCHes' way.
+func (a *app) act(ctx context.Context, f *found, p *plan, described <-chan struct{}) {
 	var (
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, patchWorkers)
 	)
 	at := a.now()
-	for i, d := range p.decisions {
-		if d.Action != policy.Restart {
+	for _, w := range f.workloads {
+		if w.decision.Action != policy.Restart {
 			continue
 		}
 		select {
@@ -63,79 +43,78 @@ func (a *app) act(ctx context.Context, f *found, p *plan, described <-chan struc
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			w := f.workloads[i]
-			a.log.Warn("run stopped; restart not attempted, it stays due", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name)
-			d.Action, d.Reason = policy.Hold, "the run was stopped"
+			a.log.Warn("run stopped; restart not attempted, it stays due", "namespace", w.listed.kube.Namespace, lowerKind(&w.listed), w.listed.kube.Name)
+			w.act.decision = heldInstead(w.decision, "the run was stopped")
 			continue
 		}
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 			defer cancel()
-			w := a.restart(pctx, f, i, d, p.run, at, done)
+			a.restart(pctx, w, p.run, at)
 			<-sem
-			if w != nil {
+			if w.act.restarted {
 				<-described
-				a.restarted(w, d, p.changes)
+				a.restarted(w.seen(), w.final(), p.changes)
 			}
 		})
 	}
 	wg.Wait()
 	<-described
-	return done
 }
 
-// restart carries out one decision, deciding again after each conflict,
-// and returns the workload as patched (nil when it was not).
-func (a *app) restart(ctx context.Context, f *found, i int, d *policy.Decision, run *policy.Run, at time.Time, done *acted) *watched {
-	w := f.workloads[i]
+// restart carries out w's decision, deciding again after each conflict,
+// and writes the outcome in w.act.
+func (a *app) restart(ctx context.Context, w *workload, run *policy.Run, at time.Time) {
+	d := w.decision
 	for attempt := 0; ; attempt++ {
-		gen, err := a.kube.Restart(ctx, w.kube, kube.Restart{At: at, Records: recordsOf(d), Pins: d.Pins(a.settings)})
+		l := w.seen()
+		gen, err := a.kube.Restart(ctx, l.kube, kube.Restart{At: at, Records: recordsOf(d), Pins: d.Pins(a.settings)})
 		if err == nil {
-			before := w.kube
-			done.restarted[i], done.before[i], done.generation[i] = true, &before, gen
-			return w
+			before := l.kube
+			w.act.restarted, w.act.before, w.act.generation = true, &before, gen
+			return
 		}
 		if errors.Is(err, kube.ErrConflict) && attempt < conflictRetries {
-			fresh, gerr := a.kube.Get(ctx, w.kube.Kind, w.kube.Namespace, w.kube.Name)
+			fresh, gerr := a.kube.Get(ctx, l.kube.Kind, l.kube.Namespace, l.kube.Name)
 			if gerr == nil {
-				w = a.rewatch(f, i, fresh)
-				*d = run.Decide(&w.policy)
+				l = a.reread(l, fresh)
+				w.act.reread = l
+				again := run.Decide(&l.policy)
+				d, w.act.decision = &again, &again
 				if d.Action == policy.Restart {
 					continue
 				}
-				a.log.Info("changed since listed; decided again: "+d.Action.String(), "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "reason", d.Reason)
-				return nil
+				a.log.Info("changed since listed; decided again: "+d.Action.String(), "namespace", l.kube.Namespace, lowerKind(l), l.kube.Name, "reason", d.Reason)
+				return
 			}
 			err = gerr
 		}
-		d.Action, d.Reason = policy.Hold, "restart failed: "+err.Error()
-		a.log.Error("restart failed; it stays due, the next run retries", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "error", err)
-		a.queueEvent(w.kube, corev1.EventTypeWarning, kube.ReasonRestartFailed, fmt.Sprintf("urunner could not restart it: %v", err), err.Error())
-		done.mu.Lock()
-		done.failures = append(done.failures, failure{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name, Error: err.Error()})
-		done.mu.Unlock()
-		return nil
+		w.act.decision, w.act.failed = heldInstead(d, "restart failed: "+err.Error()), err.Error()
+		a.log.Error("restart failed; it stays due, the next run retries", "namespace", l.kube.Namespace, lowerKind(l), l.kube.Name, "error", err)
+		a.queueEvent(l.kube, corev1.EventTypeWarning, kube.ReasonRestartFailed, fmt.Sprintf("urunner could not restart it: %v", err), err.Error())
+		return
 	}
 }
 
-// rewatch replaces workload i with its fresh read, keeping what was read
-// of each unchanged container besides the workload (its pull secrets'
-// credentials, its pods): they are not read again. It is read in the
-// run's scope: its namespace's annotations (approval, soak, ring) count
-// as they did at the listing.
-func (a *app) rewatch(f *found, i int, fresh kube.Workload) *watched {
+// reread is a workload read again after a conflict (fresh), as the rules
+// see it, keeping what was read of each unchanged container besides the
+// workload (its pull secrets' credentials, its pods): they are not read
+// again. It is read in the run's scope: its namespace's annotations
+// (approval, soak, ring) count as they did at the listing.
+func (a *app) reread(was *listed, fresh kube.Workload) *listed {
 	old := map[string]policy.Container{}
-	for _, c := range f.workloads[i].policy.Containers {
+	for _, c := range was.policy.Containers {
 		old[c.Name+"\x00"+c.Image] = c
 	}
-	w, _ := a.watch(context.Background(), fresh, nil, &found{scope: f.scope})
-	for j, c := range w.policy.Containers {
+	scope := kube.Scope{Annotations: map[string]map[string]string{was.kube.Namespace: was.policy.NamespaceAnnotations}}
+	w, _ := a.watch(context.Background(), fresh, nil, &found{scope: scope})
+	l := &w.listed
+	for j, c := range l.policy.Containers {
 		if o, ok := old[c.Name+"\x00"+c.Image]; ok {
-			w.policy.Containers[j].Cred, w.policy.Containers[j].Pods = o.Cred, o.Pods
+			l.policy.Containers[j].Cred, l.policy.Containers[j].Pods = o.Cred, o.Pods
 		}
 	}
-	f.workloads[i] = w
-	return w
+	return l
 }
 
 // recordsOf is what a restart records in restarted-for: each moved
@@ -149,7 +128,7 @@ func recordsOf(d *policy.Decision) map[string]string {
 }
 
 // restarted logs a restart, once per moved container, and queues its Event.
-func (a *app) restarted(w *watched, d *policy.Decision, changes map[string]string) {
+func (a *app) restarted(w *listed, d *policy.Decision, changes map[string]string) {
 	for _, c := range d.Moves() {
 		attrs := []any{"namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "container", c.Name, "image", c.Ref, "from", c.From, "to", c.To}
 		if ch := changes[c.Ref+"@"+c.From+"@"+c.To]; ch != "" {

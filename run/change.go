@@ -27,7 +27,8 @@ func (a *app) describeChanges(ctx context.Context, f *found, p *plan) (done <-ch
 	}
 	moves := map[string]move{}
 	digests := map[string]registry.Lookup{} // ref@digest → a lookup to read it with
-	for _, d := range p.decisions {
+	for _, w := range f.workloads {
+		d := w.decision
 		if d.Action != policy.Restart {
 			continue
 		}

@@ -12,11 +12,10 @@ import (
 	"github.com/urunner/urunner/state"
 )
 
-// plan is the decision on every watched workload, in the order of
-// found.workloads.
+// plan is what the decisions on the watched workloads (each in its
+// workload's record) share.
 type plan struct {
-	run       *policy.Run
-	decisions []*policy.Decision
+	run *policy.Run
 	// changes say what each restart's moves change, by ref@from@to.
 	changes map[string]string
 	// capped is how many restarts the cap held (0 when it did not apply).
@@ -27,18 +26,19 @@ type plan struct {
 func (a *app) decide(f *found, mem state.State, o *outcome) *plan {
 	ws := make([]*policy.Workload, len(f.workloads))
 	for i, w := range f.workloads {
-		ws[i] = &w.policy
+		ws[i] = &w.listed.policy
 	}
 	p := &plan{run: &policy.Run{Settings: a.settings, Results: f.shared(), Mem: mem, Now: a.now(), Fleet: policy.NewFleet(ws, f.listing.Failed),
 		Restricted: f.restricted()}}
 	// One allocation for every decision, not one each.
 	ds := make([]policy.Decision, len(ws))
-	p.decisions = make([]*policy.Decision, len(ws))
+	decisions := make([]*policy.Decision, len(ws))
 	for i, w := range ws {
 		ds[i] = p.run.Decide(w)
-		p.decisions[i] = &ds[i]
+		decisions[i] = &ds[i]
+		f.workloads[i].decision = decisions[i]
 	}
-	c := p.run.Cap(p.decisions)
+	c := p.run.Cap(decisions)
 	p.capped = c.Held
 	o.capped, o.capReason = c.Held, c.Reason
 	a.logLookups(f, o)
@@ -91,8 +91,8 @@ func (a *app) logLookups(f *found, o *outcome) {
 func (a *app) logDecisions(f *found, p *plan, o *outcome) {
 	o.namespaces, o.workloads = len(f.scope.Namespaces), len(f.workloads)
 	refused := map[string]bool{} // ref@digest whose signature failed; one waiting for its first is no failure
-	for i, d := range p.decisions {
-		w := f.workloads[i]
+	for _, wl := range f.workloads {
+		w, d := &wl.listed, wl.decision
 		for _, c := range d.Moves() {
 			if sig := c.Result.Signature; sig != nil && !sig.Verified && !p.run.AwaitsSignature(c) && !refused[c.Ref+"@"+c.To] {
 				refused[c.Ref+"@"+c.To] = true

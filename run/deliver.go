@@ -26,7 +26,7 @@ import (
 // notDelivered tells of a container whose pods do not run what it was
 // restarted for: a log line, a Warning Event, the report, and with a gate
 // on a failure (exit code 1), since a gate's promise is broken.
-func (a *app) notDelivered(w *watched, c *policy.ContainerDecision, to string, runs []string, cause string, fleet *policy.Fleet, o *outcome) {
+func (a *app) notDelivered(w *listed, c *policy.ContainerDecision, to string, runs []string, cause string, fleet *policy.Fleet, o *outcome) {
 	gated := len(policy.Gates(a.settings, fleet, &w.policy)) > 0
 	a.log.Warn("not delivered: its pods do not run the digest it was restarted for", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
 		"container", c.Name, "image", c.Ref, "restarted_for", to, "runs", strings.Join(runs, ","), "cause", cause)
@@ -52,7 +52,7 @@ func shortList(ds []string) string {
 // its ready pods run, and returns for each moved container the digests
 // they run other than the one restarted for (none: delivered). A failed
 // read is not a mismatch: the next run that reads the pods checks again.
-func (a *app) checkDelivered(ctx context.Context, f *found, w *watched, d *policy.Decision) (map[string][]string, error) {
+func (a *app) checkDelivered(ctx context.Context, f *found, w *listed, d *policy.Decision) (map[string][]string, error) {
 	running, err := a.kube.Running(ctx, kube.Scope{Namespaces: []string{w.kube.Namespace}, PerNamespace: true}, []kube.Workload{w.kube})
 	if err != nil {
 		return nil, err
@@ -103,9 +103,9 @@ func (a *app) acceptedDigests(ctx context.Context, f *found, c policy.ContainerD
 func (a *app) addMembers(ctx context.Context, f *found, mem state.State) {
 	read := map[policy.Lookup]bool{}
 	for _, w := range f.workloads {
-		for _, c := range w.policy.Containers {
+		for _, c := range w.listed.policy.Containers {
 			r, ok := f.results[c.Lookup()]
-			if !ok || r.Err != nil || !r.Index || read[c.Lookup()] || !mayNotBeDelivered(&w.policy, c, r.Digest, mem) {
+			if !ok || r.Err != nil || !r.Index || read[c.Lookup()] || !mayNotBeDelivered(&w.listed.policy, c, r.Digest, mem) {
 				continue
 			}
 			read[c.Lookup()] = true

@@ -18,15 +18,9 @@ import (
 	"github.com/urunner/urunner/state"
 )
 
-// watched is a listed workload as the cluster has it and as the rules see it.
-type watched struct {
-	kube   kube.Workload
-	policy policy.Workload
-}
-
 // found is what discovery and resolution found.
 type found struct {
-	workloads []*watched
+	workloads []*workload
 	scope     kube.Scope
 	// listedAt is the API server's time when the listing was taken.
 	listedAt time.Time
@@ -206,14 +200,15 @@ func perNamespaceIsCheaper(namespaces, kinds, clusterWorkloads int) bool {
 // watch turns a listed workload into what the rules see: each container's
 // canonical reference (one name for every spelling of an image) and the
 // credentials its lookup uses. It returns the lookups the workload needs.
-func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets, f *found) (*watched, []registry.Lookup) {
+func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets, f *found) (*workload, []registry.Lookup) {
 	kw.Namespace = f.intern(kw.Namespace)
-	w := &watched{kube: kw, policy: policy.Workload{
+	wl := &workload{listed: listed{kube: kw, policy: policy.Workload{
 		Kind: kw.Kind, Namespace: kw.Namespace, Name: kw.Name, Created: kw.Created,
 		Paused: kw.Paused, OnDelete: kw.OnDelete, GitOps: kw.GitOps, Annotations: kw.Annotations,
 		NamespaceAnnotations: f.scope.Annotations[kw.Namespace], Healthy: kw.Healthy,
 		RestartedFor: policy.Records(kw.RestartedFor),
-	}}
+	}}}
+	w := &wl.listed
 	if t, err := time.Parse(time.RFC3339, kw.RestartedAt); err == nil {
 		w.policy.RestartedAt = t
 	}
@@ -232,9 +227,9 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 	}
 	if why := policy.Watched(a.settings, &w.policy); why != "" {
 		a.log.Debug("left alone: "+why, "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name)
-		return w, nil
+		return wl, nil
 	}
-	return w, a.containers(ctx, w, ps, f)
+	return wl, a.containers(ctx, w, ps, f)
 }
 
 // containers gives w the rules' view of each of its containers and returns
@@ -242,7 +237,7 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 // (names, images, pull policies, canonical references) are shared, one
 // copy each: the listing decodes a copy per object, and every watched
 // workload is kept for the whole run.
-func (a *app) containers(ctx context.Context, w *watched, ps *kube.PullSecrets, f *found) []registry.Lookup {
+func (a *app) containers(ctx context.Context, w *listed, ps *kube.PullSecrets, f *found) []registry.Lookup {
 	var (
 		kw      = &w.kube
 		lookups []registry.Lookup

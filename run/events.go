@@ -125,7 +125,7 @@ func (a *app) sendQueued(ctx context.Context) {
 // restartEvent queues the one Event of a restarted workload: Normal, or a
 // Warning when a moved container's pull policy may keep the old image, or
 // when its OnDelete strategy restarts nothing yet (one Event per restart).
-func (a *app) restartEvent(w *watched, d *policy.Decision, changes map[string]string) {
+func (a *app) restartEvent(w *listed, d *policy.Decision, changes map[string]string) {
 	var msgs, risky []string
 	for _, c := range d.Moves() {
 		m := fmt.Sprintf("container %s image %s: %s → %s", c.Name, c.Ref, c.From, c.To)
@@ -160,8 +160,8 @@ func pullPolicyAdvice(containers []string) string {
 // pull policy (URUNNER_CONF_PULL_POLICY_MISMATCH=skip).
 func (a *app) decisionEvents(f *found, p *plan) {
 	n := 0
-	for i, d := range p.decisions {
-		w := f.workloads[i]
+	for _, wl := range f.workloads {
+		w, d := wl.seen(), wl.final()
 		var skipped, keys []string
 		for _, c := range d.Moves() {
 			if sig := c.Result.Signature; sig != nil && !sig.Verified && !p.run.AwaitsSignature(c) && n < maxWarningEvents {

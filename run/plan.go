@@ -16,8 +16,8 @@ import (
 func printPlan(w io.Writer, f *found, p *plan) {
 	type row struct{ image, runs, current, action string }
 	rows := map[row][]string{}
-	for i, d := range p.decisions {
-		wl := f.workloads[i]
+	for _, w := range f.workloads {
+		wl, d := &w.listed, w.decision
 		if d.Ignored != "" {
 			continue
 		}
@@ -57,11 +57,11 @@ func printPlan(w io.Writer, f *found, p *plan) {
 
 // logWouldRestart logs what a dry run would restart, as a run logs it.
 func (a *app) logWouldRestart(f *found, p *plan) {
-	for i, d := range p.decisions {
+	for _, wl := range f.workloads {
+		w, d := &wl.listed, wl.decision
 		if d.Action != policy.Restart {
 			continue
 		}
-		w := f.workloads[i]
 		for _, c := range d.Moves() {
 			a.log.Info("would restart", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
 				"container", c.Name, "image", c.Ref, "from", c.From, "to", c.To)

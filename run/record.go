@@ -17,28 +17,25 @@ import (
 )
 
 // record writes what urunner remembers after the run, once the rollouts it
-// waits for have ended (a rolled-back workload is remembered on its old
-// digest), then sends the run's Events. The state is saved even when the
+// waits for have ended (verify: a rolled-back workload is remembered on its
+// old digest), then sends the run's Events. The state is saved even when the
 // run was stopped (SIGTERM, deadline): 10 s fit Kubernetes' default 30 s
 // termination grace period. A crash before the save loses no restart: each
 // restarted workload records its digest in its own template.
-func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *plan, done *acted, o *outcome) error {
-	if a.cfg.VerifyRollout {
-		a.verifyRollouts(ctx, f, p, done, o)
-	}
+func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *plan, o *outcome) error {
 	l := policy.NewLedger(a.settings, snap.State, o.start, f.listedAt)
 	for pl, r := range f.results {
 		l.Observe(pl, r)
 	}
 	spent := a.lift(l, p)
-	a.recordDecisions(l, f, p, done, o)
+	a.recordDecisions(l, f, o)
 	next := l.Next(f.listing)
 	a.retracted(f, l.Retracted(), o)
 	o.rings = ringsReached(p.run.Fleet, next)
 	if !f.countedAt.IsZero() {
 		next.Workloads, next.CountedAt = f.cluster, f.countedAt
 	}
-	o.tally(f, p, done)
+	o.tally(f, p)
 	// Only a run that looked everything up has done urunner's job: a
 	// pushed run's success must not hide failing scheduled runs from
 	// UrunnerNoSuccessfulRun.
@@ -62,15 +59,16 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 // recordDecisions records what each decision left, and each failed
 // verified rollout: its digests are
 // quarantined, from the time the failure was seen.
-func (a *app) recordDecisions(l *policy.Ledger, f *found, p *plan, done *acted, o *outcome) {
+func (a *app) recordDecisions(l *policy.Ledger, f *found, o *outcome) {
 	at := a.now()
-	for i, d := range p.decisions {
-		l.Record(d, done.restarted[i], done.rolledOut[i])
-		msg := done.rolloutFailed[i]
+	for _, wl := range f.workloads {
+		d := wl.final()
+		l.Record(d, wl.restarted(), wl.rollout.delivered)
+		msg := wl.rollout.failed
 		if msg == "" {
 			continue
 		}
-		w := f.workloads[i].kube
+		w := wl.seen().kube
 		where := fmt.Sprintf("rollout failed in %s/%s/%s: %s", w.Namespace, strings.ToLower(w.Kind), w.Name, msg)
 		l.Quarantine(d, where, at)
 		for _, c := range d.Moves() {
@@ -126,7 +124,8 @@ func (a *app) retracted(f *found, rs []policy.Retraction, o *outcome) {
 		a.log.Warn("retracted: the tag moved again while its digest soaked; that digest restarted nothing",
 			"image", r.Ref, "retracted", r.From, "first_seen", r.Seen.UTC().Format(time.RFC3339), "now", r.To)
 		o.retractions = append(o.retractions, retraction{Image: r.Ref, From: r.From, To: r.To, FirstSeen: r.Seen.UTC()})
-		for _, w := range f.workloads {
+		for _, wl := range f.workloads {
+			w := wl.seen()
 			if events == maxWarningEvents || !slices.ContainsFunc(w.policy.Containers, func(c policy.Container) bool { return c.Ref == r.Ref }) {
 				continue
 			}

@@ -59,13 +59,18 @@ type outcome struct {
 func (o *outcome) failure(f failure) { o.failures = append(o.failures, f) }
 
 // tally counts what the act stage did.
-func (o *outcome) tally(f *found, p *plan, done *acted) {
-	for i, d := range p.decisions {
-		if !done.restarted[i] {
+func (o *outcome) tally(f *found, p *plan) {
+	for _, wl := range f.workloads {
+		if wl.act.failed != "" {
+			w := wl.seen().kube
+			o.restartFailures++
+			o.failure(failure{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Error: wl.act.failed})
+		}
+		if !wl.restarted() {
 			continue
 		}
 		o.restarted++
-		w := f.workloads[i]
+		w, d := wl.seen(), wl.final()
 		pending := ""
 		if w.kube.OnDelete {
 			pending = "OnDelete update strategy: nothing restarts until its pods are deleted"
@@ -75,8 +80,6 @@ func (o *outcome) tally(f *found, p *plan, done *acted) {
 				Container: c.Name, Image: c.Ref, From: c.From, To: c.To, Pending: pending, Change: p.changes[c.Ref+"@"+c.From+"@"+c.To]})
 		}
 	}
-	o.restartFailures = len(done.failures)
-	o.failures = append(o.failures, done.failures...)
 	for ns, err := range f.namespaceErrors {
 		o.namespaceErrors++
 		o.failure(failure{Namespace: ns, Error: err.Error()})

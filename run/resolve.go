@@ -66,19 +66,19 @@ func (a *app) addSignatures(ctx context.Context, f *found, mem state.State) {
 	type target struct{ ref, digest string }
 	verdicts := map[target]*policy.Signature{}
 	for _, w := range f.workloads {
-		for _, c := range w.policy.Containers {
+		for _, c := range w.listed.policy.Containers {
 			r, ok := f.results[c.Lookup()]
 			if c.Ref == "" || !ok || r.Err != nil {
 				continue
 			}
-			if b := policy.Believed(&w.policy, c, mem); b == "" || b == r.Digest && !podsRunOther(c, r.Digest) {
+			if b := policy.Believed(&w.listed.policy, c, mem); b == "" || b == r.Digest && !podsRunOther(c, r.Digest) {
 				continue
 			}
 			t := target{c.Ref, r.Digest}
 			if _, done := verdicts[t]; done {
 				continue
 			}
-			verdicts[t] = a.verify(ctx, f.lookups[c.Lookup()], r.Digest)
+			verdicts[t] = a.verifySignature(ctx, f.lookups[c.Lookup()], r.Digest)
 			a.logSignature(t.ref, t.digest, verdicts[t], mem)
 		}
 	}
@@ -90,7 +90,7 @@ func (a *app) addSignatures(ctx context.Context, f *found, mem state.State) {
 	}
 }
 
-func (a *app) verify(ctx context.Context, l registry.Lookup, digest string) *policy.Signature {
+func (a *app) verifySignature(ctx context.Context, l registry.Lookup, digest string) *policy.Signature {
 	ctx, cancel := context.WithTimeout(ctx, signatureTimeout)
 	defer cancel()
 	rc, err := a.resolver.Client(ctx, l)
@@ -136,14 +136,15 @@ func podsRunOther(c policy.Container, digest string) bool {
 func (a *app) addPods(ctx context.Context, f *found) {
 	var ws []kube.Workload
 	for _, w := range f.workloads {
-		ws = append(ws, w.kube)
+		ws = append(ws, w.listed.kube)
 	}
 	running, err := a.kube.Running(ctx, f.scope, ws)
 	if err != nil {
 		a.log.Warn("cannot read the pods' digests; deciding from the registry alone", "error", err)
 		return
 	}
-	for _, w := range f.workloads {
+	for _, wl := range f.workloads {
+		w := &wl.listed
 		run := running[w.kube.Namespace+"/"+w.kube.Kind+"/"+w.kube.Name]
 		for i, c := range w.policy.Containers {
 			w.policy.Containers[i].Pods = &policy.Pods{Digests: run.Digests[c.Name], AllReady: run.Pods > 0 && run.Ready == run.Pods}
@@ -196,5 +197,3 @@ func (f *found) shared() policy.Results {
 
 // restricted is a run that looked up only some references.
 func (f *found) restricted() bool { return f.listing.Restricted }
-
-func lowerKind(w *watched) string { return strings.ToLower(w.kube.Kind) }

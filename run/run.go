@@ -7,16 +7,27 @@ import (
 	"github.com/urunner/urunner/registry"
 )
 
-// run is one pass, in five stages over plain values:
+// run is one pass, in stages over one record per watched workload (see
+// workload: each stage adds its part):
 //
-//	discover  the watched workloads, their canonical references and credentials
-//	resolve   each reference once per credentials, as the listing streams them
-//	decide    the policy, for every workload, from what was found and remembered
-//	act       one PATCH per workload to restart; on a conflict, read and decide again
-//	record    what urunner remembers, Events, rollouts, the report
+//	load      what urunner remembers (the state ConfigMap)
+//	discover  the watched workloads, their canonical references and
+//	          credentials, as the listing pages arrive
+//	resolve   each reference once per credentials, beside discover
+//	enrich    what some settings need beyond a digest: pods, platforms,
+//	          an index's manifests, signatures
+//	decide    the policy, for every workload, from what was found and
+//	          remembered; then the cap
+//	describe  what each restart changes (change context), beside act
+//	act       one PATCH per workload to restart; on a conflict, read again
+//	          and decide again
+//	verify    each restart's rollout (URUNNER_CONF_VERIFY_ROLLOUT), and
+//	          rollBack, the act that follows a failed one
+//	record    what urunner remembers, the state's save, Events
 //
-// Nothing is patched before every input is read, and a failure to read
-// one (the state, a listing) changes nothing.
+// A dry run stops after decide and prints its plan. Nothing is patched
+// before every input is read, and a failure to read one (the state, a
+// listing) changes nothing.
 func (a *app) run(ctx context.Context) (*outcome, error) {
 	o := &outcome{start: a.now(), dryRun: a.cfg.DryRun}
 	snap, err := a.load(ctx)
@@ -42,8 +53,11 @@ func (a *app) run(ctx context.Context) (*outcome, error) {
 	// proceed: neither delays a restart.
 	a.startEvents(ctx)
 	described := a.describeChanges(ctx, f, p)
-	done := a.act(ctx, f, p, described)
-	if err := a.record(ctx, snap, f, p, done, o); err != nil {
+	a.act(ctx, f, p, described)
+	if a.cfg.VerifyRollout {
+		a.verify(ctx, f, p, o)
+	}
+	if err := a.record(ctx, snap, f, p, o); err != nil {
 		return o, err
 	}
 	if err := ctx.Err(); err != nil {
