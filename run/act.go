@@ -3,11 +3,8 @@ package run
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
@@ -43,7 +40,7 @@ func (a *app) act(ctx context.Context, f *found, p *plan, described <-chan struc
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			a.log.Warn("run stopped; restart not attempted, it stays due", "namespace", w.listed.kube.Namespace, lowerKind(&w.listed), w.listed.kube.Name)
+			a.note(restartNotAttempted{&w.listed.kube})
 			w.act.decision = heldInstead(w.decision, "the run was stopped")
 			continue
 		}
@@ -54,7 +51,8 @@ func (a *app) act(ctx context.Context, f *found, p *plan, described <-chan struc
 			<-sem
 			if w.act.restarted {
 				<-described
-				a.restarted(w.seen(), w.final(), p.changes)
+				l := w.seen()
+				a.note(restarted{w: l, d: w.final(), changes: p.changes, gitOps: policy.GitOpsAdvice(a.settings, &l.policy)})
 			}
 		})
 	}
@@ -84,14 +82,13 @@ func (a *app) restart(ctx context.Context, w *workload, run *policy.Run, at time
 				if d.Action == policy.Restart {
 					continue
 				}
-				a.log.Info("changed since listed; decided again: "+d.Action.String(), "namespace", l.kube.Namespace, lowerKind(l), l.kube.Name, "reason", d.Reason)
+				a.note(decidedAgain{&l.kube, d})
 				return
 			}
 			err = gerr
 		}
 		w.act.decision, w.act.failed = heldInstead(d, "restart failed: "+err.Error()), err.Error()
-		a.log.Error("restart failed; it stays due, the next run retries", "namespace", l.kube.Namespace, lowerKind(l), l.kube.Name, "error", err)
-		a.queueEvent(l.kube, corev1.EventTypeWarning, kube.ReasonRestartFailed, fmt.Sprintf("urunner could not restart it: %v", err), err.Error())
+		a.note(restartFailed{&l.kube, err})
 		return
 	}
 }
@@ -125,23 +122,4 @@ func recordsOf(d *policy.Decision) map[string]string {
 		out[c] = r.Ref + "@" + r.Digest
 	}
 	return out
-}
-
-// restarted logs a restart, once per moved container, and queues its Event.
-func (a *app) restarted(w *listed, d *policy.Decision, changes map[string]string) {
-	for _, c := range d.Moves() {
-		attrs := []any{"namespace", w.kube.Namespace, lowerKind(w), w.kube.Name, "container", c.Name, "image", c.Ref, "from", c.From, "to", c.To}
-		if ch := changes[c.Ref+"@"+c.From+"@"+c.To]; ch != "" {
-			attrs = append(attrs, "change", ch)
-		}
-		a.log.Info("restarted", attrs...)
-	}
-	if w.kube.OnDelete {
-		a.log.Warn("patched, but its OnDelete update strategy restarts nothing until its pods are deleted", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name)
-	}
-	if advice := policy.GitOpsAdvice(a.settings, &w.policy); advice != "" {
-		a.log.Warn(advice, "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
-			"annotations", kube.RestartedAtAnnotation+","+kube.RestartedForAnnotation)
-	}
-	a.restartEvent(w, d, changes)
 }

@@ -72,7 +72,7 @@ func (a *app) readChanges(ctx context.Context, moves map[string]move, digests ma
 			defer func() { <-sem }()
 			pv, err := a.resolver.Provenance(ctx, l, digest)
 			if err != nil {
-				a.log.Debug("cannot read what the image says of its source", "image", registry.Key(l.Ref), "digest", digest, "error", err)
+				a.note(changeUnreadable{registry.Key(l.Ref), digest, err})
 			}
 			mu.Lock()
 			read[key] = pv

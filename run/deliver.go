@@ -6,11 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
-	"github.com/urunner/urunner/report"
 	"github.com/urunner/urunner/state"
 )
 
@@ -22,23 +19,6 @@ import (
 // verified rollout (URUNNER_CONF_VERIFY_ROLLOUT), and on every run that
 // reads the pods (URUNNER_CONF_RUNNING_PODS), which finishes the check a
 // run that did not wait could not make.
-
-// notDelivered tells of a container whose pods do not run what it was
-// restarted for: a log line, a Warning Event, the report, and with a gate
-// on a failure (exit code 1), since a gate's promise is broken.
-func (a *app) notDelivered(w *listed, c *policy.ContainerDecision, to string, runs []string, cause string, fleet *policy.Fleet, o *outcome) {
-	gated := len(policy.Gates(a.settings, fleet, &w.policy)) > 0
-	a.log.Warn("not delivered: its pods do not run the digest it was restarted for", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
-		"container", c.Name, "image", c.Ref, "restarted_for", to, "runs", strings.Join(runs, ","), "cause", cause)
-	msg := fmt.Sprintf("container %s was restarted for %s (%s), but its ready pods run %s: %s", c.Name, c.Ref, short(to), shortList(runs), cause)
-	a.queueEvent(w.kube, corev1.EventTypeWarning, kube.ReasonNotDelivered, msg, c.Name+"\x00"+to)
-	o.undelivered = append(o.undelivered, report.Undelivered{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name,
-		Container: c.Name, Image: c.Ref, RestartedFor: to, Runs: runs, Cause: cause, Gated: gated})
-	if gated {
-		o.deliveryFailures++
-		o.failure(failure{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name, Image: c.Ref, Error: "not delivered: " + msg})
-	}
-}
 
 func shortList(ds []string) string {
 	out := make([]string, len(ds))
@@ -111,7 +91,7 @@ func (a *app) addMembers(ctx context.Context, f *found, mem state.State) {
 			read[c.Lookup()] = true
 			members, err := a.resolver.Members(ctx, f.lookups[c.Lookup()], r.Digest)
 			if err != nil {
-				a.log.Warn("cannot read the index's manifests; delivery not checked this run", "image", c.Ref, "error", err)
+				a.note(manifestsUnreadable{c.Ref, err})
 				continue
 			}
 			r.Members = members

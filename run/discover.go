@@ -25,10 +25,6 @@ type found struct {
 	// listedAt is the API server's time when the listing was taken.
 	listedAt time.Time
 	listing  policy.Listing
-	// namespaceErrors are watched namespaces that could not be listed.
-	namespaceErrors map[string]error
-	// pullSecretErrors counts workloads whose pull secrets could not be read.
-	pullSecretErrors int
 	// cluster is how many workloads of the watched kinds the cluster
 	// holds, as counted at countedAt (zero time: not counted this run).
 	cluster   int
@@ -55,8 +51,7 @@ func (a *app) load(ctx context.Context) (*state.Snapshot, error) {
 		return nil, err
 	}
 	if snap.Migrated > 0 {
-		a.log.Info("state migrated to the format keyed by image reference; written back at the end of this run",
-			"configmap", a.store.Name(), "from_version", snap.Migrated, "to_version", state.Version)
+		a.note(stateMigrated{a.store.Name(), snap.Migrated, state.Version})
 	}
 	return snap, nil
 }
@@ -104,19 +99,12 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 	if listed.Cluster >= 0 {
 		f.cluster, f.countedAt = listed.Cluster, f.listedAt
 	}
-	f.namespaceErrors = listed.Failed
 	f.listing = policy.Listing{Complete: len(listed.Failed) == 0, Restricted: a.restricted(), Failed: map[string]bool{}}
 	for ns, err := range listed.Failed {
 		f.listing.Failed[ns] = true
-		msg := "cannot list the namespace's workloads; what urunner remembers of them is kept"
-		if apierrors.IsForbidden(err) && a.namespaced() {
-			// A deleted namespace takes the chart's Role in it along: its
-			// LIST is then refused, not empty.
-			msg += " (a namespace that was deleted answers forbidden too: remove it from URUNNER_CONF_NAMESPACES, chart value namespaces)"
-			err = fmt.Errorf("%w (deleted, or its Role is missing)", err)
-			listed.Failed[ns] = err
-		}
-		a.log.Error(msg, "namespace", ns, "error", err)
+		// A deleted namespace takes the chart's Role in it along: its LIST
+		// is then refused, not empty.
+		a.note(namespaceUnlisted{namespace: ns, err: err, deleted: apierrors.IsForbidden(err) && a.namespaced()})
 	}
 	return f, nil
 }
@@ -137,11 +125,11 @@ func (a *app) only(mem state.State) map[string]bool {
 	}
 	refs, unmatched := p.expand(mem)
 	for _, s := range unmatched {
-		a.log.Debug("no stored reference has this subject's digest: nothing to look up for it", "subject", s)
+		a.note(pushedSubjectUnmatched{s})
 	}
 	for r := range refs {
 		if !p.tags[r] {
-			a.log.Info("a signature or attestation was pushed: its subject's reference is looked up again", "image", r)
+			a.note(pushedSignature{r})
 		}
 	}
 	return refs
@@ -184,7 +172,7 @@ func (a *app) scope(ctx context.Context, mem state.State, f *found) (kube.Scope,
 			}
 		}
 		s.PerNamespace = perNamespaceIsCheaper(len(nss), len(kinds), total)
-		a.log.Debug("listing scope", "per_namespace", s.PerNamespace, "watched_namespaces", len(nss), "cluster_workloads", total)
+		a.note(listingScope{s.PerNamespace, len(nss), total})
 	}
 	return s, nil
 }
@@ -220,13 +208,13 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 		n, err := policy.ParseRing(ring)
 		if err != nil {
 			// A typo must not put a workload first: it waits for the last ring.
-			a.log.Warn("ring ignored: "+err.Error()+"; the workload goes last", "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name)
+			a.note(ringIgnored{&w.kube, err})
 			n = 99
 		}
 		w.policy.Ring = n
 	}
 	if why := policy.Watched(a.settings, &w.policy); why != "" {
-		a.log.Debug("left alone: "+why, "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name)
+		a.note(leftAlone{&w.kube, why})
 		return wl, nil
 	}
 	return wl, a.containers(ctx, w, ps, f)
@@ -258,11 +246,7 @@ func (a *app) containers(ctx context.Context, w *listed, ps *kube.PullSecrets, f
 		var why string
 		pc.Ref, why = policy.Tracked(a.settings, &w.policy, pc)
 		if pc.Ref == "" {
-			if im.err != nil {
-				a.log.Warn("image skipped: not a registry image reference", "namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name, "container", c.Name, "image", c.Image, "error", im.err)
-			} else {
-				a.log.Debug("image skipped: "+why, "image", c.Image)
-			}
+			a.note(imageSkipped{w: kw, container: c.Name, image: c.Image, err: im.err, why: why})
 			w.policy.Containers = append(w.policy.Containers, pc)
 			continue
 		}
@@ -272,9 +256,7 @@ func (a *app) containers(ctx context.Context, w *listed, ps *kube.PullSecrets, f
 				read = true
 				var err error
 				if auths, err = ps.For(ctx, *kw); err != nil {
-					f.pullSecretErrors++
-					a.log.Error("cannot read the workload's pull secrets; its images are looked up without them",
-						"namespace", kw.Namespace, strings.ToLower(kw.Kind), kw.Name, "error", err)
+					a.note(pullSecretsUnreadable{kw, err})
 				}
 			}
 			l.Cred, l.Pull, l.Source = pullCredentials(auths, im.Ref.Registry)

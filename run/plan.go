@@ -63,8 +63,7 @@ func (a *app) logWouldRestart(f *found, p *plan) {
 			continue
 		}
 		for _, c := range d.Moves() {
-			a.log.Info("would restart", "namespace", w.kube.Namespace, lowerKind(w), w.kube.Name,
-				"container", c.Name, "image", c.Ref, "from", c.From, "to", c.To)
+			a.note(wouldRestart{&w.kube, c})
 		}
 	}
 }

@@ -71,7 +71,7 @@ func TestAPushedRunKeepsTheScheduledRunsFailureVisible(t *testing.T) {
 // subject no stored reference has looks nothing up.
 func TestASignaturePushRerunsItsSubject(t *testing.T) {
 	t.Parallel()
-	cosign, err := filepath.Abs(filepath.Join(".cache", "bin", "cosign"))
+	cosign, err := filepath.Abs(filepath.Join("..", ".cache", "bin", "cosign"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
-	"github.com/urunner/urunner/exit"
 	"github.com/urunner/urunner/kube"
 
 	"github.com/urunner/urunner/policy"
@@ -22,44 +19,41 @@ import (
 // run was stopped (SIGTERM, deadline): 10 s fit Kubernetes' default 30 s
 // termination grace period. A crash before the save loses no restart: each
 // restarted workload records its digest in its own template.
-func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *plan, o *outcome) error {
-	l := policy.NewLedger(a.settings, snap.State, o.start, f.listedAt)
+func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *plan) error {
+	l := policy.NewLedger(a.settings, snap.State, a.tell.started(), f.listedAt)
 	for pl, r := range f.results {
 		l.Observe(pl, r)
 	}
 	spent := a.lift(l, p)
-	a.recordDecisions(l, f, o)
+	a.recordDecisions(l, f)
 	next := l.Next(f.listing)
-	a.retracted(f, l.Retracted(), o)
-	o.rings = ringsReached(p.run.Fleet, next)
+	a.retracted(f, l.Retracted())
 	if !f.countedAt.IsZero() {
 		next.Workloads, next.CountedAt = f.cluster, f.countedAt
 	}
-	o.tally(f, p)
+	a.note(stood{f, p})
 	// Only a run that looked everything up has done urunner's job: a
 	// pushed run's success must not hide failing scheduled runs from
 	// UrunnerNoSuccessfulRun.
-	if o.exitCode(nil) == exit.OK && !f.listing.Restricted {
-		next.LastSuccess = o.start.UTC().Truncate(time.Second)
+	if a.tell.succeeded() && !f.listing.Restricted {
+		next.LastSuccess = a.tell.started().UTC().Truncate(time.Second)
 	}
-	o.lastSuccess, o.failing = next.LastSuccess, failingImages(next)
+	a.note(nextState{next, p.run.Fleet})
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := a.store.Save(saveCtx, snap, next, storedReport(o.runReport(a.cfg.ClusterName, o.exitCode(nil), nil, a.resolver.Requests())), f.listedAt)
+	err := a.store.Save(saveCtx, snap, next, a.tell.stored(a.cfg.ClusterName, a.resolver.Requests()), f.listedAt)
 	if err == nil {
 		a.spendLifts(ctx, spent)
 	}
-	if a.cfg.Events {
-		a.decisionEvents(f, p)
-	}
-	a.flushEvents(ctx)
+	a.tell.saved()
+	a.tell.events.flush(ctx)
 	return err
 }
 
 // recordDecisions records what each decision left, and each failed
 // verified rollout: its digests are
 // quarantined, from the time the failure was seen.
-func (a *app) recordDecisions(l *policy.Ledger, f *found, o *outcome) {
+func (a *app) recordDecisions(l *policy.Ledger, f *found) {
 	at := a.now()
 	for _, wl := range f.workloads {
 		d := wl.final()
@@ -72,10 +66,7 @@ func (a *app) recordDecisions(l *policy.Ledger, f *found, o *outcome) {
 		where := fmt.Sprintf("rollout failed in %s/%s/%s: %s", w.Namespace, strings.ToLower(w.Kind), w.Name, msg)
 		l.Quarantine(d, where, at)
 		for _, c := range d.Moves() {
-			a.log.Error("digest quarantined: nothing restarts onto it, under any tag, until it is lifted",
-				"image", c.Ref, "digest", c.To, "reason", where,
-				"lift_in_namespace", policy.LiftQuarantineAnnotation+"="+short(c.To), "lift_everywhere", "kubectl urunner lift "+short(c.To))
-			o.failure(failure{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Image: c.Ref, Error: "quarantined " + c.To + ": " + where})
+			a.note(quarantined{&w, c.Ref, c.To, where})
 		}
 	}
 }
@@ -87,7 +78,7 @@ func (a *app) lift(l *policy.Ledger, p *plan) []policy.LiftAnnotation {
 	anns, lifts := p.run.Fleet.Lifts(p.run.Mem)
 	l.Lift(lifts)
 	for _, lf := range lifts {
-		a.log.Info("quarantine lifted in a namespace by its lift annotation", "namespace", lf.Namespace, "digest", lf.Digest)
+		a.note(liftedInNamespace{lf.Namespace, lf.Digest})
 	}
 	if a.settings.Approval == "notify" {
 		return nil
@@ -107,33 +98,22 @@ func (a *app) spendLifts(ctx context.Context, anns []policy.LiftAnnotation) {
 	for _, ann := range anns {
 		w := ann.Workload
 		err := a.kube.RemoveAnnotation(ctx, w.Kind, w.Namespace, w.Name, policy.LiftQuarantineAnnotation, ann.Value)
-		if err != nil {
-			a.log.Warn("lift annotation not removed; the next run tries again", "namespace", w.Namespace, strings.ToLower(w.Kind), w.Name, "error", err)
-			continue
-		}
-		a.log.Info("lift annotation removed: the state keeps the lift", "namespace", w.Namespace, strings.ToLower(w.Kind), w.Name, "lift", ann.Value)
+		a.note(liftAnnotationRemoved{ann, err})
 	}
 }
 
-// retracted tells of each digest a tag left while it soaked: the log, the
-// report, and an Event on each workload that waited for it (at most
-// maxWarningEvents).
-func (a *app) retracted(f *found, rs []policy.Retraction, o *outcome) {
-	events := 0
+// retracted notes each digest a tag left while it soaked, with the
+// workloads that waited for it.
+func (a *app) retracted(f *found, rs []policy.Retraction) {
 	for _, r := range rs {
-		a.log.Warn("retracted: the tag moved again while its digest soaked; that digest restarted nothing",
-			"image", r.Ref, "retracted", r.From, "first_seen", r.Seen.UTC().Format(time.RFC3339), "now", r.To)
-		o.retractions = append(o.retractions, retraction{Image: r.Ref, From: r.From, To: r.To, FirstSeen: r.Seen.UTC()})
+		var waiting []kube.Workload
 		for _, wl := range f.workloads {
 			w := wl.seen()
-			if events == maxWarningEvents || !slices.ContainsFunc(w.policy.Containers, func(c policy.Container) bool { return c.Ref == r.Ref }) {
-				continue
+			if slices.ContainsFunc(w.policy.Containers, func(c policy.Container) bool { return c.Ref == r.Ref }) {
+				waiting = append(waiting, w.kube)
 			}
-			events++
-			a.queueEvent(w.kube, corev1.EventTypeNormal, kube.ReasonRetracted,
-				fmt.Sprintf("image %s: %s was retracted while it soaked (first seen %s); the tag now points at %s",
-					r.Ref, short(r.From), r.Seen.UTC().Format(time.RFC3339), short(r.To)), r.Ref+"\x00"+r.From)
 		}
+		a.note(retracted{r, waiting})
 	}
 }
 

@@ -46,7 +46,7 @@ type outcome struct {
 	signatureFailures                 int
 	restarts                          []notify.Restart
 	waiting                           []notify.Restart
-	failures                          []notify.Failure
+	failures                          []stagedFailure
 	rollouts                          []rolloutReport
 	retractions                       []retraction
 	rings                             []ringProgress
@@ -56,39 +56,49 @@ type outcome struct {
 	deliveryFailures                  int
 }
 
-func (o *outcome) failure(f failure) { o.failures = append(o.failures, f) }
+// failure adds f, found at stage s, to the run's failures.
+func (o *outcome) failure(s stage, f failure) {
+	o.failures = append(o.failures, stagedFailure{s, f})
+}
 
-// tally counts what the act stage did.
-func (o *outcome) tally(f *found, p *plan) {
-	for _, wl := range f.workloads {
-		if wl.act.failed != "" {
-			w := wl.seen().kube
-			o.restartFailures++
-			o.failure(failure{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Error: wl.act.failed})
-		}
+// stagedFailure is a failure and where in the run it was found.
+type stagedFailure struct {
+	stage stage
+	failure
+}
+
+// failureList is the run's failures, grouped by stage (see stage).
+func (o *outcome) failureList() []failure {
+	fs := slices.Clone(o.failures)
+	slices.SortStableFunc(fs, func(x, y stagedFailure) int { return int(x.stage) - int(y.stage) })
+	out := make([]failure, len(fs))
+	for i, f := range fs {
+		out[i] = f.failure
+	}
+	return out
+}
+
+// stood: the restarts that stand once the rollouts are verified (not
+// rolled back), for the report and the notifications.
+type stood struct {
+	f *found
+	p *plan
+}
+
+func (s stood) tell(r *reporter) {
+	for _, wl := range s.f.workloads {
 		if !wl.restarted() {
 			continue
 		}
-		o.restarted++
-		w, d := wl.seen(), wl.final()
+		r.o.restarted++
+		w, d := &wl.seen().kube, wl.final()
 		pending := ""
-		if w.kube.OnDelete {
+		if w.OnDelete {
 			pending = "OnDelete update strategy: nothing restarts until its pods are deleted"
 		}
 		for _, c := range d.Moves() {
-			o.restarts = append(o.restarts, notify.Restart{Namespace: w.kube.Namespace, Kind: w.kube.Kind, Name: w.kube.Name,
-				Container: c.Name, Image: c.Ref, From: c.From, To: c.To, Pending: pending, Change: p.changes[c.Ref+"@"+c.From+"@"+c.To]})
-		}
-	}
-	for ns, err := range f.namespaceErrors {
-		o.namespaceErrors++
-		o.failure(failure{Namespace: ns, Error: err.Error()})
-	}
-	o.pullSecretErrors = f.pullSecretErrors
-	for _, r := range o.rollouts {
-		o.rolloutsVerified++
-		if r.Result == "failed" {
-			o.rolloutsFailed++
+			r.o.restarts = append(r.o.restarts, notify.Restart{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name,
+				Container: c.Name, Image: c.Ref, From: c.From, To: c.To, Pending: pending, Change: s.p.changes[c.Ref+"@"+c.From+"@"+c.To]})
 		}
 	}
 }
@@ -129,7 +139,7 @@ func failingImages(s state.State) []failingImage {
 func (a *app) report(ctx context.Context, o *outcome, err error) int {
 	if err != nil {
 		a.log.Error("run failed", "error", err)
-		o.failure(failure{Error: err.Error()})
+		o.failure(stageRun, failure{Error: err.Error()})
 	}
 	code := o.exitCode(err)
 	a.log.Info("run finished",
@@ -148,7 +158,7 @@ func (a *app) report(ctx context.Context, o *outcome, err error) int {
 	}
 	notify.New(notify.Options{WebhookURL: a.cfg.WebhookURL, SlackURL: a.cfg.SlackWebhookURL, Log: a.log}).
 		Send(context.WithoutCancel(ctx), notify.Report{
-			Cluster: a.cfg.ClusterName, Restarts: o.restarts, Waiting: o.waiting, Failures: o.failures,
+			Cluster: a.cfg.ClusterName, Restarts: o.restarts, Waiting: o.waiting, Failures: o.failureList(),
 			Namespaces: o.namespaces, Workloads: o.workloads, Images: o.images, Baselined: o.baselined,
 			DryRun: o.dryRun, Duration: time.Since(o.start),
 		})
@@ -167,7 +177,7 @@ func (o *outcome) runReport(cluster string, code int, err error, requests map[st
 		Baselined: o.baselined, Held: o.held, Failed: o.failed(), LookupFailures: o.lookupFailures,
 		RestartFailures: o.restartFailures, CapExceeded: o.capped > 0, RolloutsFailed: o.rolloutsFailed,
 		RolloutsVerified: o.rolloutsVerified, Requests: map[string]int{},
-		Restarts: o.restarts, Failures: o.failures, Rollouts: o.rollouts, FailingImages: o.failing,
+		Restarts: o.restarts, Failures: o.failureList(), Rollouts: o.rollouts, FailingImages: o.failing,
 		Retractions: o.retractions, Rings: o.rings, Waiting: o.waiting, Undelivered: o.undelivered,
 	}
 	if !o.lastSuccess.IsZero() {

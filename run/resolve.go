@@ -3,7 +3,6 @@ package run
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/urunner/urunner/kube"
@@ -79,7 +78,8 @@ func (a *app) addSignatures(ctx context.Context, f *found, mem state.State) {
 				continue
 			}
 			verdicts[t] = a.verifySignature(ctx, f.lookups[c.Lookup()], r.Digest)
-			a.logSignature(t.ref, t.digest, verdicts[t], mem)
+			until, waits := policy.SignatureWait(a.settings, mem, t.ref, t.digest, a.now())
+			a.note(signatureChecked{t.ref, t.digest, verdicts[t], waits, until})
 		}
 	}
 	for l, r := range f.results {
@@ -107,22 +107,6 @@ func (a *app) verifySignature(ctx context.Context, l registry.Lookup, digest str
 	return &policy.Signature{Unsigned: v.Status == signature.Unsigned, Reason: v.Reason}
 }
 
-// logSignature says once per run what the signature policy found for
-// ref@digest. A digest with no signature yet, within the grace, is told
-// quietly: its signature usually follows the push by a minute.
-func (a *app) logSignature(ref, digest string, sig *policy.Signature, mem state.State) {
-	switch until, waits := policy.SignatureWait(a.settings, mem, ref, digest, a.now()); {
-	case sig.Err != nil:
-		a.log.Warn("cannot check the signature; nothing restarts onto this digest this run", "image", ref, "digest", digest, "error", sig.Err)
-	case sig.Verified:
-		a.log.Info("signature verified", "image", ref, "digest", digest, "by", strings.TrimPrefix(sig.Reason, "signed by "))
-	case sig.Unsigned && waits:
-		a.log.Info("no signature yet; waiting for one (URUNNER_CONF_SIGNATURE_GRACE)", "image", ref, "digest", digest, "until", until.UTC().Format(time.RFC3339))
-	default:
-		a.log.Warn("signature refused; nothing restarts onto this digest", "image", ref, "digest", digest, "reason", sig.Reason)
-	}
-}
-
 // podsRunOther reports whether c's ready pods report another digest than
 // digest: a move the pods are ahead of, or a restart not delivered, which
 // a gate judges like any move.
@@ -140,7 +124,7 @@ func (a *app) addPods(ctx context.Context, f *found) {
 	}
 	running, err := a.kube.Running(ctx, f.scope, ws)
 	if err != nil {
-		a.log.Warn("cannot read the pods' digests; deciding from the registry alone", "error", err)
+		a.note(podsUnreadable{err})
 		return
 	}
 	for _, wl := range f.workloads {
@@ -170,7 +154,7 @@ func (a *app) addChildren(ctx context.Context, f *found, mem state.State) {
 				var err error
 				ch, err = a.resolver.Children(ctx, f.lookups[pl], r.Digest, a.settings.Platforms)
 				if err != nil {
-					a.log.Warn("cannot read the index's platforms; a move restarts as without URUNNER_CONF_PLATFORMS", "image", pl.Ref, "error", err)
+					a.note(platformsUnreadable{pl.Ref, err})
 				}
 			}
 			fetched[key] = ch

@@ -18,20 +18,18 @@ const rollbackTimeout = 15 * time.Second
 // rollBack is the act that follows a failed verified rollout
 // (URUNNER_CONF_ROLLBACK): it puts wl back to what it ran before its
 // restart, from act's record of it, unless someone changed it since, and
-// says whether it did. It runs even if the wait used up ctx, within its
-// own deadline (rollbackTimeout).
-func (a *app) rollBack(ctx context.Context, wl *workload, attrs []any) bool {
+// says how it went. It runs even if the wait used up ctx, within its own
+// deadline (rollbackTimeout).
+func (a *app) rollBack(ctx context.Context, wl *workload) (rollbackResult, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
 	err := a.kube.Rollback(ctx, *wl.act.before, wl.act.generation)
 	switch {
 	case err == nil:
-		a.log.Error("rollout failed; rolled back to what it ran before", attrs...)
-		return true
+		return rolledBack, nil
 	case errors.Is(err, kube.ErrChangedSinceRestart):
-		a.log.Error("rollout failed; not rolled back: "+err.Error(), attrs...)
+		return changedSince, err
 	default:
-		a.log.Error("rollout failed and the rollback too", append(attrs, "error", err)...)
+		return rollbackFailed, err
 	}
-	return false
 }

@@ -37,7 +37,7 @@ var (
 func (g *ground) rollouts() dynamic.Interface {
 	g.t.Helper()
 	rolloutCRDOnce.Do(func() {
-		rolloutCRDError = testground.InstallCRD(g.t.Context(), cluster.AdminConfig(), filepath.Join(".cache", "crds", "argoproj.io_rollouts.yaml"))
+		rolloutCRDError = testground.InstallCRD(g.t.Context(), cluster.AdminConfig(), filepath.Join("..", ".cache", "crds", "argoproj.io_rollouts.yaml"))
 	})
 	if rolloutCRDError != nil {
 		g.t.Fatal(rolloutCRDError)

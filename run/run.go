@@ -29,7 +29,8 @@ import (
 // before every input is read, and a failure to read one (the state, a
 // listing) changes nothing.
 func (a *app) run(ctx context.Context) (*outcome, error) {
-	o := &outcome{start: a.now(), dryRun: a.cfg.DryRun}
+	o := a.tell.o
+	o.start = a.now()
 	snap, err := a.load(ctx)
 	if err != nil {
 		return o, err
@@ -43,7 +44,7 @@ func (a *app) run(ctx context.Context) (*outcome, error) {
 	}
 	f.results, f.lookups = r.results, r.lookups
 	a.enrich(ctx, f, snap.State)
-	p := a.decide(f, snap.State, o)
+	p := a.decide(f, snap.State)
 	if a.cfg.DryRun {
 		a.logWouldRestart(f, p)
 		printPlan(a.out, f, p)
@@ -51,13 +52,13 @@ func (a *app) run(ctx context.Context) (*outcome, error) {
 	}
 	// Events go out, and the changes are described, while the PATCHes
 	// proceed: neither delays a restart.
-	a.startEvents(ctx)
+	a.tell.events.start(ctx)
 	described := a.describeChanges(ctx, f, p)
 	a.act(ctx, f, p, described)
 	if a.cfg.VerifyRollout {
-		a.verify(ctx, f, p, o)
+		a.verify(ctx, f, p)
 	}
-	if err := a.record(ctx, snap, f, p, o); err != nil {
+	if err := a.record(ctx, snap, f, p); err != nil {
 		return o, err
 	}
 	if err := ctx.Err(); err != nil {

@@ -253,7 +253,7 @@ type cosignKey struct {
 
 func newCosignKey(t *testing.T) cosignKey {
 	t.Helper()
-	bin, err := filepath.Abs(filepath.Join(".cache", "bin", "cosign"))
+	bin, err := filepath.Abs(filepath.Join("..", ".cache", "bin", "cosign"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,16 +62,13 @@ type app struct {
 	log      *slog.Logger
 	out      io.Writer    // the dry run's plan, the JSON report
 	kube     *kube.Client // workloads and pods, on the PATCHes' rate limit
-	events   *kube.Client // Events, on their own rate limit
 	store    *state.Store
 	resolver *registry.Resolver
 	signer   *signature.Policy // nil without a signature policy
 	clock    *serverClock
 	now      func() time.Time
-
-	queueMu sync.Mutex
-	queued  []queuedEvent
-	sender  *eventSender
+	// tell is the run's reporter: the stages note facts, it tells them.
+	tell *reporter
 }
 
 // wire builds one run's clients from cfg: the registry hosts and signature
@@ -115,18 +112,22 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h Hooks) (*app, error) {
 	if err != nil {
 		return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: %v", err)
 	}
+	var events *eventQueue
+	if cfg.Events {
+		events = &eventQueue{client: kube.New(ecs), log: log}
+	}
 	return &app{
 		cfg:      cfg,
 		settings: cfg.settings(),
 		log:      log,
 		out:      out,
 		kube:     kube.New(cs).WithDynamic(dyn),
-		events:   kube.New(ecs),
 		store:    state.NewStore(configmaps.New(cs), ns, cfg.StateConfigMap),
 		resolver: res,
 		signer:   signer,
 		clock:    clock,
 		now:      time.Now,
+		tell:     newReporter(log, events, cfg.DryRun),
 	}, nil
 }
 
