@@ -94,6 +94,10 @@ func TestFleetLifts(t *testing.T) {
 		named("c", inNamespace("team"), lift("cccccccccccc")), // lifted there already
 		named("d", inNamespace("dev"), lift("aaaaaaaaaaaa")),  // names nothing quarantined
 		named("e", inNamespace("dev"), lift("aaaa")),          // unreadable: left alone
+		// Tracking no image of urunner's (another urunner's, or ignored):
+		// neither lifts nor is spent.
+		named("f", lift("bbbbbbbbbbbb"), func(w *Workload) { w.Containers[0].Ref = "" }),
+		named("g", inNamespace("team"), lift("cccccccccccc"), func(w *Workload) { w.Containers = nil }),
 	}
 	anns, lifts := NewFleet(ws, nil).Lifts(mem)
 	var spent []string
@@ -105,6 +109,10 @@ func TestFleetLifts(t *testing.T) {
 	}
 	if diff := cmp.Diff([]Lift{{Namespace: "shop", Digest: dB}}, lifts); diff != "" {
 		t.Errorf("lifts (-want +got):\n%s", diff)
+	}
+	other := []*Workload{named("f", lift("bbbbbbbbbbbb"), func(w *Workload) { w.Containers[0].Ref = "" })}
+	if anns, lifts := NewFleet(other, nil).Lifts(mem); len(anns) > 0 || len(lifts) > 0 {
+		t.Errorf("a workload tracking none of urunner's images: spent %v, lifted %v", anns, lifts)
 	}
 }
 

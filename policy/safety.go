@@ -233,7 +233,12 @@ func NewFleet(ws []*Workload, failed map[string]bool) *Fleet {
 	// ring after 0: only those are gated, and most fleets use no rings.
 	ringed := map[string]bool{}
 	for _, w := range ws {
-		if v, ok := w.Annotations[LiftQuarantineAnnotation]; ok {
+		// Only a workload urunner tracks an image of: another urunner in
+		// the cluster, watching other registries, must neither spend its
+		// lifts nor touch its workloads (an annotation's removal bumps a
+		// Deployment's generation, which would stop that urunner's
+		// rollback of it).
+		if v, ok := w.Annotations[LiftQuarantineAnnotation]; ok && tracksAny(w) {
 			if hex, err := ParseLift(v); err == nil {
 				f.liftsIn[w.Namespace] = append(f.liftsIn[w.Namespace], LiftAnnotation{Workload: w, Value: v, Hex: hex})
 			}
@@ -257,6 +262,11 @@ func NewFleet(ws []*Workload, failed map[string]bool) *Fleet {
 		}
 	}
 	return f
+}
+
+// tracksAny reports whether some container of w is tracked.
+func tracksAny(w *Workload) bool {
+	return slices.ContainsFunc(w.Containers, func(c Container) bool { return c.Ref != "" })
 }
 
 // lifts reports whether a lift annotation of namespace ns in this listing
