@@ -154,7 +154,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		"URUNNER_CONF_MAX_RESTARTS_WINDOW",
 		"Exit codes",
 	} {
-		if !strings.Contains(out.String(), v) {
+		if !strings.Contains("\n"+out.String(), "\n"+v) { // at the start of its line
 			t.Errorf("--help does not mention %s", v)
 		}
 	}
@@ -274,7 +274,7 @@ func TestConfigParsedOnceIntoOptions(t *testing.T) {
 		{"platform", func(c *Config) { c.Platforms = "linux/amd64,arm64" }, `URUNNER_CONF_PLATFORMS: "arm64" is not os/arch`},
 		{"registry type", func(c *Config) { c.RegistryType = "quay" }, "URUNNER_CONF_CONTAINER_REGISTRY_TYPE: want one of"},
 		{"no registry", func(c *Config) { c.Registry = "" }, "URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: required"},
-		{"harbor user without password", func(c *Config) { c.RegistryType, c.HarborUser = "harbor", "robot" }, "a user needs a password"},
+		{"harbor user without password", func(c *Config) { c.RegistryType, c.OriginalSecrets.HarborUser = "harbor", "robot" }, "a user needs a password"},
 		{"signature key", func(c *Config) { c.SignatureKeys = "testdata/no-keys" }, "URUNNER_CONF_SIGNATURE_KEYS: directory testdata/no-keys holds no key file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
