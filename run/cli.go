@@ -42,7 +42,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, h Hooks)
 	cfg.DryRun = cfg.DryRun || *dryRun
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel)
 	cfg.warnDeprecated(log)
-	a, err := wire(cfg, log, stdout, h)
+	opts, err := parseOptions(&cfg, h.lookup())
+	if err != nil {
+		return exit.BadConfig(stderr, "urunner", err)
+	}
+	a, err := wire(cfg, opts, log, stdout, h)
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {

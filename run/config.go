@@ -5,23 +5,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
-	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/logging"
-	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
-	"github.com/urunner/urunner/signature"
-	"github.com/urunner/urunner/state"
 )
 
 // Config is urunner's whole configuration, read from the environment. The
@@ -37,20 +29,9 @@ type Config struct {
 	RegistryType   string `envconfig:"URUNNER_CONF_CONTAINER_REGISTRY_TYPE" default:"generic" desc:"credentials provider of that registry: generic, harbor, dockerhub, digitalocean, gitlab, aws_ecr, azure_acr or gcp"`
 	RegistriesFile string `envconfig:"URUNNER_CONF_REGISTRIES_FILE" desc:"YAML file listing several registries (host, type, credentials from env or files, TLS); combines with the single registry above"`
 
-	HarborUser         string `envconfig:"URUNNER_SECR_HARBOR_USER" desc:"Harbor user or robot account (type harbor)"`
-	HarborPass         string `envconfig:"URUNNER_SECR_HARBOR_PASS" desc:"Harbor password (type harbor)"`
-	RegistryUser       string `envconfig:"URUNNER_SECR_REGISTRY_USER" desc:"user (types generic, dockerhub; azure_acr admin user)"`
-	RegistryPass       string `envconfig:"URUNNER_SECR_REGISTRY_PASS" desc:"password or access token (types generic, dockerhub; azure_acr admin password)"`
-	AWSAccessKeyID     string `envconfig:"URUNNER_SECR_AWS_ACCESS_KEY_ID" desc:"AWS access key (type aws_ecr; empty: the SDK's default chain, e.g. IRSA)"`
-	AWSSecretAccessKey string `envconfig:"URUNNER_SECR_AWS_SECRET_ACCESS_KEY" desc:"AWS secret key (type aws_ecr)"`
-	AWSRegion          string `envconfig:"URUNNER_SECR_AWS_REGION" desc:"AWS region (type aws_ecr; empty: taken from the registry host)"`
-	DigitalOceanToken  string `envconfig:"URUNNER_SECR_DIGITAL_OCEAN_TOKEN" desc:"DigitalOcean API token (type digitalocean)"`
-	GitLabToken        string `envconfig:"URUNNER_SECR_GITLAB_TOKEN" desc:"GitLab personal, project or deploy token (type gitlab)"`
-	GitLabUser         string `envconfig:"URUNNER_SECR_GITLAB_USER" desc:"GitLab user name of the token (type gitlab; required for deploy tokens)"`
-	GitLabAuthURL      string `envconfig:"URUNNER_SECR_GITLAB_AUTH_URL" desc:"GitLab URL serving /jwt/auth, used when the registry's challenge does not name it (type gitlab)"`
-	AzureTenantID      string `envconfig:"URUNNER_SECR_AZURE_TENANT_ID" desc:"Azure AD tenant of a service principal (type azure_acr)"`
-	AzureClientID      string `envconfig:"URUNNER_SECR_AZURE_CLIENT_ID" desc:"service principal client id (type azure_acr; empty: workload or managed identity)"`
-	AzureClientSecret  string `envconfig:"URUNNER_SECR_AZURE_CLIENT_SECRET" desc:"service principal secret (type azure_acr)"`
+	// The original variables of each registry type's credentials, read
+	// here and mapped by package registry (FromOriginalVariables).
+	registry.OriginalSecrets
 
 	Namespaces      string `envconfig:"URUNNER_CONF_NAMESPACES" desc:"namespaced mode: the namespaces to watch, comma-separated; urunner then makes no cluster-scoped request and needs only a Role in each (no urunner=enable label needed; urunner=disable still opts a workload out). Empty: every namespace labelled urunner=enable (needs a ClusterRole)"`
 	ListScope       string `envconfig:"URUNNER_CONF_LIST_SCOPE" default:"auto" desc:"how workloads are listed in cluster mode: cluster (one LIST per kind), namespace (one per watched namespace and kind) or auto (namespace when the watched namespaces are few beside the cluster's workloads)"`
@@ -171,31 +152,15 @@ func (c *Config) validateChoices() error {
 	return nil
 }
 
-// validateParsed checks the variables that are parsed: a level, kinds,
-// namespaces, references, a window, platforms.
+// validateParsed checks the log level, which the logger reads before the
+// options are parsed (parseOptions parses the other variables), and the
+// state ConfigMap's name.
 func (c *Config) validateParsed() error {
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		return badConfig("URUNNER_CONF_LOG_LEVEL: %v", err)
 	}
 	if c.StateConfigMap == "" {
 		return badConfig("URUNNER_CONF_STATE_CONFIGMAP: must not be empty")
-	}
-	if _, err := c.kinds(); err != nil {
-		return err
-	}
-	if _, err := c.namespaces(); err != nil {
-		return err
-	}
-	if _, err := c.references(); err != nil {
-		return err
-	}
-	if _, err := policy.ParseWindow(c.Window); err != nil {
-		return badConfig("URUNNER_CONF_WINDOW: %v", err)
-	}
-	for _, p := range c.platforms() {
-		if _, err := registry.ParsePlatform(p); err != nil {
-			return badConfig("URUNNER_CONF_PLATFORMS: %v", err)
-		}
 	}
 	return nil
 }
@@ -248,304 +213,8 @@ func (c *Config) validateCombinations() error {
 	return nil
 }
 
-// hostConfigs returns every watched registry: the single one of the
-// original variables, and those of the registries file, whose credentials
-// named by variable lookup reads (os.LookupEnv but in tests).
-func (c *Config) hostConfigs(lookup func(string) (string, bool)) ([]registry.HostConfig, error) {
-	var out []registry.HostConfig
-	if c.Registry != "" {
-		hc := registry.HostConfig{
-			Host: c.Registry,
-			Type: c.RegistryType,
-			User: c.RegistryUser, Password: registry.Secret{Value: c.RegistryPass},
-		}
-		if !c.Verify {
-			hc.TLSVerify = new(false)
-		}
-		host := strings.TrimPrefix(strings.TrimPrefix(c.Registry, "https://"), "http://")
-		hc.Advice = registry.TLSAdvice{
-			PlainHTTP: fmt.Sprintf("set URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH=http://%s, or URUNNER_CONF_DOCKER_API_VERIFY=false to try TLS first and then HTTP (as Docker does for an insecure registry)", host),
-			Untrusted: "set URUNNER_CONF_DOCKER_API_VERIFY=false to skip verification for this registry only, or list it in URUNNER_CONF_REGISTRIES_FILE with caFile: (the CA bundle that signed its certificate)",
-		}
-		switch c.RegistryType {
-		case "harbor":
-			hc.User, hc.Password.Value = c.HarborUser, c.HarborPass
-		case "digitalocean":
-			hc.Token.Value = c.DigitalOceanToken
-		case "gitlab":
-			hc.User, hc.Token.Value, hc.AuthURL = c.GitLabUser, c.GitLabToken, c.GitLabAuthURL
-		case "aws_ecr":
-			hc.Region = c.AWSRegion
-			hc.AccessKeyID.Value, hc.SecretAccessKey.Value = c.AWSAccessKeyID, c.AWSSecretAccessKey
-		case "azure_acr":
-			hc.TenantID, hc.ClientID, hc.ClientSecret.Value = c.AzureTenantID, c.AzureClientID, c.AzureClientSecret
-		}
-		if err := hc.Prepare(lookup); err != nil {
-			var fe *registry.FieldError
-			if errors.As(err, &fe) && fe.Field == "type" {
-				return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TYPE: %v", fe.Err)
-			}
-			if errors.As(err, &fe) && fe.Field == "host" {
-				return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: %v", fe.Err)
-			}
-			return nil, badConfig("registry %s: %v", c.Registry, err)
-		}
-		out = append(out, hc)
-	}
-	if c.RegistriesFile != "" {
-		hcs, err := registry.LoadHostsFile(c.RegistriesFile, lookup)
-		if err != nil {
-			return nil, badConfig("URUNNER_CONF_REGISTRIES_FILE: %v", err)
-		}
-		out = append(out, hcs...)
-	}
-	if len(out) == 0 {
-		return nil, badConfig("URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: required (or URUNNER_CONF_REGISTRIES_FILE): the registry whose images urunner watches, e.g. registry.example.com:5000")
-	}
-	seen := map[string]bool{}
-	for _, hc := range out {
-		if seen[hc.Host] {
-			return nil, badConfig("registry %s is configured twice (URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH and URUNNER_CONF_REGISTRIES_FILE)", hc.Host)
-		}
-		seen[hc.Host] = true
-	}
-	return out, nil
-}
-
-// hosts builds the Resolver's hosts, with their credential providers.
-func (c *Config) hosts(lookup func(string) (string, bool)) ([]registry.Host, error) {
-	hcs, err := c.hostConfigs(lookup)
-	if err != nil {
-		return nil, err
-	}
-	var out []registry.Host
-	for _, hc := range hcs {
-		h, err := registry.NewHost(hc)
-		if err != nil {
-			return nil, badConfig("%v", err)
-		}
-		out = append(out, h)
-	}
-	return out, nil
-}
-
 // defaultStateConfigMap is URUNNER_CONF_STATE_CONFIGMAP's default.
 const defaultStateConfigMap = "urunner-state"
-
-// kinds parses URUNNER_CONF_WORKLOAD_KINDS.
-func (c *Config) kinds() ([]string, error) {
-	var out []string
-	for _, k := range strings.Split(c.Kinds, ",") {
-		k = strings.TrimSpace(k)
-		if k == "" {
-			continue
-		}
-		if !slices.Contains(kube.Kinds(), k) {
-			return nil, badConfig("URUNNER_CONF_WORKLOAD_KINDS: want some of %s, got %q", strings.Join(kube.Kinds(), ", "), k)
-		}
-		out = append(out, k)
-	}
-	if len(out) == 0 {
-		return nil, badConfig("URUNNER_CONF_WORKLOAD_KINDS: name at least one of %s", strings.Join(kube.Kinds(), ", "))
-	}
-	return out, nil
-}
-
-// namespaces parses URUNNER_CONF_NAMESPACES: nil in cluster mode.
-func (c *Config) namespaces() ([]string, error) {
-	var out []string
-	seen := map[string]bool{}
-	for _, ns := range splitList(c.Namespaces) {
-		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-			return nil, badConfig("URUNNER_CONF_NAMESPACES: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
-		}
-		if !seen[ns] {
-			seen[ns] = true
-			out = append(out, ns)
-		}
-	}
-	return out, nil
-}
-
-// pushedRefs is what URUNNER_CONF_REFERENCES names: tags, and subjects
-// by digest (registry/repository@sha256:<hex>, what the push of a
-// signature or attestation names), which stand for every reference of
-// that repository whose stored digest is the subject.
-type pushedRefs struct {
-	tags     map[string]bool
-	subjects map[string]map[string]bool // registry/repository → digests
-}
-
-// references parses URUNNER_CONF_REFERENCES; nil when every reference is
-// looked up.
-func (c *Config) references() (*pushedRefs, error) {
-	var out *pushedRefs
-	for _, r := range splitList(c.References) {
-		im, err := registry.Canonical(r)
-		tagged := err == nil && im.Digest == ""
-		subject := err == nil && im.Ref.Tag == "" && strings.HasPrefix(im.Digest, "sha256:")
-		if !tagged && !subject {
-			return nil, badConfig("URUNNER_CONF_REFERENCES: %q is neither a registry/repository:tag reference nor a registry/repository@sha256:<hex> subject", r)
-		}
-		if out == nil {
-			out = &pushedRefs{tags: map[string]bool{}, subjects: map[string]map[string]bool{}}
-		}
-		name := im.Match
-		if tagged {
-			out.tags[name] = true
-			continue
-		}
-		if out.subjects[name] == nil {
-			out.subjects[name] = map[string]bool{}
-		}
-		out.subjects[name][im.Digest] = true
-	}
-	return out, nil
-}
-
-// expand returns the references to look up: the tags, and each stored
-// reference of a subject's repository whose digest is the subject (a
-// signature pushed after its image's run makes that digest verifiable).
-// A subject no stored reference has leaves nothing to do; unmatched
-// lists those.
-func (p *pushedRefs) expand(st state.State) (refs map[string]bool, unmatched []string) {
-	refs = maps.Clone(p.tags)
-	matched := map[string]bool{}
-	for key, r := range st.Refs {
-		name := registry.MatchName(key)
-		repo := name[:strings.LastIndex(name, ":")]
-		if p.subjects[repo][r.Digest] {
-			refs[name] = true
-			matched[repo+"@"+r.Digest] = true
-		}
-	}
-	for repo, ds := range p.subjects {
-		for d := range ds {
-			if !matched[repo+"@"+d] {
-				unmatched = append(unmatched, repo+"@"+d)
-			}
-		}
-	}
-	slices.Sort(unmatched)
-	return refs, unmatched
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// settings are the policy's knobs.
-func (c *Config) settings() policy.Settings {
-	win, _ := policy.ParseWindow(c.Window)
-	return policy.Settings{
-		Pin:         c.RestartMode == "pin",
-		SkipCached:  c.PullPolicy == "skip",
-		Converge:    c.FirstRun == "converge",
-		Platforms:   c.platforms(),
-		GitOps:      c.GitOps,
-		Cooldown:    c.Cooldown,
-		Window:      win,
-		MaxRestarts: c.MaxRestarts,
-		Soak:        c.Soak,
-		Approval:    c.Approval,
-
-		MaxRestartsWindow: c.MaxRestartsWindow,
-		RequireSignature:  c.SignatureKeys != "" || c.SignatureRoot != "",
-		SignatureGrace:    c.SignatureGrace,
-		Quarantine:        c.VerifyRollout,
-	}
-}
-
-// signaturePolicy loads the signature policy, nil when none is configured.
-func (c *Config) signaturePolicy() (*signature.Policy, error) {
-	if c.SignatureKeys == "" && c.SignatureRoot == "" {
-		return nil, nil
-	}
-	keys, err := keyFiles(splitList(c.SignatureKeys))
-	if err != nil {
-		return nil, badConfig("URUNNER_CONF_SIGNATURE_KEYS: %v", err)
-	}
-	for _, k := range keys {
-		if _, err := signature.LoadPolicy(signature.Config{KeyFiles: []string{k}}); err != nil {
-			return nil, badConfig("URUNNER_CONF_SIGNATURE_KEYS: %v", err)
-		}
-	}
-	sc := signature.Config{KeyFiles: keys, TrustedRootFile: c.SignatureRoot, WithoutTransparencyLog: !c.SignatureTlog}
-	if c.SignatureRoot != "" {
-		sc.Identities = []signature.Identity{{Issuer: c.SignatureIssuer, SubjectRegexp: c.SignatureSubject}}
-	}
-	p, err := signature.LoadPolicy(sc)
-	if errors.Is(err, signature.ErrNoTransparencyLog) {
-		return nil, badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: %v; set URUNNER_CONF_SIGNATURE_TLOG=false to trust keyless signatures on a timestamp alone", err)
-	}
-	if err != nil {
-		return nil, badConfig("URUNNER_CONF_SIGNATURE_TRUSTED_ROOT (with _ISSUER and _SUBJECT): %v", err)
-	}
-	return p, nil
-}
-
-// keyFiles expands the directories among paths into the files they hold
-// (a mounted Secret: every key a file), skipping hidden entries such as
-// the ..data links Kubernetes adds.
-func keyFiles(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !st.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		entries, err := os.ReadDir(p)
-		if err != nil {
-			return nil, err
-		}
-		n := len(out)
-		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), ".") {
-				continue
-			}
-			f := filepath.Join(p, e.Name())
-			if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
-				out = append(out, f)
-			}
-		}
-		if len(out) == n {
-			return nil, fmt.Errorf("directory %s holds no key file", p)
-		}
-	}
-	return out, nil
-}
-
-// platforms splits URUNNER_CONF_PLATFORMS.
-func (c *Config) platforms() []string {
-	var out []string
-	for _, p := range strings.Split(c.Platforms, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// acceptList splits DOCKER_API_ACCEPT_HEADER.
-func (c *Config) acceptList() []string {
-	var out []string
-	for _, p := range strings.Split(c.AcceptHeader, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // warnDeprecated logs once for each variable of the original urunner that
 // no longer applies.

@@ -2,9 +2,11 @@ package run
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -54,6 +56,13 @@ func TestBadConfigurationExitsTwoBeforeAnyNetworkCall(t *testing.T) {
 		{"negative cap window", "URUNNER_CONF_MAX_RESTARTS_WINDOW", "-1h", `URUNNER_CONF_MAX_RESTARTS_WINDOW: must not be negative`},
 		{"cap window that is no duration", "URUNNER_CONF_MAX_RESTARTS_WINDOW", "daily", `URUNNER_CONF_MAX_RESTARTS_WINDOW: want a duration`},
 		{"keyless root without identity", "URUNNER_CONF_SIGNATURE_TRUSTED_ROOT", "testdata/root.json", `URUNNER_CONF_SIGNATURE_TRUSTED_ROOT: keyless signatures need the trusted root and an identity`},
+		// parsed once into the stages' options, still before any call
+		{"workload kind", "URUNNER_CONF_WORKLOAD_KINDS", "Deployment,Pod", `URUNNER_CONF_WORKLOAD_KINDS: want some of`},
+		{"namespace name", "URUNNER_CONF_NAMESPACES", "team-a,Team_B", `URUNNER_CONF_NAMESPACES: "Team_B" is not a namespace name`},
+		{"reference", "URUNNER_CONF_REFERENCES", "not a reference!", `URUNNER_CONF_REFERENCES: "not a reference!" is neither`},
+		{"window", "URUNNER_CONF_WINDOW", "someday", `URUNNER_CONF_WINDOW: window: "someday" is not a day`},
+		{"platform", "URUNNER_CONF_PLATFORMS", "linux", `URUNNER_CONF_PLATFORMS: "linux" is not os/arch`},
+		{"registries file", "URUNNER_CONF_REGISTRIES_FILE", "/nonexistent/registries.yaml", `URUNNER_CONF_REGISTRIES_FILE: open /nonexistent/registries.yaml`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -134,6 +143,9 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		"URUNNER_SECR_HARBOR_USER", "URUNNER_SECR_HARBOR_PASS", "URUNNER_SECR_DIGITAL_OCEAN_TOKEN",
 		"URUNNER_SECR_AWS_ACCESS_KEY_ID", "URUNNER_SECR_AWS_SECRET_ACCESS_KEY", "URUNNER_SECR_AWS_REGION",
 		"URUNNER_SECR_GITLAB_TOKEN", "URUNNER_SECR_GITLAB_AUTH_URL",
+		// the credentials of the types urunner added, read likewise
+		"URUNNER_SECR_REGISTRY_USER", "URUNNER_SECR_REGISTRY_PASS", "URUNNER_SECR_GITLAB_USER",
+		"URUNNER_SECR_AZURE_TENANT_ID", "URUNNER_SECR_AZURE_CLIENT_ID", "URUNNER_SECR_AZURE_CLIENT_SECRET",
 		// urunner's own
 		"URUNNER_CONF_STATE_CONFIGMAP", "URUNNER_CONF_STATE_NAMESPACE", "URUNNER_CONF_DRY_RUN",
 		"URUNNER_CONF_LOG_FORMAT", "URUNNER_CONF_KUBE_QPS", "URUNNER_CONF_KUBE_BURST",
@@ -142,7 +154,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		"URUNNER_CONF_MAX_RESTARTS_WINDOW",
 		"Exit codes",
 	} {
-		if !strings.Contains(out.String(), v) {
+		if !strings.Contains("\n"+out.String(), "\n"+v) { // at the start of its line
 			t.Errorf("--help does not mention %s", v)
 		}
 	}
@@ -196,5 +208,83 @@ func TestReferencesTakeTagsAndSubjects(t *testing.T) {
 		if _, err := (&Config{References: bad}).references(); err == nil || !strings.Contains(err.Error(), "URUNNER_CONF_REFERENCES") {
 			t.Errorf("%q: error %v, want one naming URUNNER_CONF_REFERENCES", bad, err)
 		}
+	}
+}
+
+// The configuration is read once per run, and parsed once into the
+// options the stages read.
+func TestConfigLoadedOncePerRun(t *testing.T) {
+	t.Parallel()
+	g := newGround(t, testground.RegistryOptions{})
+	h := g.Hooks()
+	var loads atomic.Int32
+	load := h.loadConfig
+	h.loadConfig = func() (Config, error) {
+		loads.Add(1)
+		return load()
+	}
+	var out bytes.Buffer
+	if code := Main(t.Context(), nil, &out, &out, h); code != exit.OK {
+		t.Fatalf("exit code %d, want %d:\n%s", code, exit.OK, out.String())
+	}
+	if n := loads.Load(); n != 1 {
+		t.Errorf("the configuration was loaded %d times in one run, want once", n)
+	}
+}
+
+// parseOptions turns each variable the stages read into its parsed form,
+// and refuses a bad one with a configuration error (exit code 2) naming it.
+func TestConfigParsedOnceIntoOptions(t *testing.T) {
+	base := func() Config {
+		return Config{Kinds: "Deployment", Registry: "r.example.com", RegistryType: "generic", Verify: true}
+	}
+	c := base()
+	c.Kinds, c.Namespaces = " StatefulSet ,Deployment,", "b, a,b"
+	c.References, c.AcceptHeader = "r.example.com/app:v1", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"
+	c.Platforms, c.Window, c.RestartMode = "linux/amd64, linux/arm64/v8", "Mon-Fri 22:00-06:00", "pin"
+	o, err := parseOptions(&c, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{
+		"kinds": o.kinds, "namespaces": o.namespaces, "pushed": o.pushed.tags, "accept": o.accept,
+		"platforms": o.settings.Platforms, "window": o.settings.Window != nil, "pin": o.settings.Pin,
+		"hosts": len(o.hosts), "host": o.hosts[0].Name, "signer": o.signer != nil,
+	}
+	want := map[string]any{
+		"kinds": []string{"StatefulSet", "Deployment"}, "namespaces": []string{"b", "a"},
+		"pushed":    map[string]bool{"r.example.com/app:v1": true},
+		"accept":    []string{"application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json"},
+		"platforms": []string{"linux/amd64", "linux/arm64/v8"}, "window": true, "pin": true,
+		"hosts": 1, "host": "r.example.com", "signer": false,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("options (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"no kind", func(c *Config) { c.Kinds = " , " }, "URUNNER_CONF_WORKLOAD_KINDS: name at least one of"},
+		{"unknown kind", func(c *Config) { c.Kinds = "Pod" }, "URUNNER_CONF_WORKLOAD_KINDS: want some of"},
+		{"namespace", func(c *Config) { c.Namespaces = "-a" }, `URUNNER_CONF_NAMESPACES: "-a" is not a namespace name`},
+		{"reference", func(c *Config) { c.References = "r.example.com/a@md5:00" }, "URUNNER_CONF_REFERENCES:"},
+		{"window", func(c *Config) { c.Window = "25:00-26:00" }, "URUNNER_CONF_WINDOW:"},
+		{"platform", func(c *Config) { c.Platforms = "linux/amd64,arm64" }, `URUNNER_CONF_PLATFORMS: "arm64" is not os/arch`},
+		{"registry type", func(c *Config) { c.RegistryType = "quay" }, "URUNNER_CONF_CONTAINER_REGISTRY_TYPE: want one of"},
+		{"no registry", func(c *Config) { c.Registry = "" }, "URUNNER_CONF_CONTAINER_REGISTRY_TO_WATCH: required"},
+		{"harbor user without password", func(c *Config) { c.RegistryType, c.OriginalSecrets.HarborUser = "harbor", "robot" }, "a user needs a password"},
+		{"signature key", func(c *Config) { c.SignatureKeys = "testdata/no-keys" }, "URUNNER_CONF_SIGNATURE_KEYS: directory testdata/no-keys holds no key file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.set(&c)
+			_, err := parseOptions(&c, func(string) (string, bool) { return "", false })
+			var ce *configError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want a configuration error saying %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -67,7 +67,7 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 		return nil, err
 	}
 	f.scope = scope
-	kinds, _ := a.cfg.kinds()
+	kinds := a.opts.kinds
 	only := a.only(mem)
 	var ps *kube.PullSecrets
 	if a.cfg.PullSecretAuth {
@@ -112,14 +112,13 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 // restricted reports whether the run looks up only the references
 // URUNNER_CONF_REFERENCES names (a pushed run).
 func (a *app) restricted() bool {
-	p, _ := a.cfg.references()
-	return p != nil
+	return a.opts.pushed != nil
 }
 
 // only returns the references a pushed run looks up, its subjects
 // expanded from the loaded state; nil when every reference is.
 func (a *app) only(mem state.State) map[string]bool {
-	p, _ := a.cfg.references()
+	p := a.opts.pushed
 	if p == nil {
 		return nil
 	}
@@ -137,8 +136,7 @@ func (a *app) only(mem state.State) map[string]bool {
 
 // namespaced reports whether URUNNER_CONF_NAMESPACES names the namespaces.
 func (a *app) namespaced() bool {
-	nss, _ := a.cfg.namespaces()
-	return len(nss) > 0
+	return len(a.opts.namespaces) > 0
 }
 
 // recount is how long a count of the cluster's workloads is trusted.
@@ -150,7 +148,7 @@ const recount = time.Hour
 // cluster's workload count, remembered, and counted again hourly with one
 // LIST of a single object per kind).
 func (a *app) scope(ctx context.Context, mem state.State, f *found) (kube.Scope, error) {
-	if nss, _ := a.cfg.namespaces(); len(nss) > 0 {
+	if nss := a.opts.namespaces; len(nss) > 0 {
 		// Their rings, soaks and approvals: one GET each.
 		return kube.Scope{Namespaces: nss, PerNamespace: true, Annotations: a.kube.NamespaceAnnotations(ctx, nss)}, nil
 	}
@@ -163,7 +161,7 @@ func (a *app) scope(ctx context.Context, mem state.State, f *found) (kube.Scope,
 	case "namespace":
 		s.PerNamespace = true
 	case "auto":
-		kinds, _ := a.cfg.kinds()
+		kinds := a.opts.kinds
 		total, at := mem.Workloads, mem.CountedAt
 		if at.IsZero() || a.now().Sub(at) > recount {
 			var ok bool

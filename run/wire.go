@@ -58,6 +58,7 @@ func (h Hooks) lookup() func(string) (string, bool) {
 // app is one run's wiring.
 type app struct {
 	cfg      Config
+	opts     options
 	settings policy.Settings
 	log      *slog.Logger
 	out      io.Writer    // the dry run's plan, the JSON report
@@ -71,13 +72,10 @@ type app struct {
 	tell *reporter
 }
 
-// wire builds one run's clients from cfg: the registry hosts and signature
-// policy, the Kubernetes clients, the state store and the resolver.
-func wire(cfg Config, log *slog.Logger, out io.Writer, h Hooks) (*app, error) {
-	hosts, signer, err := registryTrust(&cfg, log, h.lookup())
-	if err != nil {
-		return nil, err
-	}
+// wire builds one run's clients from cfg and its parsed opts: the
+// Kubernetes clients, the state store and the resolver.
+func wire(cfg Config, opts options, log *slog.Logger, out io.Writer, h Hooks) (*app, error) {
+	warnTrust(cfg, opts, log)
 	rc, ns, clock, err := apiConfig(cfg, h)
 	if err != nil {
 		return nil, err
@@ -102,8 +100,8 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h Hooks) (*app, error) {
 		ns = cfg.StateNamespace
 	}
 	res, err := registry.NewResolver(registry.Options{
-		Hosts:       hosts,
-		Accept:      cfg.acceptList(),
+		Hosts:       opts.hosts,
+		Accept:      opts.accept,
 		Concurrency: cfg.RegistryConcurrency,
 		Timeout:     cfg.RegistryTimeout,
 		Log:         log,
@@ -118,39 +116,30 @@ func wire(cfg Config, log *slog.Logger, out io.Writer, h Hooks) (*app, error) {
 	}
 	return &app{
 		cfg:      cfg,
-		settings: cfg.settings(),
+		opts:     opts,
+		settings: opts.settings,
 		log:      log,
 		out:      out,
 		kube:     kube.New(cs).WithDynamic(dyn),
 		store:    state.NewStore(configmaps.New(cs), ns, cfg.StateConfigMap),
 		resolver: res,
-		signer:   signer,
+		signer:   opts.signer,
 		clock:    clock,
 		now:      time.Now,
 		tell:     newReporter(log, events, cfg.DryRun),
 	}, nil
 }
 
-// registryTrust reads the registry hosts and the signature policy of cfg,
-// warning about each trust the configuration weakens on purpose.
-func registryTrust(cfg *Config, log *slog.Logger, lookup func(string) (string, bool)) ([]registry.Host, *signature.Policy, error) {
-	hosts, err := cfg.hosts(lookup)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, h := range hosts {
+// warnTrust warns about each trust the configuration weakens on purpose.
+func warnTrust(cfg Config, opts options, log *slog.Logger) {
+	for _, h := range opts.hosts {
 		if h.SkipVerify && !h.PlainHTTP {
 			log.Warn("TLS verification is off for this registry, as configured", "registry", h.Name)
 		}
 	}
-	signer, err := cfg.signaturePolicy()
-	if err != nil {
-		return nil, nil, err
-	}
 	if cfg.SignatureRoot != "" && !cfg.SignatureTlog {
 		log.Warn("keyless signatures are trusted on a timestamp alone: no transparency log entry is required, as configured (URUNNER_CONF_SIGNATURE_TLOG=false)")
 	}
-	return hosts, signer, nil
 }
 
 // apiConfig is the Kubernetes API client configuration (kubeConfig's, with
