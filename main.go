@@ -4,17 +4,19 @@
 // starts this same program's Job sooner.
 //
 // This package only wires the process to the two entry points: its
-// arguments, standard streams, signals and exit code. The run is package
+// arguments, standard streams, signals, exit code and memory limit. The run is package
 // run; the receiver is package webhook.
 package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/urunner/urunner/memlimit"
 	"github.com/urunner/urunner/run"
 	"github.com/urunner/urunner/webhook"
 )
@@ -23,6 +25,11 @@ import (
 var version = "dev"
 
 func main() {
+	// The garbage collector keeps within the container's memory limit
+	// rather than doubling the heap past it (see memlimit).
+	if _, err := memlimit.Set(os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "urunner:", err, "(no soft memory limit set)")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	code := command(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
