@@ -25,7 +25,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/client-go/gentype"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
 )
@@ -95,21 +94,11 @@ func groupClient(c *rest.Config, h *http.Client, apiPath string, gv schema.Group
 	return rest.RESTClientForConfigAndClient(&cfg, h)
 }
 
-// Resource is the client of one resource in one namespace ("" for all
-// namespaces, or a cluster-scoped resource): Get, List, Watch, Create,
-// Update, UpdateStatus, Patch and Delete, as a typed client has them.
-type Resource[T objectWithMeta, L runtime.Object] = gentype.ClientWithList[T, L]
-
-type objectWithMeta interface {
-	runtime.Object
-	metav1.Object
-}
-
 // resource builds a Resource as the generated typed clients build theirs:
 // the resource's name, the group's REST client, the scheme's parameter
 // codec, and protobuf preferred (every built-in type has it).
-func resource[T objectWithMeta, L runtime.Object](c rest.Interface, name, namespace string, obj func() T, list func() L) *Resource[T, L] {
-	return gentype.NewClientWithList(name, c, parameterCodec, namespace, obj, list, gentype.PrefersProtobuf[T]())
+func resource[T object, L runtime.Object](c rest.Interface, name, namespace string, obj func() T, list func() L) *Resource[T, L] {
+	return &Resource[T, L]{client: c, resource: name, namespace: namespace, newObject: obj, newList: list}
 }
 
 // Namespaces is the namespaces' client.

@@ -112,7 +112,7 @@ type outcome struct {
 // and selectors, the watch of the receiver's informer, the state's
 // create and update, the restart's patches, the errors the run acts on)
 // and returns what each returned.
-func calls[T objectWithMeta, L runtime.Object](ctx context.Context, c ops[T, L], status bool, obj func(name string) T) []outcome {
+func calls[T object, L runtime.Object](ctx context.Context, c ops[T, L], status bool, obj func(name string) T) []outcome {
 	var out []outcome
 	add := func(res runtime.Object, err error) {
 		o := outcome{NotFound: apierrors.IsNotFound(err), Conflict: apierrors.IsConflict(err), Forbidden: apierrors.IsForbidden(err)}
@@ -154,7 +154,7 @@ func calls[T objectWithMeta, L runtime.Object](ctx context.Context, c ops[T, L],
 // compare runs calls on the Clientset's typed client and on the Resource,
 // each against its own recording server, and fails on any difference in
 // the requests sent or in what the caller got back.
-func compare[T objectWithMeta, L runtime.Object](t *testing.T, cfg *rest.Config, typed func(kubernetes.Interface) ops[T, L], lean func(*Clients) ops[T, L], obj func(name string) T) {
+func compare[T object, L runtime.Object](t *testing.T, cfg *rest.Config, typed func(kubernetes.Interface) ops[T, L], lean func(*Clients) ops[T, L], obj func(name string) T) {
 	t.Helper()
 	ctx := t.Context()
 	ts, ls := newAPIServer(t), newAPIServer(t)
