@@ -53,7 +53,7 @@ func TestMainOnlyWiresTheEntryPoints(t *testing.T) {
 // The urunner binary links the API groups it uses and no other: client-go's
 // Clientset (k8s.io/client-go/kubernetes, its typed clients and scheme, its
 // informers) registers every group at init and links all of k8s.io/api,
-// about 12 MiB of binary and 8 MiB of every run's resident memory
+// 33 MiB of binary and 16 MiB of every run's resident memory
 // (BENCHMARKS.md, "Memory: the floor"). kube/apiclient is the way in.
 func TestTheBinaryLinksOnlyTheGroupsItUses(t *testing.T) {
 	deps := func(pkgs ...string) []string {
