@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/urunner/urunner/kube/apiclient"
 	"github.com/urunner/urunner/state"
 	"github.com/urunner/urunner/state/configmaps"
 )
@@ -44,7 +45,11 @@ func TestStateOfTenThousandReferencesFitsOneConfigMap(t *testing.T) {
 		s.Refs[key] = ref
 	}
 	ensureNamespace(t, "state-scale")
-	store := state.NewStore(configmaps.New(clientset(t)), "state-scale", "urunner-state")
+	lean, err := apiclient.New(cluster.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := state.NewStore(configmaps.New(lean), "state-scale", "urunner-state")
 	snap, err := store.Load(ctx)
 	if err != nil {
 		t.Fatal(err)

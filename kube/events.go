@@ -57,7 +57,7 @@ func (c *Client) Event(ctx context.Context, w Workload, eventType, reason, messa
 		ReportingController: "urunner.io/urunner",
 		ReportingInstance:   eventReportingInstance,
 	}
-	_, err := c.cs.CoreV1().Events(w.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	_, err := c.api.Events(w.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}

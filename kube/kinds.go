@@ -44,13 +44,13 @@ var kinds = []kind{
 		name: "Deployment", group: "apps", apiVersion: "apps/v1", resource: "deployments",
 		restart: restartTemplate, rollback: rollbackTemplate,
 		list: func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error) {
-			return c.cs.AppsV1().Deployments(ns).List(ctx, o)
+			return c.api.Deployments(ns).List(ctx, o)
 		},
 		get: func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error) {
-			return c.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+			return c.api.Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		},
 		patch: func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error) {
-			return c.cs.AppsV1().Deployments(ns).Patch(ctx, name, pt, data, patchOptions)
+			return c.api.Deployments(ns).Patch(ctx, name, pt, data, patchOptions)
 		},
 		workload: func(obj runtime.Object) Workload {
 			d := obj.(*appsv1.Deployment)
@@ -65,13 +65,13 @@ var kinds = []kind{
 		name: "StatefulSet", group: "apps", apiVersion: "apps/v1", resource: "statefulsets",
 		restart: restartTemplate, rollback: rollbackTemplate,
 		list: func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error) {
-			return c.cs.AppsV1().StatefulSets(ns).List(ctx, o)
+			return c.api.StatefulSets(ns).List(ctx, o)
 		},
 		get: func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error) {
-			return c.cs.AppsV1().StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
+			return c.api.StatefulSets(ns).Get(ctx, name, metav1.GetOptions{})
 		},
 		patch: func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error) {
-			return c.cs.AppsV1().StatefulSets(ns).Patch(ctx, name, pt, data, patchOptions)
+			return c.api.StatefulSets(ns).Patch(ctx, name, pt, data, patchOptions)
 		},
 		workload: func(obj runtime.Object) Workload {
 			s := obj.(*appsv1.StatefulSet)
@@ -86,13 +86,13 @@ var kinds = []kind{
 		name: "DaemonSet", group: "apps", apiVersion: "apps/v1", resource: "daemonsets",
 		restart: restartTemplate, rollback: rollbackTemplate,
 		list: func(ctx context.Context, c *Client, ns string, o metav1.ListOptions) (runtime.Object, error) {
-			return c.cs.AppsV1().DaemonSets(ns).List(ctx, o)
+			return c.api.DaemonSets(ns).List(ctx, o)
 		},
 		get: func(ctx context.Context, c *Client, ns, name string) (runtime.Object, error) {
-			return c.cs.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
+			return c.api.DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
 		},
 		patch: func(ctx context.Context, c *Client, ns, name string, pt types.PatchType, data []byte) (runtime.Object, error) {
-			return c.cs.AppsV1().DaemonSets(ns).Patch(ctx, name, pt, data, patchOptions)
+			return c.api.DaemonSets(ns).Patch(ctx, name, pt, data, patchOptions)
 		},
 		workload: func(obj runtime.Object) Workload {
 			d := obj.(*appsv1.DaemonSet)

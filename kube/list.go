@@ -20,7 +20,7 @@ func (c *Client) EnabledNamespaces(ctx context.Context) ([]string, map[string]ma
 	var names []string
 	annotations := map[string]map[string]string{}
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-		return c.cs.CoreV1().Namespaces().List(ctx, opts)
+		return c.api.Namespaces().List(ctx, opts)
 	})
 	p.PageSize = PageSize
 	err := p.EachListItem(ctx, metav1.ListOptions{LabelSelector: Label + "=" + LabelEnable}, func(obj runtime.Object) error {
@@ -59,7 +59,7 @@ func (c *Client) NamespaceAnnotations(ctx context.Context, names []string) map[s
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			ns, err := c.cs.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			ns, err := c.api.Namespaces().Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return
 			}
@@ -243,7 +243,7 @@ func (c *Client) listNamespace(ctx context.Context, ks []kind, ns string, emit f
 	}
 	// The chart's Role in the namespace grants get on the namespace
 	// itself; without it (403) the check is skipped.
-	_, err := c.cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	_, err := c.api.Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("namespace %s: %w", ns, ErrNamespaceMissing)
 	}

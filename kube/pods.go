@@ -103,7 +103,7 @@ type matcher struct {
 
 func (c *Client) listPods(ctx context.Context, ns string, each func(*corev1.Pod)) error {
 	p := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-		return c.cs.CoreV1().Pods(ns).List(ctx, o)
+		return c.api.Pods(ns).List(ctx, o)
 	})
 	p.PageSize = PageSize
 	p.PageBufferSize = 1 // see listKind

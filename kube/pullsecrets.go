@@ -72,7 +72,7 @@ func (p *PullSecrets) account(ctx context.Context, ns, name string) ([]string, e
 	if names, ok := p.accounts[key]; ok {
 		return names, nil
 	}
-	sa, err := p.c.cs.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
+	sa, err := p.c.api.ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{})
 	var names []string
 	switch {
 	case apierrors.IsNotFound(err):
@@ -92,7 +92,7 @@ func (p *PullSecrets) secret(ctx context.Context, ns, name string) ([]RegistryAu
 	if auths, ok := p.secrets[key]; ok {
 		return auths, nil
 	}
-	s, err := p.c.cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	s, err := p.c.api.Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	var auths []RegistryAuth
 	switch {
 	case apierrors.IsNotFound(err):

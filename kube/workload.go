@@ -10,7 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
+
+	"github.com/urunner/urunner/kube/apiclient"
 )
 
 // The label model of the original urunner, kept for compatibility.
@@ -103,13 +104,14 @@ func gitOpsOwner(meta *metav1.ObjectMeta) string {
 
 // Client reads and patches workloads.
 type Client struct {
-	cs  kubernetes.Interface
+	api *apiclient.Clients
 	dyn dynamic.Interface // for kinds of other projects (Argo Rollouts)
 }
 
-// New returns a Client using cs. Kinds defined by custom resources need
+// New returns a Client using api, the REST clients of the built-in groups
+// (whose rate limiter it shares). Kinds defined by custom resources need
 // WithDynamic too.
-func New(cs kubernetes.Interface) *Client { return &Client{cs: cs} }
+func New(api *apiclient.Clients) *Client { return &Client{api: api} }
 
 // WithDynamic gives c the dynamic client custom resources are read with.
 func (c *Client) WithDynamic(d dynamic.Interface) *Client {

@@ -30,7 +30,7 @@ func (g *ground) healthy(ns, name string) bool {
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	kw, err := kube.New(g.cs).WithDynamic(dc).Get(g.t.Context(), "Deployment", ns, name)
+	kw, err := kube.New(g.lean).WithDynamic(dc).Get(g.t.Context(), "Deployment", ns, name)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -20,9 +20,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/kube/apiclient"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/state"
@@ -34,12 +36,24 @@ import (
 type ground struct {
 	t     *testing.T
 	cs    kubernetes.Interface
+	lean  *apiclient.Clients // the run's own kind of client, for kube and the state store
 	reg   *testground.Registry
 	state string // state ConfigMap name, in namespace default
 	api   *apiCounter
 
 	envMu sync.Mutex
 	env   map[string]string // this test's settings (see setenv)
+}
+
+// leanClients are the clients a run talks to the API server with
+// (kube/apiclient), on cfg.
+func leanClients(t *testing.T, cfg *rest.Config) *apiclient.Clients {
+	t.Helper()
+	api, err := apiclient.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
 }
 
 func newGround(t *testing.T, opts testground.RegistryOptions) *ground {
@@ -53,7 +67,7 @@ func newGround(t *testing.T, opts testground.RegistryOptions) *ground {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &ground{t: t, cs: cs, reg: reg, state: "urunner-" + suffix(t), api: &apiCounter{}, env: map[string]string{}}
+	g := &ground{t: t, cs: cs, lean: leanClients(t, cluster.AdminConfig()), reg: reg, state: "urunner-" + suffix(t), api: &apiCounter{}, env: map[string]string{}}
 	scheme := "http://"
 	if opts.TLS {
 		scheme = ""
@@ -401,7 +415,7 @@ func (g *ground) believesKindIn(st state.State, kind, ns, name, container string
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	kw, err := kube.New(g.cs).WithDynamic(dc).Get(g.t.Context(), kind, ns, name)
+	kw, err := kube.New(g.lean).WithDynamic(dc).Get(g.t.Context(), kind, ns, name)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -49,3 +49,32 @@ func TestMainOnlyWiresTheEntryPoints(t *testing.T) {
 		}
 	}
 }
+
+// The urunner binary links the API groups it uses and no other: client-go's
+// Clientset (k8s.io/client-go/kubernetes, its typed clients and scheme, its
+// informers) registers every group at init and links all of k8s.io/api,
+// 33 MiB of binary and 16 MiB of every run's resident memory
+// (BENCHMARKS.md, "Memory: the floor"). kube/apiclient is the way in.
+func TestTheBinaryLinksOnlyTheGroupsItUses(t *testing.T) {
+	deps := func(pkgs ...string) []string {
+		t.Helper()
+		out, err := exec.Command("go", append([]string{"list", "-deps"}, pkgs...)...).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", strings.Join(pkgs, " "), err)
+		}
+		return strings.Fields(string(out))
+	}
+	// The groups urunner uses, and what their types import themselves.
+	allowed := map[string]bool{}
+	for _, p := range deps("k8s.io/api/core/v1", "k8s.io/api/apps/v1", "k8s.io/api/batch/v1") {
+		allowed[p] = true
+	}
+	for _, dep := range deps("github.com/urunner/urunner") {
+		switch {
+		case strings.HasPrefix(dep, "k8s.io/client-go/kubernetes"), strings.HasPrefix(dep, "k8s.io/client-go/informers"):
+			t.Errorf("the binary links %s: use kube/apiclient", dep)
+		case strings.HasPrefix(dep, "k8s.io/api/") && !allowed[dep]:
+			t.Errorf("the binary links the API group %s, which urunner does not use", dep)
+		}
+	}
+}

@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/urunner/urunner/e2e/testground"
@@ -177,7 +176,7 @@ func TestRunningReadsTheDigestsReadyPodsReport(t *testing.T) {
 	g.kubeletReports(g.waitActivePods(elsewhere, "web", 1, 1)[0], corev1.PodRunning, true, map[string]string{"app": id("team/app", twin)})
 
 	var workloads []kube.Workload
-	if _, err := kube.New(g.cs).List(t.Context(), kube.Scope{Namespaces: []string{ns}}, []string{"Deployment", "StatefulSet", "DaemonSet"}, func(w kube.Workload) {
+	if _, err := kube.New(g.lean).List(t.Context(), kube.Scope{Namespaces: []string{ns}}, []string{"Deployment", "StatefulSet", "DaemonSet"}, func(w kube.Workload) {
 		workloads = append(workloads, w)
 	}); err != nil {
 		t.Fatal(err)
@@ -186,10 +185,7 @@ func TestRunningReadsTheDigestsReadyPodsReport(t *testing.T) {
 
 	cfg := cluster.AdminConfig()
 	cfg.Wrap(g.api.wrap)
-	counted, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	counted := leanClients(t, cfg)
 	g.api.reset()
 	got, err := kube.New(counted).Running(t.Context(), kube.Scope{Namespaces: []string{ns}}, workloads)
 	if err != nil {

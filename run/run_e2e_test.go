@@ -494,7 +494,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 func TestConcurrentStateWritersLoseNothing(t *testing.T) {
 	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
-	store := state.NewStore(configmaps.New(g.cs), "default", g.state)
+	store := state.NewStore(configmaps.New(g.lean), "default", g.state)
 	ctx := t.Context()
 	snapA, err := store.Load(ctx)
 	if err != nil {
@@ -527,7 +527,7 @@ func TestStateLargerThanTheConfigMapLimitIsRefused(t *testing.T) {
 	t.Parallel()
 	g := newGround(t, testground.RegistryOptions{})
 	ctx := t.Context()
-	store := state.NewStore(configmaps.New(g.cs), "default", g.state)
+	store := state.NewStore(configmaps.New(g.lean), "default", g.state)
 	snap, err := store.Load(ctx)
 	if err != nil {
 		t.Fatal(err)

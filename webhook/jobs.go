@@ -16,10 +16,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"github.com/urunner/urunner/kube/apiclient"
 )
 
 // Annotations and the variable a pushed run carries.
@@ -45,7 +46,7 @@ const createdGrace = time.Minute
 // cronRuns starts runs as Jobs of the CronJob and tells whether one is in
 // progress, from an informer's view of the namespace's Jobs.
 type cronRuns struct {
-	cs        kubernetes.Interface
+	cs        *apiclient.Clients
 	namespace string
 	cronJob   string
 	jobs      batchlisters.JobNamespaceLister
@@ -108,7 +109,7 @@ func finished(j *batchv1.Job) bool {
 // it to the CronJob's active list, so that with concurrencyPolicy Forbid
 // the next scheduled run waits for it.
 func (c *cronRuns) Start(ctx context.Context, refs []string) (string, error) {
-	cj, err := c.cs.BatchV1().CronJobs(c.namespace).Get(ctx, c.cronJob, metav1.GetOptions{})
+	cj, err := c.cs.CronJobs(c.namespace).Get(ctx, c.cronJob, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("get CronJob %s/%s: %w", c.namespace, c.cronJob, err)
 	}
@@ -122,7 +123,7 @@ func (c *cronRuns) Start(ctx context.Context, refs []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	created, err := c.cs.BatchV1().Jobs(c.namespace).Create(ctx, job, metav1.CreateOptions{})
+	created, err := c.cs.Jobs(c.namespace).Create(ctx, job, metav1.CreateOptions{})
 	if err != nil {
 		return "", fmt.Errorf("create Job %s/%s from CronJob %s: %w", c.namespace, job.Name, cj.Name, err)
 	}
@@ -159,7 +160,7 @@ func (c *cronRuns) jobName(cronJob string) string {
 // Without this, the controller would only report the Job as unexpected.
 func (c *cronRuns) adopt(ctx context.Context, job *batchv1.Job) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cj, err := c.cs.BatchV1().CronJobs(c.namespace).Get(ctx, c.cronJob, metav1.GetOptions{})
+		cj, err := c.cs.CronJobs(c.namespace).Get(ctx, c.cronJob, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -176,7 +177,7 @@ func (c *cronRuns) adopt(ctx context.Context, job *batchv1.Job) error {
 			UID:             job.UID,
 			ResourceVersion: job.ResourceVersion,
 		})
-		_, err = c.cs.BatchV1().CronJobs(c.namespace).UpdateStatus(ctx, cj, metav1.UpdateOptions{})
+		_, err = c.cs.CronJobs(c.namespace).UpdateStatus(ctx, cj, metav1.UpdateOptions{})
 		return err
 	})
 }
@@ -269,7 +270,7 @@ func (s *suspension) set(on bool) {
 
 // watch reads the CronJob every suspendPoll until ctx ends. A failed read
 // keeps the last state: Start reads it again before any Job.
-func (s *suspension) watch(ctx context.Context, cs kubernetes.Interface, namespace, name string) {
+func (s *suspension) watch(ctx context.Context, cs *apiclient.Clients, namespace, name string) {
 	tick := time.NewTicker(suspendPoll)
 	defer tick.Stop()
 	for {
@@ -279,7 +280,7 @@ func (s *suspension) watch(ctx context.Context, cs kubernetes.Interface, namespa
 		case <-tick.C:
 		}
 		getCtx, cancel := context.WithTimeout(ctx, suspendPoll)
-		cj, err := cs.BatchV1().CronJobs(namespace).Get(getCtx, name, metav1.GetOptions{})
+		cj, err := cs.CronJobs(namespace).Get(getCtx, name, metav1.GetOptions{})
 		cancel()
 		if err != nil {
 			s.log.Debug("could not read the CronJob's spec.suspend", "err", err)
@@ -291,8 +292,8 @@ func (s *suspension) watch(ctx context.Context, cs kubernetes.Interface, namespa
 
 // checkCronJob fails early, with a message naming it, when the CronJob
 // is missing or not readable.
-func checkCronJob(ctx context.Context, cs kubernetes.Interface, namespace, name string) (*batchv1.CronJob, error) {
-	cj, err := cs.BatchV1().CronJobs(namespace).Get(ctx, name, metav1.GetOptions{})
+func checkCronJob(ctx context.Context, cs *apiclient.Clients, namespace, name string) (*batchv1.CronJob, error) {
+	cj, err := cs.CronJobs(namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("CronJob %s/%s not found (URUNNER_CONF_WEBHOOK_CRONJOB, URUNNER_CONF_WEBHOOK_NAMESPACE)", namespace, name)

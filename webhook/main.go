@@ -10,15 +10,21 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
 	"github.com/urunner/urunner/exit"
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/kube/apiclient"
 	"github.com/urunner/urunner/logging"
 )
 
@@ -100,7 +106,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(add
 
 // kubeClient returns the API client and the namespace of the CronJob:
 // URUNNER_CONF_WEBHOOK_NAMESPACE, else the client configuration's.
-func kubeClient(cfg Config) (kubernetes.Interface, string, error) {
+func kubeClient(cfg Config) (*apiclient.Clients, string, error) {
 	rc, ns, err := kube.ClientConfig(cfg.KubeAuth)
 	if err != nil {
 		return nil, "", configError{err}
@@ -108,7 +114,7 @@ func kubeClient(cfg Config) (kubernetes.Interface, string, error) {
 	if cfg.Namespace != "" {
 		ns = cfg.Namespace
 	}
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := apiclient.New(rc)
 	if err != nil {
 		return nil, "", configError{fmt.Errorf("kubernetes client: %w", err)}
 	}
@@ -118,7 +124,7 @@ func kubeClient(cfg Config) (kubernetes.Interface, string, error) {
 // readSuspension checks that the CronJob is there and readable, and
 // returns whether it is suspended now (its watch, started by watchJobs,
 // keeps it current).
-func readSuspension(ctx context.Context, cs kubernetes.Interface, ns, cronJob string, log *slog.Logger) (*suspension, error) {
+func readSuspension(ctx context.Context, cs *apiclient.Clients, ns, cronJob string, log *slog.Logger) (*suspension, error) {
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	cj, err := checkCronJob(ctx, cs, ns, cronJob)
@@ -141,12 +147,12 @@ type jobWatch struct {
 // watchJobs starts the informer on the namespace's Jobs and the watch of
 // the CronJob's suspension, waits for the informer's first listing, and
 // returns the trigger it wakes. stop ends both watches.
-func watchJobs(ctx context.Context, cs kubernetes.Interface, ns string, cfg Config, suspended *suspension, log *slog.Logger) (*jobWatch, error) {
-	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
-	jobs := factory.Batch().V1().Jobs()
-	r := &cronRuns{cs: cs, namespace: ns, cronJob: cfg.CronJob, jobs: jobs.Lister().Jobs(ns), log: log, suspended: suspended, created: map[string]time.Time{}}
+func watchJobs(ctx context.Context, cs *apiclient.Clients, ns string, cfg Config, suspended *suspension, log *slog.Logger) (*jobWatch, error) {
+	jobs := jobInformer(cs, ns)
+	lister := batchlisters.NewJobLister(jobs.GetIndexer()).Jobs(ns)
+	r := &cronRuns{cs: cs, namespace: ns, cronJob: cfg.CronJob, jobs: lister, log: log, suspended: suspended, created: map[string]time.Time{}}
 	t := newTrigger(r, cfg.Debounce, cfg.MaxReferences, log)
-	if _, err := jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := jobs.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { t.Wake() },
 		UpdateFunc: func(any, any) { t.Wake() },
 		DeleteFunc: func(any) { t.Wake() },
@@ -154,12 +160,13 @@ func watchJobs(ctx context.Context, cs kubernetes.Interface, ns string, cfg Conf
 		return nil, fmt.Errorf("watch Jobs: %w", err)
 	}
 	informerCtx, stopInformers := context.WithCancel(context.Background())
-	factory.Start(informerCtx.Done())
+	var running sync.WaitGroup
+	running.Go(func() { jobs.RunWithContext(informerCtx) })
 	go suspended.watch(informerCtx, cs, ns, cfg.CronJob)
-	w := &jobWatch{trigger: t, synced: jobs.Informer().HasSynced, stop: func() {
-		// Shutdown waits for the informers, which stop only once told to.
+	w := &jobWatch{trigger: t, synced: jobs.HasSynced, stop: func() {
+		// Wait for the informer, which stops only once told to.
 		stopInformers()
-		factory.Shutdown()
+		running.Wait()
 	}}
 	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
 	synced := cache.WaitForCacheSync(syncCtx.Done(), w.synced)
@@ -169,6 +176,28 @@ func watchJobs(ctx context.Context, cs kubernetes.Interface, ns string, cfg Conf
 		return nil, fmt.Errorf("list Jobs in namespace %s: the informer did not sync within %s (RBAC: list and watch jobs)", ns, syncTimeout)
 	}
 	return w, nil
+}
+
+// jobInformer is the informer of the Jobs in ns, as client-go's shared
+// informer factory builds it (namespace index, no resync), over the lean
+// clients.
+func jobInformer(cs *apiclient.Clients, ns string) cache.SharedIndexInformer {
+	jobs := cs.Jobs(ns)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return jobs.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return jobs.Watch(ctx, o)
+		},
+	}
+	gvr := schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
+	return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, cs), &batchv1.Job{},
+		cache.SharedIndexInformerOptions{
+			Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc},
+			// An unnamed informer's identifier, as the factory gives it.
+			Identifier: (*cache.InformerName)(nil).WithResource(gvr),
+		})
 }
 
 // newHTTPServer returns the server of the enabled endpoints eps, with the

@@ -39,7 +39,7 @@ func (c *cli) forgetRing(ctx context.Context, stdout io.Writer, refArg, ringArg 
 	if err != nil {
 		return err
 	}
-	store := state.NewStore(configmaps.New(c.cs), c.namespace, in.stateCM)
+	store := state.NewStore(configmaps.New(c.api), c.namespace, in.stateCM)
 	store.Retries = 1 // a conflict is read again here, and the edit made anew
 	for attempt := 1; ; attempt++ {
 		snap, err := store.Load(ctx)

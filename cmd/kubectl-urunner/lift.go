@@ -29,7 +29,7 @@ func (c *cli) lift(ctx context.Context, out io.Writer, arg string) error {
 	if err != nil {
 		return err
 	}
-	store := state.NewStore(configmaps.New(c.cs), c.namespace, in.stateCM)
+	store := state.NewStore(configmaps.New(c.api), c.namespace, in.stateCM)
 	snap, err := store.Load(ctx)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/urunner/urunner/kube/apiclient"
 	"github.com/urunner/urunner/policy"
 )
 
@@ -151,7 +152,8 @@ func cronJobOf(release string) string {
 // cli is a connected command: the clients and where urunner lives.
 type cli struct {
 	cs   kubernetes.Interface
-	dyn  dynamic.Interface // Argo Rollouts
+	api  *apiclient.Clients // what kube and the state store take
+	dyn  dynamic.Interface  // Argo Rollouts
 	meta metadata.Interface
 	logs logSource
 	now  func() time.Time
@@ -179,6 +181,9 @@ func (o *options) connect(ctx context.Context, h hooks, stderr io.Writer) (*cli,
 	cfg.UserAgent = "kubectl-urunner/" + version
 	c := &cli{err: stderr, output: o.output, timeout: o.timeout, cronJob: o.cronJob, stateCM: o.stateCM}
 	if c.cs, err = kubernetes.NewForConfig(cfg); err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	if c.api, err = apiclient.New(cfg); err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	if c.dyn, err = dynamic.NewForConfig(cfg); err != nil {

@@ -162,7 +162,7 @@ func (c *cli) why(ctx context.Context, out io.Writer, arg string) error {
 		return err
 	}
 	ns := c.workloadNS
-	w, err := kube.New(c.cs).WithDynamic(c.dyn).Get(ctx, kind, ns, name)
+	w, err := kube.New(c.api).WithDynamic(c.dyn).Get(ctx, kind, ns, name)
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%s %s/%s not found (-w for the workload's namespace)", kind, ns, name)
 	}

@@ -10,21 +10,21 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/urunner/urunner/kube/apiclient"
 	"github.com/urunner/urunner/state"
 )
 
-// New returns state.ConfigMaps backed by the API server behind cs.
-func New(cs kubernetes.Interface) state.ConfigMaps { return client{cs} }
+// New returns state.ConfigMaps backed by the API server behind api.
+func New(api *apiclient.Clients) state.ConfigMaps { return client{api} }
 
-type client struct{ cs kubernetes.Interface }
+type client struct{ api *apiclient.Clients }
 
 // fieldManager names urunner as the writer of the state.
 const fieldManager = "urunner"
 
 func (c client) Get(ctx context.Context, ns, name string) (*state.ConfigMap, error) {
-	cm, err := c.cs.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	cm, err := c.api.ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, stateError(err)
 	}
@@ -32,7 +32,7 @@ func (c client) Get(ctx context.Context, ns, name string) (*state.ConfigMap, err
 }
 
 func (c client) Create(ctx context.Context, cm *state.ConfigMap) (*state.ConfigMap, error) {
-	saved, err := c.cs.CoreV1().ConfigMaps(cm.Namespace).Create(ctx, toConfigMap(cm), metav1.CreateOptions{FieldManager: fieldManager})
+	saved, err := c.api.ConfigMaps(cm.Namespace).Create(ctx, toConfigMap(cm), metav1.CreateOptions{FieldManager: fieldManager})
 	if err != nil {
 		return nil, stateError(err)
 	}
@@ -40,7 +40,7 @@ func (c client) Create(ctx context.Context, cm *state.ConfigMap) (*state.ConfigM
 }
 
 func (c client) Update(ctx context.Context, cm *state.ConfigMap) (*state.ConfigMap, error) {
-	saved, err := c.cs.CoreV1().ConfigMaps(cm.Namespace).Update(ctx, toConfigMap(cm), metav1.UpdateOptions{FieldManager: fieldManager})
+	saved, err := c.api.ConfigMaps(cm.Namespace).Update(ctx, toConfigMap(cm), metav1.UpdateOptions{FieldManager: fieldManager})
 	if err != nil {
 		return nil, stateError(err)
 	}
