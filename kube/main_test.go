@@ -248,3 +248,24 @@ func get(t *testing.T, c *kube.Client, kind, ns, name string) kube.Workload {
 	}
 	return w
 }
+
+// settled reads a workload once its controller has rolled it out and
+// stopped writing to it: a restart's precondition is the resourceVersion
+// read, which each status write of the controller changes.
+func settled(t *testing.T, c *kube.Client, kind, ns, name string) kube.Workload {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		w := get(t, c, kind, ns, name)
+		if w.Healthy {
+			time.Sleep(200 * time.Millisecond)
+			if again := get(t, c, kind, ns, name); again.ResourceVersion == w.ResourceVersion {
+				return again
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s/%s did not settle in 30s: %+v", kind, ns, name, w)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
