@@ -15,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
@@ -185,18 +186,21 @@ func TestListPages(t *testing.T) {
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, 8)
 		errs = make(chan error, n)
-		cs   = admin(t)
+		dc   = rollouts(t)
 	)
 	for i := range n {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			// DaemonSets: with no node, their controller has nothing to create.
-			d := &appsv1.DaemonSet{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("d%03d", i)},
-				Spec:       appsv1.DaemonSetSpec{Selector: selector("d"), Template: template("d", "registry.example.com/team/d:1")},
-			}
-			if _, err := cs.AppsV1().DaemonSets(ns).Create(t.Context(), d, metav1.CreateOptions{}); err != nil {
+			// Rollouts: no controller runs for them on the ground, so
+			// 501 of them keep no controller busy while the other tests
+			// wait for theirs. Every kind pages the same way (listKind).
+			r := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+				"metadata": map[string]any{"name": fmt.Sprintf("r%03d", i), "namespace": ns},
+				"spec":     map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"app": "r"}}},
+			}}
+			if _, err := dc.Resource(rolloutsGVR).Namespace(ns).Create(t.Context(), r, metav1.CreateOptions{}); err != nil {
 				errs <- err
 			}
 		})
@@ -209,19 +213,19 @@ func TestListPages(t *testing.T) {
 	var pages []string
 	var mu sync.Mutex
 	cfg, _ := counting(func(r *http.Request) bool {
-		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/namespaces/"+ns+"/daemonsets") {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/namespaces/"+ns+"/rollouts") {
 			mu.Lock()
 			pages = append(pages, r.URL.Query().Get("limit")+" continued="+fmt.Sprint(r.URL.Query().Get("continue") != ""))
 			mu.Unlock()
 		}
 		return false
 	})
-	got, _, err := list(t, newClient(t, cfg), kube.Scope{Namespaces: []string{ns}, PerNamespace: true}, "DaemonSet")
+	got, _, err := list(t, newClient(t, cfg), kube.Scope{Namespaces: []string{ns}, PerNamespace: true}, "Rollout")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if distinct := len(slices.Compact(slices.Clone(got))); len(got) != n || distinct != n {
-		t.Errorf("listed %d DaemonSets (%d distinct), want %d", len(got), distinct, n)
+		t.Errorf("listed %d Rollouts (%d distinct), want %d", len(got), distinct, n)
 	}
 	limit := fmt.Sprint(kube.PageSize)
 	if diff := cmp.Diff([]string{limit + " continued=false", limit + " continued=true"}, pages); diff != "" {

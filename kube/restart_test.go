@@ -3,8 +3,12 @@ package kube_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
+	"net/http"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -405,4 +409,60 @@ func TestRollbackARollout(t *testing.T) {
 	if _, err := c.Restart(t.Context(), w, kube.Restart{At: restartAt}); !errors.Is(err, kube.ErrConflict) {
 		t.Errorf("restart of a Rollout changed since it was read: err = %v, want ErrConflict", err)
 	}
+}
+
+// A rollback is refused for a change of the spec only: a write that left
+// the spec alone between its read and its patch (a controller's status,
+// a label) is read again and the rollback made.
+func TestRollbackOutlastsWritesThatLeaveTheSpec(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t, nil)
+	read := appsWorkload(t, "Deployment", ns, "web", func(*corev1.PodTemplateSpec) {})
+	w := settled(t, newClient(t, nil), "Deployment", ns, "web")
+	_, tplBefore := read()
+	// On the rollback's first PATCH, someone labels the Deployment first.
+	var labelled atomic.Bool
+	cfg := cluster.AdminConfig()
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodPatch && strings.HasSuffix(r.URL.Path, "/deployments/web") && rolledBack(r) && labelled.CompareAndSwap(false, true) {
+				if _, err := admin(t).AppsV1().Deployments(ns).Patch(r.Context(), "web", types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"shop"}}}`), metav1.PatchOptions{}); err != nil {
+					return nil, err
+				}
+			}
+			return rt.RoundTrip(r)
+		})
+	}
+	c := newClient(t, cfg)
+	gen, err := c.Restart(t.Context(), w, kube.Restart{
+		At: restartAt, Records: map[string]string{"app": "x@" + digestB}, Pins: map[string]string{"app": "registry.example.com/team/app:1@" + digestB},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rollback(t.Context(), w, gen); err != nil {
+		t.Fatalf("rollback after a label: %v", err)
+	}
+	if !labelled.Load() {
+		t.Fatal("the rollback's PATCH was not seen")
+	}
+	_, tpl := read()
+	if diff := cmp.Diff(images(tplBefore), images(tpl)); diff != "" {
+		t.Errorf("images (-before +after rollback):\n%s", diff)
+	}
+}
+
+// rolledBack says whether a PATCH request is a rollback's: it removes
+// restartedAt (null), which a restart never does.
+func rolledBack(r *http.Request) bool {
+	if r.GetBody == nil {
+		return false
+	}
+	body, err := r.GetBody()
+	if err != nil {
+		return false
+	}
+	defer body.Close()
+	b, err := io.ReadAll(body)
+	return err == nil && strings.Contains(string(b), `"`+kube.RestartedAtAnnotation+`":null`)
 }
