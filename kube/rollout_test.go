@@ -145,3 +145,23 @@ func TestWaitRolloutOfARollout(t *testing.T) {
 		})
 	}
 }
+
+// pastDeadline is a context at the edge of its deadline: the time has
+// passed, its timer has not fired yet (Err is nil), which is when
+// client-go's rate limiter refuses to start a request.
+type pastDeadline struct{ context.Context }
+
+func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// A wait that reaches its deadline is unfinished, not an error, even when
+// the request refused is refused before the context says it is done.
+func TestWaitRolloutAtItsDeadlineIsUnfinished(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t, nil)
+	c := newClient(t, nil)
+	deployment(t, ns, "web", 0)
+	got, why, err := c.WaitRollout(pastDeadline{t.Context()}, get(t, c, "Deployment", ns, "web"))
+	if err != nil || got != kube.RolloutUnfinished || !strings.HasPrefix(why, "stopped waiting: ") {
+		t.Errorf("= %v (%s), %v; want unfinished, stopped waiting, no error", got, why, err)
+	}
+}
