@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/urunner/urunner/kube"
 )
@@ -66,13 +67,19 @@ func TestRunning(t *testing.T) {
 	pod(t, ns, "web-evicted", "web", corev1.PodFailed, false, digestC, digestC)
 	pod(t, ns, "db-a", "db", corev1.PodRunning, true, digestC, digestC)
 	pod(t, other, "web-a", "web", corev1.PodRunning, true, digestC, digestC)
+	// A pod on no node is deleted at once: a finalizer keeps it terminating.
 	going := pod(t, ns, "web-going", "web", corev1.PodRunning, true, digestC, digestC)
-	// Without a kubelet, a deleted pod stays terminating until its grace
-	// period ends.
-	grace := int64(300)
-	if err := admin(t).CoreV1().Pods(ns).Delete(t.Context(), going.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+	cs := admin(t)
+	hold := []byte(`{"metadata":{"finalizers":["example.com/hold"]}}`)
+	if _, err := cs.CoreV1().Pods(ns).Patch(t.Context(), going.Name, types.MergePatchType, hold, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if err := cs.CoreV1().Pods(ns).Delete(t.Context(), going.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = cs.CoreV1().Pods(ns).Patch(t.Context(), going.Name, types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+	})
 
 	web := get(t, c, "Deployment", ns, "web")
 	ghost := kube.Workload{Kind: "Deployment", Namespace: ns, Name: "ghost"}
