@@ -184,34 +184,37 @@ func TestRollbackRestoresTheTemplate(t *testing.T) {
 	t.Parallel()
 	ns := namespace(t, nil)
 	c := newClient(t, nil)
-	for _, tc := range []struct{ name, restartedAt string }{
-		{"never-restarted", ""},
-		{"restarted-before", "2026-01-01T00:00:00Z"},
-	} {
-		read := appsWorkload(t, "Deployment", ns, tc.name, func(tpl *corev1.PodTemplateSpec) {
-			if tc.restartedAt != "" {
-				tpl.Annotations[kube.RestartedAtAnnotation] = tc.restartedAt
+	pins := map[string]string{"app": "registry.example.com/team/app:1@" + digestB, "setup": "registry.example.com/team/setup:1@" + digestB}
+	for _, kind := range []string{"Deployment", "StatefulSet", "DaemonSet"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range []struct{ name, restartedAt string }{
+				{"never-restarted", ""},
+				{"restarted-before", "2026-01-01T00:00:00Z"},
+			} {
+				read := appsWorkload(t, kind, ns, tc.name, func(tpl *corev1.PodTemplateSpec) {
+					if tc.restartedAt != "" {
+						tpl.Annotations[kube.RestartedAtAnnotation] = tc.restartedAt
+					}
+				})
+				w := settled(t, c, kind, ns, tc.name)
+				_, tplBefore := read()
+				gen, err := c.Restart(t.Context(), w, kube.Restart{At: restartAt, Records: map[string]string{"app": pins["app"]}, Pins: pins})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Rollback(t.Context(), w, gen); err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				_, tplAfter := read()
+				if diff := cmp.Diff(tplBefore.Annotations, tplAfter.Annotations); diff != "" {
+					t.Errorf("%s: template annotations (-before +after rollback):\n%s", tc.name, diff)
+				}
+				if diff := cmp.Diff(images(tplBefore), images(tplAfter)); diff != "" {
+					t.Errorf("%s: images (-before +after rollback):\n%s", tc.name, diff)
+				}
 			}
 		})
-		w := settled(t, c, "Deployment", ns, tc.name)
-		_, tplBefore := read()
-		gen, err := c.Restart(t.Context(), w, kube.Restart{
-			At: restartAt, Records: map[string]string{"app": "registry.example.com/team/app:1@" + digestB},
-			Pins: map[string]string{"app": "registry.example.com/team/app:1@" + digestB},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Rollback(t.Context(), w, gen); err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		_, tplAfter := read()
-		if diff := cmp.Diff(tplBefore.Annotations, tplAfter.Annotations); diff != "" {
-			t.Errorf("%s: template annotations (-before +after rollback):\n%s", tc.name, diff)
-		}
-		if diff := cmp.Diff(images(tplBefore), images(tplAfter)); diff != "" {
-			t.Errorf("%s: images (-before +after rollback):\n%s", tc.name, diff)
-		}
 	}
 }
 
@@ -465,4 +468,33 @@ func rolledBack(r *http.Request) bool {
 	defer body.Close()
 	b, err := io.ReadAll(body)
 	return err == nil && strings.Contains(string(b), `"`+kube.RestartedAtAnnotation+`":null`)
+}
+
+// RemoveAnnotation reads again after a conflict (someone wrote to the
+// workload between its read and its patch) and removes the annotation
+// while it still has the value.
+func TestRemoveAnnotationOutlastsAConflict(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t, nil)
+	const key = "urunner.io/lift-quarantine"
+	deployment(t, ns, "web", 0, func(d *appsv1.Deployment) { d.Annotations = map[string]string{key: "abc"} })
+	var labelled atomic.Bool
+	cfg := cluster.AdminConfig()
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripper(func(r *http.Request) (*http.Response, error) {
+			if r.Method == http.MethodPatch && labelled.CompareAndSwap(false, true) {
+				if _, err := admin(t).AppsV1().Deployments(ns).Patch(r.Context(), "web", types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"shop"}}}`), metav1.PatchOptions{}); err != nil {
+					return nil, err
+				}
+			}
+			return rt.RoundTrip(r)
+		})
+	}
+	c := newClient(t, cfg)
+	if err := c.RemoveAnnotation(t.Context(), "Deployment", ns, "web", key, "abc"); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := get(t, c, "Deployment", ns, "web").Annotations[key]; ok || !labelled.Load() {
+		t.Errorf("after a conflict: %s = %q (present %v), labelled %v; want it removed", key, got, ok, labelled.Load())
+	}
 }
