@@ -1,5 +1,7 @@
 # The commands of the README:
 #   make demo   urunner's whole story on a local test ground (no cluster needed)
+#   make check  the fast inner loop: lint and the tests that need no test ground
+#               (measured warm on 2 busy cores, 6 December 2026: 41 s and 34 s)
 #   make test   every test: lint, unit, end to end on the real ground, fuzz smoke
 #   make image  the release image, pushed to IMAGE (see below)
 # The first run of demo or test builds the test ground's programs in parallel
@@ -27,7 +29,7 @@ IMAGE_LICENSES    ?= NOASSERTION
 REVISION          ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: build plugin plugin-dist image tools demo test lint unit fuzz-smoke testenv-up testenv-down clean
+.PHONY: build plugin plugin-dist image tools demo check test lint unit fuzz-smoke testenv-up testenv-down clean
 
 # build is also the Dockerfile's build stage: the image holds this binary.
 build:
@@ -79,6 +81,15 @@ demo:
 	$(MAKE) --no-print-directory build bin/testground; built=$$?; \
 	wait $$tools && [ $$built -eq 0 ]
 	bin/testground demo -urunner bin/urunner
+
+# check is the fast inner loop: lint, then the tests of the packages that
+# need no test ground, under the race detector. Left to make test: kube,
+# run, e2e, cmd/kubectl-urunner and bench (a control plane), signature
+# (the cosign CLI), webhook's TestRealDistribution* (Debian's registry).
+# registry's in-process OCI registry is no process and stays in.
+CHECK_PKGS ?= ./exit ./logging ./state ./policy ./notify ./registry ./webhook ./hack/funclen ./hack/image
+check: lint
+	$(GO) test -race -count=1 -skip '^TestRealDistribution' $(CHECK_PKGS)
 
 # plugin is built first so that a broken plugin build fails fast; unit
 # tests it (cmd/kubectl-urunner) against the test ground, krew included.

@@ -10,6 +10,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 )
 
 const (
@@ -180,30 +181,36 @@ func (c *Client) Get(ctx context.Context, kindName, namespace, name string) (Wor
 // mode, its images, so that the controller brings the previous pods back
 // and urunner keeps following the workload. It does so only if nothing else
 // changed the spec since the restart (generation is what the restart's
-// patch returned): a rollback never reverts someone's edit.
+// patch returned): a rollback never reverts someone's edit. A conflict is
+// any write since the read, the controller's status updates included: the
+// workload is read again, and its generation says whether its spec changed.
 func (c *Client) Rollback(ctx context.Context, before Workload, generation int64) error {
-	fresh, err := c.Get(ctx, before.Kind, before.Namespace, before.Name)
-	if err != nil {
-		return fmt.Errorf("roll back: %w", err)
-	}
-	if fresh.Generation != generation {
-		return fmt.Errorf("roll back %s %s/%s: %w (generation %d, the restart left %d)", before.Kind, before.Namespace, before.Name, ErrChangedSinceRestart, fresh.Generation, generation)
-	}
 	k, err := kindOf(before.Kind)
 	if err != nil {
 		return err
 	}
-	patch, pt, err := k.rollback(before, fresh)
-	if err != nil {
-		return err
-	}
-	if _, err := k.patch(ctx, c, before.Namespace, before.Name, pt, patch); err != nil {
-		if apierrors.IsConflict(err) {
-			err = fmt.Errorf("%w: %w", ErrChangedSinceRestart, err)
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		fresh, err := c.Get(ctx, before.Kind, before.Namespace, before.Name)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("roll back %s %s/%s: %w", before.Kind, before.Namespace, before.Name, err)
+		if fresh.Generation != generation {
+			return fmt.Errorf("%w (generation %d, the restart left %d)", ErrChangedSinceRestart, fresh.Generation, generation)
+		}
+		patch, pt, err := k.rollback(before, fresh)
+		if err != nil {
+			return err
+		}
+		_, err = k.patch(ctx, c, before.Namespace, before.Name, pt, patch)
+		return err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsConflict(err): // conflicts every time: written to more than the retries last
+		err = fmt.Errorf("%w: %w", ErrChangedSinceRestart, err)
 	}
-	return nil
+	return fmt.Errorf("roll back %s %s/%s: %w", before.Kind, before.Namespace, before.Name, err)
 }
 
 // RemoveAnnotation removes the workload's own (metadata) annotation key

@@ -46,8 +46,8 @@ func (c *Client) WaitRollout(ctx context.Context, w Workload) (Rollout, string, 
 	for {
 		obj, err := k.get(ctx, c, w.Namespace, w.Name)
 		if err != nil {
-			if ctx.Err() != nil {
-				return RolloutUnfinished, "stopped waiting: " + ctx.Err().Error(), nil
+			if err := ended(ctx); err != nil {
+				return RolloutUnfinished, "stopped waiting: " + err.Error(), nil
 			}
 			return 0, "", fmt.Errorf("rollout status of %s %s/%s: %w", w.Kind, w.Namespace, w.Name, err)
 		}
@@ -61,6 +61,19 @@ func (c *Client) WaitRollout(ctx context.Context, w Workload) (Rollout, string, 
 		case <-time.After(rolloutPoll):
 		}
 	}
+}
+
+// ended returns why ctx is over, nil while it is not. Past its deadline
+// counts as over before ctx's timer fires: client-go's rate limiter
+// already refuses a request it cannot start before the deadline.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // deploymentRollout follows kubectl's rollout status for Deployments.
