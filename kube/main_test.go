@@ -29,6 +29,7 @@ import (
 
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
+	"github.com/urunner/urunner/kube/apiclient"
 )
 
 var (
@@ -70,7 +71,7 @@ func newClient(t *testing.T, cfg *rest.Config) *kube.Client {
 	if cfg == nil {
 		cfg = cluster.AdminConfig()
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := apiclient.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
