@@ -87,7 +87,7 @@ demo:
 # run, e2e, cmd/kubectl-urunner and bench (a control plane), signature
 # (the cosign CLI), webhook's TestRealDistribution* (Debian's registry).
 # registry's in-process OCI registry is no process and stays in.
-CHECK_PKGS ?= ./exit ./logging ./state ./policy ./notify ./registry ./webhook ./hack/funclen ./hack/image
+CHECK_PKGS ?= ./exit ./logging ./memlimit ./state ./policy ./notify ./registry ./kube/apiclient ./webhook ./hack/funclen ./hack/image
 check: lint
 	$(GO) test -race -count=1 -skip '^TestRealDistribution' $(CHECK_PKGS)
 
