@@ -87,7 +87,9 @@ func registryMetrics(b *bytes.Buffer, rs []report.Registry) {
 	family("urunner_registry_pulls", "Pulls the last run spent as Docker Hub counts them (manifest GETs; HEADs are free).",
 		func(r report.Registry) (float64, bool) { return float64(r.Pulls), true })
 	family("urunner_registry_ratelimit_limit", "The registry's RateLimit-Limit, last seen.",
-		func(r report.Registry) (float64, bool) { return rateLimitOf(r, func(l *report.RateLimit) float64 { return float64(l.Limit) }) })
+		func(r report.Registry) (float64, bool) {
+			return rateLimitOf(r, func(l *report.RateLimit) float64 { return float64(l.Limit) })
+		})
 	family("urunner_registry_ratelimit_remaining", "The registry's RateLimit-Remaining, last seen.",
 		func(r report.Registry) (float64, bool) {
 			return rateLimitOf(r, func(l *report.RateLimit) float64 { return float64(l.Remaining) })
