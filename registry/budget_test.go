@@ -4,6 +4,7 @@ package registry
 // it serves and limits pulls as Docker Hub does.
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -76,5 +77,31 @@ func TestTheBudgetKeepsTheRetryAfterOfARegistryOutOfPulls(t *testing.T) {
 	if len(b) != 1 || b[0].Limited != 1 || b[0].RetryAfter != time.Hour ||
 		b[0].RateLimit == nil || *b[0].RateLimit != (RateLimit{Limit: 1, Remaining: 0, Window: time.Hour}) {
 		t.Errorf("budget %+v (rate limit %+v), want one 429 asking for an hour, and 0 of 1 left", b, b[0].RateLimit)
+	}
+}
+
+// Docker Hub's requests as its budget counts them: its API lives on
+// registry-1.docker.io, its token service on auth.docker.io.
+func TestKindOfDockerHubRequests(t *testing.T) {
+	for name, tc := range map[string]struct {
+		method, url string
+		want        requestKind
+	}{
+		"lookup":        {http.MethodHead, "https://registry-1.docker.io/v2/library/nginx/manifests/latest", kindManifestHead},
+		"pull":          {http.MethodGet, "https://registry-1.docker.io/v2/library/nginx/manifests/sha256:ab", kindManifestGet},
+		"config":        {http.MethodGet, "https://registry-1.docker.io/v2/library/nginx/blobs/sha256:cd", kindBlobGet},
+		"blob HEAD":     {http.MethodHead, "https://registry-1.docker.io/v2/library/nginx/blobs/sha256:cd", kindOther},
+		"token":         {http.MethodGet, "https://auth.docker.io/token?scope=repository:library/nginx:pull", kindToken},
+		"ping":          {http.MethodGet, "https://registry-1.docker.io/v2/", kindOther},
+		"referrers":     {http.MethodGet, "https://registry-1.docker.io/v2/library/nginx/referrers/sha256:ab", kindOther},
+		"same-host JWT": {http.MethodGet, "https://registry-1.docker.io/jwt/auth?service=x", kindToken},
+	} {
+		req, err := http.NewRequest(tc.method, tc.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := kindOf(req, "docker.io"); got != tc.want {
+			t.Errorf("%s: kind %d, want %d", name, got, tc.want)
+		}
 	}
 }
