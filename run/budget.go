@@ -24,12 +24,14 @@ func registries(bs []registry.Budget) []report.Registry {
 	return out
 }
 
-// budgetName names a registry and credentials in the summary line.
+// budgetName names a registry and credentials in the summary line:
+// "docker.io", or "docker.io@shop/regcred" for a pull secret's (no space:
+// it is part of an attribute's key).
 func budgetName(r report.Registry) string {
 	if r.Credential == "" {
 		return r.Registry
 	}
-	return r.Registry + " " + r.Credential
+	return r.Registry + "@" + r.Credential
 }
 
 // budgetAttrs are the summary line's registry figures: the requests and
