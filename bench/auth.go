@@ -210,6 +210,7 @@ func (g *ground) privateCount(ctx context.Context, reg privateRegistry, password
 		lookups, challenges, tokens = append(lookups, float64(h)), append(challenges, float64(c)), append(tokens, float64(tk))
 		fmt.Fprintf(g.out, "   %-12s wall %-8s RSS %.1f MiB  exit %d  → %d HEADs = %d refs + %d challenge; %d tokens for %d repositories; other requests: %s [%s]\n",
 			name, round(r.Wall), mib(r.MaxRSSKiB<<10), r.ExitCode, h+c, h, c, tk, repos, formatCounts(extra), verdict(met))
+		fmt.Fprintf(g.out, "   %-12s urunner's budget: %s\n", "", budgetOf(r.Summary))
 	}
 	how := "from the registry's access log (status 200 and 401)"
 	if reg.inferred {

@@ -70,6 +70,20 @@ func TestParseLogFindsTheSummary(t *testing.T) {
 	}
 }
 
+func TestBudgetOfTheSummaryLine(t *testing.T) {
+	l, err := parseLog(strings.NewReader("Nov 24 23:51:00.002 INF run finished images=2 registry_pulls=1 "+
+		"registries.127.0.0.1:5000.manifest_heads=2 registries.127.0.0.1:5000.manifest_gets=1 registries.127.0.0.1:5000.blob_gets=1 "+
+		"registries.127.0.0.1:5000.tokens=3 registries.127.0.0.1:5000.pulls=1 registries.127.0.0.1:5000.remaining=99 registries.127.0.0.1:5000.limit=100 "+
+		"registries.docker.io.manifest_heads=4 registries.docker.io.manifest_gets=0 registries.docker.io.blob_gets=0 registries.docker.io.tokens=1 registries.docker.io.pulls=0"), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "127.0.0.1:5000: 2 HEAD, 1 GET, 1 blob, 3 token, 1 pulls, 99 of 100 left; docker.io: 4 HEAD, 0 GET, 0 blob, 1 token, 0 pulls"
+	if got := budgetOf(l.summary); got != want {
+		t.Errorf("budgetOf = %q, want %q", got, want)
+	}
+}
+
 func TestParseAttrsQuoted(t *testing.T) {
 	got := parseAttrs(`error="a b c" n=3`)
 	want := map[string]string{"error": "a b c", "n": "3"}

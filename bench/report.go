@@ -228,6 +228,7 @@ func printSeries(w io.Writer, rs []result, s runSpec, o options) {
 	for h, m := range last.registry {
 		fmt.Fprintf(w, "   registry %d  %s (%d refs, %d repos): %s\n", h, last.hosts[h], last.exp.refsPerHost[h], last.exp.reposPerHost[h], formatCounts(m))
 	}
+	fmt.Fprintf(w, "   budget      %s (urunner's own count, from its summary line)\n", budgetOf(last.run.Summary))
 	if last.api.PatchSpan > 0 {
 		fmt.Fprintf(w, "   PATCHes     %d, %s from first to last\n", patches(last.api), of(rs, func(r result) float64 { return float64(r.api.PatchSpan) }).durations())
 	}

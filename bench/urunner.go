@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -223,4 +225,36 @@ func urunnerEnv(vars ...string) []string {
 		env = append(env, kv)
 	}
 	return append(env, vars...)
+}
+
+// budgetOf renders the registry budget of a run's summary line
+// (registries.<registry>.<figure>=N), one registry after the other, so
+// that it reads beside the registry's own request counts.
+func budgetOf(summary map[string]string) string {
+	per := map[string]map[string]string{}
+	for k, v := range summary {
+		rest, ok := strings.CutPrefix(k, "registries.")
+		i := strings.LastIndex(rest, ".")
+		if !ok || i < 0 {
+			continue
+		}
+		if per[rest[:i]] == nil {
+			per[rest[:i]] = map[string]string{}
+		}
+		per[rest[:i]][rest[i+1:]] = v
+	}
+	if len(per) == 0 {
+		return "none in the summary line"
+	}
+	var out []string
+	for _, reg := range slices.Sorted(maps.Keys(per)) {
+		f := per[reg]
+		s := fmt.Sprintf("%s: %s HEAD, %s GET, %s blob, %s token, %s pulls", reg,
+			f["manifest_heads"], f["manifest_gets"], f["blob_gets"], f["tokens"], f["pulls"])
+		if f["limit"] != "" {
+			s += fmt.Sprintf(", %s of %s left", f["remaining"], f["limit"])
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "; ")
 }

@@ -35,6 +35,13 @@ var contractMetrics = map[string]bool{
 	"urunner_run_rollouts_failed":                          true,
 	"urunner_run_rollouts_verified":                        true,
 	"urunner_image_lookup_failing_since_timestamp_seconds": true,
+	"urunner_registry_requests":                            true,
+	"urunner_registry_pulls":                               true,
+	"urunner_registry_ratelimit_limit":                     true,
+	"urunner_registry_ratelimit_remaining":                 true,
+	"urunner_registry_ratelimit_window_seconds":            true,
+	"urunner_registry_rate_limited":                        true,
+	"urunner_registry_retry_after_seconds":                 true,
 	"push_time_seconds":                                    true,
 	"push_failure_time_seconds":                            true,
 }

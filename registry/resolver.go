@@ -377,8 +377,9 @@ func (res *Resolver) clientFor(ctx context.Context, l Lookup) (*regclient.RegCli
 	if err != nil {
 		return nil, err
 	}
+	credential := ""
 	if l.Cred != "" && l.Pull != nil && creds == (Credentials{}) {
-		creds = *l.Pull
+		creds, credential = *l.Pull, l.Source
 	}
 	h.PlainHTTP = res.plainHTTP(ctx, h)
 	id := groupID{h.Name, l.Cred}
@@ -386,14 +387,16 @@ func (res *Resolver) clientFor(ctx context.Context, l Lookup) (*regclient.RegCli
 	defer res.mu.Unlock()
 	rc, ok := res.clients[id]
 	if !ok {
-		rc = res.newClient(h, creds)
+		rc = res.newClient(h, creds, credential)
 		res.clients[id] = rc
 	}
 	return rc, nil
 }
 
-// newClient returns a regclient for one host and credentials.
-func (res *Resolver) newClient(h Host, creds Credentials) *regclient.RegClient {
+// newClient returns a regclient for one host and credentials, whose
+// requests count in the Budget of credential (its source's name, never
+// the secret).
+func (res *Resolver) newClient(h Host, creds Credentials, credential string) *regclient.RegClient {
 	c := config.HostNewName(h.Name)
 	c.TLS = config.TLSEnabled
 	if h.PlainHTTP {
@@ -409,7 +412,7 @@ func (res *Resolver) newClient(h Host, creds Credentials) *regclient.RegClient {
 		regclient.WithSlog(slog.New(minLevel{res.opts.Log.Handler(), slog.LevelWarn})),
 		// Every request of this host's client, its token service's
 		// included, goes through the host's TLS settings.
-		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{Transport: res.tr.forHost(h)})),
+		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{Transport: res.tr.forHost(h, credential)})),
 		regclient.WithRetryLimit(2),
 	)
 }

@@ -26,6 +26,8 @@ type transport struct {
 	mu     sync.Mutex
 	counts map[string]map[string]int // host → method → requests
 	limits map[string]rateLimit      // host → last reported rate limit
+	// budgets is what each registry and credentials spent (see Budget).
+	budgets map[budgetKey]*Budget
 	// blocked holds hosts that answered 429 with a Retry-After longer
 	// than a lookup may wait: no request goes to them until then.
 	blocked map[string]time.Time
@@ -57,6 +59,7 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 type rateLimit struct {
 	limit, remaining int
 	window           string
+	windowDur        time.Duration
 }
 
 // low reports whether a tenth or less of the limit remains.
@@ -78,6 +81,9 @@ func parseRateLimit(h http.Header) (rateLimit, bool) {
 	}
 	if w, ok := strings.CutPrefix(strings.TrimSpace(params), "w="); ok {
 		r.window = w + "s"
+		if n, err := strconv.Atoi(w); err == nil && n > 0 {
+			r.windowDur = time.Duration(n) * time.Second
+		}
 	}
 	return r, true
 }
@@ -88,6 +94,7 @@ func newTransport(opts Options) (*transport, error) {
 	t := &transport{
 		base: base, hosts: map[string]*http.Transport{},
 		counts: map[string]map[string]int{}, limits: map[string]rateLimit{}, blocked: map[string]time.Time{},
+		budgets: map[budgetKey]*Budget{},
 		maxWait: opts.Timeout / 2,
 	}
 	if len(opts.Accept) > 0 {
@@ -129,19 +136,21 @@ func hostPort(registry string) string {
 
 // forHost returns the round tripper of one registry's client: its TLS
 // settings apply to every request the client makes, the registry's token
-// service (often another host) included.
-func (t *transport) forHost(h Host) http.RoundTripper {
+// service (often another host) included. Its requests count in the Budget
+// of the registry and credential (see Budget.Credential).
+func (t *transport) forHost(h Host, credential string) http.RoundTripper {
 	rt := t.base
 	if ht, ok := t.hosts[h.Name]; ok {
 		rt = ht
 	}
-	return hostTransport{t: t, rt: rt, host: h}
+	return hostTransport{t: t, rt: rt, host: h, budget: budgetKey{h.Name, credential}}
 }
 
 type hostTransport struct {
-	t    *transport
-	rt   http.RoundTripper
-	host Host
+	t      *transport
+	rt     http.RoundTripper
+	host   Host
+	budget budgetKey
 }
 
 // TLSSettingError is a registry whose TLS does not match its
@@ -160,7 +169,7 @@ func (e *TLSSettingError) Error() string {
 func (e *TLSSettingError) Unwrap() error { return e.Err }
 
 func (h hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := h.t.roundTrip(h.rt, req)
+	resp, err := h.t.roundTrip(h.rt, req, h.budget)
 	if err == nil || req.URL.Scheme != "https" {
 		return resp, err
 	}
@@ -180,7 +189,7 @@ func answeredPlainHTTP(err error) bool {
 	return errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" || errors.Is(err, http.ErrSchemeMismatch)
 }
 
-func (t *transport) roundTrip(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
+func (t *transport) roundTrip(rt http.RoundTripper, req *http.Request, bk budgetKey) (*http.Response, error) {
 	if t.accept != "" && req.Method == http.MethodHead && strings.Contains(req.URL.Path, "/manifests/") {
 		req = req.Clone(req.Context())
 		req.Header.Set("Accept", t.accept)
@@ -194,16 +203,18 @@ func (t *transport) roundTrip(rt http.RoundTripper, req *http.Request) (*http.Re
 		t.counts[req.URL.Host] = map[string]int{}
 	}
 	t.counts[req.URL.Host][req.Method]++
+	t.budgetOf(bk).count(kindOf(req, bk.registry))
 	t.mu.Unlock()
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return resp, err
 	}
+	t.mu.Lock()
 	if rl, ok := parseRateLimit(resp.Header); ok {
-		t.mu.Lock()
 		t.limits[req.URL.Host] = rl
-		t.mu.Unlock()
 	}
+	t.budgetOf(bk).answered(resp, time.Now())
+	t.mu.Unlock()
 	if resp.StatusCode == http.StatusTooManyRequests {
 		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			if d > t.maxWait {

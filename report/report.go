@@ -37,6 +37,7 @@ type Run struct {
 	RolloutsVerified int              `json:"rolloutsVerified"`
 	LastSuccess      *time.Time       `json:"lastSuccess,omitempty"`
 	Requests         map[string]int   `json:"registryRequests"` // by method, all hosts
+	Registries       []Registry       `json:"registries,omitempty"`
 	Restarts         []notify.Restart `json:"restarts"`
 	Waiting          []notify.Restart `json:"waiting,omitempty"`
 	Failures         []notify.Failure `json:"failures"`
@@ -46,6 +47,36 @@ type Run struct {
 	FailingImages    []FailingImage   `json:"failingImages,omitempty"`
 	Undelivered      []Undelivered    `json:"undelivered,omitempty"`
 	Error            string           `json:"error,omitempty"`
+}
+
+// Registry is what a run spent on one registry with one set of
+// credentials, and what the registry said is left of its rate limit.
+type Registry struct {
+	Registry string `json:"registry"`
+	// Credential names the pull secret whose credentials were used; empty
+	// for the registry's configured credentials, or none.
+	Credential    string `json:"credential,omitempty"`
+	ManifestHeads int    `json:"manifestHeads"`
+	ManifestGets  int    `json:"manifestGets"`
+	BlobGets      int    `json:"blobGets"`
+	Tokens        int    `json:"tokenRequests"`
+	Other         int    `json:"otherRequests"`
+	// Pulls is what Docker Hub counts against its rate limit: manifest
+	// GETs (HEADs are free).
+	Pulls     int        `json:"pulls"`
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// Limited counts 429 answers; RetryAfter is the longest Retry-After
+	// one of them asked for.
+	Limited    int     `json:"rateLimited,omitempty"`
+	RetryAfter float64 `json:"retryAfterSeconds,omitempty"`
+}
+
+// RateLimit is the last RateLimit-Limit and RateLimit-Remaining a registry
+// sent; Window is 0 when it named none.
+type RateLimit struct {
+	Limit     int     `json:"limit"`
+	Remaining int     `json:"remaining"`
+	Window    float64 `json:"windowSeconds,omitempty"`
 }
 
 // Undelivered is a restarted container whose ready pods run another digest

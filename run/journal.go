@@ -115,8 +115,8 @@ func (r *reporter) succeeded() bool {
 }
 
 // stored is the run report as the state ConfigMap keeps it, as of now.
-func (r *reporter) stored(cluster string, requests map[string]map[string]int) []byte {
+func (r *reporter) stored(cluster string, spent spending) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return storedReport(r.o.runReport(cluster, r.o.exitCode(nil), nil, requests))
+	return storedReport(r.o.runReport(cluster, r.o.exitCode(nil), nil, spent))
 }

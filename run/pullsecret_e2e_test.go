@@ -55,6 +55,10 @@ func TestPullSecretsAuthenticateLookups(t *testing.T) {
 			if g.restartedAt(ns, "web") == "" {
 				t.Error("not restarted with pull-secret credentials")
 			}
+			// The registry budget names the pull secret, never its content.
+			if want := fmt.Sprintf("registries.%s@%s/regcred.manifest_heads=", g.reg.Host, ns); !strings.Contains(o.logs, want) {
+				t.Errorf("the summary line has no budget for the pull secret (%s):\n%s", want, o.logs)
+			}
 			if strings.Contains(o.logs, "s3cret-pull") || strings.Contains(o.logs, auth) {
 				t.Error("a pull secret's credentials reached the log")
 			}

@@ -41,7 +41,7 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 	a.note(nextState{next, p.run.Fleet})
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := a.store.Save(saveCtx, snap, next, a.tell.stored(a.cfg.ClusterName, a.resolver.Requests()), f.listedAt)
+	err := a.store.Save(saveCtx, snap, next, a.tell.stored(a.cfg.ClusterName, a.resolver), f.listedAt)
 	if err == nil {
 		a.spendLifts(ctx, spent)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urunner/urunner/exit"
 	"github.com/urunner/urunner/notify"
+	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/report"
 	"github.com/urunner/urunner/state"
 )
@@ -142,12 +143,13 @@ func (a *app) report(ctx context.Context, o *outcome, err error) int {
 		o.failure(stageRun, failure{Error: err.Error()})
 	}
 	code := o.exitCode(err)
-	a.log.Info("run finished",
+	budget := registries(a.resolver.Budget())
+	a.log.Info("run finished", append([]any{
 		"namespaces", o.namespaces, "workloads", o.workloads, "images", o.images,
 		"resolved", o.resolved, "changed", o.changed, "restarted", o.restarted,
 		"baselined", o.baselined, "held", o.held, "failed", o.failed(), "dry_run", o.dryRun,
-		"duration", time.Since(o.start).Round(time.Millisecond).String())
-	rep := o.runReport(a.cfg.ClusterName, code, err, a.resolver.Requests())
+		"duration", time.Since(o.start).Round(time.Millisecond).String()}, budgetAttrs(budget)...)...)
+	rep := o.runReport(a.cfg.ClusterName, code, err, a.resolver)
 	if a.cfg.Report == "json" {
 		_ = json.NewEncoder(a.out).Encode(rep)
 	}
@@ -169,7 +171,14 @@ func (a *app) report(ctx context.Context, o *outcome, err error) int {
 // the state must fit in 1 MiB whatever a run did.
 const storedReportItems = 100
 
-func (o *outcome) runReport(cluster string, code int, err error, requests map[string]map[string]int) runReport {
+// spending is what the run's registry requests cost, as the resolver
+// counted them.
+type spending interface {
+	Requests() map[string]map[string]int
+	Budget() []registry.Budget
+}
+
+func (o *outcome) runReport(cluster string, code int, err error, spent spending) runReport {
 	r := runReport{
 		Version: report.Version, Cluster: cluster, Started: o.start.UTC(), Duration: time.Since(o.start).Seconds(),
 		ExitCode: code, DryRun: o.dryRun, Namespaces: o.namespaces, Workloads: o.workloads,
@@ -179,12 +188,13 @@ func (o *outcome) runReport(cluster string, code int, err error, requests map[st
 		RolloutsVerified: o.rolloutsVerified, Requests: map[string]int{},
 		Restarts: o.restarts, Failures: o.failureList(), Rollouts: o.rollouts, FailingImages: o.failing,
 		Retractions: o.retractions, Rings: o.rings, Waiting: o.waiting, Undelivered: o.undelivered,
+		Registries: registries(spent.Budget()),
 	}
 	if !o.lastSuccess.IsZero() {
 		ls := o.lastSuccess
 		r.LastSuccess = &ls
 	}
-	for _, m := range requests {
+	for _, m := range spent.Requests() {
 		for method, n := range m {
 			r.Requests[method] += n
 		}
@@ -213,6 +223,7 @@ func storedReport(r runReport) []byte {
 	r.Retractions = r.Retractions[:min(len(r.Retractions), storedReportItems)]
 	r.Waiting = r.Waiting[:min(len(r.Waiting), storedReportItems)]
 	r.Rings = r.Rings[:min(len(r.Rings), storedReportItems)]
+	r.Registries = r.Registries[:min(len(r.Registries), storedReportItems)]
 	r.Error = state.BoundError(r.Error)
 	b, _ := json.Marshal(r)
 	return b
@@ -314,6 +325,7 @@ func metricsText(job string, r runReport) *bytes.Buffer {
 	gauge("urunner_run_rollouts_failed", "Verified rollouts that failed.", float64(r.RolloutsFailed))
 	gauge("urunner_run_rollouts_verified", "Rollouts verified.", float64(r.RolloutsVerified))
 	gauge("urunner_run_undelivered", "Restarted containers whose ready pods run another digest than the one restarted for.", float64(len(r.Undelivered)))
+	registryMetrics(&b, r.Registries)
 	if len(r.FailingImages) > 0 {
 		const name = "urunner_image_lookup_failing_since_timestamp_seconds"
 		fmt.Fprintf(&b, "# HELP %s Since when every lookup of the image has failed.\n# TYPE %s gauge\n", name, name)

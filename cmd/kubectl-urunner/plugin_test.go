@@ -78,7 +78,8 @@ func TestOperatingUrunnerWithThePlugin(t *testing.T) {
 		t.Errorf("plan Job %s = %q, want exactly [true]", dryRunEnv, got)
 	}
 
-	// run: the restarts.
+	// run: the restarts, with the registry's own count of what it spent.
+	in.reg.ResetRequests()
 	code, out, _ = in.run("run")
 	if code != 0 {
 		t.Fatalf("second run: exit %d", code)
@@ -98,6 +99,10 @@ func TestOperatingUrunnerWithThePlugin(t *testing.T) {
 	mustRow(t, "status after the restarts", out, "story-app/deployment/web", "app", web, short(v1), short(v2))
 	mustRow(t, "status after the restarts", out, "story-app/statefulset/db", "app", web, short(v1), short(v2))
 	mustRow(t, "status after the restarts", out, "NAME", "TRIGGER", "CREATED", "DURATION", "RESULT", "EXIT")
+	served := in.reg.Requests()
+	mustRow(t, "status after the restarts", out, "REGISTRY", "CREDENTIAL", "MANIFEST HEAD", "MANIFEST GET", "BLOB GET", "TOKEN", "PULLS", "RATE LIMIT LEFT", "429")
+	mustRow(t, "status after the restarts", out, in.reg.Host, "-", " "+strconv.Itoa(served["HEAD manifest"])+" ",
+		" "+strconv.Itoa(served["GET manifest"])+" ", " "+strconv.Itoa(served["GET blob"])+" ", " 0 ", " "+strconv.Itoa(served["GET manifest"])+" ", " - ", " -")
 	mustRow(t, "status after the restarts", out, "urunner-plan-", "plan")
 	mustContain(t, "status after the restarts", out, "Failures: none")
 	if strings.Contains(out, "Failing images") || strings.Contains(out, "Quarantined") {

@@ -373,6 +373,45 @@ func (c *cli) printRunLists(w io.Writer, run *lastRun) {
 		}
 		t.flush()
 	}
+	printRegistries(w, run.Registries)
+}
+
+// printRegistries prints what the run spent per registry and credentials,
+// and what each registry said is left of its rate limit.
+func printRegistries(w io.Writer, rs []report.Registry) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Registries:")
+	t := newTable(w, "  REGISTRY", "CREDENTIAL", "MANIFEST HEAD", "MANIFEST GET", "BLOB GET", "TOKEN", "PULLS", "RATE LIMIT LEFT", "429")
+	for _, r := range rs {
+		left := "-"
+		if rl := r.RateLimit; rl != nil {
+			left = fmt.Sprintf("%d of %d", rl.Remaining, rl.Limit)
+			if rl.Window > 0 {
+				left += " per " + window(time.Duration(rl.Window*float64(time.Second)))
+			}
+		}
+		limited := "-"
+		if r.Limited > 0 {
+			limited = fmt.Sprintf("%d, retry after %s", r.Limited, time.Duration(r.RetryAfter*float64(time.Second)))
+		}
+		t.row("  "+r.Registry, orDash(r.Credential), strconv.Itoa(r.ManifestHeads), strconv.Itoa(r.ManifestGets),
+			strconv.Itoa(r.BlobGets), strconv.Itoa(r.Tokens), strconv.Itoa(r.Pulls), left, limited)
+	}
+	t.flush()
+}
+
+// window writes a rate limit's window as people say it: 6h, 1h30m, 90s.
+func window(d time.Duration) string {
+	s := d.String()
+	if d >= time.Minute {
+		s = strings.TrimSuffix(s, "0s")
+		if d >= time.Hour {
+			s = strings.TrimSuffix(s, "0m")
+		}
+	}
+	return s
 }
 
 func (c *cli) printFailing(w io.Writer, d *statusDoc) {

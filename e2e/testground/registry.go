@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +86,19 @@ type RegistryOptions struct {
 	// ecosystem, such as ACR's POST /oauth2/exchange. They are counted
 	// ("POST other"), delayed and faulted like any request.
 	Extra map[string]http.Handler
+	// RateLimit, when set, limits pulls as Docker Hub does: every manifest
+	// request's answer carries RateLimit-Limit and RateLimit-Remaining
+	// ("100;w=21600"), each counted manifest GET (a pull) takes one from
+	// what remains and HEADs take nothing, and once nothing remains a
+	// manifest GET is answered 429 with a Retry-After of the window.
+	RateLimit *RateLimit
+}
+
+// RateLimit is a pull limit per window (Docker Hub's anonymous one is 100
+// per 6 hours).
+type RateLimit struct {
+	Limit  int
+	Window time.Duration
 }
 
 // Registry is an in-process OCI registry (olareg, memory storage) served on
@@ -103,6 +117,9 @@ type Registry struct {
 	extra   map[string]http.Handler
 	// noReferrers answers the referrers API with 404.
 	noReferrers bool
+	// rateLimit is RegistryOptions.RateLimit; remaining what is left of it.
+	rateLimit *RateLimit
+	remaining int
 	// authDir holds olareg's users file when TokenLogins is set.
 	authDir string
 	// helperUA marks the requests of the Registry's own helper client so
@@ -135,6 +152,7 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 		latency:     opts.Latency,
 		noReferrers: opts.NoReferrers,
 		extra:       opts.Extra,
+		rateLimit:   opts.RateLimit,
 		helperUA:    "urunner-testground-helper/" + hex.EncodeToString(token),
 		requests:    map[string]int{},
 		users:       map[string]map[string]bool{},
@@ -146,6 +164,9 @@ func StartRegistry(opts RegistryOptions) (*Registry, error) {
 		return nil, fmt.Errorf("listen for registry: %w", err)
 	}
 	r.Host = ln.Addr().String()
+	if r.rateLimit != nil {
+		r.remaining = r.rateLimit.Limit
+	}
 	r.srv = &http.Server{
 		Handler:           http.HandlerFunc(r.serveHTTP),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -332,6 +353,7 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		r.users[user][repository(req.URL.Path)] = true
 	}
 	fault := r.fault
+	limited := r.limitRate(w, req)
 	r.mu.Unlock()
 
 	if r.latency > 0 {
@@ -342,6 +364,13 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 			t.Stop()
 			return
 		}
+	}
+	if limited {
+		w.Header().Set("Retry-After", strconv.Itoa(int(r.rateLimit.Window/time.Second)))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}`))
+		return
 	}
 	if fault != nil && fault(w, req) {
 		return
@@ -357,6 +386,30 @@ func (r *Registry) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.olareg.ServeHTTP(w, req)
+}
+
+// limitRate takes a manifest GET from what remains of the rate limit and
+// sets the rate limit headers of a manifest request's answer, as Docker Hub
+// does; it reports whether the request is over the limit. r.mu is held.
+func (r *Registry) limitRate(w http.ResponseWriter, req *http.Request) bool {
+	if r.rateLimit == nil || requestKind(req.URL.Path) != "manifest" {
+		return false
+	}
+	over := false
+	if req.Method == http.MethodGet {
+		over = r.remaining == 0
+		r.remaining = max(r.remaining-1, 0)
+	}
+	w.Header().Set("RateLimit-Limit", fmt.Sprintf("%d;w=%d", r.rateLimit.Limit, int(r.rateLimit.Window/time.Second)))
+	w.Header().Set("RateLimit-Remaining", fmt.Sprintf("%d;w=%d", r.remaining, int(r.rateLimit.Window/time.Second)))
+	return over
+}
+
+// RateLimitRemaining returns what remains of RegistryOptions.RateLimit.
+func (r *Registry) RateLimitRemaining() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.remaining
 }
 
 // extraHandler returns the Extra handler with the longest prefix of path,

@@ -457,3 +457,49 @@ func TestRegistryExtra(t *testing.T) {
 		t.Errorf("Requests() mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// A Docker-Hub-like rate limit: manifest answers carry it, HEADs are free,
+// each GET takes one, and past the limit a GET gets 429 with Retry-After.
+func TestRegistryRateLimit(t *testing.T) {
+	r := startRegistry(t, RegistryOptions{RateLimit: &RateLimit{Limit: 2, Window: 6 * time.Hour}})
+	if _, err := r.PushImage(t.Context(), "team/app:latest", "v1"); err != nil {
+		t.Fatalf("PushImage: %v", err)
+	}
+	do := func(method string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, "http://"+r.Host+"/v2/team/app/manifests/latest", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
+	for _, step := range []struct {
+		method, remaining string
+		status            int
+	}{
+		{http.MethodHead, "2;w=21600", 200},
+		{http.MethodGet, "1;w=21600", 200},
+		{http.MethodHead, "1;w=21600", 200},
+		{http.MethodGet, "0;w=21600", 200},
+		{http.MethodGet, "0;w=21600", 429},
+	} {
+		resp := do(step.method)
+		if resp.StatusCode != step.status || resp.Header.Get("RateLimit-Remaining") != step.remaining ||
+			resp.Header.Get("RateLimit-Limit") != "2;w=21600" {
+			t.Errorf("%s: %d, RateLimit-Limit %q, RateLimit-Remaining %q; want %d, 2;w=21600, %s", step.method, resp.StatusCode,
+				resp.Header.Get("RateLimit-Limit"), resp.Header.Get("RateLimit-Remaining"), step.status, step.remaining)
+		}
+		if step.status == 429 && resp.Header.Get("Retry-After") != "21600" {
+			t.Errorf("429 Retry-After %q, want 21600", resp.Header.Get("Retry-After"))
+		}
+	}
+	if got := r.RateLimitRemaining(); got != 0 {
+		t.Errorf("RateLimitRemaining = %d, want 0", got)
+	}
+}
