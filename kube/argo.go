@@ -114,7 +114,7 @@ var argoRolloutKind = kind{
 		w.RestartedAt = latest(r.Annotations[RolloutRestartedAtAnnotation], r.Spec.RestartAt)
 		return w
 	},
-	rollout: func(obj runtime.Object) (Rollout, string, bool) {
+	rollout: func(obj runtime.Object, _ time.Time) (Rollout, string, bool) {
 		r, err := toArgoRollout(obj)
 		if err != nil {
 			return RolloutFailed, err.Error(), true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,7 +30,7 @@ type kind struct {
 	workload   func(obj runtime.Object) Workload
 	// rollout judges an object's rollout as `kubectl rollout status` does:
 	// its state, why, and whether the wait is over.
-	rollout func(obj runtime.Object) (Rollout, string, bool)
+	rollout func(obj runtime.Object, restarted time.Time) (Rollout, string, bool)
 	// restart builds the patch restarting w (restartedFor is the new
 	// restarted-for record, JSON), with w's resourceVersion as a
 	// precondition; rollback the patch undoing it on fresh, the workload
@@ -59,7 +60,9 @@ var kinds = []kind{
 			w.Selector = selectorString(d.Spec.Selector)
 			return w
 		},
-		rollout: func(obj runtime.Object) (Rollout, string, bool) { return deploymentRollout(obj.(*appsv1.Deployment)) },
+		rollout: func(obj runtime.Object, restarted time.Time) (Rollout, string, bool) {
+			return deploymentRollout(obj.(*appsv1.Deployment), restarted)
+		},
 	},
 	{
 		name: "StatefulSet", group: "apps", apiVersion: "apps/v1", resource: "statefulsets",
@@ -80,7 +83,9 @@ var kinds = []kind{
 			w.OnDelete = s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType
 			return w
 		},
-		rollout: func(obj runtime.Object) (Rollout, string, bool) { return statefulSetRollout(obj.(*appsv1.StatefulSet)) },
+		rollout: func(obj runtime.Object, _ time.Time) (Rollout, string, bool) {
+			return statefulSetRollout(obj.(*appsv1.StatefulSet))
+		},
 	},
 	{
 		name: "DaemonSet", group: "apps", apiVersion: "apps/v1", resource: "daemonsets",
@@ -101,7 +106,9 @@ var kinds = []kind{
 			w.OnDelete = d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType
 			return w
 		},
-		rollout: func(obj runtime.Object) (Rollout, string, bool) { return daemonSetRollout(obj.(*appsv1.DaemonSet)) },
+		rollout: func(obj runtime.Object, _ time.Time) (Rollout, string, bool) {
+			return daemonSetRollout(obj.(*appsv1.DaemonSet))
+		},
 	},
 	argoRolloutKind,
 }
@@ -160,7 +167,7 @@ func Resource(kindName string) string {
 // and whether its rollout is complete.
 func (k kind) read(obj runtime.Object) Workload {
 	w := k.workload(obj)
-	r, _, done := k.rollout(obj)
+	r, _, done := k.rollout(obj, time.Time{})
 	w.Healthy = done && r == RolloutComplete
 	return w
 }

@@ -51,7 +51,7 @@ func (c *Client) WaitRollout(ctx context.Context, w Workload) (Rollout, string, 
 			}
 			return 0, "", fmt.Errorf("rollout status of %s %s/%s: %w", w.Kind, w.Namespace, w.Name, err)
 		}
-		r, msg, done := k.rollout(obj)
+		r, msg, done := k.rollout(obj, w.Restarted)
 		if done {
 			return r, msg, nil
 		}
@@ -76,13 +76,24 @@ func ended(ctx context.Context) error {
 	return nil
 }
 
-// deploymentRollout follows kubectl's rollout status for Deployments.
-func deploymentRollout(d *appsv1.Deployment) (Rollout, string, bool) {
+// deploymentRollout follows kubectl's rollout status for Deployments,
+// restarted at the API server's time restarted (zero: unknown). A missed
+// progress deadline noted before then is the last rollout's, not this
+// one's: a scaling sync that takes in the restart with a change of replicas
+// marks the new generation observed, and carries the old conditions over,
+// before the controller has taken up the new template. Counting it would
+// roll back, and quarantine, a digest that never had its chance. A deadline
+// missed by the new template is noted at least progressDeadlineSeconds
+// after the restart, so it is never taken for an old one.
+func deploymentRollout(d *appsv1.Deployment, restarted time.Time) (Rollout, string, bool) {
 	if d.Status.ObservedGeneration < d.Generation {
 		return 0, "waiting for the controller to see the new template", false
 	}
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			if c.LastUpdateTime.Time.Before(restarted.Truncate(time.Second)) {
+				return 0, "waiting for the controller to take up the new template (the missed deadline is the last rollout's)", false
+			}
 			return RolloutFailed, "progress deadline exceeded: " + c.Message, true
 		}
 	}

@@ -64,6 +64,9 @@ type Workload struct {
 	RestartedFor map[string]string
 	// RestartedAt is the template's restartedAt annotation as listed.
 	RestartedAt string
+	// Restarted is the API server's time when urunner's restart of it was
+	// answered, for WaitRollout (zero: not restarted, or not known).
+	Restarted time.Time
 	// PullSecrets and ServiceAccount are the pod template's, for
 	// authenticating lookups with the workload's own pull secrets.
 	PullSecrets    []string

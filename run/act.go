@@ -66,10 +66,11 @@ func (a *app) restart(ctx context.Context, w *workload, run *policy.Run, at time
 	d := w.decision
 	for attempt := 0; ; attempt++ {
 		l := w.seen()
-		gen, err := a.kube.Restart(ctx, l.kube, kube.Restart{At: at, Records: recordsOf(d), Pins: d.Pins(a.settings)})
+		actx, answered := a.clock.answered(ctx)
+		gen, err := a.kube.Restart(actx, l.kube, kube.Restart{At: at, Records: recordsOf(d), Pins: d.Pins(a.settings)})
 		if err == nil {
 			before := l.kube
-			w.act.restarted, w.act.before, w.act.generation = true, &before, gen
+			w.act.restarted, w.act.before, w.act.generation, w.act.answered = true, &before, gen, answered()
 			return
 		}
 		if errors.Is(err, kube.ErrConflict) && attempt < conflictRetries {

@@ -36,6 +36,7 @@ func (a *app) verify(ctx context.Context, f *found, p *plan) {
 // is asked, and returns the rollout's line of the run report.
 func (a *app) verifyOne(ctx context.Context, f *found, p *plan, wl *workload) rolloutReport {
 	w := wl.seen().kube
+	w.Restarted = wl.act.answered
 	res, msg, err := a.kube.WaitRollout(ctx, w)
 	rep := rolloutReport{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name, Result: res.String(), Message: msg}
 	ended := rolloutEnded{w: &w, result: res, msg: msg, err: err}

@@ -1,6 +1,7 @@
 package run
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -198,11 +199,28 @@ func (c *serverClock) wrap(rt http.RoundTripper) http.RoundTripper {
 				if c.started && c.first.IsZero() {
 					c.first = d.UTC()
 				}
+				if at, ok := req.Context().Value(answeredKey{}).(*time.Time); ok {
+					*at = d.UTC()
+				}
 				c.mu.Unlock()
 			}
 		}
 		return resp, err
 	})
+}
+
+type answeredKey struct{}
+
+// answered returns ctx, whose requests note the API server's time of their
+// answer, and that time (zero until one is answered; read it once they
+// are).
+func (c *serverClock) answered(ctx context.Context) (context.Context, func() time.Time) {
+	at := new(time.Time)
+	return context.WithValue(ctx, answeredKey{}, at), func() time.Time {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return *at
+	}
 }
 
 // start forgets the last time taken and watches for the next answer.

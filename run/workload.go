@@ -3,6 +3,7 @@ package run
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
@@ -42,6 +43,9 @@ type actResult struct {
 	// what the patch left: a rollback's inputs (set when restarted).
 	before     *kube.Workload
 	generation int64
+	// answered is the API server's time when the PATCH was answered (see
+	// kube.Workload.Restarted).
+	answered time.Time
 	// reread is the workload as read again after a conflict (nil when
 	// there was none).
 	reread *listed
