@@ -30,8 +30,10 @@ type Budget struct {
 	// HEADs.
 	Other int
 
-	// RateLimit is the last RateLimit-Limit and RateLimit-Remaining the
-	// registry sent; nil when it sent none.
+	// RateLimit is the registry's RateLimit-Limit and the lowest
+	// RateLimit-Remaining it sent in the run (answers to concurrent
+	// requests arrive in any order: the lowest is the latest state of the
+	// window); nil when it sent none.
 	RateLimit *RateLimit
 	// Limited counts 429 answers; RetryAfter is the longest Retry-After
 	// one of them asked for.
@@ -108,7 +110,10 @@ func (b *Budget) count(k requestKind) {
 // answered notes what a registry's answer says about its rate limit.
 func (b *Budget) answered(resp *http.Response, now time.Time) {
 	if rl, ok := parseRateLimit(resp.Header); ok {
-		b.RateLimit = &RateLimit{Limit: rl.limit, Remaining: rl.remaining, Window: rl.windowDur}
+		seen := &RateLimit{Limit: rl.limit, Remaining: rl.remaining, Window: rl.windowDur}
+		if b.RateLimit == nil || seen.Limit != b.RateLimit.Limit || seen.Window != b.RateLimit.Window || seen.Remaining < b.RateLimit.Remaining {
+			b.RateLimit = seen
+		}
 	}
 	if resp.StatusCode != http.StatusTooManyRequests {
 		return

@@ -105,3 +105,28 @@ func TestKindOfDockerHubRequests(t *testing.T) {
 		}
 	}
 }
+
+// Answers to concurrent requests arrive in any order: the budget keeps the
+// lowest remaining of the window, not the last answer's.
+func TestTheBudgetKeepsTheLowestRemainingOfAWindow(t *testing.T) {
+	answer := func(remaining string) *http.Response {
+		h := http.Header{}
+		h.Set("RateLimit-Limit", "100;w=21600")
+		h.Set("RateLimit-Remaining", remaining+";w=21600")
+		return &http.Response{StatusCode: http.StatusOK, Header: h}
+	}
+	var b Budget
+	for _, r := range []string{"99", "97", "98"} {
+		b.answered(answer(r), time.Now())
+	}
+	if b.RateLimit == nil || b.RateLimit.Remaining != 97 || b.RateLimit.Limit != 100 {
+		t.Errorf("rate limit %+v, want 97 of 100 remaining", b.RateLimit)
+	}
+	// Another limit (the registry changed its policy): its answer counts.
+	h := answer("150")
+	h.Header.Set("RateLimit-Limit", "200;w=21600")
+	b.answered(h, time.Now())
+	if b.RateLimit.Limit != 200 || b.RateLimit.Remaining != 150 {
+		t.Errorf("rate limit %+v, want 150 of 200 remaining", b.RateLimit)
+	}
+}

@@ -316,6 +316,14 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (c *Cluster, err err
 		"--service-account-private-key-file="+f.saKey,
 		"--use-service-account-credentials=false",
 		"--controllers="+strings.Join(controllers, ","),
+		// Tests share one ground: one that creates a thousand Deployments
+		// must not leave the next test's rollout queued behind them for
+		// minutes at the controller's default 20 requests a second (a
+		// rollout that never starts is judged unfinished, not failed).
+		"--kube-api-qps=500",
+		"--kube-api-burst=1000",
+		"--concurrent-deployment-syncs=10",
+		"--concurrent-replicaset-syncs=10",
 	)
 	if err != nil {
 		return c, err
