@@ -14,8 +14,15 @@ import (
 // real throttle, this only keeps requests in flight while one is slow.
 const patchWorkers = 8
 
-// conflictRetries bounds the read-and-decide-again rounds of one workload.
-const conflictRetries = 3
+// conflictRetries bounds the read-and-decide-again rounds of one workload,
+// each after conflictBackoff times 2^round: a workload whose controller is
+// writing its status (a rollout under way) changes its resourceVersion
+// every few hundred milliseconds, and a read retried at once meets the
+// next write too.
+const (
+	conflictRetries = 5
+	conflictBackoff = 20 * time.Millisecond
+)
 
 // act patches each workload its decision restarts, a few at a time, and
 // writes what it did in the workload's act part. A workload changed since
@@ -74,6 +81,10 @@ func (a *app) restart(ctx context.Context, w *workload, run *policy.Run, at time
 			return
 		}
 		if errors.Is(err, kube.ErrConflict) && attempt < conflictRetries {
+			select {
+			case <-time.After(conflictBackoff << attempt):
+			case <-ctx.Done():
+			}
 			fresh, gerr := a.kube.Get(ctx, l.kube.Kind, l.kube.Namespace, l.kube.Name)
 			if gerr == nil {
 				l = a.reread(l, fresh)
