@@ -42,6 +42,7 @@ func (a *app) act(ctx context.Context, f *found, p *plan, described <-chan struc
 		if w.decision.Action != policy.Restart {
 			continue
 		}
+		w.act = &actResult{}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

@@ -57,8 +57,8 @@ func (a *app) recordDecisions(l *policy.Ledger, f *found) {
 	at := a.now()
 	for _, wl := range f.workloads {
 		d := wl.final()
-		l.Record(d, wl.restarted(), wl.rollout.delivered)
-		msg := wl.rollout.failed
+		l.Record(d, wl.restarted(), wl.delivered())
+		msg := wl.rolloutFailed()
 		if msg == "" {
 			continue
 		}

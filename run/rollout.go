@@ -25,7 +25,7 @@ func (a *app) verify(ctx context.Context, f *found, p *plan) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, wl := range f.workloads {
-		if wl.act.restarted {
+		if wl.patched() {
 			wg.Go(func() { a.note(rolloutVerified{a.verifyOne(ctx, f, p, wl)}) })
 		}
 	}
@@ -35,6 +35,7 @@ func (a *app) verify(ctx context.Context, f *found, p *plan) {
 // verifyOne waits for wl's rollout, rolls it back when it failed and that
 // is asked, and returns the rollout's line of the run report.
 func (a *app) verifyOne(ctx context.Context, f *found, p *plan, wl *workload) rolloutReport {
+	wl.rollout = &rolloutResult{}
 	w := wl.seen().kube
 	w.Restarted = wl.act.answered
 	res, msg, err := a.kube.WaitRollout(ctx, w)

@@ -21,11 +21,15 @@ import (
 //
 // seen and final are the record's latest word on the workload and on what
 // was done: what record and the reporter read.
+//
+// act and rollout are nil for a workload those stages did not touch (most
+// of them): at 100,000 workloads their parts would otherwise cost more
+// than the decisions.
 type workload struct {
 	listed   listed
 	decision *policy.Decision
-	act      actResult
-	rollout  rolloutResult
+	act      *actResult
+	rollout  *rolloutResult
 }
 
 // listed is a workload as the cluster has it and as the rules see it.
@@ -74,7 +78,7 @@ type rolloutResult struct {
 
 // seen is the workload as the run last read it.
 func (w *workload) seen() *listed {
-	if w.act.reread != nil {
+	if w.act != nil && w.act.reread != nil {
 		return w.act.reread
 	}
 	return &w.listed
@@ -84,9 +88,9 @@ func (w *workload) seen() *listed {
 // act carried it out, or as decided.
 func (w *workload) final() *policy.Decision {
 	switch {
-	case w.rollout.decision != nil:
+	case w.rollout != nil && w.rollout.decision != nil:
 		return w.rollout.decision
-	case w.act.decision != nil:
+	case w.act != nil && w.act.decision != nil:
 		return w.act.decision
 	}
 	return w.decision
@@ -94,7 +98,23 @@ func (w *workload) final() *policy.Decision {
 
 // restarted says whether the run's restart of the workload stands: patched
 // and not rolled back.
-func (w *workload) restarted() bool { return w.act.restarted && !w.rollout.rolledBack }
+func (w *workload) restarted() bool { return w.patched() && (w.rollout == nil || !w.rollout.rolledBack) }
+
+// patched says whether act patched the workload (or found it restarted
+// for its digests by another run).
+func (w *workload) patched() bool { return w.act != nil && w.act.restarted }
+
+// delivered says whether its verified rollout completed with its pods on
+// what it was restarted for.
+func (w *workload) delivered() bool { return w.rollout != nil && w.rollout.delivered }
+
+// rolloutFailed says why its verified rollout failed, "" when it did not.
+func (w *workload) rolloutFailed() string {
+	if w.rollout == nil {
+		return ""
+	}
+	return w.rollout.failed
+}
 
 // heldInstead is d as a hold for why: act's own decision when it did not
 // carry d out.
