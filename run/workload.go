@@ -98,7 +98,9 @@ func (w *workload) final() *policy.Decision {
 
 // restarted says whether the run's restart of the workload stands: patched
 // and not rolled back.
-func (w *workload) restarted() bool { return w.patched() && (w.rollout == nil || !w.rollout.rolledBack) }
+func (w *workload) restarted() bool {
+	return w.patched() && (w.rollout == nil || !w.rollout.rolledBack)
+}
 
 // patched says whether act patched the workload (or found it restarted
 // for its digests by another run).
