@@ -632,6 +632,31 @@ func (f retracted) tell(r *reporter) {
 	}
 }
 
+// stood: the restarts that stand once the rollouts are verified (not
+// rolled back), for the report and the notifications.
+type stood struct {
+	f *found
+	p *plan
+}
+
+func (s stood) tell(r *reporter) {
+	for _, wl := range s.f.workloads {
+		if !wl.restarted() {
+			continue
+		}
+		r.o.restarted++
+		w, d := &wl.seen().kube, wl.final()
+		pending := ""
+		if w.OnDelete {
+			pending = "OnDelete update strategy: nothing restarts until its pods are deleted"
+		}
+		for _, c := range d.Moves() {
+			r.o.restarts = append(r.o.restarts, notify.Restart{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name,
+				Container: c.Name, Image: c.Ref, From: c.From, To: c.To, Pending: pending, Change: s.p.changes[c.Ref+"@"+c.From+"@"+c.To]})
+		}
+	}
+}
+
 // nextState: what the state to be saved says of the run's images: how far
 // each digest has rolled through the rings, the last successful run, the
 // images whose lookups keep failing.

@@ -79,31 +79,6 @@ func (o *outcome) failureList() []failure {
 	return out
 }
 
-// stood: the restarts that stand once the rollouts are verified (not
-// rolled back), for the report and the notifications.
-type stood struct {
-	f *found
-	p *plan
-}
-
-func (s stood) tell(r *reporter) {
-	for _, wl := range s.f.workloads {
-		if !wl.restarted() {
-			continue
-		}
-		r.o.restarted++
-		w, d := &wl.seen().kube, wl.final()
-		pending := ""
-		if w.OnDelete {
-			pending = "OnDelete update strategy: nothing restarts until its pods are deleted"
-		}
-		for _, c := range d.Moves() {
-			r.o.restarts = append(r.o.restarts, notify.Restart{Namespace: w.Namespace, Kind: w.Kind, Name: w.Name,
-				Container: c.Name, Image: c.Ref, From: c.From, To: c.To, Pending: pending, Change: s.p.changes[c.Ref+"@"+c.From+"@"+c.To]})
-		}
-	}
-}
-
 // failed counts everything that went wrong.
 func (o *outcome) failed() int {
 	return o.lookupFailures + o.restartFailures + o.rolloutsFailed + o.namespaceErrors + o.pullSecretErrors + o.signatureFailures + o.deliveryFailures
