@@ -46,7 +46,11 @@ type Run struct {
 	Rings            []RingProgress   `json:"rings,omitempty"`
 	FailingImages    []FailingImage   `json:"failingImages,omitempty"`
 	Undelivered      []Undelivered    `json:"undelivered,omitempty"`
-	Error            string           `json:"error,omitempty"`
+	// Forecasts say, for each workload a move is due for and held (every
+	// affected workload in a dry run), which run is foreseen to restart it
+	// and what holds it until then (see policy.Foresee).
+	Forecasts []Forecast `json:"forecasts,omitempty"`
+	Error     string     `json:"error,omitempty"`
 }
 
 // Registry is what a run spent on one registry with one set of
@@ -125,4 +129,41 @@ type RingProgress struct {
 type FailingImage struct {
 	Image string    `json:"image"`
 	Since time.Time `json:"since"`
+}
+
+// Forecast is what the policy foresees for one workload a move is due for:
+// the scheduled run that restarts it, the holds it meets on the way, or what
+// it waits for that time alone does not bring.
+type Forecast struct {
+	Namespace string `json:"namespace"`
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	// Image and Digest are the reference (the first moved container's) and
+	// the digest it restarts onto.
+	Image  string `json:"image"`
+	Digest string `json:"digest"`
+	// Restarts is the run foreseen to restart it; null when no run within
+	// the horizon does (Waits says why).
+	Restarts *time.Time `json:"restarts"`
+	// Holds are the holds it meets before, in order, each from the first
+	// run it holds at.
+	Holds []ForecastHold `json:"holds,omitempty"`
+	// Waits is what it waits for that time alone does not bring (an
+	// approval, a quarantine lifted, a signature, a resumed rollout, a
+	// ring that waits for one of those, a raised cap), in the words of
+	// the hold; WaitsRule is the hold's name.
+	Waits     string `json:"waits,omitempty"`
+	WaitsRule string `json:"waitsRule,omitempty"`
+	// ForeseenAt is the time of the run that foresaw it.
+	ForeseenAt time.Time `json:"foreseenAt"`
+}
+
+// ForecastHold is one hold a forecast meets: its rule (paused, quarantine,
+// signature, soak, ring, cooldown, window, approval, cap), its reason, the
+// first run it holds at, and when time alone lifts it (null if it does not).
+type ForecastHold struct {
+	Rule  string     `json:"rule"`
+	Why   string     `json:"why"`
+	From  time.Time  `json:"from"`
+	Until *time.Time `json:"until,omitempty"`
 }
