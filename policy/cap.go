@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -42,12 +43,40 @@ func (r *Run) Cap(ds []*Decision) Capped {
 	if window != "" {
 		reason = fmt.Sprintf("%d workloads would restart and %d restarted %s: more than URUNNER_CONF_MAX_RESTARTS=%d", n, before, window, max)
 	}
+	until := r.capLifts(n)
 	for _, d := range ds {
 		if d.Action == Restart {
-			d.Action, d.Reason = Hold, reason
+			d.Action, d.Reason, d.Rule, d.Until = Hold, reason, "cap", until
 		}
 	}
 	return Capped{Held: n, Reason: reason}
+}
+
+// capLifts returns when enough of the restarts counted in a
+// URUNNER_CONF_MAX_RESTARTS_WINDOW leave it for n more to fit, the oldest
+// first; zero when time alone does not make room (no such window, or n
+// alone is more than the cap).
+func (r *Run) capLifts(n int) time.Time {
+	w, max := r.Settings.MaxRestartsWindow, r.Settings.MaxRestarts
+	if w <= 0 || n > max {
+		return time.Time{}
+	}
+	in := r.Settings.capFrom(r.Mem.CapSince, r.Now)
+	var runs []int64
+	before := 0
+	for at, c := range r.Mem.Restarts {
+		if in.holds(at) {
+			runs = append(runs, at)
+			before += c
+		}
+	}
+	slices.Sort(runs)
+	for _, at := range runs {
+		if before -= r.Mem.Restarts[at]; n+before <= max {
+			return time.Unix(0, at).Add(w)
+		}
+	}
+	return time.Time{}
 }
 
 // counted returns the restarts already counted in the run's cap window,

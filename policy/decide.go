@@ -82,8 +82,12 @@ func (a Action) String() string { return actionNames[a] }
 type Decision struct {
 	Workload *Workload
 	Action   Action
-	// Reason says why a Hold holds.
+	// Reason says why a Hold holds, Rule names the hold (see Holds; "cap"
+	// for the cap), and Until is when time alone lifts it (zero when only
+	// something else can).
 	Reason string
+	Rule   string
+	Until  time.Time
 	// Ignored says why the workload is left alone entirely (see Watched).
 	Ignored string
 	// Bound: its restart sets tag@digest (pin mode, or a gate judged the
@@ -177,8 +181,8 @@ func (r *Run) Decide(w *Workload) Decision {
 	if len(moves) == 0 {
 		return d
 	}
-	if reason := holdReason(Due{Run: r, Workload: w, Moves: moves}); reason != "" {
-		d.Action, d.Reason = Hold, reason
+	if rule, h := holdOf(Due{Run: r, Workload: w, Moves: moves}); h.Why != "" {
+		d.Action, d.Reason, d.Rule, d.Until = Hold, h.Why, rule, h.Until
 		return d
 	}
 	if allAhead(moves) {

@@ -14,32 +14,54 @@ type Due struct {
 }
 
 // A HoldRule is a reason a due restart may not happen now. Each is a small
-// function that returns why it holds, "" when it does not. A held restart
-// keeps every belief, so the first run no hold applies to restarts it.
+// function that says why it holds (a zero Held when it does not) and, when
+// time alone lifts it, until when: the foresight (Foresee) steps the runs
+// to come over that, so a rule's words and its end are written once. A
+// held restart keeps every belief, so the first run no hold applies to
+// restarts it.
 type HoldRule struct {
 	Name  string
-	Check func(d Due) string
+	Check func(d Due) Held
 }
+
+// Held is what a hold rule says of a due restart.
+type Held struct {
+	// Why it holds; "" when it does not.
+	Why string
+	// Until is when time alone lifts it (a soak, a cooldown, a window, a
+	// signature's grace, a ring's soak); zero when only something else
+	// can (an approval, a lifted quarantine, a lower ring's rollout).
+	Until time.Time
+}
+
+// holds makes a Held that time alone does not lift.
+func holds(why string) Held { return Held{Why: why} }
 
 // Holds are checked in order; the first that holds is the reason given.
 var Holds = []HoldRule{
-	{"paused", func(d Due) string { return paused(d.Settings, d.Workload, d.Now) }},
-	{"quarantine", quarantined},
+	{"paused", func(d Due) Held { return holds(paused(d.Settings, d.Workload, d.Now)) }},
+	{"quarantine", func(d Due) Held { return holds(quarantined(d)) }},
 	{"signature", unsigned},
 	{"soak", soaking},
 	{"ring", ringGate},
-	{"cooldown", func(d Due) string { return cooldown(d.Settings, d.Workload, d.Now) }},
-	{"window", func(d Due) string { return window(d.Settings, d.Workload, d.Now) }},
-	{"approval", unapproved},
+	{"cooldown", func(d Due) Held { return cooldown(d.Settings, d.Workload, d.Now) }},
+	{"window", func(d Due) Held { return window(d.Settings, d.Workload, d.Now) }},
+	{"approval", func(d Due) Held { return holds(unapproved(d)) }},
+}
+
+// holdOf returns the first hold of d and its rule's name ("" when none).
+func holdOf(d Due) (string, Held) {
+	for _, h := range Holds {
+		if held := h.Check(d); held.Why != "" {
+			return h.Name, held
+		}
+	}
+	return "", Held{}
 }
 
 func holdReason(d Due) string {
-	for _, h := range Holds {
-		if why := h.Check(d); why != "" {
-			return why
-		}
-	}
-	return ""
+	_, h := holdOf(d)
+	return h.Why
 }
 
 // LiftQuarantineAnnotation, on a workload, lifts the quarantine of the
@@ -109,43 +131,43 @@ const futureSlack = time.Hour
 // annotation holds: a typo must not restart what a person meant to slow.
 // A restart time in the future counts as now; one more than an hour ahead
 // is not believed, so a wrong clock cannot hold a workload forever.
-func cooldown(s Settings, w *Workload, now time.Time) string {
+func cooldown(s Settings, w *Workload, now time.Time) Held {
 	d := s.Cooldown
 	if v, ok := w.Annotations[CooldownAnnotation]; ok {
 		ad, err := time.ParseDuration(v)
 		if err != nil || ad < 0 {
-			return fmt.Sprintf("annotation %s=%q is not a duration", CooldownAnnotation, v)
+			return holds(fmt.Sprintf("annotation %s=%q is not a duration", CooldownAnnotation, v))
 		}
 		d = ad
 	}
 	last := w.RestartedAt
 	if d == 0 || last.IsZero() || last.After(now.Add(futureSlack)) {
-		return ""
+		return Held{}
 	}
 	if last.After(now) {
 		last = now
 	}
 	if now.Sub(last) < d {
-		return fmt.Sprintf("cooldown of %s since the last restart at %s", d, last.UTC().Format(time.RFC3339))
+		return Held{fmt.Sprintf("cooldown of %s since the last restart at %s", d, last.UTC().Format(time.RFC3339)), last.Add(d)}
 	}
-	return ""
+	return Held{}
 }
 
 // window holds outside the workload's maintenance window. A malformed
 // annotation holds rather than guess.
-func window(s Settings, w *Workload, now time.Time) string {
+func window(s Settings, w *Workload, now time.Time) Held {
 	win := s.Window
 	if v, ok := w.Annotations[WindowAnnotation]; ok {
 		parsed, err := ParseWindow(v)
 		if err != nil {
-			return fmt.Sprintf("annotation %s: %v", WindowAnnotation, err)
+			return holds(fmt.Sprintf("annotation %s: %v", WindowAnnotation, err))
 		}
 		win = parsed
 	}
 	if !win.Open(now) {
-		return fmt.Sprintf("outside the maintenance window %q", win)
+		return Held{fmt.Sprintf("outside the maintenance window %q", win), win.Next(now)}
 	}
-	return ""
+	return Held{}
 }
 
 // GitOpsAdvice says, for a restarted workload a GitOps controller manages,

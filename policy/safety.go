@@ -46,33 +46,33 @@ func firstSeen(mem state.State, ref, digest string, now time.Time) time.Time {
 // soaking holds a move onto a digest seen for less than the soak time: a
 // tag moved in error is often moved again within minutes, and then the
 // digest in between never reaches a workload. A malformed annotation holds.
-func soaking(d Due) string {
+func soaking(d Due) Held {
 	soak, err := soakOf(d.Settings, d.Workload)
 	if err != nil {
-		return err.Error()
+		return holds(err.Error())
 	}
 	if soak == 0 {
-		return ""
+		return Held{}
 	}
 	for _, c := range d.Moves {
 		seen := firstSeen(d.Mem, c.Ref, c.To, d.Now)
 		if d.Now.Sub(seen) < soak {
-			return fmt.Sprintf("soaking: %s first seen at %s, restarts once unchanged for %s (at %s)", short(c.To),
-				seen.UTC().Format(time.RFC3339), soak, seen.Add(soak).UTC().Format(time.RFC3339))
+			return Held{fmt.Sprintf("soaking: %s first seen at %s, restarts once unchanged for %s (at %s)", short(c.To),
+				seen.UTC().Format(time.RFC3339), soak, seen.Add(soak).UTC().Format(time.RFC3339)), seen.Add(soak)}
 		}
 	}
-	return ""
+	return Held{}
 }
 
 // unsigned holds a move onto a digest the signature policy did not verify.
 // A digest with no signature at all waits for one within the grace; one
 // signed by no trusted key or identity, or whose signatures could not be
 // read, holds at once. A refusal is the reason given before a wait.
-func unsigned(d Due) string {
+func unsigned(d Due) Held {
 	if !d.Settings.RequireSignature {
-		return ""
+		return Held{}
 	}
-	waiting := ""
+	var waiting Held
 	for _, c := range d.Moves {
 		var sig *Signature
 		if c.Result != nil {
@@ -80,17 +80,19 @@ func unsigned(d Due) string {
 		}
 		switch {
 		case sig == nil:
-			return fmt.Sprintf("%s: signature not checked", short(c.To))
+			return holds(fmt.Sprintf("%s: signature not checked", short(c.To)))
 		case sig.Err != nil:
-			return fmt.Sprintf("%s: signature could not be checked: %v", short(c.To), sig.Err)
+			return holds(fmt.Sprintf("%s: signature could not be checked: %v", short(c.To), sig.Err))
 		case sig.Verified:
 		case d.AwaitsSignature(c):
-			if waiting == "" {
+			if waiting.Why == "" {
+				// When the grace ends the digest is refused, unless signed
+				// meanwhile: a change of reason, which the foresight shows.
 				until, _ := SignatureWait(d.Settings, d.Mem, c.Ref, c.To, d.Now)
-				waiting = fmt.Sprintf("waiting for a signature of %s until %s", short(c.To), until.UTC().Format(time.RFC3339))
+				waiting = Held{fmt.Sprintf("waiting for a signature of %s until %s", short(c.To), until.UTC().Format(time.RFC3339)), until}
 			}
 		default:
-			return fmt.Sprintf("%s refused by the signature policy: %s", short(c.To), sig.Reason)
+			return holds(fmt.Sprintf("%s refused by the signature policy: %s", short(c.To), sig.Reason))
 		}
 	}
 	return waiting
@@ -320,31 +322,33 @@ func (f *Fleet) rings(ref string) []int { return slices.Sorted(maps.Keys(f.membe
 // a member of a lower ring does not run the digest healthily now (its
 // rollout complete), or, with a soak, has not for the soak time since
 // the first run that saw its ring healthy on it. It fails closed.
-func ringGate(d Due) string {
+func ringGate(d Due) Held {
 	if d.Fleet == nil || d.Workload.Ring == 0 {
-		return ""
+		return Held{}
 	}
 	soak, err := soakOf(d.Settings, d.Workload)
 	if err != nil {
-		return err.Error()
+		return holds(err.Error())
 	}
 	for _, c := range d.Moves {
-		if why := d.Fleet.waitFor(d.Mem, c.Ref, c.To, d.Workload.Ring, soak, d.Now); why != "" {
-			return fmt.Sprintf("ring %d: %s", d.Workload.Ring, why)
+		if h := d.Fleet.waitFor(d.Mem, c.Ref, c.To, d.Workload.Ring, soak, d.Now); h.Why != "" {
+			h.Why = fmt.Sprintf("ring %d: %s", d.Workload.Ring, h.Why)
+			return h
 		}
 	}
-	return ""
+	return Held{}
 }
 
-// waitFor says why a ring may not move onto digest of ref yet, "" when it may.
-func (f *Fleet) waitFor(mem state.State, ref, digest string, ring int, soak time.Duration, now time.Time) string {
+// waitFor says why a ring may not move onto digest of ref yet (and, for a
+// lower ring's soak, until when), a zero Held when it may.
+func (f *Fleet) waitFor(mem state.State, ref, digest string, ring int, soak time.Duration, now time.Time) Held {
 	r := mem.Refs[ref]
 	for _, k := range slices.Sorted(maps.Keys(r.RingMembers)) {
 		if k >= ring {
 			break
 		}
 		if why := f.missing(ref, k, r.RingMembers[k]); why != "" {
-			return why
+			return holds(why)
 		}
 	}
 	for _, k := range f.rings(ref) {
@@ -352,18 +356,18 @@ func (f *Fleet) waitFor(mem state.State, ref, digest string, ring int, soak time
 			break
 		}
 		if why := f.healthOf(mem, ref, k, digest); why != "" {
-			return fmt.Sprintf("waits for ring %d to run %s healthily (%s)", k, short(digest), why)
+			return holds(fmt.Sprintf("waits for ring %d to run %s healthily (%s)", k, short(digest), why))
 		}
 		since, ok := r.Rings[k]
 		if !ok || r.Digest != digest || since.After(now) {
 			since = now
 		}
 		if now.Sub(since) < soak {
-			return fmt.Sprintf("ring %d runs %s healthily since %s, waits until %s", k, short(digest),
-				since.UTC().Format(time.RFC3339), since.Add(soak).UTC().Format(time.RFC3339))
+			return Held{fmt.Sprintf("ring %d runs %s healthily since %s, waits until %s", k, short(digest),
+				since.UTC().Format(time.RFC3339), since.Add(soak).UTC().Format(time.RFC3339)), since.Add(soak)}
 		}
 	}
-	return ""
+	return Held{}
 }
 
 // missing says why a ring remembered with members in namespaces nss is

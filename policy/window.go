@@ -124,3 +124,29 @@ func (w *Window) Open(t time.Time) bool {
 }
 
 func (w *Window) String() string { return w.spec }
+
+// Next returns when a window closed at t next opens: the earliest start of
+// one of its ranges after t, on a day the range lists; zero for a window
+// that never closes, or that does not open within a week.
+func (w *Window) Next(t time.Time) time.Time {
+	var next time.Time
+	if w == nil {
+		return next
+	}
+	for _, r := range w.ranges {
+		lt := t.In(r.loc)
+		for d := 0; d <= 7; d++ {
+			day := time.Date(lt.Year(), lt.Month(), lt.Day()+d, r.start/60, r.start%60, 0, 0, r.loc)
+			// A start in a daylight-saving gap moves: Open says whether it
+			// is one.
+			if !r.days[day.Weekday()] || !day.After(t) || !w.Open(day) {
+				continue
+			}
+			if next.IsZero() || day.Before(next) {
+				next = day
+			}
+			break
+		}
+	}
+	return next
+}

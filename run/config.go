@@ -39,6 +39,8 @@ type Config struct {
 	StateConfigMap  string `envconfig:"URUNNER_CONF_STATE_CONFIGMAP" default:"urunner-state" desc:"ConfigMap holding the digests seen by earlier runs"`
 	StateNamespace  string `envconfig:"URUNNER_CONF_STATE_NAMESPACE" desc:"namespace of that ConfigMap; default: the pod's own namespace in a cluster, else the kubeconfig's (default)"`
 	DryRun          bool   `envconfig:"URUNNER_CONF_DRY_RUN" default:"false" desc:"resolve and report what would restart; patch nothing, write no state"`
+	PlanDigest      string `envconfig:"URUNNER_CONF_PLAN_DIGEST" desc:"dry runs only, with URUNNER_CONF_REFERENCES naming one tag: take this digest (sha256:<hex>) as the tag's, as if just pushed, instead of looking it up (kubectl urunner plan IMAGE@DIGEST sets it)"`
+	Schedule        string `envconfig:"URUNNER_CONF_SCHEDULE" desc:"the CronJob's schedule (cron syntax, optionally prefixed CRON_TZ=<zone>; the chart sets it): forecasts step over it to say which run restarts a held workload. Empty: they say the earliest time a run could"`
 	Kinds           string `envconfig:"URUNNER_CONF_WORKLOAD_KINDS" default:"Deployment,StatefulSet,DaemonSet" desc:"workload kinds urunner watches and restarts, comma-separated"`
 	Events          bool   `envconfig:"URUNNER_CONF_EVENTS" default:"true" desc:"record Kubernetes Events on restarted workloads and on failed lookups (kubectl describe shows them)"`
 	PullPolicy      string `envconfig:"URUNNER_CONF_PULL_POLICY_MISMATCH" default:"warn" desc:"a moved image whose imagePullPolicy is IfNotPresent or Never may restart onto the cached old image: warn (restart, with a warning) or skip (record, do not restart)"`

@@ -246,6 +246,41 @@ type watchedCount struct{ namespaces, workloads int }
 func (f watchedCount) tell(r *reporter) { r.o.namespaces, r.o.workloads = f.namespaces, f.workloads }
 
 // capped: the cap on restarts held the run's restarts.
+// planDigestTaken: a dry run takes the planned digest as its tag's
+// (URUNNER_CONF_PLAN_DIGEST).
+type planDigestTaken struct {
+	image, digest string
+	lookups       int
+}
+
+func (f planDigestTaken) tell(r *reporter) {
+	if f.lookups == 0 {
+		r.log.Warn("no watched workload follows the planned image: nothing to plan for it (URUNNER_CONF_REFERENCES)", "image", f.image)
+		return
+	}
+	r.log.Info("planned as if just pushed", "image", f.image, "digest", f.digest)
+}
+
+// foreseen: when each workload a move is due for will restart, and what
+// holds it until then.
+type foreseen struct {
+	forecasts []policy.Forecast
+	at        time.Time
+	schedule  string
+}
+
+func (f foreseen) tell(r *reporter) {
+	for _, fc := range f.forecasts {
+		doc := forecastDoc(fc, f.at)
+		r.o.forecasts = append(r.o.forecasts, doc)
+		attrs := append(whereAttrs(&kube.Workload{Namespace: doc.Namespace, Kind: doc.Kind, Name: doc.Name}), "image", doc.Image, "to", doc.Digest)
+		if doc.Restarts != nil {
+			attrs = append(attrs, "restarts", doc.Restarts.Format(time.RFC3339))
+		}
+		r.log.Debug("foreseen", append(attrs, "until_then", untilThen(doc))...)
+	}
+}
+
 type capped struct {
 	held   int
 	reason string

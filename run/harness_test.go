@@ -3,6 +3,7 @@ package run
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -43,6 +44,8 @@ type ground struct {
 
 	envMu sync.Mutex
 	env   map[string]string // this test's settings (see setenv)
+	// now, when set, is the runs' clock (see Hooks.now).
+	now func() time.Time
 }
 
 // leanClients are the clients a run talks to the API server with
@@ -91,9 +94,16 @@ func (g *ground) setenv(key, value string) {
 	g.env[key] = value
 }
 
+// unsetenv removes one of this test's settings.
+func (g *ground) unsetenv(key string) {
+	g.envMu.Lock()
+	defer g.envMu.Unlock()
+	delete(g.env, key)
+}
+
 // hooks passes this test's settings to a run.
 func (g *ground) Hooks() Hooks {
-	return Hooks{loadConfig: g.loadConfig, lookupEnv: g.lookupEnv}
+	return Hooks{loadConfig: g.loadConfig, lookupEnv: g.lookupEnv, now: g.now}
 }
 
 // configEnv serialises the loads of the tests' settings, which go through
@@ -574,4 +584,18 @@ func apiStatus(req *http.Request, code int, reason string) *http.Response {
 		Body:       io.NopCloser(strings.NewReader(body)),
 		Request:    req,
 	}
+}
+
+// storedReport is the report of the last run, as kept in the state.
+func (g *ground) storedReport() runReport {
+	g.t.Helper()
+	cm, err := g.cs.CoreV1().ConfigMaps("default").Get(g.t.Context(), g.state, metav1.GetOptions{})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	var kept runReport
+	if err := json.Unmarshal([]byte(cm.Data[state.ReportKey]), &kept); err != nil {
+		g.t.Fatal(err)
+	}
+	return kept
 }

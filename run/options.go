@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/robfig/cron/v3"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/urunner/urunner/kube"
@@ -32,6 +33,9 @@ type options struct {
 	signer *signature.Policy // nil without a signature policy
 	// decide, act, record
 	settings policy.Settings
+	// foresee
+	schedule policy.Schedule // URUNNER_CONF_SCHEDULE; nil when unset
+	plan     *planDigest     // URUNNER_CONF_PLAN_DIGEST; nil when unset
 }
 
 // parseOptions parses c, which validate passed, into the stages' options.
@@ -65,7 +69,55 @@ func parseOptions(c *Config, lookup func(string) (string, bool)) (options, error
 	if o.signer, err = c.signaturePolicy(); err != nil {
 		return options{}, err
 	}
+	if o.schedule, err = c.schedule(); err != nil {
+		return options{}, err
+	}
+	if o.plan, err = c.planDigest(o.pushed); err != nil {
+		return options{}, err
+	}
 	return o, nil
+}
+
+// schedule parses URUNNER_CONF_SCHEDULE as Kubernetes parses a CronJob's
+// (the same library), with its CRON_TZ= prefix for spec.timeZone.
+func (c *Config) schedule() (policy.Schedule, error) {
+	if strings.TrimSpace(c.Schedule) == "" {
+		return nil, nil
+	}
+	s, err := cron.ParseStandard(strings.TrimSpace(c.Schedule))
+	if err != nil {
+		return nil, badConfig("URUNNER_CONF_SCHEDULE: %q: %v", c.Schedule, err)
+	}
+	return s, nil
+}
+
+// planDigest is a dry run's "what if": the digest a tag is taken to point
+// at, as if just pushed.
+type planDigest struct {
+	ref, digest string
+}
+
+// planDigest parses URUNNER_CONF_PLAN_DIGEST, which only a dry run of one
+// tag (URUNNER_CONF_REFERENCES) takes: a real run must never restart onto
+// a digest it did not look up.
+func (c *Config) planDigest(pushed *pushedRefs) (*planDigest, error) {
+	if c.PlanDigest == "" {
+		return nil, nil
+	}
+	hex, ok := strings.CutPrefix(c.PlanDigest, "sha256:")
+	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return nil, badConfig("URUNNER_CONF_PLAN_DIGEST: want sha256:<64 lowercase hex>, got %q", c.PlanDigest)
+	}
+	if !c.DryRun {
+		return nil, badConfig("URUNNER_CONF_PLAN_DIGEST: only a dry run (URUNNER_CONF_DRY_RUN=true) takes a digest it did not look up")
+	}
+	if pushed == nil || len(pushed.tags) != 1 || len(pushed.subjects) != 0 {
+		return nil, badConfig("URUNNER_CONF_PLAN_DIGEST: URUNNER_CONF_REFERENCES must name exactly one registry/repository:tag, the tag it is taken for")
+	}
+	for ref := range pushed.tags {
+		return &planDigest{ref: ref, digest: c.PlanDigest}, nil
+	}
+	return nil, nil
 }
 
 // hostConfigs returns every watched registry: the single one of the

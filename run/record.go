@@ -39,6 +39,7 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 		next.LastSuccess = a.tell.started().UTC().Truncate(time.Second)
 	}
 	a.note(nextState{next, p.run.Fleet})
+	a.foresee(f, p, next)
 	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := a.store.Save(saveCtx, snap, next, a.tell.stored(a.cfg.ClusterName, a.resolver), f.listedAt)

@@ -55,6 +55,7 @@ type outcome struct {
 	failing                           []failingImage
 	undelivered                       []report.Undelivered
 	deliveryFailures                  int
+	forecasts                         []report.Forecast
 }
 
 // failure adds f, found at stage s, to the run's failures.
@@ -163,7 +164,7 @@ func (o *outcome) runReport(cluster string, code int, err error, spent spending)
 		RolloutsVerified: o.rolloutsVerified, Requests: map[string]int{},
 		Restarts: o.restarts, Failures: o.failureList(), Rollouts: o.rollouts, FailingImages: o.failing,
 		Retractions: o.retractions, Rings: o.rings, Waiting: o.waiting, Undelivered: o.undelivered,
-		Registries: registries(spent.Budget()),
+		Registries: registries(spent.Budget()), Forecasts: o.forecasts,
 	}
 	if !o.lastSuccess.IsZero() {
 		ls := o.lastSuccess
@@ -199,6 +200,15 @@ func storedReport(r runReport) []byte {
 	r.Waiting = r.Waiting[:min(len(r.Waiting), storedReportItems)]
 	r.Rings = r.Rings[:min(len(r.Rings), storedReportItems)]
 	r.Registries = r.Registries[:min(len(r.Registries), storedReportItems)]
+	r.Forecasts = slices.Clone(r.Forecasts[:min(len(r.Forecasts), storedReportItems)])
+	for i := range r.Forecasts {
+		fc := &r.Forecasts[i]
+		fc.Waits = state.BoundError(fc.Waits)
+		fc.Holds = slices.Clone(fc.Holds)
+		for j := range fc.Holds {
+			fc.Holds[j].Why = state.BoundError(fc.Holds[j].Why)
+		}
+	}
 	r.Error = state.BoundError(r.Error)
 	b, _ := json.Marshal(r)
 	return b

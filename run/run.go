@@ -18,6 +18,8 @@ import (
 //	          an index's manifests, signatures
 //	decide    the policy, for every workload, from what was found and
 //	          remembered; then the cap
+//	foresee   for each held workload (each due one in a dry run), the
+//	          run that restarts it: the policy stepped over the schedule
 //	describe  what each restart changes (change context), beside act
 //	act       one PATCH per workload to restart; on a conflict, read again
 //	          and decide again
@@ -25,7 +27,7 @@ import (
 //	          rollBack, the act that follows a failed one
 //	record    what urunner remembers, the state's save, Events
 //
-// A dry run stops after decide and prints its plan. Nothing is patched
+// A dry run stops after decide, foresees, and prints its plan. Nothing is patched
 // before every input is read, and a failure to read one (the state, a
 // listing) changes nothing.
 func (a *app) run(ctx context.Context) (*outcome, error) {
@@ -43,11 +45,14 @@ func (a *app) run(ctx context.Context) (*outcome, error) {
 		return o, err
 	}
 	f.results, f.lookups = r.results, r.lookups
+	a.takePlanDigest(f)
 	a.enrich(ctx, f, snap.State)
 	p := a.decide(f, snap.State)
 	if a.cfg.DryRun {
 		a.logWouldRestart(f, p)
 		printPlan(a.out, f, p)
+		a.foresee(f, p, snap.State)
+		printForecasts(a.out, o.forecasts, a.cfg.Schedule)
 		return o, nil
 	}
 	// Events go out, and the changes are described, while the PATCHes

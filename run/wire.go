@@ -38,6 +38,18 @@ type Hooks struct {
 	// all tests share, so that they can run in parallel.
 	loadConfig func() (Config, error)
 	lookupEnv  func(string) (string, bool)
+	// now, when set, is the run's clock (the foresight's test runs the
+	// scheduled runs of an hour in seconds); the API server's clock, which
+	// judges rollouts, stays real.
+	now func() time.Time
+}
+
+// clock is the run's clock: time.Now but in tests.
+func (h Hooks) clock() func() time.Time {
+	if h.now != nil {
+		return h.now
+	}
+	return time.Now
 }
 
 // version is the program's version, "dev" when none was built in.
@@ -129,7 +141,7 @@ func wire(cfg Config, opts options, log *slog.Logger, out io.Writer, h Hooks) (*
 		resolver: res,
 		signer:   opts.signer,
 		clock:    clock,
-		now:      time.Now,
+		now:      h.clock(),
 		tell:     newReporter(log, events, cfg.DryRun),
 	}, nil
 }
