@@ -66,6 +66,7 @@ import (
 	"github.com/urunner/urunner/e2e/testground"
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
+	"github.com/urunner/urunner/report"
 	"github.com/urunner/urunner/state"
 )
 
@@ -231,6 +232,7 @@ func newWorld(t *testing.T, seed uint64) *world {
 	// (the failure matrix tests hanging registries).
 	g.setenv("URUNNER_CONF_REGISTRY_TIMEOUT", "30s")
 	g.setenv("URUNNER_CONF_LOG_LEVEL", "INFO")
+	g.setenv("URUNNER_CONF_REPORT", "json") // its forecasts (checkForecasts)
 	for _, grp := range []string{"a", "b", "c"} {
 		ns := g.namespace(true)
 		w.namespaces[grp] = ns
@@ -950,9 +952,68 @@ func (w *world) run(a armed) bool {
 	if a.restrict != "" {
 		w.g.setenv("URUNNER_CONF_REFERENCES", "")
 	}
-	exit := w.predict(a)
+	p := w.predictAct(a)
+	exit := w.predictFinish(p, false)
 	w.check(o, exit)
+	w.checkForecasts(o, p.decs)
 	return true
+}
+
+// checkForecasts checks the run's forecasts (its report's, as kept for
+// kubectl urunner why) against the model's decisions: a forecast for each
+// workload the run held, and for no other; its first hold one of the rules
+// the model says hold it (or a quarantine this run's failed rollout
+// started), and its digest one the workload moves to. The next run may
+// let through what only a ring or the cap held: this run's
+// ring-0 restarts are foreseen rolled out, and a full run's cap counts
+// its own restarts only.
+func (w *world) checkForecasts(o result, decs []decision) {
+	t := w.t
+	fcs := map[string]report.Forecast{}
+	for _, fc := range reportOf(t, o).Forecasts {
+		fcs[fc.Namespace+"/"+fc.Name] = fc
+	}
+	for _, d := range decs {
+		key := d.x.ns + "/" + d.x.name
+		fc, ok := fcs[key]
+		delete(fcs, key)
+		held := len(d.moves) > 0 && !d.restart
+		switch {
+		case !held && ok:
+			t.Errorf("step %d: %s has a forecast (%+v), the model holds nothing of it", len(w.steps), d.x.name, fc)
+		case held && !ok:
+			t.Errorf("step %d: %s is held by %v (capped %v), but has no forecast", len(w.steps), d.x.name, d.holds, d.capped)
+		case held:
+			allowed := slices.Clone(d.holds)
+			if d.capped {
+				allowed = append(allowed, "cap")
+			}
+			for _, to := range d.moves {
+				if w.holdsIn(to, d.x.group) {
+					// quarantined by this run's failed rollout elsewhere:
+					// the next run holds it first by that
+					allowed = append(allowed, "quarantine")
+				}
+			}
+			liftable := !slices.ContainsFunc(allowed, func(r string) bool { return r != "ring" && r != "cap" })
+			switch {
+			case len(fc.Holds) == 0 && !liftable:
+				t.Errorf("step %d: %s is foreseen restarting at %v with no hold, the model holds it by %v", len(w.steps), d.x.name, fc.Restarts, allowed)
+			case len(fc.Holds) > 0 && !slices.Contains(allowed, fc.Holds[0].Rule):
+				t.Errorf("step %d: %s is foreseen held by %s first (%s), the model holds it by %v", len(w.steps), d.x.name, fc.Holds[0].Rule, fc.Holds[0].Why, allowed)
+			}
+			if !slices.Contains(slices.Collect(maps.Values(d.moves)), fc.Digest) {
+				t.Errorf("step %d: %s is foreseen moving to %s, the model moves it to %v", len(w.steps), d.x.name, short(fc.Digest), shortAll(slices.Collect(maps.Values(d.moves))))
+			}
+		}
+	}
+	for key, fc := range fcs {
+		t.Errorf("step %d: a forecast for %s, which the model did not decide: %+v", len(w.steps), key, fc)
+	}
+	if t.Failed() {
+		t.Logf("run output:\n%s", o.logs)
+		t.FailNow()
+	}
 }
 
 func (w *world) registryFault(a armed) func(http.ResponseWriter, *http.Request) bool {
@@ -1043,6 +1104,10 @@ type decision struct {
 	// refused: a digest it moves to is signed, but not by a trusted key:
 	// a failure, held or not
 	refused bool
+	// holds are the rules that hold its moves (policy.Holds' names), and
+	// capped whether the cap held its restart
+	holds  []string
+	capped bool
 }
 
 // fleet is, per reference, the rings of the listed workloads following it.
@@ -1157,6 +1222,7 @@ func (w *world) decide(x *mw, made map[[2]string]lookup, rings fleet) decision {
 		if held {
 			d.restart = false
 			w.heldBy[why]++
+			d.holds = append(d.holds, why)
 		}
 	}
 	if d.restart && lifted {
@@ -1247,6 +1313,7 @@ func (w *world) predictAct(a armed) *acting {
 		for i := range p.decs {
 			if p.decs[i].restart {
 				w.heldBy["cap"]++
+				p.decs[i].capped = true
 			}
 			p.decs[i].restart = false
 		}
