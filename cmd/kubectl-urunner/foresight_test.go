@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/report"
 	"github.com/urunner/urunner/state"
+	"sigs.k8s.io/yaml"
 )
 
 // why shows what the last run foresaw for the workload, read from the run
@@ -155,5 +157,38 @@ func TestPlanAnImageAsIfPushed(t *testing.T) {
 	}
 	if got := envValues(env, referencesEnv); !slices.Equal(got, []string{web}) {
 		t.Errorf("plan Job %s = %q, want [%s]", referencesEnv, got, web)
+	}
+}
+
+// The chart tells the run its CronJob's schedule, in the CronJob's time
+// zone, as the plugin tells a plan or run Job it: one value, whoever
+// starts the run.
+func TestTheChartAndThePluginTellTheRunOneSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sets []string
+		want string
+	}{
+		{"the default schedule, no time zone", nil, "*/5 * * * *"},
+		{"a schedule in a time zone", []string{"schedule=15 3 * * 1-5", "timeZone=Europe/Rome"}, "CRON_TZ=Europe/Rome 15 3 * * 1-5"},
+	} {
+		args := []string{"template", "urunner", root + "/chart/urunner", "-n", "urunner", "-s", "templates/cronjob.yaml", "--set", "registry.host=registry.example.com"}
+		for _, s := range tc.sets {
+			args = append(args, "--set", s)
+		}
+		var cj batchv1.CronJob
+		if err := yaml.UnmarshalStrict([]byte(helm(t, args...)), &cj); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := envValues(cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Env, scheduleEnv); !slices.Equal(got, []string{tc.want}) {
+			t.Errorf("%s: the chart's %s = %q, want [%q]", tc.name, scheduleEnv, got, tc.want)
+		}
+		job, err := jobFromCronJob(&cj, "plan", true, planTarget{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := envValues(job.Spec.Template.Spec.Containers[0].Env, scheduleEnv); !slices.Equal(got, []string{tc.want}) {
+			t.Errorf("%s: the plan Job's %s = %q, want [%q]", tc.name, scheduleEnv, got, tc.want)
+		}
 	}
 }
