@@ -60,11 +60,13 @@ func TestReleaseNamesTheCronJobAsTheChartDoes(t *testing.T) {
 func TestAJobFromTheCronJobIsWhatKubectlCreateJobMakes(t *testing.T) {
 	cj := &batchv1.CronJob{
 		ObjectMeta: metav1.ObjectMeta{Name: "urunner", Namespace: "urunner", UID: "cj-uid"},
-		Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{
+		Spec: batchv1.CronJobSpec{Schedule: "*/5 * * * *", JobTemplate: batchv1.JobTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app.kubernetes.io/name": "urunner"}, Annotations: map[string]string{"team": "ops"}},
 			Spec: batchv1.JobSpec{BackoffLimit: ptr.To[int32](0), Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 				Containers: []corev1.Container{{Name: "urunner", Image: "ghcr.io/urunner/urunner:v1", Env: []corev1.EnvVar{
 					{Name: "URUNNER_CONF_DRY_RUN", Value: "false"}, {Name: "URUNNER_CONF_EVENTS", Value: "true"},
+					// The chart's, from a schedule the CronJob no longer has.
+					{Name: "URUNNER_CONF_SCHEDULE", Value: "0 * * * *"},
 				}}},
 			}}},
 		}},
@@ -84,28 +86,92 @@ func TestAJobFromTheCronJobIsWhatKubectlCreateJobMakes(t *testing.T) {
 		j.Spec.Template.Spec.Containers[0].Env = env
 		return j
 	}
-	run, err := jobFromCronJob(cj, "run", false)
-	if err != nil {
-		t.Fatal(err)
+	env := func(name, value string) corev1.EnvVar { return corev1.EnvVar{Name: name, Value: value} }
+	events, schedule := env("URUNNER_CONF_EVENTS", "true"), env("URUNNER_CONF_SCHEDULE", "*/5 * * * *")
+	const web = "registry.example.com/shop/web:latest"
+	digest := "sha256:" + strings.Repeat("7c", 32)
+	for _, tc := range []struct {
+		name    string
+		trigger string
+		dryRun  bool
+		target  planTarget
+		want    *batchv1.Job
+	}{
+		{"run: the CronJob's schedule", "run", false, planTarget{},
+			want("run", env("URUNNER_CONF_DRY_RUN", "false"), events, schedule)},
+		{"plan: a dry run", "plan", true, planTarget{},
+			want("plan", events, schedule, env("URUNNER_CONF_DRY_RUN", "true"))},
+		{"plan IMAGE: that reference alone", "plan", true, planTarget{ref: web},
+			want("plan", events, schedule, env("URUNNER_CONF_DRY_RUN", "true"), env("URUNNER_CONF_REFERENCES", web))},
+		{"plan IMAGE@DIGEST: the digest as just pushed", "plan", true, planTarget{ref: web, digest: digest},
+			want("plan", events, schedule, env("URUNNER_CONF_DRY_RUN", "true"), env("URUNNER_CONF_REFERENCES", web), env("URUNNER_CONF_PLAN_DIGEST", digest))},
+	} {
+		got, err := jobFromCronJob(cj, tc.trigger, tc.dryRun, tc.target)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: Job (-want +got):\n%s", tc.name, diff)
+		}
 	}
-	if diff := cmp.Diff(want("run", corev1.EnvVar{Name: "URUNNER_CONF_DRY_RUN", Value: "false"}, corev1.EnvVar{Name: "URUNNER_CONF_EVENTS", Value: "true"}), run); diff != "" {
-		t.Errorf("run Job (-want +got):\n%s", diff)
+	if cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Env[0].Value != "false" || len(cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Env) != 3 {
+		t.Error("building the Jobs changed the CronJob")
 	}
-	plan, err := jobFromCronJob(cj, "plan", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(want("plan", corev1.EnvVar{Name: "URUNNER_CONF_EVENTS", Value: "true"}, corev1.EnvVar{Name: "URUNNER_CONF_DRY_RUN", Value: "true"}), plan); diff != "" {
-		t.Errorf("plan Job (-want +got):\n%s", diff)
-	}
-	if cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Env[0].Value != "false" {
-		t.Error("building the plan Job changed the CronJob")
+
+	// The CronJob's own values of what a plan sets are replaced, and a
+	// stray plan digest never reaches a run or a plan of every reference.
+	ctr := &cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0]
+	ctr.Env = []corev1.EnvVar{env("URUNNER_CONF_REFERENCES", "registry.example.com/shop/other:v1"), env("URUNNER_CONF_PLAN_DIGEST", digest)}
+	cj.Spec.TimeZone = ptr.To("Europe/Rome")
+	zoned := env("URUNNER_CONF_SCHEDULE", "CRON_TZ=Europe/Rome */5 * * * *")
+	for _, tc := range []struct {
+		name    string
+		trigger string
+		dryRun  bool
+		target  planTarget
+		env     []corev1.EnvVar
+	}{
+		{"run in a time zone", "run", false, planTarget{}, []corev1.EnvVar{env("URUNNER_CONF_REFERENCES", "registry.example.com/shop/other:v1"), zoned}},
+		{"plan in a time zone", "plan", true, planTarget{}, []corev1.EnvVar{env("URUNNER_CONF_REFERENCES", "registry.example.com/shop/other:v1"), zoned, env("URUNNER_CONF_DRY_RUN", "true")}},
+		{"plan IMAGE replaces the CronJob's references", "plan", true, planTarget{ref: web}, []corev1.EnvVar{zoned, env("URUNNER_CONF_DRY_RUN", "true"), env("URUNNER_CONF_REFERENCES", web)}},
+	} {
+		got, err := jobFromCronJob(cj, tc.trigger, tc.dryRun, tc.target)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if diff := cmp.Diff(tc.env, got.Spec.Template.Spec.Containers[0].Env); diff != "" {
+			t.Errorf("%s: env (-want +got):\n%s", tc.name, diff)
+		}
 	}
 
 	cj.Spec.JobTemplate.Spec.Template.Spec.Containers = append(cj.Spec.JobTemplate.Spec.Template.Spec.Containers, corev1.Container{Name: "sidecar"})
 	cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Name = "main"
-	if _, err := jobFromCronJob(cj, "plan", true); err == nil || err.Error() != "CronJob urunner/urunner: its job template has no container named urunner and more than one container" {
+	if _, err := jobFromCronJob(cj, "plan", true, planTarget{}); err == nil || err.Error() != "CronJob urunner/urunner: its job template has no container named urunner and more than one container" {
 		t.Errorf("plan from a CronJob without an urunner container: %v", err)
+	}
+	if run, err := jobFromCronJob(cj, "run", false, planTarget{}); err != nil || len(run.Spec.Template.Spec.Containers[0].Env) != 2 {
+		t.Errorf("run from a CronJob without an urunner container: %v, want the CronJob's Job as it is", err)
+	}
+}
+
+// plan's argument is an image as the pods name it, canonical as the run
+// reads URUNNER_CONF_REFERENCES, with an optional digest as if pushed.
+func TestPlanTakesAnImageAndADigest(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		arg  string
+		want planTarget
+	}{
+		{"registry.example.com/shop/web:v2", planTarget{ref: "registry.example.com/shop/web:v2"}},
+		{"registry.example.com:5000/shop/web", planTarget{ref: "registry.example.com:5000/shop/web:latest"}},
+		{"nginx", planTarget{ref: "docker.io/library/nginx:latest"}},
+		{"registry.example.com/shop/web:v2@" + digest, planTarget{ref: "registry.example.com/shop/web:v2", digest: digest}},
+		{"registry.example.com/shop/web@" + digest, planTarget{ref: "registry.example.com/shop/web:latest", digest: digest}},
+	} {
+		got, err := parsePlanTarget(tc.arg)
+		if err != nil || got != tc.want {
+			t.Errorf("parsePlanTarget(%q) = %+v, %v; want %+v", tc.arg, got, err, tc.want)
+		}
 	}
 }
 
@@ -133,6 +199,15 @@ func TestCommandLineMistakesExit2(t *testing.T) {
 		{[]string{"forget-ring", "registry.example.com/shop/web:latest"}, "forget-ring takes a reference and a ring: forget-ring registry/repository:tag 0"},
 		{[]string{"why"}, "why takes one workload: why deploy/NAME, sts/NAME or ds/NAME"},
 		{[]string{"status", "extra"}, `status takes no argument, got "extra"`},
+		{[]string{"run", "registry.example.com/shop/web:latest"}, `run takes no argument, got "registry.example.com/shop/web:latest"`},
+		{[]string{"plan", "registry.example.com/shop/web:latest", "registry.example.com/shop/api:latest"},
+			`plan takes at most one image: plan [registry/repository:tag[@sha256:DIGEST]], got "registry.example.com/shop/web:latest registry.example.com/shop/api:latest"`},
+		{[]string{"plan", "registry.example.com/shop/web:latest@sha256:7c6d5e82b8fc"},
+			`plan: the digest of "registry.example.com/shop/web:latest@sha256:7c6d5e82b8fc": want sha256: and 64 lowercase hex characters, got "sha256:7c6d5e82b8fc"`},
+		{[]string{"plan", "registry.example.com/shop/web@sha256:" + strings.Repeat("AB", 32)},
+			`plan: the digest of "registry.example.com/shop/web@sha256:` + strings.Repeat("AB", 32) + `": want sha256: and 64 lowercase hex characters, got "sha256:` + strings.Repeat("AB", 32) + `"`},
+		{[]string{"plan", "registry.example.com/shop/web:"}, `plan: "registry.example.com/shop/web:" is not an image registry/repository:tag[@sha256:DIGEST]`},
+		{[]string{"plan", "ocidir://images/web"}, `plan: "ocidir://images/web" is not an image registry/repository:tag[@sha256:DIGEST]`},
 		{[]string{"run", "-o", "json"}, "--output is for status and why, not run"},
 		{[]string{"status", "--timeout", "1m"}, "--timeout is for plan and run, not status"},
 		{[]string{"status", "-w", "shop"}, "--workload-namespace is for why, not status"},

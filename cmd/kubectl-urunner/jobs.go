@@ -32,9 +32,10 @@ const (
 // on, so short, and two small requests each.
 const pollInterval = 500 * time.Millisecond
 
-// start creates a Job from the CronJob, a dry run for plan, prints the log
-// of its run, and returns the run's exit code as an exitCodeError.
-func (c *cli) start(ctx context.Context, out io.Writer, dryRun bool) error {
+// start creates a Job from the CronJob, a dry run for plan (of target
+// alone, when it names a reference), prints the log of its run, and
+// returns the run's exit code as an exitCodeError.
+func (c *cli) start(ctx context.Context, out io.Writer, dryRun bool, target planTarget) error {
 	cj, err := c.cs.BatchV1().CronJobs(c.namespace).Get(ctx, c.cronJob, metav1.GetOptions{})
 	if err != nil {
 		return c.notFoundHint(err, "CronJob "+c.cronJob)
@@ -43,7 +44,7 @@ func (c *cli) start(ctx context.Context, out io.Writer, dryRun bool) error {
 	if dryRun {
 		trigger = "plan"
 	}
-	job, err := jobFromCronJob(cj, trigger, dryRun)
+	job, err := jobFromCronJob(cj, trigger, dryRun, target)
 	if err != nil {
 		return err
 	}
@@ -67,10 +68,12 @@ func (c *cli) start(ctx context.Context, out io.Writer, dryRun bool) error {
 // builds: the CronJob's job template, its annotations with
 // cronjob.kubernetes.io/instantiate=manual, its labels, and the CronJob as
 // controller (so that its history limits and `kubectl get jobs` count it).
-// A dry run sets URUNNER_CONF_DRY_RUN=true in urunner's container,
-// replacing the chart's own value. The name is generated:
-// CRONJOB-plan-xxxxx or CRONJOB-run-xxxxx.
-func jobFromCronJob(cj *batchv1.CronJob, trigger string, dryRun bool) (*batchv1.Job, error) {
+// The name is generated: CRONJOB-plan-xxxxx or CRONJOB-run-xxxxx.
+// urunner's container gets the CronJob's own schedule (the chart's value
+// may be older than a `kubectl edit`), and a dry run for plan; target
+// narrows a dry run to one reference, and to a digest as if just pushed.
+// The variables replace the CronJob's values.
+func jobFromCronJob(cj *batchv1.CronJob, trigger string, dryRun bool, target planTarget) (*batchv1.Job, error) {
 	annotations := map[string]string{instantiateAnnotation: "manual"}
 	for k, v := range cj.Spec.JobTemplate.Annotations {
 		annotations[k] = v
@@ -88,16 +91,29 @@ func jobFromCronJob(cj *batchv1.CronJob, trigger string, dryRun bool) (*batchv1.
 		},
 		Spec: *cj.Spec.JobTemplate.Spec.DeepCopy(),
 	}
-	if !dryRun {
-		return job, nil
-	}
 	i := runContainer(job.Spec.Template.Spec.Containers)
-	if i < 0 {
+	switch {
+	case i < 0 && !dryRun:
+		// A run is what the CronJob runs, now: without urunner's
+		// container to tell its schedule, its forecasts give the earliest
+		// time instead of a scheduled run.
+		return job, nil
+	case i < 0:
 		return nil, fmt.Errorf("CronJob %s/%s: its job template has no container named %s and more than one container", cj.Namespace, cj.Name, runContainerName)
 	}
 	ctr := &job.Spec.Template.Spec.Containers[i]
-	ctr.Env = slices.DeleteFunc(ctr.Env, func(e corev1.EnvVar) bool { return e.Name == dryRunEnv })
-	ctr.Env = append(ctr.Env, corev1.EnvVar{Name: dryRunEnv, Value: "true"})
+	setEnv(ctr, scheduleEnv, scheduleOf(cj))
+	unsetEnv(ctr, planDigestEnv) // only ever a plan's
+	if !dryRun {
+		return job, nil
+	}
+	setEnv(ctr, dryRunEnv, "true")
+	if target.ref != "" {
+		setEnv(ctr, referencesEnv, target.ref)
+	}
+	if target.digest != "" {
+		setEnv(ctr, planDigestEnv, target.digest)
+	}
 	return job, nil
 }
 

@@ -107,9 +107,15 @@ func (o *options) dispatch(ctx context.Context, args []string, stdout, stderr io
 	case "status":
 		return c.status(ctx, stdout)
 	case "plan":
-		return c.start(ctx, stdout, true)
+		var target planTarget
+		if len(rest) == 1 {
+			if target, err = parsePlanTarget(rest[0]); err != nil {
+				return err
+			}
+		}
+		return c.start(ctx, stdout, true, target)
 	case "run":
-		return c.start(ctx, stdout, false)
+		return c.start(ctx, stdout, false, planTarget{})
 	case "why":
 		return c.why(ctx, stdout, rest[0])
 	case "lift":

@@ -98,26 +98,8 @@ var commandFlags = map[string][]string{
 // check refuses a command that does not exist, the wrong number of
 // arguments, and flags the command would ignore.
 func (o *options) check(cmd string, args []string) error {
-	want := map[string]int{"status": 0, "plan": 0, "run": 0, "why": 1, "lift": 1, "forget-ring": 2, "version": 0}
-	n, ok := want[cmd]
-	if !ok {
-		return usagef("unknown command %q (want status, plan, run, why, lift, forget-ring or version)", cmd)
-	}
-	if len(args) != n {
-		switch cmd {
-		case "why":
-			return usagef("why takes one workload: why deploy/NAME, sts/NAME or ds/NAME")
-		case "lift":
-			return usagef("lift takes one quarantined digest: lift sha256:… (or its first 12 hex characters)")
-		case "forget-ring":
-			return usagef("forget-ring takes a reference and a ring: forget-ring registry/repository:tag 0")
-		}
-		return usagef("%s takes no argument, got %q", cmd, strings.Join(args, " "))
-	}
-	if cmd == "lift" {
-		if _, err := policy.ParseLift(args[0]); err != nil {
-			return usagef("lift: %v", err)
-		}
+	if err := checkArgs(cmd, args); err != nil {
+		return err
 	}
 	for flag, cmds := range commandFlags {
 		if o.fs.Changed(flag) && !slices.Contains(cmds, cmd) {
@@ -132,6 +114,43 @@ func (o *options) check(cmd string, args []string) error {
 	}
 	if o.timeout <= 0 {
 		return usagef("--timeout: want a positive duration, got %s", o.timeout)
+	}
+	return nil
+}
+
+// checkArgs refuses a command that does not exist, and arguments the
+// command does not take.
+func checkArgs(cmd string, args []string) error {
+	want := map[string]int{"status": 0, "plan": 0, "run": 0, "why": 1, "lift": 1, "forget-ring": 2, "version": 0}
+	n, ok := want[cmd]
+	if !ok {
+		return usagef("unknown command %q (want status, plan, run, why, lift, forget-ring or version)", cmd)
+	}
+	if cmd == "plan" && len(args) == 1 {
+		n = 1 // plan IMAGE[@DIGEST]: what if
+	}
+	if len(args) != n {
+		switch cmd {
+		case "why":
+			return usagef("why takes one workload: why deploy/NAME, sts/NAME or ds/NAME")
+		case "lift":
+			return usagef("lift takes one quarantined digest: lift sha256:… (or its first 12 hex characters)")
+		case "forget-ring":
+			return usagef("forget-ring takes a reference and a ring: forget-ring registry/repository:tag 0")
+		case "plan":
+			return usagef("plan takes at most one image: plan [registry/repository:tag[@sha256:DIGEST]], got %q", strings.Join(args, " "))
+		}
+		return usagef("%s takes no argument, got %q", cmd, strings.Join(args, " "))
+	}
+	switch {
+	case cmd == "lift":
+		if _, err := policy.ParseLift(args[0]); err != nil {
+			return usagef("lift: %v", err)
+		}
+	case cmd == "plan" && n == 1:
+		if _, err := parsePlanTarget(args[0]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -246,7 +265,12 @@ func printUsage(w io.Writer, fs *pflag.FlagSet) {
 Usage:
   kubectl urunner status          the last run: when, exit code, counts, restarts, failures,
                                   failing images, quarantined digests, the last Jobs
-  kubectl urunner plan            start a dry-run Job from the CronJob and print its plan
+  kubectl urunner plan [IMAGE[@sha256:DIGEST]]
+                                  start a dry-run Job from the CronJob and print its plan and
+                                  forecast: when each held workload restarts, and what holds it;
+                                  with IMAGE (registry/repository:tag, as in the pods' specs;
+                                  no tag means :latest) only that reference is looked up, and
+                                  with @sha256:DIGEST the run takes DIGEST as just pushed to it
   kubectl urunner run             start a Job from the CronJob and follow its log;
                                   exit with the run's exit code
   kubectl urunner why KIND/NAME   a workload's urunner Events, restart annotations, and per

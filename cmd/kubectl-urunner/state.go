@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -55,6 +56,21 @@ func (c *cli) readInstall(ctx context.Context) (*installed, error) {
 		in.state = st
 	}
 	return in, nil
+}
+
+// lastRun decodes the report of the last run that wrote the state
+// (data["last-run.json"]), and returns it with its text as stored; nil
+// before any run did.
+func (in *installed) lastRun() (*lastRun, string, error) {
+	if in.cm == nil || in.cm.Data[state.ReportKey] == "" {
+		return nil, "", nil
+	}
+	raw := in.cm.Data[state.ReportKey]
+	run := &lastRun{}
+	if err := json.Unmarshal([]byte(raw), run); err != nil {
+		return nil, "", fmt.Errorf("state ConfigMap %s/%s key %s: %w", in.cm.Namespace, in.stateCM, state.ReportKey, err)
+	}
+	return run, raw, nil
 }
 
 // stateConfigMapOf is the state ConfigMap the CronJob's urunner container

@@ -111,14 +111,12 @@ func (c *cli) status(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
-	var run *lastRun
-	if in.cm != nil && in.cm.Data[state.ReportKey] != "" {
-		raw := in.cm.Data[state.ReportKey]
+	run, raw, err := in.lastRun()
+	if err != nil {
+		return err
+	}
+	if run != nil {
 		doc.LastRun = json.RawMessage(raw)
-		run = &lastRun{}
-		if err := json.Unmarshal([]byte(raw), run); err != nil {
-			return fmt.Errorf("state ConfigMap %s/%s key %s: %w", c.namespace, in.stateCM, state.ReportKey, err)
-		}
 		if doc.LastSuccess == nil {
 			doc.LastSuccess = run.LastSuccess
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/urunner/urunner/kube"
 	"github.com/urunner/urunner/policy"
 	"github.com/urunner/urunner/registry"
+	"github.com/urunner/urunner/report"
 	"github.com/urunner/urunner/state"
 )
 
@@ -75,6 +76,11 @@ type whyDoc struct {
 	Events     []eventDoc     `json:"events"`
 	// StateConfigMap is where the tags' entries were read.
 	StateConfigMap string `json:"stateConfigMap"`
+	// Forecast is what the last run foresaw for the workload, as its
+	// report keeps it: the run that restarts it and the holds until then,
+	// or what it waits for; absent when the last run foresaw nothing for
+	// it (no move due, or none held).
+	Forecast *report.Forecast `json:"forecast,omitempty"`
 }
 
 type watchedDoc struct {
@@ -188,6 +194,7 @@ func (c *cli) why(ctx context.Context, out io.Writer, arg string) error {
 		}
 	}
 	doc.Containers = containers(w, in.state, sc.registry)
+	doc.Forecast = c.forecastOf(in, w)
 	if doc.Events, err = c.events(ctx, w); err != nil {
 		return err
 	}
@@ -316,6 +323,9 @@ func (c *cli) printWhy(w io.Writer, d *whyDoc) {
 	if len(d.Ignored) > 0 {
 		field(w, "Ignored", strings.Join(d.Ignored, ", ")+" ("+kube.IgnoreContainersAnnotation+")")
 	}
+	if d.Forecast != nil {
+		c.printForecast(w, d.Forecast)
+	}
 	for _, ctr := range d.Containers {
 		c.printContainer(w, d, &ctr)
 	}
@@ -393,6 +403,58 @@ func (c *cli) printContainer(w io.Writer, doc *whyDoc, d *containerDoc) {
 			line("due", moved+": the next run restarts it unless something holds it (kubectl urunner plan shows what)")
 		}
 	}
+}
+
+// forecastOf is the last run's forecast for the workload, nil when it
+// foresaw nothing for it. A report that cannot be read costs the forecast,
+// not the rest of why, and says so.
+func (c *cli) forecastOf(in *installed, w kube.Workload) *report.Forecast {
+	run, _, err := in.lastRun()
+	if err != nil {
+		fmt.Fprintf(c.err, "warning: no forecast: %v\n", err)
+		return nil
+	}
+	if run == nil {
+		return nil
+	}
+	for i, f := range run.Forecasts {
+		if f.Namespace != w.Namespace || f.Kind != w.Kind || f.Name != w.Name {
+			continue
+		}
+		if run.Version != reportVersion {
+			fmt.Fprintf(c.err, "warning: the run report is version %d; this plugin reads version %d\n", run.Version, reportVersion)
+		}
+		return &run.Forecasts[i]
+	}
+	return nil
+}
+
+// printForecast writes what the last run foresaw: the run that restarts
+// the workload, or what it waits for, then the holds on the way.
+func (c *cli) printForecast(w io.Writer, f *report.Forecast) {
+	switch {
+	case f.Restarts != nil && f.Digest != "":
+		field(w, "Foreseen", "restarts onto "+short(f.Digest)+" at the run of "+c.at(*f.Restarts))
+	case f.Restarts != nil:
+		field(w, "Foreseen", "restarts at the run of "+c.at(*f.Restarts))
+	case f.Waits != "":
+		field(w, "Foreseen", "no restart foreseen: "+f.Waits)
+	default:
+		field(w, "Foreseen", "no restart foreseen within the forecast's horizon")
+	}
+	for i, h := range f.Holds {
+		s := h.Rule
+		if h.Until != nil {
+			s += " until " + c.at(*h.Until)
+		}
+		s += " (" + h.Why + ")"
+		if i == 0 {
+			field(w, "", "holds: "+s)
+		} else {
+			field(w, "", "       then "+s)
+		}
+	}
+	field(w, "", "foreseen by the run of "+c.at(f.ForeseenAt))
 }
 
 // printQuarantine says what a quarantine is, where it was lifted, and

@@ -60,6 +60,20 @@ app.kubernetes.io/component: webhook
 {{- end }}
 
 {{/*
+The CronJob's schedule as a run reads it (URUNNER_CONF_SCHEDULE), to step
+its forecasts over the runs to come: robfig/cron syntax as Kubernetes
+reads spec.schedule, with spec.timeZone as a CRON_TZ= prefix.
+kubectl urunner plan and run set it again from the CronJob itself.
+*/}}
+{{- define "urunner.schedule" -}}
+{{- if .Values.timeZone }}
+{{- printf "CRON_TZ=%s %s" .Values.timeZone .Values.schedule }}
+{{- else }}
+{{- .Values.schedule }}
+{{- end }}
+{{- end }}
+
+{{/*
 The rules a run needs where it watches workloads: cluster-wide (a
 ClusterRole, cluster mode) or in one namespace (a Role, namespaced mode).
 Called with (dict "root" $ "namespace" NS), NS empty for cluster mode. Each
