@@ -205,7 +205,7 @@ type readsWaited struct {
 func (f readsWaited) tell(r *reporter) {
 	attrs := []any{"registry", f.budget.Registry}
 	if rl := f.budget.RateLimit; rl != nil {
-		attrs = append(attrs, "remaining", rl.Remaining, "limit", rl.Limit, "window", rl.Window)
+		attrs = append(attrs, "remaining", rl.Remaining, "limit", rl.Limit, "window_seconds", rl.Window.Seconds())
 	}
 	if f.budget.Limited > 0 {
 		attrs = append(attrs, "rate_limited", f.budget.Limited)
