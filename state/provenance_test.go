@@ -192,3 +192,36 @@ func TestMergeKeepsBothWritersProvenance(t *testing.T) {
 		t.Errorf("merged provenance (-want +got):\n%s", diff)
 	}
 }
+
+func FuzzDecodeProvenance(f *testing.F) {
+	f.Add([]byte(`{"` + d1 + `":{"revision":"3f2a1c4","source":"https://github.com/org/app","read":1764028800}}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"` + d1 + `":{"read":-1}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		data, err := compress(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := DecodeProvenance(data)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		// Whatever decodes must survive a save and a load unchanged.
+		again, err := EncodeProvenance(ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]Provenance(nil)
+		if again != nil {
+			if got, err = DecodeProvenance(again); err != nil {
+				t.Fatalf("re-decode: %v", err)
+			}
+		}
+		if diff := cmp.Diff(ps, got); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	})
+}
