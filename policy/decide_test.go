@@ -324,6 +324,23 @@ func TestDecide(t *testing.T) {
 			want: want{Action: Restart, Containers: map[string]wantContainer{"app": {Verdict: Moved, From: dA, To: dB}}},
 		},
 		{
+			name:     "an index whose platforms waited for the registry budget holds, its move due",
+			settings: Settings{Platforms: []string{"linux/amd64"}},
+			workload: workload(),
+			mem: func() state.State {
+				s := remembered(map[string]string{app: dA})
+				r := s.Refs[app]
+				r.Children = map[string]map[string]string{dA: {"linux/amd64": dC}}
+				s.Refs[app] = r
+				return s
+			}(),
+			results: func(Lookup) (*Result, bool) {
+				return &Result{Digest: dB, Index: true, Deferred: "waits for the registry budget"}, true
+			},
+			want: want{Action: Hold, Reason: "waits for the registry budget",
+				Containers: map[string]wantContainer{"app": {Verdict: Moved, From: dA, To: dB}}},
+		},
+		{
 			name:     "a move with pull policy IfNotPresent restarts, flagged",
 			workload: workload(withContainerMod(func(c *Container) { c.PullPolicy = "IfNotPresent" })),
 			mem:      base,

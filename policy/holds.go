@@ -41,6 +41,7 @@ func holds(why string) Held { return Held{Why: why} }
 var Holds = []HoldRule{
 	{"paused", func(d Due) Held { return holds(paused(d.Settings, d.Workload, d.Now)) }},
 	{"quarantine", func(d Due) Held { return holds(quarantined(d)) }},
+	{"registry budget", func(d Due) Held { return holds(unread(d)) }},
 	{"signature", unsigned},
 	{"soak", soaking},
 	{"ring", ringGate},
@@ -90,6 +91,20 @@ func quarantined(d Due) string {
 		w := d.Workload
 		return fmt.Sprintf("%s is quarantined since %s: %s (to lift it in namespace %s: kubectl annotate %s/%s -n %s %s=%s; everywhere: kubectl urunner lift %s)",
 			short(c.To), q.At.UTC().Format(time.RFC3339), q.Why, ns, strings.ToLower(w.Kind), w.Name, ns, LiftQuarantineAnnotation, short(c.To), short(c.To))
+	}
+	return ""
+}
+
+// unread holds a move the rules cannot judge because a read they need was
+// not made for the registry's budget: a moved index whose watched
+// platforms (URUNNER_CONF_PLATFORMS) were not read may have moved only for
+// platforms not watched. It fails closed: the move stays due, and the
+// first run that reads the platforms decides it.
+func unread(d Due) string {
+	for _, c := range d.Moves {
+		if c.Result != nil && c.Result.Deferred != "" {
+			return c.Result.Deferred
+		}
 	}
 	return ""
 }

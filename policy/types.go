@@ -181,6 +181,10 @@ type Result struct {
 	// Members are every child manifest digest of the index, when read to
 	// tell a platform's digest that pods report from another image's.
 	Members []string
+	// Deferred says why a read the rules need of this result (a moved
+	// index's platforms) was not made: the registry's budget. A move onto
+	// it holds, with this reason.
+	Deferred string
 	// Err is why the lookup failed.
 	Err error
 	// Signature is the signature policy's verdict on Digest, when one is

@@ -2,10 +2,13 @@ package registry
 
 import (
 	"cmp"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/regclient/regclient/types/errs"
 )
 
 // Budget is what the Resolver spent on one registry with one set of
@@ -154,4 +157,43 @@ func (t *transport) budgetOf(k budgetKey) *Budget {
 		t.budgets[k] = b
 	}
 	return b
+}
+
+// Low reports whether the rate limit is running low: a tenth or less of
+// it remains. It is the judgement of the log line "registry rate limit
+// running low", and what makes a run's optional reads wait (see Short).
+func (r RateLimit) Low() bool { return r.Limit > 0 && r.Remaining*10 <= r.Limit }
+
+// Short returns, per registry, the budget of its credentials that is
+// shortest when the registry's rate limit is low (see RateLimit.Low) or it
+// answered 429 in this run: a run that has made its lookups then leaves
+// what remains to them and to the nodes, and its optional reads wait.
+func (res *Resolver) Short() map[string]Budget { return short(res.Budget()) }
+
+func short(bs []Budget) map[string]Budget {
+	out := map[string]Budget{}
+	for _, b := range bs {
+		if b.Limited == 0 && (b.RateLimit == nil || !b.RateLimit.Low()) {
+			continue
+		}
+		if o, ok := out[b.Registry]; ok && remaining(o) <= remaining(b) {
+			continue
+		}
+		out[b.Registry] = b
+	}
+	return out
+}
+
+// remaining is what b's registry said is left, 0 when it only answered 429.
+func remaining(b Budget) int {
+	if b.RateLimit == nil || b.Limited > 0 {
+		return 0
+	}
+	return b.RateLimit.Remaining
+}
+
+// RateLimited reports whether err is a registry's rate limit: a 429, or a
+// host urunner stopped asking until its Retry-After.
+func RateLimited(err error) bool {
+	return errors.Is(err, ErrRateLimited) || errors.Is(err, errs.ErrHTTPRateLimit)
 }

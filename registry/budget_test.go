@@ -130,3 +130,51 @@ func TestTheBudgetKeepsTheLowestRemainingOfAWindow(t *testing.T) {
 		t.Errorf("rate limit %+v, want 150 of 200 remaining", b.RateLimit)
 	}
 }
+
+func TestRateLimitLow(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rl   RateLimit
+		want bool
+	}{
+		{"a tenth left is low", RateLimit{Limit: 100, Remaining: 10}, true},
+		{"nothing left is low", RateLimit{Limit: 100, Remaining: 0}, true},
+		{"more than a tenth left is not", RateLimit{Limit: 100, Remaining: 11}, false},
+		{"no limit said is not", RateLimit{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.rl.Low(); got != tc.want {
+				t.Errorf("%+v.Low() = %v, want %v", tc.rl, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestShortRegistries(t *testing.T) {
+	rl := func(rem int) *RateLimit { return &RateLimit{Limit: 100, Remaining: rem, Window: 6 * time.Hour} }
+	for _, tc := range []struct {
+		name string
+		bs   []Budget
+		want map[string]Budget
+	}{
+		{"a registry that sends no rate limit is never short",
+			[]Budget{{Registry: "ghcr.io", ManifestHeads: 40}}, map[string]Budget{}},
+		{"a registry with more than a tenth left is not short",
+			[]Budget{{Registry: "docker.io", RateLimit: rl(11)}}, map[string]Budget{}},
+		{"a registry with a tenth left is short",
+			[]Budget{{Registry: "docker.io", RateLimit: rl(10)}}, map[string]Budget{"docker.io": {Registry: "docker.io", RateLimit: rl(10)}}},
+		{"a registry that answered 429 is short, whatever it said is left",
+			[]Budget{{Registry: "quay.io", Limited: 1}, {Registry: "docker.io", RateLimit: rl(50), Limited: 2}},
+			map[string]Budget{"quay.io": {Registry: "quay.io", Limited: 1}, "docker.io": {Registry: "docker.io", RateLimit: rl(50), Limited: 2}}},
+		{"of a registry's credentials, the shortest speaks for it",
+			[]Budget{{Registry: "docker.io", RateLimit: rl(80)}, {Registry: "docker.io", Credential: "shop/regcred", RateLimit: rl(3)},
+				{Registry: "docker.io", Credential: "team/regcred", RateLimit: rl(7)}},
+			map[string]Budget{"docker.io": {Registry: "docker.io", Credential: "shop/regcred", RateLimit: rl(3)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, short(tc.bs)); diff != "" {
+				t.Errorf("short (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -62,8 +62,8 @@ type rateLimit struct {
 	windowDur        time.Duration
 }
 
-// low reports whether a tenth or less of the limit remains.
-func (r rateLimit) low() bool { return r.limit > 0 && r.remaining*10 <= r.limit }
+// low reports whether a tenth or less of the limit remains (RateLimit.Low).
+func (r rateLimit) low() bool { return RateLimit{Limit: r.limit, Remaining: r.remaining}.Low() }
 
 func parseRateLimit(h http.Header) (rateLimit, bool) {
 	rem, lim := h.Get("RateLimit-Remaining"), h.Get("RateLimit-Limit")

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/urunner/urunner/registry"
 	"github.com/urunner/urunner/report"
@@ -112,4 +114,59 @@ func rateLimitOf(r report.Registry, f func(*report.RateLimit) float64) (float64,
 		return 0, false
 	}
 	return f(r.RateLimit), true
+}
+
+// spend is how the run spends the registries' budgets: the lookups come
+// first, and once they are made, a registry short of budget (see
+// registry.Resolver.Short) gets none of the run's optional reads (change
+// context, a moved index's platforms). What waited is told once per
+// registry (see tellWaited).
+type spend struct {
+	short  map[string]registry.Budget
+	waited map[string]*waitedReads
+}
+
+// waitedReads counts the optional reads of one registry that waited.
+type waitedReads struct{ changes, platforms int }
+
+func newSpend(short map[string]registry.Budget) *spend {
+	return &spend{short: short, waited: map[string]*waitedReads{}}
+}
+
+// wait reports whether optional reads of host wait, and counts one of
+// those that do (with count).
+func (s *spend) wait(host string, count func(*waitedReads)) bool {
+	if s == nil {
+		return false
+	}
+	if _, short := s.short[host]; !short {
+		return false
+	}
+	w := s.waited[host]
+	if w == nil {
+		w = &waitedReads{}
+		s.waited[host] = w
+	}
+	count(w)
+	return true
+}
+
+// left says, for a reason, what host said is left of its budget.
+func (s *spend) left(host string) string {
+	b := s.short[host]
+	if rl := b.RateLimit; rl != nil && b.Limited == 0 {
+		return fmt.Sprintf("%s has %d of %d pulls left", host, rl.Remaining, rl.Limit)
+	}
+	return fmt.Sprintf("%s answered 429 (rate limited)", host)
+}
+
+// tellWaited notes, once per registry, what of its optional reads waited.
+func (a *app) tellWaited(f *found) {
+	if f.spend == nil {
+		return
+	}
+	for _, host := range slices.Sorted(maps.Keys(f.spend.waited)) {
+		w := f.spend.waited[host]
+		a.note(readsWaited{budget: f.spend.short[host], changes: w.changes, platforms: w.platforms})
+	}
 }

@@ -15,6 +15,9 @@ type plan struct {
 	run *policy.Run
 	// changes say what each restart's moves change, by ref@from@to.
 	changes map[string]string
+	// read is what change context read of digests in this run, for the
+	// state's cache (state.Provenance).
+	read map[string]state.Provenance
 	// capped is how many restarts the cap held (0 when it did not apply).
 	capped int
 }

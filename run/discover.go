@@ -31,6 +31,8 @@ type found struct {
 	countedAt time.Time
 	results   map[policy.Lookup]policy.Result
 	lookups   map[policy.Lookup]registry.Lookup
+	// spend is what the registries' budgets leave to optional reads.
+	spend *spend
 	// secrets names, per pull-secret credentials, the Secrets that hold
 	// them (namespace/name), for messages: never the credentials.
 	secrets map[string][]string

@@ -177,14 +177,41 @@ func (f podsUnreadable) tell(r *reporter) {
 	r.log.Warn("cannot read the pods' digests; deciding from the registry alone", "error", f.err)
 }
 
-// platformsUnreadable: an index's platforms could not be read.
+// platformsUnreadable: an index's platforms could not be read. A read the
+// registry's rate limit refused holds the move instead (policy's
+// "registry budget" hold): a 429 is never a reason to restart.
 type platformsUnreadable struct {
 	image string
 	err   error
 }
 
 func (f platformsUnreadable) tell(r *reporter) {
+	if registry.RateLimited(f.err) {
+		r.log.Warn("cannot read the index's platforms: rate limited; a move onto it holds until they are read", "image", f.image, "error", f.err)
+		return
+	}
 	r.log.Warn("cannot read the index's platforms; a move restarts as without URUNNER_CONF_PLATFORMS", "image", f.image, "error", f.err)
+}
+
+// readsWaited: a registry was short of budget once the lookups were made
+// (registry.Resolver.Short), and the run's optional reads of it waited:
+// change context says less, and a moved index whose platforms were not
+// read holds (policy's "registry budget" hold). One line per registry.
+type readsWaited struct {
+	budget             registry.Budget
+	changes, platforms int
+}
+
+func (f readsWaited) tell(r *reporter) {
+	attrs := []any{"registry", f.budget.Registry}
+	if rl := f.budget.RateLimit; rl != nil {
+		attrs = append(attrs, "remaining", rl.Remaining, "limit", rl.Limit, "window_seconds", rl.Window.Seconds())
+	}
+	if f.budget.Limited > 0 {
+		attrs = append(attrs, "rate_limited", f.budget.Limited)
+	}
+	attrs = append(attrs, "change_context_digests", f.changes, "platform_indexes", f.platforms)
+	r.log.Warn("registry budget low: lookups first; change context and platform reads wait for a later run", attrs...)
 }
 
 // manifestsUnreadable: an index's manifests could not be read for the

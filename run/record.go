@@ -27,6 +27,7 @@ func (a *app) record(ctx context.Context, snap *state.Snapshot, f *found, p *pla
 	spent := a.lift(l, p)
 	a.recordDecisions(l, f)
 	next := l.Next(f.listing)
+	keepProvenance(&next, snap.State, p)
 	a.retracted(f, l.Retracted())
 	if !f.countedAt.IsZero() {
 		next.Workloads, next.CountedAt = f.cluster, f.countedAt

@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -39,7 +40,11 @@ func (a *app) resolve(ctx context.Context, in <-chan registry.Lookup, mem state.
 // enrich adds what some settings need beyond a digest: the pods' view
 // (URUNNER_CONF_RUNNING_PODS) and a moved index's platforms
 // (URUNNER_CONF_PLATFORMS).
+//
+// The lookups are made by now: a registry they left short of budget gets
+// none of the optional reads (see spend).
 func (a *app) enrich(ctx context.Context, f *found, mem state.State) {
+	f.spend = newSpend(a.resolver.Short())
 	if a.cfg.RunningPods {
 		a.addPods(ctx, f)
 	}
@@ -138,9 +143,15 @@ func (a *app) addPods(ctx context.Context, f *found) {
 
 // addChildren fetches, once per reference whose index moved or is new, its
 // children for the watched platforms (one GET of the index, never a layer).
-// In a steady state it fetches nothing.
+// In a steady state it fetches nothing. A registry short of budget is not
+// asked, and a read its rate limit refused is not guessed at: the result
+// is marked Deferred, and a move onto it holds.
 func (a *app) addChildren(ctx context.Context, f *found, mem state.State) {
-	fetched := map[string]map[string]string{} // ref@digest → children
+	type children struct {
+		of       map[string]string
+		deferred string
+	}
+	fetched := map[string]children{} // ref@digest → children
 	for pl, r := range f.results {
 		if r.Err != nil || !r.Index {
 			continue
@@ -149,21 +160,39 @@ func (a *app) addChildren(ctx context.Context, f *found, mem state.State) {
 		ch, done := fetched[key]
 		if !done {
 			if old, ok := mem.Refs[pl.Ref].Children[r.Digest]; ok {
-				ch = old
+				ch.of = old
 			} else {
-				var err error
-				ch, err = a.resolver.Children(ctx, f.lookups[pl], r.Digest, a.settings.Platforms)
-				if err != nil {
-					a.note(platformsUnreadable{pl.Ref, err})
-				}
+				ch.of, ch.deferred = a.readChildren(ctx, f, pl, r.Digest)
 			}
 			fetched[key] = ch
 		}
-		if ch != nil {
-			r.Children = ch
+		if ch.of != nil || ch.deferred != "" {
+			r.Children, r.Deferred = ch.of, ch.deferred
 			f.results[pl] = r
 		}
 	}
+}
+
+// readChildren reads the watched platforms' children of the index pl's
+// reference points at, unless its registry's budget is short; deferred
+// says why they were not read, for the hold.
+func (a *app) readChildren(ctx context.Context, f *found, pl policy.Lookup, digest string) (ch map[string]string, deferred string) {
+	l := f.lookups[pl]
+	host := l.Ref.Registry
+	why := func(left string) string {
+		return fmt.Sprintf("the watched platforms of index %s were not read (%s); waits for the registry budget", short(digest), left)
+	}
+	if f.spend.wait(host, func(w *waitedReads) { w.platforms++ }) {
+		return nil, why(f.spend.left(host))
+	}
+	ch, err := a.resolver.Children(ctx, l, digest, a.settings.Platforms)
+	if err != nil {
+		a.note(platformsUnreadable{pl.Ref, err})
+	}
+	if registry.RateLimited(err) {
+		return nil, why(host + " answered 429 (rate limited)")
+	}
+	return ch, ""
 }
 
 // shared returns the results as the rules read them: one Result per

@@ -23,6 +23,8 @@ import (
 //     mergeQuarantine): a quarantine or a lift either writer recorded is
 //     never lost, and a cluster-wide lift is not undone by a writer that
 //     read the state before it.
+//   - what change context read of digests is the union of both, bounded
+//     (see BoundProvenance).
 //   - a ring the other writer forgot (only a person forgets one: kubectl
 //     urunner forget-ring) stays forgotten.
 func Merge(prev, ours, theirs State, at time.Time) State {
@@ -65,6 +67,7 @@ func Merge(prev, ours, theirs State, at time.Time) State {
 	}
 	mergeRestarts(&out, ours)
 	out.Quarantines = mergeQuarantines(ours.Quarantines, out.Quarantines)
+	mergeProvenance(&out, ours)
 	return out
 }
 

@@ -38,6 +38,10 @@ type State struct {
 	// a tag that moves on and back, or another tag of the same digest, is
 	// still held.
 	Quarantines map[string]Quarantine
+	// Provenance maps a digest to what change context read of it, so that
+	// a move from it reads only the digest it moves to. A cache, kept under
+	// ProvenanceKey beside the document (see BoundProvenance).
+	Provenance map[string]Provenance
 }
 
 // Quarantine is what urunner remembers of a quarantined digest. Every field
@@ -242,6 +246,7 @@ func (s State) Clone() State {
 			c.Quarantines[d] = q.clone()
 		}
 	}
+	c.Provenance = maps.Clone(s.Provenance)
 	return c
 }
 

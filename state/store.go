@@ -71,7 +71,9 @@ type Snapshot struct {
 	// Migrated is the version of an older document read and migrated; 0
 	// when the document was already current.
 	Migrated int
-	cm       *ConfigMap
+	// ProvenanceErr is why the ProvenanceKey cache was dropped, if it was.
+	ProvenanceErr error
+	cm            *ConfigMap
 }
 
 // Name returns "namespace/name" of the ConfigMap, for messages.
@@ -108,6 +110,11 @@ func (s *Store) Load(ctx context.Context) (*Snapshot, error) {
 		// Versions 1 and 2 have no listing time: the older urunner's last
 		// run, which its report says started when, stands for it.
 		carryListing(&st, reportStarted(cm.Data[ReportKey]))
+	}
+	// A cache that does not decode is dropped: the next save rewrites it.
+	if pd, ok := cm.BinaryData[ProvenanceKey]; ok {
+		st.Provenance, snap.ProvenanceErr = DecodeProvenance(pd)
+		BoundProvenance(&st)
 	}
 	snap.State = st
 	return snap, nil
@@ -215,12 +222,29 @@ func (s *Store) object(snap *Snapshot, next State, report []byte) (*ConfigMap, i
 		cm.BinaryData = map[string][]byte{}
 	}
 	cm.BinaryData[DataKey] = data
+	delete(cm.BinaryData, ProvenanceKey)
 	if report != nil {
 		if cm.Data == nil {
 			cm.Data = map[string]string{}
 		}
 		cm.Data[ReportKey] = string(report)
 	}
+	size := dataSize(cm)
+	pd, err := EncodeProvenance(next.Provenance)
+	if err != nil {
+		return nil, 0, err
+	}
+	// The cache goes in only when it fits: it must never be why a save
+	// is refused.
+	if pd != nil && size+len(ProvenanceKey)+len(pd) <= s.MaxBytes {
+		cm.BinaryData[ProvenanceKey] = pd
+		size += len(ProvenanceKey) + len(pd)
+	}
+	return cm, size, nil
+}
+
+// dataSize is what the API server counts against MaxConfigMapBytes.
+func dataSize(cm *ConfigMap) int {
 	size := 0
 	for k, v := range cm.Data {
 		size += len(k) + len(v)
@@ -228,5 +252,5 @@ func (s *Store) object(snap *Snapshot, next State, report []byte) (*ConfigMap, i
 	for k, v := range cm.BinaryData {
 		size += len(k) + len(v)
 	}
-	return cm, size, nil
+	return size
 }

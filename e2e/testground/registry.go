@@ -412,6 +412,15 @@ func (r *Registry) RateLimitRemaining() int {
 	return r.remaining
 }
 
+// SetRateLimitRemaining sets what remains of RegistryOptions.RateLimit, as
+// if other clients had spent the rest of the window (or it had started
+// anew).
+func (r *Registry) SetRateLimitRemaining(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.remaining = n
+}
+
 // extraHandler returns the Extra handler with the longest prefix of path,
 // or nil.
 func (r *Registry) extraHandler(path string) http.Handler {
