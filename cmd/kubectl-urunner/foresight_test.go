@@ -137,7 +137,8 @@ func TestPlanAnImageAsIfPushed(t *testing.T) {
 	}
 	mustRow(t, "plan of web alone", out, web, short(v1), short(v2), "restart", in.app+"/deployment/web:app")
 	mustRow(t, "plan of web alone", out, api, "not looked up", "keep (not looked up)")
-	mustContain(t, "plan of web alone", out, "images=1 resolved=1")
+	mustContain(t, "plan of web alone", out, "images=1 resolved=1", `FORECAST (runs on URUNNER_CONF_SCHEDULE "CRON_TZ=Europe/Rome */5 * * * *")`)
+	mustRow(t, "the forecast of web alone", out, in.app+"/deployment/web", web, short(v2), "nothing holds it")
 	env := in.jobs()[0].Spec.Template.Spec.Containers[0].Env
 	for name, want := range map[string][]string{
 		dryRunEnv: {"true"}, referencesEnv: {web}, scheduleEnv: {"CRON_TZ=Europe/Rome */5 * * * *"}, planDigestEnv: nil,
@@ -148,9 +149,14 @@ func TestPlanAnImageAsIfPushed(t *testing.T) {
 	}
 
 	v3 := in.push("shop/web:next", "v3")
-	if code, _, _ := in.run("plan", web+"@"+v3); code != 0 {
+	code, out, _ = in.run("plan", web+"@"+v3)
+	if code != 0 {
 		t.Fatalf("plan %s@%s: exit %d", web, v3, code)
 	}
+	// The tag still points at v2: the plan takes v3 as if pushed.
+	mustRow(t, "plan of web@v3", out, web, short(v1), short(v3), "restart", in.app+"/deployment/web:app")
+	mustRow(t, "the forecast of web@v3", out, in.app+"/deployment/web", web, short(v3), "nothing holds it")
+	mustContain(t, "plan of web@v3", out, "planned as if just pushed")
 	env = in.jobs()[0].Spec.Template.Spec.Containers[0].Env
 	if got := envValues(env, planDigestEnv); !slices.Equal(got, []string{v3}) {
 		t.Errorf("plan Job %s = %q, want [%s]", planDigestEnv, got, v3)
