@@ -291,13 +291,15 @@ func (l *listing) read(ctx context.Context, k kind, obj runtime.Object, disabled
 		return w, !disabled
 	}
 	key := w.Namespace + "/" + w.Name
-	l.mu.Lock()
-	if l.of == nil {
-		l.of = map[string][]string{}
+	if w.TemplateFrom.Kind == "Deployment" {
+		l.mu.Lock()
+		if l.of == nil {
+			l.of = map[string][]string{}
+		}
+		dkey := w.Namespace + "/" + w.TemplateFrom.Name
+		l.of[dkey] = append(l.of[dkey], key)
+		l.mu.Unlock()
 	}
-	dkey := w.Namespace + "/" + w.TemplateFrom.Name
-	l.of[dkey] = append(l.of[dkey], key)
-	l.mu.Unlock()
 	if disabled {
 		return w, false
 	}
