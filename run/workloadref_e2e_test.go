@@ -132,6 +132,9 @@ func TestARolloutWithWorkloadRefInPinModePinsTheDeployment(t *testing.T) {
 	if got := containerImage(d, "sidecar"); got != "busybox:1.36" {
 		t.Errorf("sidecar image = %s, want it untouched", got)
 	}
+	if len(d.Spec.Template.Annotations) > 0 {
+		t.Errorf("the Deployment's template got annotations %v, want only the image (the records are the Rollout's)", d.Spec.Template.Annotations)
+	}
 	r := g.getRollout(dc, ns, "web")
 	if at, found, _ := unstructured.NestedString(r.Object, "spec", "restartAt"); found {
 		t.Errorf("spec.restartAt = %s in pin mode, want none (the new revision replaces the pods)", at)
