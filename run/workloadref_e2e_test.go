@@ -163,7 +163,10 @@ func TestARolloutWhoseTemplateCannotBeReadHolds(t *testing.T) {
 	g := newGround(t, testground.RegistryOptions{})
 	dc := g.rollouts()
 	first := g.push("team/app:latest", "v1")
-	ns := g.namespace(true)
+	// Namespaced mode, in a namespace no other test's run lists: its
+	// unreadable Rollouts would fail those runs.
+	ns := g.namespace(false)
+	g.setenv("URUNNER_CONF_NAMESPACES", ns)
 	g.templateDeployment(ns, "web-template", g.image("team/app:latest"))
 	g.rolloutWithRef(dc, ns, "web", "Deployment", "web-template")
 	g.rolloutWithRef(dc, ns, "odd", "StatefulSet", "web-template")
