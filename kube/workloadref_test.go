@@ -1,14 +1,17 @@
 package kube_test
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/urunner/urunner/kube"
 )
@@ -76,5 +79,98 @@ func TestListRolloutsWithWorkloadRef(t *testing.T) {
 		if n := gets.Load(); n != 1 {
 			t.Errorf("per namespace %v: %d GETs of Deployments, want 1 (tpl, once for both Rollouts)", scope.PerNamespace, n)
 		}
+	}
+}
+
+// observed waits until the controller manager has written the
+// Deployment's status for its generation: its last write, at no replicas.
+func observed(t *testing.T, ns, name string) *appsv1.Deployment {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := admin(t).AppsV1().Deployments(ns).Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status.ObservedGeneration == d.Generation {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Deployment %s/%s not observed in 30s", ns, name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A pin of a Rollout with a workloadRef sets the image in the Deployment
+// (nothing else in its template) and the records on the Rollout; when the
+// Deployment changed since it was read, nothing is pinned, the Rollout's
+// records are put back and the error is a conflict (read again, decide
+// again). A rollback restores the Deployment's image and the Rollout's
+// records, unless the Deployment changed since the pin.
+func TestPinAndRollBackARolloutWithWorkloadRef(t *testing.T) {
+	t.Parallel()
+	rollouts(t)
+	ns := namespace(t, nil)
+	c := newClient(t, nil)
+	deployment(t, ns, "tpl", 0)
+	rollout(t, metav1.ObjectMeta{Namespace: ns, Name: "web"}, corev1.PodTemplateSpec{}, withRef("tpl"))
+	tag := "registry.example.com/team/tpl:1"
+	restart := kube.Restart{At: time.Now(), Records: map[string]string{"app": tag + "@" + digestB}, Pins: map[string]string{"app": tag + "@" + digestB}}
+	imageOf := func() (string, *appsv1.Deployment) {
+		d := observed(t, ns, "tpl")
+		return d.Spec.Template.Spec.Containers[0].Image, d
+	}
+	observed(t, ns, "tpl")
+
+	stale := get(t, c, "Rollout", ns, "web")
+	if _, err := admin(t).AppsV1().Deployments(ns).Patch(t.Context(), "tpl", types.MergePatchType, []byte(`{"metadata":{"labels":{"team":"shop"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Restart(t.Context(), stale, restart); !errors.Is(err, kube.ErrConflict) {
+		t.Errorf("pin with the Deployment changed since read: err = %v, want ErrConflict", err)
+	}
+	if img, _ := imageOf(); img != tag {
+		t.Errorf("pinned from a stale read: %s", img)
+	}
+	if got := get(t, c, "Rollout", ns, "web"); got.RestartedFor != nil || got.Annotations[kube.RolloutRestartedAtAnnotation] != "" {
+		t.Errorf("records left on the Rollout after the failed pin: %v", got.Annotations)
+	}
+
+	before := get(t, c, "Rollout", ns, "web")
+	gen, err := c.Restart(t.Context(), before, restart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, d := imageOf()
+	if img != tag+"@"+digestB || len(d.Spec.Template.Annotations) > 0 {
+		t.Errorf("the Deployment after the pin: image %s, template annotations %v; want %s and none", img, d.Spec.Template.Annotations, tag+"@"+digestB)
+	}
+	if got := get(t, c, "Rollout", ns, "web"); got.RestartedFor["app"] != tag+"@"+digestB || got.Generation != gen {
+		t.Errorf("Rollout after the pin: records %v, generation %d (Restart returned %d)", got.RestartedFor, got.Generation, gen)
+	}
+	if err := c.Rollback(t.Context(), before, gen); err != nil {
+		t.Fatal(err)
+	}
+	if img, _ := imageOf(); img != tag {
+		t.Errorf("the Deployment's image after the rollback = %s, want %s", img, tag)
+	}
+	if got := get(t, c, "Rollout", ns, "web"); got.RestartedFor != nil {
+		t.Errorf("records on the Rollout after the rollback: %v", got.RestartedFor)
+	}
+
+	before = get(t, c, "Rollout", ns, "web")
+	if gen, err = c.Restart(t.Context(), before, restart); err != nil {
+		t.Fatal(err)
+	}
+	person := `{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example.com/team/tpl:2"}]}}}}`
+	if _, err := admin(t).AppsV1().Deployments(ns).Patch(t.Context(), "tpl", types.StrategicMergePatchType, []byte(person), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rollback(t.Context(), before, gen); !errors.Is(err, kube.ErrChangedSinceRestart) {
+		t.Errorf("rollback after a person's edit of the Deployment: err = %v, want ErrChangedSinceRestart", err)
+	}
+	if img, _ := imageOf(); img != "registry.example.com/team/tpl:2" {
+		t.Errorf("the person's image was rolled back to %s", img)
 	}
 }
