@@ -227,7 +227,7 @@ func rolloutPatch(w Workload, resourceVersion string, annotations map[string]*st
 	for _, c := range w.Containers {
 		img, ok := images[c.Name]
 		// A Rollout with a workloadRef has no template of its own: its
-		// images are set in the Deployment (templateRefPin).
+		// images are set in the Deployment (pinTemplateRef).
 		if !ok || w.TemplateFrom != nil {
 			continue
 		}
