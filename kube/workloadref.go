@@ -115,6 +115,11 @@ func (c *Client) withTemplate(ctx context.Context, obj runtime.Object, w Workloa
 	// Deployment's containers.
 	out := rolloutWorkload(r, &d.Spec.Template)
 	out.Healthy = w.Healthy
+	if out.GitOps == "" {
+		// A pin writes the Deployment: a GitOps controller managing it
+		// would revert the image, or see it drift.
+		out.GitOps = gitOpsOwner(&d.ObjectMeta)
+	}
 	out.TemplateFrom = &TemplateSource{APIVersion: ref.APIVersion, Kind: ref.Kind, Name: d.Name, ResourceVersion: d.ResourceVersion, Generation: d.Generation}
 	return out, nil
 }

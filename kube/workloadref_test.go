@@ -39,6 +39,7 @@ func TestListRolloutsWithWorkloadRef(t *testing.T) {
 	sidecar := func(d *appsv1.Deployment) {
 		d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: "sidecar", Image: "registry.example.com/sidecar:1"})
 		d.Spec.Template.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
+		d.Labels = map[string]string{"argocd.argoproj.io/instance": "shop"}
 	}
 	deployment(t, ns, "tpl", 0, sidecar)
 	deployment(t, ns, "tpl-off", 0)
@@ -61,17 +62,18 @@ func TestListRolloutsWithWorkloadRef(t *testing.T) {
 			if w.TemplateFrom != nil {
 				line += " from=" + w.TemplateFrom.Name
 			}
-			got[w.Kind+" "+w.Name] = line + " of=" + w.TemplateOf
+			got[w.Kind+" "+w.Name] = line + " of=" + w.TemplateOf + " gitops=" + w.GitOps
 		})
 		if err != nil || len(listed.Unread) > 0 {
 			t.Fatal(err, listed.Unread)
 		}
 		want := map[string]string{
-			"Deployment tpl":     "app,sidecar selector=app=tpl secrets=regcred of=" + ns + "/a, " + ns + "/b",
-			"Deployment tpl-off": "app selector=app=tpl-off secrets= of=" + ns + "/off",
-			"Deployment plain":   "app selector=app=plain secrets= of=",
-			"Rollout a":          "app selector=app=tpl secrets=regcred from=tpl of=",
-			"Rollout b":          "app,sidecar selector=app=tpl secrets=regcred from=tpl of=",
+			"Deployment tpl":     "app,sidecar selector=app=tpl secrets=regcred of=" + ns + "/a, " + ns + "/b gitops=Argo CD",
+			"Deployment tpl-off": "app selector=app=tpl-off secrets= of=" + ns + "/off gitops=",
+			"Deployment plain":   "app selector=app=plain secrets= of= gitops=",
+			// The Deployment a pin writes is managed by Argo CD.
+			"Rollout a": "app selector=app=tpl secrets=regcred from=tpl of= gitops=Argo CD",
+			"Rollout b": "app,sidecar selector=app=tpl secrets=regcred from=tpl of= gitops=Argo CD",
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("per namespace %v: listed (-want +got):\n%s", scope.PerNamespace, diff)
