@@ -85,6 +85,8 @@ func TestChartGrantsExactlyTheRightsEachModeNeeds(t *testing.T) {
 			want: map[string][]right{"urunner/urunner": rightsOf(
 				grantNamed("shop", "namespaces", "shop", "get"),
 				grant("shop", "rollouts.argoproj.io", "list", "get", "patch"),
+				// The Deployments Rollouts take their templates from.
+				grant("shop", "deployments.apps", "get", "patch"),
 				state("urunner-state"),
 			)},
 		},

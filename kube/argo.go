@@ -29,8 +29,11 @@ import (
 // for the same reason. In pin mode the template's images change, which is
 // a new revision: Argo then takes it through the Rollout's strategy
 // (canary steps, analysis), as for any image update, and spec.restartAt
-// is left alone. A Rollout whose template lives in another object
-// (spec.workloadRef) has no containers here and is left alone.
+// is left alone.
+//
+// A Rollout whose template lives in a Deployment (spec.workloadRef, the
+// Deployment scaled to zero) is the same workload with that Deployment's
+// template: see workloadref.go.
 
 // RolloutRestartedAtAnnotation records, on a Rollout's metadata, when
 // urunner last restarted or pinned it (for cooldowns: a pin sets no
@@ -48,6 +51,9 @@ type argoRollout struct {
 		RestartAt *metav1.Time           `json:"restartAt,omitempty"`
 		Selector  *metav1.LabelSelector  `json:"selector,omitempty"`
 		Template  corev1.PodTemplateSpec `json:"template"`
+		// WorkloadRef names the object whose pod template the Rollout
+		// runs, instead of its own.
+		WorkloadRef *workloadRef `json:"workloadRef,omitempty"`
 	} `json:"spec"`
 	Status struct {
 		// ObservedGeneration is a string in Argo's API ("7").
@@ -56,6 +62,9 @@ type argoRollout struct {
 		// Healthy, Progressing, Paused or Degraded.
 		Phase   string `json:"phase,omitempty"`
 		Message string `json:"message,omitempty"`
+		// WorkloadObservedGeneration is the generation of the
+		// spec.workloadRef object the phase is of (a string too).
+		WorkloadObservedGeneration string `json:"workloadObservedGeneration,omitempty"`
 	} `json:"status"`
 }
 
@@ -105,14 +114,13 @@ var argoRolloutKind = kind{
 			m, _ := metaOf(obj)
 			return Workload{Kind: "Rollout", Namespace: m.GetNamespace(), Name: m.GetName()}
 		}
-		w := fromTemplate("Rollout", &r.ObjectMeta, &r.Spec.Template)
-		w.Paused = r.Spec.Paused
-		w.Selector = selectorString(r.Spec.Selector)
-		w.annotated = len(r.Annotations) > 0
-		// Its records live on the Rollout, not in its template.
-		w.RestartedFor, _ = parseRestartedFor(r.Annotations)
-		w.RestartedAt = latest(r.Annotations[RolloutRestartedAtAnnotation], r.Spec.RestartAt)
-		return w
+		tpl := &r.Spec.Template
+		if r.Spec.WorkloadRef != nil {
+			// Argo runs the referenced object's template, read later
+			// (withTemplate), never one beside the reference.
+			tpl = &corev1.PodTemplateSpec{}
+		}
+		return rolloutWorkload(r, tpl)
 	},
 	rollout: func(obj runtime.Object, _ time.Time) (Rollout, string, bool) {
 		r, err := toArgoRollout(obj)
@@ -123,6 +131,22 @@ var argoRolloutKind = kind{
 	},
 	restart:  restartArgoRollout,
 	rollback: rollbackArgoRollout,
+}
+
+// rolloutWorkload is what urunner keeps of a Rollout running the pod
+// template tpl: its own, or that of the object its workloadRef names.
+func rolloutWorkload(r *argoRollout, tpl *corev1.PodTemplateSpec) Workload {
+	w := fromTemplate("Rollout", &r.ObjectMeta, tpl)
+	w.Paused = r.Spec.Paused
+	w.Selector = selectorString(r.Spec.Selector)
+	w.annotated = len(r.Annotations) > 0
+	// Its records live on the Rollout, not in its template.
+	w.RestartedFor, _ = parseRestartedFor(r.Annotations)
+	w.RestartedAt = latest(r.Annotations[RolloutRestartedAtAnnotation], r.Spec.RestartAt)
+	if ref := r.Spec.WorkloadRef; ref != nil {
+		w.TemplateFrom = &TemplateSource{APIVersion: ref.APIVersion, Kind: ref.Kind, Name: ref.Name}
+	}
+	return w
 }
 
 // latest is the later of an RFC 3339 annotation and a time, as RFC 3339.
@@ -146,6 +170,9 @@ func argoRolloutStatus(r *argoRollout) (Rollout, string, bool) {
 	// Rollouts before v1.0 wrote a hash there: not a generation to compare.
 	if og, err := strconv.ParseInt(r.Status.ObservedGeneration, 10, 64); err == nil && og < r.Generation {
 		return 0, "waiting for the Argo Rollouts controller to see the new spec", false
+	}
+	if !workloadObserved(r, 0) {
+		return 0, "waiting for the Argo Rollouts controller to see the new template of " + r.Spec.WorkloadRef.Kind + " " + r.Spec.WorkloadRef.Name, false
 	}
 	why := strings.TrimSpace(r.Status.Message)
 	switch r.Status.Phase {
@@ -199,7 +226,9 @@ func rolloutPatch(w Workload, resourceVersion string, annotations map[string]*st
 	}
 	for _, c := range w.Containers {
 		img, ok := images[c.Name]
-		if !ok {
+		// A Rollout with a workloadRef has no template of its own: its
+		// images are set in the Deployment (pinTemplateRef).
+		if !ok || w.TemplateFrom != nil {
 			continue
 		}
 		list := "containers"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -137,6 +138,10 @@ type Listed struct {
 	// labelled urunner=disable), known when listed cluster-wide; -1 when
 	// not.
 	Cluster int
+	// Unread are the watched Rollouts, by "namespace/name", whose pod
+	// template could not be read from the object their spec.workloadRef
+	// names (ErrTemplateUnread): they are not handed on.
+	Unread map[string]error
 }
 
 // List lists the workloads of kinds in scope, except those labelled
@@ -153,25 +158,46 @@ func (c *Client) List(ctx context.Context, scope Scope, kindNames []string, each
 		}
 		ks = append(ks, k)
 	}
+	// Rollouts first: the Deployments their templates live in are then
+	// known when Deployments are listed.
+	slices.SortStableFunc(ks, func(a, b kind) int {
+		return boolInt(b.name == argoRolloutKind.name) - boolInt(a.name == argoRolloutKind.name)
+	})
 	var mu sync.Mutex
 	emit := func(w Workload) {
 		mu.Lock()
 		defer mu.Unlock()
 		each(w)
 	}
+	l := &listing{c: c}
+	var (
+		listed Listed
+		err    error
+	)
 	if !scope.PerNamespace {
-		return c.listCluster(ctx, ks, scope.Namespaces, emit)
+		listed, err = c.listCluster(ctx, ks, scope.Namespaces, l, emit)
+	} else {
+		listed, err = c.listNamespaces(ctx, ks, scope.Namespaces, l, emit)
 	}
-	return c.listNamespaces(ctx, ks, scope.Namespaces, emit)
+	listed.Unread = l.unread
+	return listed, err
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // listCluster lists each kind across the cluster and emits the workloads
 // of namespaces, counting every workload seen for Listed.Cluster.
-func (c *Client) listCluster(ctx context.Context, ks []kind, namespaces []string, emit func(Workload)) (Listed, error) {
+func (c *Client) listCluster(ctx context.Context, ks []kind, namespaces []string, l *listing, emit func(Workload)) (Listed, error) {
 	want := make(map[string]bool, len(namespaces))
 	for _, ns := range namespaces {
 		want[ns] = true
 	}
+	l.want = want
 	if len(want) == 0 {
 		return Listed{Cluster: -1}, nil
 	}
@@ -179,7 +205,7 @@ func (c *Client) listCluster(ctx context.Context, ks []kind, namespaces []string
 	for _, k := range ks {
 		// Objects of namespaces not watched are dropped as their page
 		// is decoded, never kept.
-		if err := c.listKind(ctx, k, metav1.NamespaceAll, func(w Workload) {
+		if err := c.listKind(ctx, k, metav1.NamespaceAll, l, func(w Workload) {
 			seen++
 			if want[w.Namespace] {
 				emit(w)
@@ -194,7 +220,7 @@ func (c *Client) listCluster(ctx context.Context, ks []kind, namespaces []string
 // listNamespaces lists namespaces, namespaceWorkers at a time. A forbidden
 // or missing namespace goes to Listed.Failed; the first other error
 // cancels the listings still running and is returned.
-func (c *Client) listNamespaces(ctx context.Context, ks []kind, namespaces []string, emit func(Workload)) (Listed, error) {
+func (c *Client) listNamespaces(ctx context.Context, ks []kind, namespaces []string, l *listing, emit func(Workload)) (Listed, error) {
 	failed := map[string]error{}
 	var (
 		wg           sync.WaitGroup
@@ -208,7 +234,7 @@ func (c *Client) listNamespaces(ctx context.Context, ks []kind, namespaces []str
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			err := c.listNamespace(lctx, ks, ns, emit)
+			err := c.listNamespace(lctx, ks, ns, l, emit)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -231,10 +257,10 @@ func (c *Client) listNamespaces(ctx context.Context, ks []kind, namespaces []str
 // listNamespace lists every kind in one namespace. A namespace with no
 // workloads at all is checked to exist: a LIST in a missing namespace is
 // an empty list, not an error.
-func (c *Client) listNamespace(ctx context.Context, ks []kind, ns string, emit func(Workload)) error {
+func (c *Client) listNamespace(ctx context.Context, ks []kind, ns string, l *listing, emit func(Workload)) error {
 	n := 0
 	for _, k := range ks {
-		if err := c.listKind(ctx, k, ns, func(w Workload) { n++; emit(w) }); err != nil {
+		if err := c.listKind(ctx, k, ns, l, func(w Workload) { n++; emit(w) }); err != nil {
 			return err
 		}
 	}
@@ -251,7 +277,9 @@ func (c *Client) listNamespace(ctx context.Context, ks []kind, ns string, emit f
 }
 
 // listKind pages through one kind in ns ("" for all namespaces).
-func (c *Client) listKind(ctx context.Context, k kind, ns string, each func(Workload)) error {
+// Rollouts are listed with those labelled urunner=disable: the Deployment
+// a disabled Rollout runs the template of is still not restarted alone.
+func (c *Client) listKind(ctx context.Context, k kind, ns string, l *listing, each func(Workload)) error {
 	p := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return k.list(ctx, c, ns, o)
 	})
@@ -262,11 +290,18 @@ func (c *Client) listKind(ctx context.Context, k kind, ns string, each func(Work
 	// Never fall back to an unpaginated list: on thousands of objects it
 	// is the one call that can time out or exhaust the API server.
 	p.FullListIfExpired = false
-	err := p.EachListItem(ctx, metav1.ListOptions{LabelSelector: Label + "!=" + LabelDisable}, func(obj runtime.Object) error {
-		if m, err := metaOf(obj); err == nil && m.GetDeletionTimestamp() != nil {
+	selector := Label + "!=" + LabelDisable
+	if k.name == argoRolloutKind.name {
+		selector = ""
+	}
+	err := p.EachListItem(ctx, metav1.ListOptions{LabelSelector: selector}, func(obj runtime.Object) error {
+		m, err := metaOf(obj)
+		if err != nil || m.GetDeletionTimestamp() != nil {
 			return nil
 		}
-		each(k.read(obj))
+		if w, ok := l.read(ctx, k, obj, m.GetLabels()[Label] == LabelDisable); ok {
+			each(w)
+		}
 		return nil
 	})
 	if err != nil {

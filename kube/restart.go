@@ -62,6 +62,9 @@ func (c *Client) Restart(ctx context.Context, w Workload, r Restart) (int64, err
 	if err != nil {
 		return 0, err
 	}
+	if w.TemplateFrom != nil && len(r.Pins) > 0 {
+		return c.pinTemplateRef(ctx, k, w, r, string(rf))
+	}
 	patch, pt, err := k.restart(w, r, string(rf))
 	if err != nil {
 		return 0, err
@@ -128,7 +131,10 @@ func changedImages(before, fresh Workload) map[string]string {
 // patch is a precondition: the API server answers 409 if the object
 // changed since it was read.
 func templatePatch(w Workload, resourceVersion string, annotations map[string]any, images map[string]string) ([]byte, types.PatchType, error) {
-	template := map[string]any{"metadata": map[string]any{"annotations": annotations}}
+	template := map[string]any{}
+	if annotations != nil {
+		template["metadata"] = map[string]any{"annotations": annotations}
+	}
 	pt := types.MergePatchType
 	if len(images) > 0 {
 		// A strategic merge patch merges containers by name, so only the
@@ -173,7 +179,11 @@ func (c *Client) Get(ctx context.Context, kindName, namespace, name string) (Wor
 	if err != nil {
 		return Workload{}, fmt.Errorf("read %s %s/%s: %w", kindName, namespace, name, err)
 	}
-	return k.read(obj), nil
+	w := k.read(obj)
+	if w.TemplateFrom != nil {
+		return c.withTemplate(ctx, obj, w, &templates{})
+	}
+	return w, nil
 }
 
 // Rollback restores the pod template before, the workload as read before
@@ -189,21 +199,11 @@ func (c *Client) Rollback(ctx context.Context, before Workload, generation int64
 	if err != nil {
 		return err
 	}
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		fresh, err := c.Get(ctx, before.Kind, before.Namespace, before.Name)
-		if err != nil {
-			return err
-		}
-		if fresh.Generation != generation {
-			return fmt.Errorf("%w (generation %d, the restart left %d)", ErrChangedSinceRestart, fresh.Generation, generation)
-		}
-		patch, pt, err := k.rollback(before, fresh)
-		if err != nil {
-			return err
-		}
-		_, err = k.patch(ctx, c, before.Namespace, before.Name, pt, patch)
-		return err
-	})
+	if before.TemplateFrom != nil {
+		err = c.rollbackTemplateRef(ctx, k, before, generation)
+	} else {
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error { return c.rollbackOnce(ctx, k, before, generation) })
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -211,6 +211,23 @@ func (c *Client) Rollback(ctx context.Context, before Workload, generation int64
 		err = fmt.Errorf("%w: %w", ErrChangedSinceRestart, err)
 	}
 	return fmt.Errorf("roll back %s %s/%s: %w", before.Kind, before.Namespace, before.Name, err)
+}
+
+// rollbackOnce reads the workload again and patches its rollback.
+func (c *Client) rollbackOnce(ctx context.Context, k kind, before Workload, generation int64) error {
+	fresh, err := c.Get(ctx, before.Kind, before.Namespace, before.Name)
+	if err != nil {
+		return err
+	}
+	if fresh.Generation != generation {
+		return fmt.Errorf("%w (generation %d, the restart left %d)", ErrChangedSinceRestart, fresh.Generation, generation)
+	}
+	patch, pt, err := k.rollback(before, fresh)
+	if err != nil {
+		return err
+	}
+	_, err = k.patch(ctx, c, before.Namespace, before.Name, pt, patch)
+	return err
 }
 
 // RemoveAnnotation removes the workload's own (metadata) annotation key

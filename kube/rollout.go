@@ -43,6 +43,15 @@ func (c *Client) WaitRollout(ctx context.Context, w Workload) (Rollout, string, 
 	if w.OnDelete {
 		return RolloutManual, "OnDelete update strategy: the pods take the new template only when they are deleted", nil
 	}
+	// A Rollout whose template lives in a Deployment is judged once the
+	// Argo controller has seen that Deployment as it is now (after a pin:
+	// its new generation), not from a phase of the template before.
+	var template int64
+	if w.TemplateFrom != nil {
+		if template, err = c.templateGeneration(ctx, w); err != nil {
+			return 0, "", err
+		}
+	}
 	for {
 		obj, err := k.get(ctx, c, w.Namespace, w.Name)
 		if err != nil {
@@ -52,6 +61,9 @@ func (c *Client) WaitRollout(ctx context.Context, w Workload) (Rollout, string, 
 			return 0, "", fmt.Errorf("rollout status of %s %s/%s: %w", w.Kind, w.Namespace, w.Name, err)
 		}
 		r, msg, done := k.rollout(obj, w.Restarted)
+		if done && template > 0 {
+			r, msg, done = templateObserved(obj, template, r, msg)
+		}
 		if done {
 			return r, msg, nil
 		}

@@ -83,6 +83,14 @@ type Workload struct {
 	// Healthy is whether its rollout is complete, as `kubectl rollout
 	// status` judges it from the listed object.
 	Healthy bool
+	// TemplateFrom is, for a Rollout that runs the pod template of a
+	// Deployment (spec.workloadRef), that Deployment as read: Containers,
+	// PullSecrets and ServiceAccount are its template's, and pin mode sets
+	// its images. Nil for every other workload.
+	TemplateFrom *TemplateSource
+	// TemplateOf names, for a Deployment whose pod template watched
+	// Rollouts run, those Rollouts ("namespace/name", comma separated).
+	TemplateOf string
 
 	// annotated says the object has metadata annotations at all (a JSON
 	// patch adds to the map or creates it).

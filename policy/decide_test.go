@@ -380,6 +380,13 @@ func TestDecide(t *testing.T) {
 			want:     want{Ignored: "managed by Argo CD (URUNNER_CONF_GITOPS=skip)"},
 		},
 		{
+			name:     "a Deployment whose template an Argo Rollout runs is left alone: the Rollout is restarted",
+			workload: workload(func(w *Workload) { w.TemplateOf = "shop/web" }),
+			mem:      base,
+			results:  registry(map[string]string{app: dB}),
+			want:     want{Ignored: "the pod template of Rollout shop/web (spec.workloadRef): restarted, pinned and rolled back through the Rollout"},
+		},
+		{
 			name:     "a container is decided on its own lookup's result (its credentials')",
 			workload: workload(withContainerMod(func(c *Container) { c.Cred = "pull:shop" })),
 			mem:      base,

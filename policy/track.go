@@ -1,9 +1,15 @@
 package policy
 
-// Watched says why w is left alone entirely ("" when it is not): with
-// GitOps=skip, a workload a GitOps controller manages is neither looked up
-// nor restarted.
+// Watched says why w is left alone entirely ("" when it is not): the
+// Deployment whose template Argo Rollouts run; with GitOps=skip, a
+// workload a GitOps controller manages. It is neither looked up nor
+// restarted.
 func Watched(s Settings, w *Workload) string {
+	if w.TemplateOf != "" {
+		// Argo takes a change of this template as a new revision of its
+		// Rollouts: restarting it too would restart them twice.
+		return "the pod template of Rollout " + w.TemplateOf + " (spec.workloadRef): restarted, pinned and rolled back through the Rollout"
+	}
 	if s.GitOps == "skip" && w.GitOps != "" {
 		return "managed by " + w.GitOps + " (URUNNER_CONF_GITOPS=skip)"
 	}

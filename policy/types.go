@@ -96,6 +96,9 @@ type Workload struct {
 	// urunner restarted each container for.
 	RestartedFor map[string]Record
 	Containers   []Container
+	// TemplateOf names the Argo Rollouts ("namespace/name, …") that run
+	// this Deployment's pod template (their spec.workloadRef), "" for none.
+	TemplateOf string
 }
 
 // Record is what urunner restarted a container for: the reference as it

@@ -102,6 +102,7 @@ func (a *app) discover(ctx context.Context, lookups chan<- registry.Lookup, mem 
 		f.cluster, f.countedAt = listed.Cluster, f.listedAt
 	}
 	f.listing = policy.Listing{Complete: len(listed.Failed) == 0, Restricted: a.restricted(), Failed: map[string]bool{}}
+	a.templatesUnread(f, listed.Unread)
 	for ns, err := range listed.Failed {
 		f.listing.Failed[ns] = true
 		// A deleted namespace takes the chart's Role in it along: its LIST
@@ -194,7 +195,7 @@ func (a *app) watch(ctx context.Context, kw kube.Workload, ps *kube.PullSecrets,
 		Kind: kw.Kind, Namespace: kw.Namespace, Name: kw.Name, Created: kw.Created,
 		Paused: kw.Paused, OnDelete: kw.OnDelete, GitOps: kw.GitOps, Annotations: kw.Annotations,
 		NamespaceAnnotations: f.scope.Annotations[kw.Namespace], Healthy: kw.Healthy,
-		RestartedFor: policy.Records(kw.RestartedFor),
+		RestartedFor: policy.Records(kw.RestartedFor), TemplateOf: kw.TemplateOf,
 	}}}
 	w := &wl.listed
 	if t, err := time.Parse(time.RFC3339, kw.RestartedAt); err == nil {

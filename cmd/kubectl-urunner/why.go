@@ -211,8 +211,11 @@ func (c *cli) why(ctx context.Context, out io.Writer, arg string) error {
 // optedOut reads whether the workload carries urunner=disable: its labels
 // are not in kube.Workload, so a metadata-only GET.
 func (c *cli) optedOut(ctx context.Context, kind, ns, name string) (bool, error) {
-	gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: kube.Resource(kind)}
-	m, err := c.meta.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	gv, err := schema.ParseGroupVersion(kube.APIVersion(kind))
+	if err != nil {
+		return false, err
+	}
+	m, err := c.meta.Resource(gv.WithResource(kube.Resource(kind))).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return false, fmt.Errorf("read %s %s/%s: %w", kind, ns, name, err)
 	}

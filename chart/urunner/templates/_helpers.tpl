@@ -101,7 +101,8 @@ values enable the feature that makes it.
 # The workload kinds of workloadKinds. list: find them, page by page;
 # get: read one again after a conflicting PATCH, and follow its rollout
 # (config.verifyRollout); patch: the restart annotation (config.restartMode
-# pin: the image too). No create, update or delete.
+# pin: the image too){{ if has "Rollout" $v.workloadKinds }}; the Deployments Argo Rollouts take their
+# templates from (spec.workloadRef) are read and pinned through the same rule{{ end }}. No create, update or delete.
 - apiGroups: [apps]
   resources:
     {{- range $apps }}
@@ -115,6 +116,14 @@ values enable the feature that makes it.
 - apiGroups: [argoproj.io]
   resources: [rollouts]
   verbs: [list, get, patch]
+{{- if not (has "Deployment" $v.workloadKinds) }}
+# A Rollout whose template lives in a Deployment (spec.workloadRef): get
+# reads that template, patch sets its images (pin mode, and restarts a
+# gate binds to a digest). Deployments are not listed.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, patch]
+{{- end }}
 {{- end }}
 {{- if or $v.runningPods $v.config.verifyRollout }}
 # runningPods: the digests the workloads' ready pods run, from one LIST of
