@@ -356,6 +356,12 @@ func TestSIGTERMSavesWhatWasDone(t *testing.T) {
 			return nil
 		}
 		<-ctx.Done()
+		// cancel closes ctx's Done before it cancels the run's contexts
+		// derived from it: answering at once, a PATCH would free its worker
+		// inside that window, which a real SIGTERM never does (a PATCH in
+		// flight is not tied to the signal), and the run could start new
+		// work seeing its own context not yet cancelled.
+		time.Sleep(100 * time.Millisecond)
 		return apiStatus(r, http.StatusServiceUnavailable, "ServiceUnavailable")
 	})
 	t.Cleanup(func() { g.api.setFault(nil); g.api.setAfter(nil) })

@@ -19,7 +19,7 @@ import (
 // (spec.workloadRef): the Rollout's own labels and records, and the
 // containers of the Deployment's template, as a run sees them.
 func TestWhyARolloutWithWorkloadRef(t *testing.T) {
-	in := newInstall(t, "wref", "urunner")
+	in := newInstall(t, "wref", "wref")
 	if err := testground.InstallCRD(t.Context(), cluster.AdminConfig(), filepath.Join(root, ".cache", "crds", "argoproj.io_rollouts.yaml")); err != nil {
 		t.Fatal(err)
 	}
