@@ -288,6 +288,20 @@ func (f planDigestTaken) tell(r *reporter) {
 	r.log.Info("planned as if just pushed", "image", f.image, "digest", f.digest)
 }
 
+// forecastsCut: more workloads are due than a run foresees.
+type forecastsCut struct{ due int }
+
+func (f forecastsCut) tell(r *reporter) {
+	r.log.Info("forecasts only for the first of the workloads due, in listing order", "due", f.due, "foreseen", maxForecasts)
+}
+
+// unforeseen: the foresight failed; the run goes on without forecasts.
+type unforeseen struct{ why string }
+
+func (f unforeseen) tell(r *reporter) {
+	r.log.Warn("no forecast this run: the foresight failed; the run and its save go on", "error", f.why)
+}
+
 // foreseen: when each workload a move is due for will restart, and what
 // holds it until then.
 type foreseen struct {

@@ -13,6 +13,12 @@ import (
 	"github.com/urunner/urunner/state"
 )
 
+// maxForecasts bounds the workloads a run foresees: a moved base image
+// held in notify mode holds every workload, and the forecasts of the
+// first thousand say what the others' say; the report keeps fewer still
+// (storedReportItems).
+const maxForecasts = 1000
+
 // foresightHorizon is how far a forecast looks: a week opens any weekly
 // maintenance window, and a day more covers a run's latency.
 const foresightHorizon = 8 * 24 * time.Hour
@@ -42,6 +48,13 @@ func (a *app) takePlanDigest(f *found) {
 // done. It steps the policy itself over URUNNER_CONF_SCHEDULE (see
 // policy.Foresee).
 func (a *app) foresee(f *found, p *plan, mem state.State) {
+	// A forecast only tells: whatever goes wrong in it must not cost the
+	// run its save, which follows.
+	defer func() {
+		if r := recover(); r != nil {
+			a.note(unforeseen{fmt.Sprint(r)})
+		}
+	}()
 	var due []*policy.Workload
 	var restarted []*policy.Decision
 	for _, w := range f.workloads {
@@ -55,6 +68,10 @@ func (a *app) foresee(f *found, p *plan, mem state.State) {
 	}
 	if len(due) == 0 {
 		return
+	}
+	if len(due) > maxForecasts {
+		a.note(forecastsCut{len(due)})
+		due = due[:maxForecasts]
 	}
 	ws := make([]*policy.Workload, len(f.workloads))
 	for i, w := range f.workloads {
