@@ -87,8 +87,16 @@ func (c *Client) Restart(ctx context.Context, w Workload, r Restart) (int64, err
 // roll it: restartedAt and restarted-for in the template, and the pinned
 // images.
 func restartTemplate(w Workload, r Restart, restartedFor string) ([]byte, types.PatchType, error) {
+	at := r.At.UTC().Format(time.RFC3339)
+	if at == w.RestartedAt {
+		// Restarted in this same second already (runs in quick succession:
+		// a push burst, a delivery checked right after its restart): the
+		// same value would change nothing and roll nothing, though the
+		// PATCH succeeds. RFC 3339 with fractions reads as well.
+		at = r.At.UTC().Format(time.RFC3339Nano)
+	}
 	annotations := map[string]any{
-		RestartedAtAnnotation:  r.At.UTC().Format(time.RFC3339),
+		RestartedAtAnnotation:  at,
 		RestartedForAnnotation: restartedFor,
 	}
 	return templatePatch(w, w.ResourceVersion, annotations, r.Pins)

@@ -153,6 +153,34 @@ func TestRestartWritesThePodTemplate(t *testing.T) {
 	}
 }
 
+// A second restart in the same second as the first, for the same digest
+// (a delivery checked right after its restart, runs in quick succession),
+// still rolls: the same restartedAt would change nothing, so it is
+// written with the second's fraction.
+func TestARestartInTheSameSecondStillRolls(t *testing.T) {
+	t.Parallel()
+	ns := namespace(t, nil)
+	c := newClient(t, nil)
+	read := appsWorkload(t, "Deployment", ns, "twice", func(*corev1.PodTemplateSpec) {})
+	r := kube.Restart{At: restartAt, Records: map[string]string{"app": "registry.example.com/team/app:1@" + digestB}}
+	first, err := c.Restart(t.Context(), settled(t, c, "Deployment", ns, "twice"), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.At = restartAt.Add(300 * time.Millisecond)
+	second, err := c.Restart(t.Context(), settled(t, c, "Deployment", ns, "twice"), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tpl := read()
+	if second != first+1 {
+		t.Errorf("the second restart left generation %d after %d: it rolled nothing", second, first)
+	}
+	if got, want := tpl.Annotations[kube.RestartedAtAnnotation], r.At.UTC().Format(time.RFC3339Nano); got != want {
+		t.Errorf("restartedAt = %q, want %q", got, want)
+	}
+}
+
 // A restart applies only to the object it was decided on: a workload
 // changed since it was read (here, only a label) answers ErrConflict, and
 // its template is left as it is.
