@@ -112,9 +112,9 @@ unit:
 
 # Each fuzz target for a few seconds, on top of its committed corpus
 # (testdata/fuzz), which the unit run already replays.
-# The four run side by side, one worker each: the same time per target,
-# a quarter of the wall time.
-FUZZ_TARGETS := registry.FuzzParseImage state.FuzzDecode signature.FuzzCheckPayloads webhook.FuzzParse
+# Four at a time side by side, one worker each: the same time per
+# target, about a quarter of the wall time.
+FUZZ_TARGETS := registry.FuzzParseImage state.FuzzDecode state.FuzzDecodeProvenance signature.FuzzCheckPayloads webhook.FuzzParse kube.FuzzDigestOf
 fuzz-smoke:
 	@$(MAKE) --no-print-directory -j4 $(addprefix fuzz-,$(FUZZ_TARGETS))
 
