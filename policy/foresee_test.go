@@ -101,6 +101,11 @@ func TestForesee(t *testing.T) {
 			}
 			horizon := 12 * time.Hour
 			f := Foresight{Settings: tc.settings, Results: tc.results, Mem: tc.mem, Workloads: tc.ws, Schedule: every5{}, Horizon: horizon}
+			before := make([]Workload, len(tc.ws))
+			for i, w := range tc.ws {
+				before[i] = *w
+				before[i].Containers = append([]Container(nil), w.Containers...)
+			}
 			var got []foreseen
 			for _, fc := range f.Foresee(tc.ws, every5{}.Next(now)) {
 				got = append(got, summarizeForecast(fc))
@@ -108,9 +113,9 @@ func TestForesee(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("forecasts (-want +got):\n%s", diff)
 			}
-			for _, w := range tc.ws {
-				if w.RestartedFor != nil || !w.RestartedAt.IsZero() && w.Name != "a" {
-					t.Errorf("Foresee changed %s: %+v", w.Name, w)
+			for i, w := range tc.ws {
+				if diff := cmp.Diff(before[i], *w); diff != "" {
+					t.Errorf("Foresee changed %s (-before +after):\n%s", w.Name, diff)
 				}
 			}
 		})
